@@ -1,0 +1,40 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-unit test-integration lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: start the embedded broker and Postgres, the classifier and the projector (Ctrl-C stops all)
+run: $(STAMP)
+	$(BIN)/optout dev
+
+## test: every test, unit and integration, against a real broker and a real Postgres
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest -q tests/integration
+
+## lint: ruff and strict mypy
+lint: $(STAMP)
+	$(BIN)/ruff check worker tests bench
+	$(BIN)/ruff format --check worker tests bench
+	$(BIN)/mypy
+
+## bench: classifier throughput, batch latency and peak RSS against plain aiokafka on the same topic
+bench: $(STAMP)
+	$(BIN)/python -m bench.classifier $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .optout .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Optout-worker: STOP/START/HELP engine."""
