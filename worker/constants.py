@@ -1,0 +1,38 @@
+"""Names and limits shared by every part of the worker.
+
+Topic and group names are contracts with send services and operators: change them only with a
+migration plan, never casually.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+TOPIC_INBOUND: Final = "mo.inbound"
+TOPIC_CHANGES: Final = "blocklist.changes"
+TOPIC_REPLIES: Final = "optout.replies"
+TOPIC_DEAD_LETTER: Final = "mo.inbound.dlq"
+
+GROUP_CLASSIFIER: Final = "optout-classifier"
+GROUP_PROJECTOR: Final = "optout-projector"
+
+KAFKA_BOOTSTRAP: Final = "127.0.0.1:9092"
+METRICS_PORT_CLASSIFIER: Final = 9464
+METRICS_PORT_PROJECTOR: Final = 9465
+DATA_DIR: Final = ".optout"
+
+#: Inbound text over this many UTF-8 bytes is dead-lettered: no keyword MO is that long, and
+#: classifying megabyte payloads would stall the batch.
+MAX_TEXT_BYTES: Final = 64 * 1024
+
+#: The channel value of a block that covers every channel.
+ALL_CHANNELS: Final = "*"
+
+#: Schema identifiers stamped on every event we emit, so consumers can route on version.
+SCHEMA_CHANGE: Final = "optout.blocklist-change.v1"
+SCHEMA_REPLY: Final = "optout.reply-request.v1"
+SCHEMA_DEAD_LETTER: Final = "optout.dead-letter.v1"
+
+#: Classifier batching: one getmany() batch is decoded, classified, produced and committed as a unit.
+MAX_BATCH_RECORDS: Final = 5000
+POLL_TIMEOUT_MS: Final = 200

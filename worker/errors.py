@@ -1,0 +1,47 @@
+"""Error hierarchy. Whether to retry is data on the class (``retriable``), decided once here.
+
+::
+
+    OptoutError
+    ├── ConfigError          bad settings or rules file: fail at start with one line (retriable=False)
+    ├── InputError           one bad inbound record: dead-letter it, go on (retriable=False)
+    │                        carries ``code`` (a DeadLetterCode) and a readable ``detail``
+    └── ServiceUnavailableError   broker or Postgres unreachable: back off and retry (retriable=True)
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class OptoutError(Exception):
+    retriable: bool = False
+
+
+class ConfigError(OptoutError):
+    """A setting or the rules file is wrong; the message is shown to the operator as is."""
+
+
+class DeadLetterCode(StrEnum):
+    EMPTY_VALUE = "empty_value"
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"
+    TEXT_TOO_LARGE = "text_too_large"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    INVALID_CHANGE = "invalid_change"
+
+
+class InputError(OptoutError):
+    """One record cannot be processed; it goes to the dead-letter topic with this code and detail."""
+
+    def __init__(self, code: DeadLetterCode, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+class ServiceUnavailableError(OptoutError):
+    retriable = True

@@ -1,0 +1,172 @@
+"""Encoding of the events we emit, and decoding of change events for the projector.
+
+Formats are in ``schemas/``; ``tests/unit/test_schemas.py`` checks that everything encoded here
+validates. Ids are derived, never random, so reprocessing a record after a crash yields the same
+ids and every consumer can de-duplicate.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+import orjson
+
+from worker.constants import SCHEMA_CHANGE, SCHEMA_DEAD_LETTER, SCHEMA_REPLY
+from worker.errors import DeadLetterCode, InputError
+from worker.model import Action, ChangeEvent, ReplyRequest, Scope, ScopeLevel, Source
+
+
+def derive_id(*parts: str) -> str:
+    """A stable 128-bit hex id of ``parts`` (unit-separator joined, so parts cannot run together)."""
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def change_event_id(account_id: str, message_id: str, key: bytes) -> str:
+    """Same inbound message (account + message id) and same block identity → same event id.
+
+    Keyed on the message id rather than the record offset so an upstream that delivers one MO
+    twice (a retried webhook) is de-duplicated too.
+    """
+    return derive_id("change", account_id, message_id, key.decode())
+
+
+def reply_id(account_id: str, message_id: str) -> str:
+    return derive_id("reply", account_id, message_id)
+
+
+def _source(source: Source) -> dict[str, Any]:
+    return {
+        "topic": source.topic,
+        "partition": source.partition,
+        "offset": source.offset,
+        "message_id": source.message_id,
+    }
+
+
+def _scope(scope: Scope) -> dict[str, Any]:
+    return {
+        "level": scope.level.value,
+        "account_id": scope.account_id,
+        "subaccount_id": scope.subaccount_id,
+        "sender": scope.sender,
+        "channel": scope.channel,
+    }
+
+
+def encode_change(event: ChangeEvent, emitted_at: str) -> bytes:
+    return orjson.dumps(
+        {
+            "schema": SCHEMA_CHANGE,
+            "event_id": event.event_id,
+            "action": event.action.value,
+            "scope": _scope(event.scope),
+            "address": event.address,
+            "keyword": event.keyword,
+            "rule": event.rule,
+            "reason": event.reason,
+            "source": _source(event.source),
+            "occurred_at": event.occurred_at,
+            "emitted_at": emitted_at,
+        }
+    )
+
+
+def decode_change(raw: bytes | None) -> ChangeEvent:
+    """Parse a change event; anything malformed raises :class:`InputError` (``invalid_change``)."""
+    try:
+        doc = orjson.loads(raw or b"")
+        scope, source = doc["scope"], doc["source"]
+        event = ChangeEvent(
+            event_id=_str(doc["event_id"]),
+            action=Action(doc["action"]),
+            scope=Scope(
+                ScopeLevel(scope["level"]),
+                _str(scope["account_id"]),
+                _opt_str(scope.get("subaccount_id")),
+                _opt_str(scope.get("sender")),
+                _str(scope["channel"]),
+            ),
+            address=_str(doc["address"]),
+            keyword=_opt_str(doc.get("keyword")),
+            rule=_opt_str(doc.get("rule")),
+            reason=_str(doc["reason"]),
+            source=Source(
+                _str(source["topic"]),
+                int(source["partition"]),
+                int(source["offset"]),
+                _str(source["message_id"]),
+            ),
+            occurred_at=_str(doc["occurred_at"]),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(
+            DeadLetterCode.INVALID_CHANGE, f"not a valid change event: {type(exc).__name__}: {exc}"
+        ) from None
+    return event
+
+
+def _str(value: Any) -> str:
+    if type(value) is not str:
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else _str(value)
+
+
+def encode_reply(reply: ReplyRequest, emitted_at: str) -> bytes:
+    return orjson.dumps(
+        {
+            "schema": SCHEMA_REPLY,
+            "reply_id": reply.reply_id,
+            "intent": reply.intent.value,
+            "account_id": reply.account_id,
+            "subaccount_id": reply.subaccount_id,
+            "channel": reply.channel,
+            "to": reply.to,
+            "from": reply.sender,
+            "text": reply.text,
+            "keyword": reply.keyword,
+            "rule": reply.rule,
+            "in_reply_to": reply.source.message_id,
+            "source": _source(reply.source),
+            "occurred_at": reply.occurred_at,
+            "emitted_at": emitted_at,
+        }
+    )
+
+
+def encode_dead_letter(
+    *,
+    stage: str,
+    code: DeadLetterCode,
+    detail: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int | None,
+    key: bytes | None,
+    value: bytes | None,
+    failed_at: str,
+    worker_version: str,
+) -> bytes:
+    return orjson.dumps(
+        {
+            "schema": SCHEMA_DEAD_LETTER,
+            "stage": stage,
+            "error": {"code": code.value, "detail": detail},
+            "source": {
+                "topic": topic,
+                "partition": partition,
+                "offset": offset,
+                "timestamp_ms": timestamp_ms,
+                "key_b64": None if key is None else base64.b64encode(key).decode(),
+            },
+            "value_b64": None if value is None else base64.b64encode(value).decode(),
+            "failed_at": failed_at,
+            "worker_version": worker_version,
+        }
+    )

@@ -1,0 +1,117 @@
+"""Decoding and validating inbound-message events (``schemas/inbound-message.v1.json``).
+
+Runs on every record, so the happy path is a handful of type checks on the dict orjson returns;
+work that only a bad record needs (telling invalid UTF-8 from invalid JSON, wording the detail)
+happens after the failure.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from operator import itemgetter
+from typing import Any
+
+import orjson
+
+from worker.constants import MAX_TEXT_BYTES
+from worker.errors import DeadLetterCode, InputError
+from worker.model import InboundMessage
+
+_REQUIRED = ("message_id", "channel", "from", "to", "account_id", "text", "received_at")
+_NON_EMPTY = frozenset(("message_id", "channel", "from", "to", "account_id", "received_at"))
+_get_non_empty = itemgetter(*sorted(_NON_EMPTY))
+_MAX_CHARS_SURELY_SMALL = MAX_TEXT_BYTES // 4  # a str this short cannot exceed the byte limit
+
+
+def decode(raw: bytes | None) -> tuple[dict[str, Any], datetime]:
+    """Parse and validate one record value; returns the document and its ``received_at``.
+
+    Raises :class:`InputError` with the dead-letter code and a readable detail.
+    """
+    if not raw:
+        raise InputError(DeadLetterCode.EMPTY_VALUE, "record value is empty")
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _decode_error(raw, exc) from None
+    if type(doc) is not dict:
+        raise InputError(DeadLetterCode.NOT_AN_OBJECT, f"expected a JSON object, got {type(doc).__name__}")
+    text = doc.get("text")
+    try:
+        values = _get_non_empty(doc)
+        "".join(values)  # C-speed type check: TypeError unless every value is a str
+    except (KeyError, TypeError):
+        _check_fields(doc)  # raises, naming the first offending field
+    if "" in values or type(text) is not str:
+        _check_fields(doc)
+    sub = doc.get("subaccount_id")
+    if sub is not None and (type(sub) is not str or not sub):
+        raise _field_error("subaccount_id", sub, True)
+    assert isinstance(text, str)
+    if len(text) > _MAX_CHARS_SURELY_SMALL and len(text.encode()) > MAX_TEXT_BYTES:
+        raise InputError(
+            DeadLetterCode.TEXT_TOO_LARGE,
+            f"text is {len(text.encode())} bytes, the limit is {MAX_TEXT_BYTES}",
+        )
+    return doc, parse_instant(doc["received_at"], "received_at")
+
+
+def parse_instant(value: str, name: str) -> datetime:
+    """An RFC 3339 timestamp with an offset; a naive or malformed one is an input error."""
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(
+            DeadLetterCode.INVALID_TIMESTAMP, f"{name} {value[:64]!r} is not an RFC 3339 timestamp"
+        ) from None
+    if instant.tzinfo is None:
+        raise InputError(
+            DeadLetterCode.INVALID_TIMESTAMP,
+            f"{name} {value[:64]!r} has no UTC offset (RFC 3339 requires one, e.g. 'Z')",
+        )
+    return instant
+
+
+def format_instant(instant: datetime) -> str:
+    """Canonical UTC text with microseconds: equal instants give equal strings that sort by time."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def to_message(doc: dict[str, Any], received_at: datetime) -> InboundMessage:
+    return InboundMessage(
+        message_id=doc["message_id"],
+        channel=doc["channel"],
+        sender=doc["to"],
+        address=doc["from"],
+        account_id=doc["account_id"],
+        subaccount_id=doc.get("subaccount_id"),
+        text=doc["text"],
+        received_at=format_instant(received_at),
+    )
+
+
+def _decode_error(raw: bytes, exc: orjson.JSONDecodeError) -> InputError:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return InputError(
+            DeadLetterCode.INVALID_UTF8,
+            f"value is not valid UTF-8 at byte {bad.start}: {bad.reason}",
+        )
+    return InputError(DeadLetterCode.INVALID_JSON, f"value is not valid JSON: {exc}")
+
+
+def _check_fields(doc: dict[str, Any]) -> None:
+    for name in _REQUIRED:
+        value = doc.get(name)
+        if type(value) is not str or (not value and name in _NON_EMPTY):
+            raise _field_error(name, value, name in doc)
+
+
+def _field_error(name: str, value: object, present: bool) -> InputError:
+    if not present:
+        return InputError(DeadLetterCode.MISSING_FIELD, f"required field {name!r} is missing")
+    if isinstance(value, str):
+        return InputError(DeadLetterCode.INVALID_FIELD, f"field {name!r} must not be empty")
+    kind = "null" if value is None else type(value).__name__
+    return InputError(DeadLetterCode.INVALID_FIELD, f"field {name!r} must be a string, got {kind}")

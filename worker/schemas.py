@@ -1,0 +1,30 @@
+"""Access to the JSON Schemas in ``schemas/`` (installed as the ``worker.schemas`` package)."""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from typing import Any
+
+import orjson
+from jsonschema import Draft202012Validator
+
+RULES = "rules.v1.json"
+INBOUND = "inbound-message.v1.json"
+CHANGE = "blocklist-change.v1.json"
+REPLY = "reply-request.v1.json"
+DEAD_LETTER = "dead-letter.v1.json"
+
+
+def load(name: str) -> dict[str, Any]:
+    raw = importlib.resources.files("worker.schemas").joinpath(name).read_bytes()
+    schema: dict[str, Any] = orjson.loads(raw)
+    return schema
+
+
+@functools.cache
+def validator(name: str) -> Draft202012Validator:
+    """A validator built once per schema: building one is costly and schemas never change at run time."""
+    schema = load(name)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
