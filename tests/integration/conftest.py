@@ -1,0 +1,102 @@
+"""Real servers, started once per test session: a Tansu broker and Postgres.
+
+Postgres is ``OPTOUT_DATABASE_URL`` when set, else an embedded server in a temporary directory.
+Each test gets its own database (cloned from a migrated template, so it is fast) and its own
+uuid-named topics and consumer groups, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from worker.devstack import start_broker, start_postgres, with_database
+from worker.migrate import migrate
+from worker.topics import Topics
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    running = start_broker(log_path=log)
+    yield running.bootstrap
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    external = os.environ.get("OPTOUT_DATABASE_URL")
+    if external:
+        return external
+    data = tmp_path_factory.mktemp("pg") / "data"
+    return start_postgres(data, cleanup_mode="delete").url
+
+
+@pytest.fixture(scope="session")
+async def template_database(postgres_url: str) -> AsyncIterator[str]:
+    name = f"optout_tpl_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await migrate(with_database(postgres_url, name))
+        yield name
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def database_url(postgres_url: str, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of this test's own."""
+    name = f"optout_t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        yield with_database(postgres_url, name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def topics(broker: str) -> Topics:
+    """uuid-named topics for this test (4 partitions each; the change topic compacted)."""
+    suffix = uuid.uuid4().hex[:10]
+    names = Topics(
+        inbound=f"mo.inbound.{suffix}",
+        changes=f"blocklist.changes.{suffix}",
+        replies=f"optout.replies.{suffix}",
+        dead_letter=f"mo.inbound.dlq.{suffix}",
+    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(names.inbound, 4, 1),
+                NewTopic(names.changes, 4, 1, topic_configs={"cleanup.policy": "compact"}),
+                NewTopic(names.replies, 4, 1),
+                NewTopic(names.dead_letter, 4, 1),
+            ]
+        )
+    finally:
+        await admin.close()
+    return names
+
+
+@pytest.fixture
+def group_suffix() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]

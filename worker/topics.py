@@ -1,0 +1,15 @@
+"""The four topic names, as one value passed around instead of four strings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from worker import constants
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    inbound: str = constants.TOPIC_INBOUND
+    changes: str = constants.TOPIC_CHANGES
+    replies: str = constants.TOPIC_REPLIES
+    dead_letter: str = constants.TOPIC_DEAD_LETTER
