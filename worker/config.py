@@ -1,0 +1,236 @@
+"""One configuration object, from flags and ``OPTOUT_*`` environment variables, validated at start.
+
+Every setting is declared once in :data:`SETTINGS`; the CLI flags, the environment lookup, the
+validation and the README's configuration table all come from that table, so they cannot drift.
+Precedence: flag, then environment, then default. A wrong value raises :class:`ConfigError` with
+one line naming the variable, the flag and what is expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from worker import constants
+from worker.errors import ConfigError
+from worker.topics import Topics
+
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_HOST_PORT = re.compile(r"^[^\s:,]+:\d{1,5}$")
+
+
+def _topic(value: str) -> str:
+    if not _TOPIC_NAME.match(value):
+        raise ValueError("a Kafka topic name: 1-249 of letters, digits, '.', '_' or '-'")
+    return value
+
+
+def _group(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a non-empty consumer group id")
+    return value
+
+
+def _bootstrap(value: str) -> str:
+    hosts = [h.strip() for h in value.split(",") if h.strip()]
+    if not hosts or not all(_HOST_PORT.match(h) for h in hosts):
+        raise ValueError("host:port[,host:port...]")
+    return ",".join(hosts)
+
+
+def _database_url(value: str) -> str:
+    if value and not value.startswith(("postgres://", "postgresql://")):
+        raise ValueError("a postgresql:// URL (or empty for the embedded Postgres)")
+    return value
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise ValueError("a TCP port 0-65535 (0 picks a free port)")
+    return port
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("a whole number >= 1")
+    return number
+
+
+def _rules(value: str) -> str:
+    if value and not Path(value).is_file():
+        raise ValueError(f"a readable rules file; {value} does not exist")
+    return value
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in options:
+            raise ValueError("one of " + ", ".join(options))
+        return value
+
+    return parse
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    field: str
+    env: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+    secret: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("kafka_bootstrap", "OPTOUT_KAFKA_BOOTSTRAP", constants.KAFKA_BOOTSTRAP, _bootstrap,
+            "Kafka bootstrap servers, host:port[,host:port]"),
+    Setting("database_url", "OPTOUT_DATABASE_URL", "", _database_url,
+            "Postgres URL; empty: the embedded Postgres under the data dir"),
+    Setting("topic_inbound", "OPTOUT_TOPIC_INBOUND", constants.TOPIC_INBOUND, _topic,
+            "inbound-message topic the classifier reads"),
+    Setting("topic_changes", "OPTOUT_TOPIC_CHANGES", constants.TOPIC_CHANGES, _topic,
+            "compacted blocklist-change topic"),
+    Setting("topic_replies", "OPTOUT_TOPIC_REPLIES", constants.TOPIC_REPLIES, _topic,
+            "reply-request topic (confirmations, HELP) for the send service"),
+    Setting("topic_dead_letter", "OPTOUT_TOPIC_DEAD_LETTER", constants.TOPIC_DEAD_LETTER, _topic,
+            "dead-letter topic for records that cannot be processed"),
+    Setting("group_id", "OPTOUT_GROUP_ID", constants.GROUP_CLASSIFIER, _group,
+            "classifier consumer group"),
+    Setting("projector_group_id", "OPTOUT_PROJECTOR_GROUP_ID", constants.GROUP_PROJECTOR, _group,
+            "projector consumer group (offsets live in Postgres)"),
+    Setting("rules", "OPTOUT_RULES", "", _rules,
+            "rules file (JSON or TOML, schemas/rules.v1.json); empty: built-in English rules"),
+    Setting("metrics_port", "OPTOUT_METRICS_PORT", "", lambda v: _port(v) if v else None,
+            "port of /metrics; 0 picks a free one; empty: 9464 classifier, 9465 projector"),
+    Setting("metrics_host", "OPTOUT_METRICS_HOST", "0.0.0.0", str,
+            "address the metrics server binds"),
+    Setting("data_dir", "OPTOUT_DATA_DIR", constants.DATA_DIR, Path,
+            "local state: embedded Postgres, broker log"),
+    Setting("partitions", "OPTOUT_PARTITIONS", "6", _positive,
+            "partitions of topics created by `optout topics`"),
+    Setting("replication_factor", "OPTOUT_REPLICATION_FACTOR", "1", _positive,
+            "replication factor of topics created by `optout topics` (3 in production)"),
+    Setting("batch_max_records", "OPTOUT_BATCH_MAX_RECORDS", str(constants.MAX_BATCH_RECORDS),
+            _positive, "most records per getmany() batch"),
+    Setting("poll_timeout_ms", "OPTOUT_POLL_TIMEOUT_MS", str(constants.POLL_TIMEOUT_MS), _positive,
+            "longest wait for a batch, in ms"),
+    Setting("session_timeout_ms", "OPTOUT_KAFKA_SESSION_TIMEOUT_MS", "10000", _positive,
+            "consumer group session timeout, in ms"),
+    Setting("burst_idle_ms", "OPTOUT_BURST_IDLE_MS", "2000", _positive,
+            "with --burst: exit after the input has been idle this long, in ms"),
+    Setting("security_protocol", "OPTOUT_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT",
+            _choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"), "Kafka security protocol"),
+    Setting("sasl_mechanism", "OPTOUT_KAFKA_SASL_MECHANISM", "PLAIN",
+            _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), "Kafka SASL mechanism"),
+    Setting("sasl_username", "OPTOUT_KAFKA_SASL_USERNAME", "", str, "Kafka SASL user name"),
+    Setting("sasl_password", "OPTOUT_KAFKA_SASL_PASSWORD", "", str, "Kafka SASL password",
+            secret=True),
+    Setting("ssl_cafile", "OPTOUT_KAFKA_SSL_CAFILE", "", str,
+            "CA bundle for Kafka TLS; empty: the system's"),
+    Setting("log_level", "OPTOUT_LOG_LEVEL", "INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"),
+            "log level"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    kafka_bootstrap: str
+    database_url: str
+    topic_inbound: str
+    topic_changes: str
+    topic_replies: str
+    topic_dead_letter: str
+    group_id: str
+    projector_group_id: str
+    rules: str
+    metrics_port: int | None
+    metrics_host: str
+    data_dir: Path
+    partitions: int
+    replication_factor: int
+    batch_max_records: int
+    poll_timeout_ms: int
+    session_timeout_ms: int
+    burst_idle_ms: int
+    security_protocol: str
+    sasl_mechanism: str
+    sasl_username: str
+    sasl_password: str
+    ssl_cafile: str
+    log_level: str
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_inbound, self.topic_changes, self.topic_replies, self.topic_dead_letter)
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str], flags: Mapping[str, str | None] | None = None) -> Settings:
+        """Build from environment-style ``env`` and CLI ``flags`` (field name -> raw value)."""
+        flags = flags or {}
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = flags.get(setting.field)
+            source = setting.flag
+            if raw is None:
+                raw, source = env.get(setting.env), setting.env
+            if raw is None:
+                raw, source = setting.default, "default"
+            try:
+                values[setting.field] = setting.parse(raw.strip())
+            except ValueError as exc:
+                shown = "***" if setting.secret else repr(raw)
+                raise ConfigError(
+                    f"{setting.env} / {setting.flag} = {shown} (from {source}): expected {exc}"
+                ) from None
+        settings = cls(**values)
+        settings._check_together()
+        return settings
+
+    def _check_together(self) -> None:
+        names = [self.topic_inbound, self.topic_changes, self.topic_replies, self.topic_dead_letter]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"the four topics must be different, got {', '.join(names)}")
+        if self.security_protocol.startswith("SASL") and not self.sasl_username:
+            raise ConfigError(
+                f"OPTOUT_KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs OPTOUT_KAFKA_SASL_USERNAME"
+            )
+
+    def replace(self, **changes: Any) -> Settings:
+        current = {f.name: getattr(self, f.name) for f in fields(self)}
+        current.update(changes)
+        return Settings(**current)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting; defaults stay None so the environment can fill them in."""
+    group = parser.add_argument_group("settings (each also an OPTOUT_* environment variable)")
+    for setting in SETTINGS:
+        group.add_argument(
+            setting.flag,
+            dest=setting.field,
+            default=None,
+            metavar=setting.env,
+            help=f"{setting.help} (default: {setting.default or 'empty'})",
+        )
+
+
+def markdown_table() -> str:
+    """The README's configuration table."""
+    rows = ["| Variable | Flag | Default | Meaning |", "| --- | --- | --- | --- |"]
+    rows += [
+        f"| `{s.env}` | `{s.flag}` | `{s.default}` | {s.help} |"
+        if s.default
+        else f"| `{s.env}` | `{s.flag}` | (empty) | {s.help} |"
+        for s in SETTINGS
+    ]
+    return "\n".join(rows)

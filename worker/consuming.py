@@ -1,0 +1,121 @@
+"""What the classifier and projector loops share: start-up with retry, burst idling, lag, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from worker.backoff import Backoff
+from worker.metrics import _Common
+
+
+@dataclass(slots=True)
+class RunStats:
+    """What a run did; returned by burst runs (tests, benchmarks)."""
+
+    records: int = 0
+    batches: int = 0
+    batch_seconds: list[float] = field(default_factory=list)
+    started_at: float = field(default_factory=time.monotonic)
+    first_record_at: float | None = None
+    last_batch_done_at: float | None = None
+
+    def batch_done(self, records: int, started: float) -> None:
+        now = time.monotonic()
+        if self.first_record_at is None:
+            self.first_record_at = started
+        self.records += records
+        self.batches += 1
+        self.batch_seconds.append(now - started)
+        self.last_batch_done_at = now
+
+
+class BurstIdle:
+    """Decides when a ``--burst`` run is done: assigned partitions and no records for ``idle_ms``.
+
+    Idle time counts only once partitions are assigned, so a slow group join is not mistaken
+    for an empty topic.
+    """
+
+    def __init__(self, idle_ms: int, join_timeout: float = 60.0) -> None:
+        self.idle = idle_ms / 1000
+        self.join_deadline = time.monotonic() + join_timeout
+        self.idle_since: float | None = None
+
+    def done(self, got_records: bool, assigned: bool) -> bool:
+        now = time.monotonic()
+        if got_records or not assigned:
+            self.idle_since = None
+            return not assigned and now > self.join_deadline
+        if self.idle_since is None:
+            self.idle_since = now
+        return now - self.idle_since >= self.idle
+
+
+class CountingListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Counts rebalances, drops the lag series of revoked partitions, and runs an optional hook."""
+
+    def __init__(
+        self,
+        metrics: _Common,
+        logger: logging.Logger,
+        on_assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.logger = logger
+        self.on_assigned = on_assigned
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        revoked = set(revoked)
+        self.metrics.rebalances.labels("revoked").inc()
+        for tp in revoked:
+            with contextlib.suppress(KeyError):
+                self.metrics.lag.remove(tp.topic, str(tp.partition))
+        if revoked:
+            self.logger.info("partitions revoked: %s", _names(revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        assigned = set(assigned)
+        self.metrics.rebalances.labels("assigned").inc()
+        self.logger.info("partitions assigned: %s", _names(assigned) or "none")
+        if self.on_assigned is not None:
+            await self.on_assigned(assigned)
+
+
+def _names(tps: Iterable[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(tps))
+
+
+async def start_with_retry(
+    clients: Iterable[Any], metrics: _Common, logger: logging.Logger, stop: asyncio.Event
+) -> bool:
+    """Start aiokafka clients, waiting out an unreachable broker. False if stopped first."""
+    backoff = Backoff("Kafka", logger)
+    for client in clients:
+        while True:
+            if stop.is_set():
+                return False
+            try:
+                await client.start()
+                break
+            except (KafkaConnectionError, KafkaError, OSError) as exc:
+                metrics.retries.labels("kafka").inc()
+                await backoff.failed(exc)
+        backoff.succeeded()
+    return True
+
+
+def update_lag(consumer: Any, metrics: _Common, positions: dict[TopicPartition, int]) -> None:
+    """Lag from the fetch responses' high watermark: no extra broker round trip per batch."""
+    for tp, position in positions.items():
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))

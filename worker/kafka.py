@@ -1,0 +1,121 @@
+"""Kafka clients built from :class:`Settings`, and topic creation/verification.
+
+The producer is deliberately neither idempotent nor transactional: Tansu (the dev broker) supports
+neither, and we do not need them. Every event carries a deterministic id, so a batch produced
+twice after a crash is de-duplicated by its consumers, and offsets are committed only after the
+broker acknowledged everything derived from the records before them.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from worker.config import Settings
+from worker.errors import ConfigError
+
+TOPIC_EXISTS = 36
+
+
+def client_kwargs(settings: Settings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        kwargs["ssl_context"] = ssl.create_default_context(cafile=settings.ssl_cafile or None)
+    if settings.security_protocol.startswith("SASL"):
+        kwargs["sasl_mechanism"] = settings.sasl_mechanism
+        kwargs["sasl_plain_username"] = settings.sasl_username
+        kwargs["sasl_plain_password"] = settings.sasl_password
+    return kwargs
+
+
+def make_producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        **client_kwargs(settings),
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=15000,
+    )
+
+
+def make_consumer(settings: Settings, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
+    options: dict[str, Any] = {
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": max(1000, settings.session_timeout_ms // 3),
+        "max_partition_fetch_bytes": 4 * 1024 * 1024,
+        "fetch_max_bytes": 64 * 1024 * 1024,
+        "fetch_max_wait_ms": 100,
+        "max_poll_interval_ms": 300000,
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(**client_kwargs(settings), **options)
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    configs = {"cleanup.policy": "compact"}
+    rf, parts = settings.replication_factor, settings.partitions
+    return [
+        NewTopic(settings.topic_inbound, parts, rf),
+        NewTopic(settings.topic_changes, parts, rf, topic_configs=configs),
+        NewTopic(settings.topic_replies, parts, rf),
+        NewTopic(settings.topic_dead_letter, parts, rf),
+    ]
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create missing topics and verify the change topic is compacted; idempotent.
+
+    Returns one human-readable line per topic. A change topic that exists without
+    ``cleanup.policy=compact`` is a :class:`ConfigError`: the snapshot and the send services'
+    view rely on compaction keeping the latest state of every block.
+    """
+    admin = AIOKafkaAdminClient(**client_kwargs(settings), request_timeout_ms=15000)
+    await admin.start()
+    try:
+        specs = topic_specs(settings)
+        response = await admin.create_topics(specs)
+        errors = {name: code for name, code, *_ in response.topic_errors}
+        lines = []
+        for spec in specs:
+            code = errors.get(spec.name, 0)
+            if code not in (0, TOPIC_EXISTS):
+                raise ConfigError(f"cannot create topic {spec.name}: Kafka error code {code}")
+            state = "created" if code == 0 else "exists"
+            lines.append(f"{state:8} {spec.name}")
+        policy = await _cleanup_policy(admin, settings.topic_changes)
+        if "compact" not in policy.split(","):
+            raise ConfigError(
+                f"topic {settings.topic_changes} has cleanup.policy={policy!r}; it must be compact "
+                f"(kafka-configs --alter --entity-type topics --entity-name {settings.topic_changes} "
+                "--add-config cleanup.policy=compact)"
+            )
+        lines = [
+            f"{line} (cleanup.policy={policy})" if line.endswith(settings.topic_changes) else line
+            for line in lines
+        ]
+        return lines
+    finally:
+        await admin.close()
+
+
+async def _cleanup_policy(admin: AIOKafkaAdminClient, topic: str) -> str:
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, topic, configs={"cleanup.policy": None})]
+    )
+    for response in responses:
+        for resource in response.resources:
+            for entry in resource[4]:
+                if entry[0] == "cleanup.policy":
+                    return str(entry[1])
+    return "delete"
