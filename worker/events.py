@@ -45,7 +45,7 @@ def _source(source: Source) -> dict[str, Any]:
     }
 
 
-def _scope(scope: Scope) -> dict[str, Any]:
+def scope_document(scope: Scope) -> dict[str, Any]:
     return {
         "level": scope.level.value,
         "account_id": scope.account_id,
@@ -61,7 +61,7 @@ def encode_change(event: ChangeEvent, emitted_at: str) -> bytes:
             "schema": SCHEMA_CHANGE,
             "event_id": event.event_id,
             "action": event.action.value,
-            "scope": _scope(event.scope),
+            "scope": scope_document(event.scope),
             "address": event.address,
             "keyword": event.keyword,
             "rule": event.rule,

@@ -111,7 +111,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
 
 async def _cleanup_policy(admin: AIOKafkaAdminClient, topic: str) -> str:
     responses = await admin.describe_configs(
-        [ConfigResource(ConfigResourceType.TOPIC, topic, configs={"cleanup.policy": None})]
+        [ConfigResource(ConfigResourceType.TOPIC, topic)]  # all configs: Tansu rejects a name filter
     )
     for response in responses:
         for resource in response.resources:

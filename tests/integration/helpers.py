@@ -1,0 +1,144 @@
+"""Small real-Kafka helpers for the integration tests (produce, read a whole topic, settings)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from worker.config import Settings
+from worker.topics import Topics
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def env_for(broker: str, topics: Topics, suffix: str, database_url: str = "") -> dict[str, str]:
+    return {
+        "OPTOUT_KAFKA_BOOTSTRAP": broker,
+        "OPTOUT_TOPIC_INBOUND": topics.inbound,
+        "OPTOUT_TOPIC_CHANGES": topics.changes,
+        "OPTOUT_TOPIC_REPLIES": topics.replies,
+        "OPTOUT_TOPIC_DEAD_LETTER": topics.dead_letter,
+        "OPTOUT_GROUP_ID": f"classifier-{suffix}",
+        "OPTOUT_PROJECTOR_GROUP_ID": f"projector-{suffix}",
+        "OPTOUT_DATABASE_URL": database_url,
+        "OPTOUT_METRICS_PORT": "0",
+        "OPTOUT_KAFKA_SESSION_TIMEOUT_MS": "2000",
+        "OPTOUT_BURST_IDLE_MS": "1000",
+        "OPTOUT_POLL_TIMEOUT_MS": "100",
+    }
+
+
+def settings_for(broker: str, topics: Topics, suffix: str, **extra: str) -> Settings:
+    return Settings.from_mapping(env_for(broker, topics, suffix) | extra)
+
+
+def mo(
+    message_id: str,
+    text: str,
+    address: str = "+15550000001",
+    *,
+    account: str = "acme",
+    sender: str = "12345",
+    channel: str = "sms",
+    subaccount: str | None = None,
+    received_at: str = "2026-11-24T12:00:00Z",
+) -> bytes:
+    doc: dict[str, Any] = {
+        "message_id": message_id,
+        "channel": channel,
+        "from": address,
+        "to": sender,
+        "account_id": account,
+        "text": text,
+        "received_at": received_at,
+    }
+    if subaccount is not None:
+        doc["subaccount_id"] = subaccount
+    return orjson.dumps(doc)
+
+
+async def produce(
+    broker: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None, int | None]]
+) -> None:
+    """Send (key, value, partition) records and wait for every acknowledgement."""
+    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value, key=key, partition=partition)
+            for key, value, partition in records
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def read_topic(broker: str, topic: str, idle_ms: int = 700) -> list[Any]:
+    """Every record of ``topic`` from the beginning, until no more arrive for ``idle_ms``."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        idle_since = time.monotonic()
+        while time.monotonic() - idle_since < idle_ms / 1000:
+            batch = await consumer.getmany(timeout_ms=100)
+            for part in batch.values():
+                records.extend(part)
+            if batch:
+                idle_since = time.monotonic()
+        return records
+    finally:
+        await consumer.stop()
+
+
+def values(records: Iterable[Any]) -> list[dict[str, Any]]:
+    return [orjson.loads(r.value) for r in records]
+
+
+async def committed(broker: str, group: str, topic: str, partitions: int = 4) -> dict[int, int | None]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {p: await consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
+    finally:
+        await consumer.stop()
+
+
+def spawn(command: str, env: Mapping[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """Run ``optout COMMAND`` as a real child process (for kill -9 and SIGTERM tests)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", command, *args],
+        env=os.environ | dict(env),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=REPO,
+    )
+
+
+async def wait_until(predicate: Any, seconds: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = await predicate()
+        if result:
+            return result
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {seconds}s waiting for {what}")

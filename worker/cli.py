@@ -1,0 +1,331 @@
+"""The ``optout`` command line: the I/O shell around the classifier, projector, store and dev stack.
+
+Every command takes every setting as a flag or an ``OPTOUT_*`` variable (see :mod:`worker.config`).
+A wrong setting ends the command with one line on stderr and exit code 2, never a traceback; an
+unreachable service at a one-shot command (check, history, migrate, topics) exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import orjson
+
+from worker import __version__
+from worker.config import Settings, add_arguments
+from worker.errors import ConfigError, ServiceUnavailableError
+
+log = logging.getLogger("optout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="optout", description="Opt-out (STOP/START/HELP) engine for messaging platforms."
+    )
+    parser.add_argument("--version", action="version", version=f"optout-worker {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        add_arguments(sub)
+        return sub
+
+    for name, help in (
+        ("classifier", "run the classifier: inbound topic -> change, reply and dead-letter topics"),
+        ("projector", "run the projector: change topic -> Postgres, exactly once"),
+    ):
+        sub = command(name, help)
+        sub.add_argument("--burst", action="store_true", help="exit once the input is drained and idle")
+    command("classify", "classify inbound-message JSON lines from stdin, without Kafka")
+    check = command("check", "is ADDRESS blocked for a message from this account/subaccount/sender?")
+    check.add_argument("address")
+    check.add_argument("--account", required=True)
+    check.add_argument("--subaccount")
+    check.add_argument("--sender")
+    check.add_argument("--channel", help="sms, whatsapp, ...; omitted: blocks on any channel count")
+    history = command("history", "ADDRESS's opt-out/opt-in history, oldest first, as JSON lines")
+    history.add_argument("address")
+    history.add_argument("--account")
+    command("produce", "send inbound-message JSON lines from stdin to the inbound topic (key: from)")
+    command("dev", "the whole stack on one machine: embedded broker and Postgres, classifier, projector")
+    command("topics", "create the topics if missing and verify their configuration (idempotent)")
+    command("migrate", "apply pending Postgres migrations (idempotent)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    flags = {k: v for k, v in vars(args).items() if isinstance(v, str)}
+    try:
+        settings = Settings.from_mapping(os.environ, flags)
+        _configure_logging(settings.log_level)
+        handler = _COMMANDS[args.command]
+        return handler(settings, args)
+    except ConfigError as exc:
+        print(f"optout: error: {exc}", file=sys.stderr)
+        return 2
+    except ServiceUnavailableError as exc:
+        print(f"optout: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    return asyncio.run(coro)
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """SIGTERM/SIGINT set the stop event: the loop finishes its batch, commits and exits 0."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def database_url(settings: Settings) -> str:
+    """``OPTOUT_DATABASE_URL``, else the embedded Postgres under the data dir (started if needed)."""
+    if settings.database_url:
+        return settings.database_url
+    from worker.devstack import start_postgres
+
+    return start_postgres(settings.data_dir / "postgres").url
+
+
+def cmd_classifier(settings: Settings, args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry
+
+    from worker.classifier import run_classifier
+    from worker.constants import METRICS_PORT_CLASSIFIER
+    from worker.httpserver import start_http
+    from worker.rules import load_rules
+
+    load_rules(settings.rules or None)  # a bad rules file fails here, before any connection
+
+    async def run() -> int:
+        stop = _stop_on_signals()
+        registry = CollectorRegistry()
+        port = METRICS_PORT_CLASSIFIER if settings.metrics_port is None else settings.metrics_port
+        http = _start_http(start_http, registry, settings, port, stop)
+        try:
+            await run_classifier(settings, burst=args.burst, registry=registry, stop=stop)
+        finally:
+            http.stop()
+        return 0
+
+    return _run(run())
+
+
+def cmd_projector(settings: Settings, args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry
+
+    from worker.constants import METRICS_PORT_PROJECTOR
+    from worker.httpserver import start_http
+    from worker.projector import run_projector
+
+    url = database_url(settings)
+
+    async def run() -> int:
+        stop = _stop_on_signals()
+        registry = CollectorRegistry()
+        port = METRICS_PORT_PROJECTOR if settings.metrics_port is None else settings.metrics_port
+        http = _start_http(start_http, registry, settings, port, stop)
+        try:
+            await run_projector(settings, url, burst=args.burst, registry=registry, stop=stop)
+        finally:
+            http.stop()
+        return 0
+
+    return _run(run())
+
+
+def _start_http(
+    start_http: Callable[..., Any], registry: Any, settings: Settings, port: int, stop: asyncio.Event
+) -> Any:
+    def health() -> tuple[bool, bytes]:
+        return (not stop.is_set(), orjson.dumps({"status": "stopping" if stop.is_set() else "ok"}))
+
+    try:
+        http = start_http(registry, settings.metrics_host, port, health)
+    except OSError as exc:
+        raise ConfigError(
+            f"OPTOUT_METRICS_PORT={port}: cannot listen on {settings.metrics_host}:{port}: {exc.strerror}"
+        ) from None
+    log.info("metrics on %s", http.metrics_url)
+    return http
+
+
+def cmd_classify(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.offline import classify_lines
+    from worker.rules import load_rules
+
+    rulebook = load_rules(settings.rules or None)
+    out = sys.stdout.buffer
+    for line in classify_lines(sys.stdin.buffer, rulebook):
+        out.write(line + b"\n")
+    out.flush()
+    return 0
+
+
+def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.store import Store
+
+    url = database_url(settings)
+
+    async def run() -> int:
+        store = await Store.connect(url, min_size=1, max_size=1)
+        try:
+            applying = await store.check(
+                args.address, args.account, args.subaccount, args.sender, args.channel
+            )
+            every = await store.blocks(args.address, args.account)
+        finally:
+            await store.close()
+        ids = {block["event_id"] for block in applying}
+        result = {
+            "address": args.address,
+            "target": {
+                "account_id": args.account,
+                "subaccount_id": args.subaccount,
+                "sender": args.sender,
+                "channel": args.channel,
+            },
+            "blocked": bool(applying),
+            "blocks": applying,
+            "other_blocks": [block for block in every if block["event_id"] not in ids],
+        }
+        sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+        return 0
+
+    return _run(run())
+
+
+def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.store import Store
+
+    url = database_url(settings)
+
+    async def run() -> int:
+        store = await Store.connect(url, min_size=1, max_size=1)
+        try:
+            rows = await store.history(args.address, args.account)
+        finally:
+            await store.close()
+        out = sys.stdout.buffer
+        for row in rows:
+            out.write(orjson.dumps(row) + b"\n")
+        return 0
+
+    return _run(run())
+
+
+def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.kafka import make_producer
+
+    async def run() -> int:
+        producer = make_producer(settings)
+        try:
+            await asyncio.wait_for(producer.start(), 30)
+        except Exception as exc:
+            await producer.stop()
+            raise ServiceUnavailableError(
+                f"Kafka at {settings.kafka_bootstrap}: {type(exc).__name__}: {exc}"
+            ) from None
+        try:
+            futures = []
+            for line in sys.stdin.buffer:
+                raw = line.rstrip(b"\r\n")
+                if raw.strip():
+                    futures.append(await producer.send(settings.topic_inbound, raw, key=_key(raw)))
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+        print(f"produced {len(futures)} records to {settings.topic_inbound}", file=sys.stderr)
+        return 0
+
+    return _run(run())
+
+
+def _key(raw: bytes) -> bytes | None:
+    """The subscriber address, so one subscriber's messages stay in order on one partition."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    sender = doc.get("from") if isinstance(doc, dict) else None
+    return sender.encode() if isinstance(sender, str) else None
+
+
+def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.kafka import ensure_topics
+
+    async def run() -> int:
+        try:
+            lines = await asyncio.wait_for(ensure_topics(settings), 30)
+        except (OSError, TimeoutError) as exc:
+            raise ServiceUnavailableError(
+                f"Kafka at {settings.kafka_bootstrap} is unreachable: {exc or type(exc).__name__}"
+            ) from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("aiokafka"):
+                raise ServiceUnavailableError(
+                    f"Kafka at {settings.kafka_bootstrap}: {type(exc).__name__}: {exc}"
+                ) from None
+            raise
+        for line in lines:
+            print(line)
+        return 0
+
+    return _run(run())
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.migrate import migrate
+
+    url = database_url(settings)
+    applied = _run_value(migrate(url))
+    print("\n".join(f"applied  {name}" for name in applied) or "up to date")
+    return 0
+
+
+def _run_value(coro: Coroutine[Any, Any, list[str]]) -> list[str]:
+    return asyncio.run(coro)
+
+
+def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.dev import run_dev
+
+    return run_dev(
+        settings,
+        explicit_bootstrap="OPTOUT_KAFKA_BOOTSTRAP" in os.environ or args.kafka_bootstrap is not None,
+    )
+
+
+_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "classifier": cmd_classifier,
+    "projector": cmd_projector,
+    "classify": cmd_classify,
+    "check": cmd_check,
+    "history": cmd_history,
+    "dev": cmd_dev,
+    "topics": cmd_topics,
+    "produce": cmd_produce,
+    "migrate": cmd_migrate,
+}

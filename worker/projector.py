@@ -1,0 +1,215 @@
+"""The projector: change topic → Postgres, exactly once, without Kafka transactions.
+
+Each ``getmany()`` batch becomes one Postgres transaction that writes the history rows, the
+last-writer-wins state and the consumed offsets together (:meth:`Store.apply`). On partition
+assignment the consumer seeks to the offsets stored in Postgres, so after any crash it resumes
+exactly after the last transaction that committed. Offsets are also committed to Kafka afterwards,
+best effort, only so that Kafka-side lag tools see progress; Kafka's copy is never ahead of
+Postgres's, so falling back to it can only reprocess, which the event ids make harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
+
+from worker import __version__
+from worker.backoff import Backoff
+from worker.config import Settings
+from worker.consuming import BurstIdle, CountingListener, RunStats, start_with_retry, update_lag
+from worker.errors import InputError, ServiceUnavailableError
+from worker.events import decode_change, encode_dead_letter
+from worker.kafka import make_consumer, make_producer
+from worker.metrics import ProjectorMetrics
+from worker.migrate import migrate
+from worker.model import ChangeEvent
+from worker.scope import block_key
+from worker.store import Store
+
+log = logging.getLogger("optout.projector")
+
+
+async def run_projector(
+    settings: Settings,
+    database_url: str,
+    *,
+    burst: bool = False,
+    registry: CollectorRegistry | None = None,
+    stop: asyncio.Event | None = None,
+) -> RunStats:
+    """Run until ``stop`` is set (or, with ``burst``, until the change topic is drained and idle)."""
+    metrics = ProjectorMetrics(registry if registry is not None else CollectorRegistry())
+    stop = stop if stop is not None else asyncio.Event()
+    stats = RunStats()
+    store = await _connect(database_url, metrics, stop)
+    if store is None:
+        return stats
+    group, topic = settings.projector_group_id, settings.topic_changes
+    consumer = make_consumer(settings, group, max_poll_records=settings.batch_max_records)
+    producer = make_producer(settings)
+
+    async def seek_to_stored(assigned: set[TopicPartition]) -> None:
+        stored = await store.load_offsets(group, topic)
+        for tp in assigned:
+            if tp.partition in stored:
+                consumer.seek(tp, stored[tp.partition])
+            else:
+                await consumer.seek_to_beginning(tp)
+
+    consumer.subscribe([topic], listener=CountingListener(metrics, log, seek_to_stored))
+    try:
+        if not await start_with_retry([producer, consumer], metrics, log, stop):
+            return stats
+        log.info("projector consuming %s as group %s into Postgres", topic, group)
+        idle = BurstIdle(settings.burst_idle_ms)
+        applying = Backoff("Postgres", log)
+        while not stop.is_set():
+            batch = await consumer.getmany(
+                timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_max_records
+            )
+            if not batch:
+                if burst and idle.done(False, bool(consumer.assignment())):
+                    break
+                continue
+            idle.done(True, True)
+            started = time.monotonic()
+            events, bad = _decode(batch)
+            if bad:
+                await _dead_letter(producer, settings, bad, metrics)
+            positions = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+            offsets = {(tp.topic, tp.partition): pos for tp, pos in positions.items()}
+            if not await _apply(store, group, events, offsets, applying, metrics, stop):
+                log.error("stopping before the batch was stored; it will be reprocessed")
+                break
+            await _commit_best_effort(consumer, positions)
+            count = sum(len(records) for records in batch.values())
+            metrics.consumed.inc(count)
+            metrics.batch_records.observe(count)
+            update_lag(consumer, metrics, positions)
+            stats.batch_done(count, started)
+    finally:
+        for client in (consumer, producer):
+            try:
+                await client.stop()
+            except Exception as exc:
+                log.warning("error while closing %s: %s", type(client).__name__, exc)
+        await store.close()
+    log.info("projector stopped after %d records in %d batches", stats.records, stats.batches)
+    return stats
+
+
+def _decode(
+    batch: dict[TopicPartition, list[Any]],
+) -> tuple[list[tuple[bytes, ChangeEvent]], list[tuple[Any, InputError]]]:
+    events: list[tuple[bytes, ChangeEvent]] = []
+    bad: list[tuple[Any, InputError]] = []
+    for records in batch.values():
+        for record in records:
+            if record.value is None:
+                continue  # a tombstone an operator wrote to retire a key: nothing to apply
+            try:
+                event = decode_change(record.value)
+            except InputError as error:
+                bad.append((record, error))
+                continue
+            # Group by the identity computed from the event, not the record key, so a producer
+            # with a different key encoding cannot split one block into two rows.
+            events.append((block_key(event.scope, event.address), event))
+    return events, bad
+
+
+async def _connect(database_url: str, metrics: ProjectorMetrics, stop: asyncio.Event) -> Store | None:
+    backoff = Backoff("Postgres", log)
+    while not stop.is_set():
+        try:
+            await migrate(database_url)
+            store = await Store.connect(database_url)
+            backoff.succeeded()
+            return store
+        except ServiceUnavailableError as exc:
+            metrics.retries.labels("postgres").inc()
+            await backoff.failed(exc)
+    return None
+
+
+async def _apply(
+    store: Store,
+    group: str,
+    events: list[tuple[bytes, ChangeEvent]],
+    offsets: dict[tuple[str, int], int],
+    backoff: Backoff,
+    metrics: ProjectorMetrics,
+    stop: asyncio.Event,
+) -> bool:
+    """Apply one batch in one transaction, retrying until Postgres takes it (or we are stopped)."""
+    while True:
+        started = time.monotonic()
+        try:
+            result = await store.apply(group, events, offsets)
+        except (ServiceUnavailableError, OSError, ConnectionError) as exc:
+            metrics.retries.labels("postgres").inc()
+            if stop.is_set():
+                return False
+            await backoff.failed(exc)
+            continue
+        backoff.succeeded()
+        metrics.transaction.observe(time.monotonic() - started)
+        metrics.rows.labels("history").inc(result.history_inserted)
+        metrics.rows.labels("state").inc(result.state_changed)
+        return True
+
+
+async def _commit_best_effort(consumer: Any, positions: dict[TopicPartition, int]) -> None:
+    try:
+        await consumer.commit(positions)
+    except KafkaError as exc:
+        log.debug("Kafka-side offset commit skipped: %s", exc)
+
+
+async def _dead_letter(
+    producer: AIOKafkaProducer,
+    settings: Settings,
+    bad: list[tuple[Any, InputError]],
+    metrics: ProjectorMetrics,
+) -> None:
+    """Malformed change events go to the dead-letter topic; the projector keeps going."""
+    failed_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    backoff = Backoff("Kafka (dead letters)", log)
+    while True:
+        try:
+            futures = [
+                await producer.send(
+                    settings.topic_dead_letter,
+                    encode_dead_letter(
+                        stage="projector",
+                        code=error.code,
+                        detail=error.detail,
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                        timestamp_ms=record.timestamp,
+                        key=record.key,
+                        value=record.value,
+                        failed_at=failed_at,
+                        worker_version=__version__,
+                    ),
+                    key=record.key,
+                )
+                for record, error in bad
+            ]
+            await asyncio.gather(*futures)
+            backoff.succeeded()
+            break
+        except KafkaError as exc:
+            metrics.retries.labels("kafka").inc()
+            await backoff.failed(exc)
+    for _, error in bad:
+        metrics.dead_lettered.labels(error.code.value).inc()
+    log.warning("dead-lettered %d malformed change events", len(bad))
