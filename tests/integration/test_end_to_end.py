@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from tests.integration.helpers import committed, env_for, mo, produce, settings_for, spawn, wait_until
@@ -26,13 +27,12 @@ async def _pipeline(broker: str, topics: Topics, suffix: str, database_url: str,
 
 
 async def _history_count(database_url: str) -> int:
-    store = await Store.connect(database_url)
+    conn = await asyncpg.connect(database_url)
     try:
-        async with store.pool.acquire() as conn:
-            count: int = await conn.fetchval("SELECT count(*) FROM block_history")
-            return count
+        count: int = await conn.fetchval("SELECT count(*) FROM blocklist_history")
+        return count
     finally:
-        await store.close()
+        await conn.close()
 
 
 @pytest.mark.parametrize("stop_first", [True, False], ids=["stop-arrives-first", "start-arrives-first"])
@@ -127,10 +127,13 @@ async def test_kill_9_of_classifier_and_projector_loses_nothing(
             await run_classifier(settings_for(broker, topics, group_suffix), burst=True)
 
     await run_projector(settings_for(broker, topics, group_suffix), database_url, burst=True)
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT event_id, address FROM blocklist_history")
+    finally:
+        await conn.close()
     store = await Store.connect(database_url)
     try:
-        async with store.pool.acquire() as conn:
-            rows = await conn.fetch("SELECT event_id, address FROM block_history")
         blocked = [address for address in addresses if await store.check(address, "acme", channel="sms")]
     finally:
         await store.close()
