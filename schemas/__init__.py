@@ -1,1 +1,1 @@
-"""JSON Schemas of every event and file format (installed as worker.schemas)."""
+"""JSON Schemas of every event and file format (installed as worker.schema_files)."""

@@ -68,6 +68,8 @@ def start_broker(port: int = 0, log_path: Path | None = None, wait: float = 15.0
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
+    if not isinstance(log, int):
+        log.close()  # the child holds its own descriptor
     broker = Broker(process, f"127.0.0.1:{port}", log_path)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:

@@ -1,4 +1,4 @@
-"""Access to the JSON Schemas in ``schemas/`` (installed as the ``worker.schemas`` package)."""
+"""Access to the JSON Schemas in ``schemas/`` (installed as the ``worker.schema_files`` package)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ DEAD_LETTER = "dead-letter.v1.json"
 
 
 def load(name: str) -> dict[str, Any]:
-    raw = importlib.resources.files("worker.schemas").joinpath(name).read_bytes()
+    raw = importlib.resources.files("worker.schema_files").joinpath(name).read_bytes()
     schema: dict[str, Any] = orjson.loads(raw)
     return schema
 

@@ -124,14 +124,15 @@ async def committed(broker: str, group: str, topic: str, partitions: int = 4) ->
 
 def spawn(command: str, env: Mapping[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
     """Run ``optout COMMAND`` as a real child process (for kill -9 and SIGTERM tests)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "worker", command, *args],
-        env=os.environ | dict(env),
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd=REPO,
-    )
+    with log.open("ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "worker", command, *args],
+            env=os.environ | dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO,
+        )
 
 
 async def wait_until(predicate: Any, seconds: float, what: str, interval: float = 0.2) -> Any:
