@@ -29,6 +29,7 @@ from worker.backoff import Backoff
 from worker.config import Settings
 from worker.consuming import BurstIdle, CountingListener, RunStats, start_with_retry, update_lag
 from worker.kafka import make_consumer, make_producer
+from worker.logs import KAFKA
 from worker.metrics import ClassifierMetrics
 from worker.pipeline import BatchOutput, classify_records
 from worker.rules import load_rules
@@ -64,13 +65,14 @@ async def run_classifier(
         topics.inbound, settings.group_id, topics.changes, topics.replies, topics.dead_letter,
     )  # fmt: skip
     idle = BurstIdle(settings.burst_idle_ms)
-    producing = Backoff("Kafka (produce)", log)
-    committing = Backoff("Kafka (commit)", log)
+    producing = Backoff(KAFKA, log)
+    committing = Backoff(KAFKA, log)
     try:
         while not stop.is_set():
             batch = await consumer.getmany(
                 timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_max_records
             )
+            KAFKA.tick()
             if not batch:
                 if burst and idle.done(False, bool(consumer.assignment())):
                     break
@@ -180,5 +182,5 @@ async def _close(*clients: Any) -> None:
     for client in clients:
         try:
             await client.stop()
-        except Exception as exc:  # closing must never mask the loop's own outcome
+        except (Exception, asyncio.CancelledError) as exc:  # closing must not mask the outcome
             log.warning("error while closing %s: %s", type(client).__name__, exc)

@@ -79,12 +79,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    from worker.logs import configure
+
+    configure(level)
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:

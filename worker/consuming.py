@@ -14,6 +14,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from worker.backoff import Backoff
+from worker.logs import KAFKA
 from worker.metrics import _Common
 
 
@@ -98,7 +99,7 @@ async def start_with_retry(
     clients: Iterable[Any], metrics: _Common, logger: logging.Logger, stop: asyncio.Event
 ) -> bool:
     """Start aiokafka clients, waiting out an unreachable broker. False if stopped first."""
-    backoff = Backoff("Kafka", logger)
+    backoff = Backoff(KAFKA, logger)
     for client in clients:
         while True:
             if stop.is_set():

@@ -67,6 +67,9 @@ def run_dev(settings: Settings, explicit_bootstrap: bool) -> int:
                     [sys.executable, "-m", "worker", name],
                     env=env | {"OPTOUT_METRICS_PORT": str(port)},
                     stdin=subprocess.DEVNULL,
+                    # Own process group: a terminal Ctrl-C reaches only us, and we stop the
+                    # workers first (they finish their batch) and the broker last.
+                    start_new_session=True,
                 )
             )
         _banner(settings, ports, broker)

