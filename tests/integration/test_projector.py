@@ -1,0 +1,86 @@
+"""The projector against real servers: Postgres outages, malformed change events, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import signal
+
+import asyncpg
+import pytest
+
+from tests.integration.helpers import env_for, produce, read_topic, settings_for, spawn, values, wait_until
+from worker.devstack import start_postgres
+from worker.projector import run_projector
+from worker.topics import Topics
+
+pytestmark = pytest.mark.integration
+
+CHANGE = (
+    b'{"schema":"optout.blocklist-change.v1","event_id":"0123456789abcdef0123456789abcdef",'
+    b'"action":"block","scope":{"level":"account","account_id":"acme","subaccount_id":null,'
+    b'"sender":null,"channel":"sms"},"address":"+15556660001","keyword":"STOP","rule":"stop",'
+    b'"reason":"opt_out_keyword","source":{"topic":"mo.inbound","partition":0,"offset":7,'
+    b'"message_id":"m7"},"occurred_at":"2026-11-24T12:00:00.000000Z","emitted_at":"2026-11-24T12:00:00.100000Z"}'
+)
+
+
+async def test_malformed_change_events_are_dead_lettered(
+    broker: str, topics: Topics, group_suffix: str, database_url: str
+) -> None:
+    await produce(
+        broker, topics.changes, [(b"k1", b"not json", 0), (b"k2", CHANGE, 0), (b"k3", b'{"x":1}', 0)]
+    )
+    stats = await run_projector(settings_for(broker, topics, group_suffix), database_url, burst=True)
+    assert stats.records == 3
+    dead = values(await read_topic(broker, topics.dead_letter))
+    assert [d["error"]["code"] for d in dead] == ["invalid_change", "invalid_change"]
+    assert [d["stage"] for d in dead] == ["projector", "projector"]
+    assert sorted(base64.b64decode(d["value_b64"]) for d in dead) == [b"not json", b'{"x":1}']
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM blocklist_history") == 1
+    finally:
+        await conn.close()
+
+
+async def test_waits_for_postgres_then_applies(
+    broker: str, topics: Topics, group_suffix: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Postgres down at start: one 'unavailable' line, retries, then everything is applied."""
+    data = tmp_path_factory.mktemp("late") / "pg"
+    url = f"postgresql://postgres:@/postgres?host={data}"
+    await produce(broker, topics.changes, [(b"k", CHANGE, 1)])
+    log = tmp_path_factory.mktemp("logs") / "projector.log"
+    child = spawn("projector", env_for(broker, topics, group_suffix, url), log)
+    server = None
+    try:
+        await asyncio.sleep(3)
+        assert child.poll() is None, log.read_text()
+        server = start_postgres(data, cleanup_mode="delete")
+        assert server.url == url
+
+        async def applied() -> bool:
+            try:
+                conn = await asyncpg.connect(url)
+            except (OSError, asyncpg.PostgresError):
+                return False
+            try:
+                return bool(await conn.fetchval("SELECT count(*) FROM blocklist_state WHERE active"))
+            except asyncpg.UndefinedTableError:
+                return False
+            finally:
+                await conn.close()
+
+        await wait_until(applied, 60, "the projector to apply after Postgres came up")
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(30) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+        if server is not None:
+            server.server.cleanup()
+    text = log.read_text()
+    assert text.count("Postgres unavailable") == 1, text
+    assert "Postgres available again" in text
+    assert "Traceback" not in text
