@@ -8,6 +8,7 @@ the same message always yields byte-identical decisions and ids.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from worker.events import change_event_id, reply_id
@@ -23,6 +24,8 @@ from worker.model import (
 )
 from worker.rules import Match, RuleSet
 from worker.scope import block_key, block_scope, covering_scopes
+
+_PLACEHOLDER = re.compile(r"\{(keyword|sender|account)\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +92,9 @@ def _reply(message: InboundMessage, match: Match, rules: RuleSet, source: Source
     template = rules.reply_text(match)
     if not template:
         return None
-    text = (
-        template.replace("{keyword}", match.keyword)
-        .replace("{sender}", message.sender)
-        .replace("{account}", message.account_id)
-    )
+    values = {"keyword": match.keyword, "sender": message.sender, "account": message.account_id}
+    # One pass, so a substituted value that itself looks like a placeholder is left alone.
+    text = _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
     return ReplyRequest(
         reply_id=reply_id(message.account_id, message.message_id),
         intent=match.rule.intent,

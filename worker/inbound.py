@@ -35,7 +35,7 @@ def decode(raw: bytes | None) -> tuple[dict[str, Any], datetime]:
     except orjson.JSONDecodeError as exc:
         raise _decode_error(raw, exc) from None
     if type(doc) is not dict:
-        raise InputError(DeadLetterCode.NOT_AN_OBJECT, f"expected a JSON object, got {type(doc).__name__}")
+        raise InputError(DeadLetterCode.NOT_AN_OBJECT, f"expected a JSON object, got {_json_type(doc)}")
     text = doc.get("text")
     try:
         values = _get_non_empty(doc)
@@ -57,24 +57,38 @@ def decode(raw: bytes | None) -> tuple[dict[str, Any], datetime]:
 
 
 def parse_instant(value: str, name: str) -> datetime:
-    """An RFC 3339 timestamp with an offset; a naive or malformed one is an input error."""
+    """An RFC 3339 timestamp with an offset; a naive, malformed or unrepresentable one is an
+    input error (dead-lettered), never an exception that stops the batch."""
     try:
         instant = datetime.fromisoformat(value)
     except ValueError:
-        raise InputError(
-            DeadLetterCode.INVALID_TIMESTAMP, f"{name} {value[:64]!r} is not an RFC 3339 timestamp"
-        ) from None
+        if value[-1:] != "z":
+            raise _bad_instant(name, value, "is not an RFC 3339 timestamp") from None
+        return parse_instant(value[:-1] + "Z", name)  # RFC 3339 allows a lower-case z
     if instant.tzinfo is None:
-        raise InputError(
-            DeadLetterCode.INVALID_TIMESTAMP,
-            f"{name} {value[:64]!r} has no UTC offset (RFC 3339 requires one, e.g. 'Z')",
-        )
+        raise _bad_instant(name, value, "has no UTC offset (RFC 3339 requires one, e.g. 'Z')")
+    if instant.year in (1, 9999):  # the only years whose UTC conversion can overflow
+        try:
+            instant.astimezone(UTC)
+        except OverflowError:
+            raise _bad_instant(name, value, "is out of range once converted to UTC") from None
     return instant
 
 
+def _bad_instant(name: str, value: str, problem: str) -> InputError:
+    return InputError(DeadLetterCode.INVALID_TIMESTAMP, f"{name} {value[:64]!r} {problem}")
+
+
 def format_instant(instant: datetime) -> str:
-    """Canonical UTC text with microseconds: equal instants give equal strings that sort by time."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Canonical UTC text with microseconds: equal instants give equal strings that sort by time.
+
+    Formatted by hand: ``strftime("%Y")`` does not zero-pad years before 1000 on glibc.
+    """
+    u = instant.astimezone(UTC)
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+        f".{u.microsecond:06d}Z"
+    )
 
 
 def to_message(doc: dict[str, Any], received_at: datetime) -> InboundMessage:
@@ -113,5 +127,13 @@ def _field_error(name: str, value: object, present: bool) -> InputError:
         return InputError(DeadLetterCode.MISSING_FIELD, f"required field {name!r} is missing")
     if isinstance(value, str):
         return InputError(DeadLetterCode.INVALID_FIELD, f"field {name!r} must not be empty")
-    kind = "null" if value is None else type(value).__name__
-    return InputError(DeadLetterCode.INVALID_FIELD, f"field {name!r} must be a string, got {kind}")
+    return InputError(
+        DeadLetterCode.INVALID_FIELD, f"field {name!r} must be a string, got {_json_type(value)}"
+    )
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a decoded value's type, for details an integrator reads."""
+    names = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string",
+             list: "array", dict: "object"}  # fmt: skip
+    return names.get(type(value), type(value).__name__)

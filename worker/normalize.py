@@ -26,9 +26,15 @@ _INVISIBLE = dict.fromkeys(
 
 def normalize(text: str) -> str:
     """Fold ``text`` to its matching key (see the module docstring for the steps)."""
-    if not text.isascii():
-        text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
-    text = text.casefold().strip(_ASCII_EDGE)
+    if text.isascii():
+        text = text.casefold()
+    else:
+        # Invisible characters go first so NFKC composes across them, and NFKC runs again after
+        # case-folding ("ß" folds to "ss", which may compose anew): normalize(normalize(t)) ==
+        # normalize(t).
+        text = unicodedata.normalize("NFKC", text.translate(_INVISIBLE))
+        text = unicodedata.normalize("NFKC", text.casefold())
+    text = text.strip(_ASCII_EDGE)
     if text and not (text[0].isalnum() and text[-1].isalnum()):
         text = _EDGE.sub("", text)
     return " ".join(text.split())

@@ -174,7 +174,9 @@ def rulebook_from_document(doc: Any, origin: str = "rules") -> RuleBook:
         where = "/".join(str(p) for p in error.absolute_path) or "(top)"
         raise ConfigError(f"rules file {origin}: at {where}: {error.message}")
     top = _layer(doc, f"{origin}: top level")
-    base_layers = (BUILTIN_LAYER, top) if top.inherit else (top,)
+    # Always stack on the built-ins: compile_layers drops their *rules* when top.inherit is false,
+    # but their replies still merge, as the schema documents.
+    base_layers = (BUILTIN_LAYER, top)
     accounts: dict[str, Layer] = {}
     subaccounts: dict[tuple[str, str], Layer] = {}
     senders: dict[tuple[str, str], Layer] = {}

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -237,7 +238,7 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
     return os.environ | extra
 
 
-def _optout(env: dict[str, str], *args: str) -> dict[str, object]:
+def _optout(env: dict[str, str], *args: str) -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, "-m", "worker", *args],
         env=_env(env),
@@ -247,5 +248,5 @@ def _optout(env: dict[str, str], *args: str) -> dict[str, object]:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    parsed: dict[str, object] = json.loads(result.stdout)
+    parsed: dict[str, Any] = json.loads(result.stdout)
     return parsed

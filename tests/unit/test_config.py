@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from worker.cli import build_parser
+from worker.config import SETTINGS, Settings, markdown_table
+from worker.errors import ConfigError
+
+
+def test_defaults_are_the_documented_contract() -> None:
+    settings = Settings.from_mapping({})
+    assert settings.topic_inbound == "mo.inbound"
+    assert settings.topic_changes == "blocklist.changes"
+    assert settings.topic_replies == "optout.replies"
+    assert settings.topic_dead_letter == "mo.inbound.dlq"
+    assert settings.group_id == "optout-classifier"
+    assert settings.projector_group_id == "optout-projector"
+    assert settings.metrics_port is None
+    assert settings.database_url == ""
+
+
+def test_flag_beats_environment_beats_default() -> None:
+    env = {"OPTOUT_TOPIC_INBOUND": "from-env", "OPTOUT_GROUP_ID": "env-group"}
+    settings = Settings.from_mapping(env, {"topic_inbound": "from-flag"})
+    assert settings.topic_inbound == "from-flag"
+    assert settings.group_id == "env-group"
+    assert settings.metrics_port is None
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"OPTOUT_KAFKA_BOOTSTRAP": "no port here"}, "OPTOUT_KAFKA_BOOTSTRAP"),
+        ({"OPTOUT_DATABASE_URL": "mysql://x"}, "OPTOUT_DATABASE_URL"),
+        ({"OPTOUT_METRICS_PORT": "70000"}, "OPTOUT_METRICS_PORT"),
+        ({"OPTOUT_METRICS_PORT": "abc"}, "OPTOUT_METRICS_PORT"),
+        ({"OPTOUT_PARTITIONS": "0"}, "OPTOUT_PARTITIONS"),
+        ({"OPTOUT_TOPIC_CHANGES": "has space"}, "OPTOUT_TOPIC_CHANGES"),
+        ({"OPTOUT_RULES": "/does/not/exist.json"}, "OPTOUT_RULES"),
+        ({"OPTOUT_LOG_LEVEL": "LOUD"}, "OPTOUT_LOG_LEVEL"),
+        ({"OPTOUT_TOPIC_REPLIES": "mo.inbound"}, "topics must be different"),
+        ({"OPTOUT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "OPTOUT_KAFKA_SASL_USERNAME"),
+    ],
+)
+def test_wrong_values_fail_with_one_line_naming_the_setting(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_mapping(env)
+    message = str(caught.value)
+    assert named in message
+    assert "\n" not in message
+
+
+def test_secrets_are_not_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_mapping({"OPTOUT_METRICS_PORT": "x"}, {})
+    assert "'x'" in str(caught.value)
+    for setting in SETTINGS:
+        if setting.secret:
+            assert setting.env == "OPTOUT_KAFKA_SASL_PASSWORD"
+
+
+def test_multiple_bootstrap_servers_are_normalized() -> None:
+    settings = Settings.from_mapping({"OPTOUT_KAFKA_BOOTSTRAP": " a:9092 , b:9093 "})
+    assert settings.kafka_bootstrap == "a:9092,b:9093"
+
+
+def test_every_setting_has_a_flag_and_a_readme_row(tmp_path: Path) -> None:
+    parser = build_parser()
+    args = parser.parse_args(["classifier", "--topic-inbound", "x", "--metrics-port", "0"])
+    assert args.topic_inbound == "x"
+    assert args.metrics_port == "0"
+    table = markdown_table()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for setting in SETTINGS:
+        assert f"`{setting.env}`" in table
+        assert f"`{setting.env}`" in readme, f"README's configuration table lacks {setting.env}"
