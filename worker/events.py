@@ -15,6 +15,7 @@ import orjson
 
 from worker.constants import SCHEMA_CHANGE, SCHEMA_DEAD_LETTER, SCHEMA_REPLY
 from worker.errors import DeadLetterCode, InputError
+from worker.inbound import format_instant, parse_instant
 from worker.model import Action, ChangeEvent, ReplyRequest, Scope, ScopeLevel, Source
 
 
@@ -98,7 +99,9 @@ def decode_change(raw: bytes | None) -> ChangeEvent:
                 int(source["offset"]),
                 _str(source["message_id"]),
             ),
-            occurred_at=_str(doc["occurred_at"]),
+            # Canonical form, validated here: a bad timestamp is this event's problem (dead letter),
+            # not an error that would fail the projector's whole batch again on every retry.
+            occurred_at=format_instant(parse_instant(_str(doc["occurred_at"]), "occurred_at")),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise InputError(

@@ -28,14 +28,19 @@ CHANGE = (
 async def test_malformed_change_events_are_dead_lettered(
     broker: str, topics: Topics, group_suffix: str, database_url: str
 ) -> None:
+    bad_time = CHANGE.replace(b"2026-11-24T12:00:00.000000Z", b"yesterday").replace(b"0123", b"4567")
     await produce(
-        broker, topics.changes, [(b"k1", b"not json", 0), (b"k2", CHANGE, 0), (b"k3", b'{"x":1}', 0)]
+        broker,
+        topics.changes,
+        [(b"k1", b"not json", 0), (b"k2", CHANGE, 0), (b"k3", b'{"x":1}', 0), (b"k4", bad_time, 0)],
     )
     stats = await run_projector(settings_for(broker, topics, group_suffix), database_url, burst=True)
-    assert stats.records == 3
+    assert stats.records == 4
     dead = values(await read_topic(broker, topics.dead_letter))
-    assert [d["error"]["code"] for d in dead] == ["invalid_change", "invalid_change"]
-    assert [d["stage"] for d in dead] == ["projector", "projector"]
+    codes = sorted(d["error"]["code"] for d in dead)
+    assert codes == ["invalid_change", "invalid_change", "invalid_timestamp"]
+    assert {d["stage"] for d in dead} == {"projector"}
+    dead = [d for d in dead if d["error"]["code"] == "invalid_change"]
     assert sorted(base64.b64decode(d["value_b64"]) for d in dead) == [b"not json", b'{"x":1}']
     conn = await asyncpg.connect(database_url)
     try:

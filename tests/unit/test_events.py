@@ -189,6 +189,19 @@ def test_decode_change_rejects(raw: bytes | None) -> None:
     assert info.value.detail.startswith("not a valid change event: ")
 
 
+@pytest.mark.parametrize("value", ["yesterday", "2026-11-24T12:00:00", "0001-01-01T00:00:00+01:00"])
+def test_decode_change_dead_letters_a_bad_occurred_at(value: str) -> None:
+    """Caught at decode, so the projector dead-letters the event instead of failing its batch."""
+    with pytest.raises(InputError) as info:
+        decode_change(_mutated(occurred_at=value))
+    assert info.value.code is DeadLetterCode.INVALID_TIMESTAMP
+
+
+def test_decode_change_canonicalizes_occurred_at() -> None:
+    event = decode_change(_mutated(occurred_at="2026-11-24T13:00:00+01:00"))
+    assert event.occurred_at == "2026-11-24T12:00:00.000000Z"
+
+
 def test_decode_change_tolerates_missing_optional_fields() -> None:
     event = decode_change(_mutated(keyword=_DELETE, rule=_DELETE, scope__sender=_DELETE))
     assert event.keyword is None
