@@ -20,14 +20,24 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry
 
 from worker import __version__
 from worker.backoff import Backoff
 from worker.config import Settings
-from worker.consuming import BurstIdle, CountingListener, RunStats, start_with_retry, update_lag
+from worker.consuming import (
+    CountingListener,
+    RunStats,
+    batches,
+    close_clients,
+    positions_after,
+    produce_all,
+    start_with_retry,
+    update_lag,
+)
+from worker.inbound import format_instant
 from worker.kafka import make_consumer, make_producer
 from worker.logs import KAFKA
 from worker.metrics import ClassifierMetrics
@@ -36,10 +46,6 @@ from worker.rules import load_rules
 from worker.topics import Topics
 
 log = logging.getLogger("optout.classifier")
-
-#: With a stop requested and the broker unreachable, give up on the batch after this long; it
-#: was not committed, so the next run reprocesses it.
-SHUTDOWN_GRACE_SECONDS = 30.0
 
 
 async def run_classifier(
@@ -58,76 +64,42 @@ async def run_classifier(
     consumer = make_consumer(settings, settings.group_id, max_poll_records=settings.batch_max_records)
     producer = make_producer(settings)
     consumer.subscribe([topics.inbound], listener=CountingListener(metrics, log))
-    if not await start_with_retry([producer, consumer], metrics, log, stop):
-        return stats
-    log.info(
-        "classifier consuming %s as group %s -> %s, %s, %s",
-        topics.inbound, settings.group_id, topics.changes, topics.replies, topics.dead_letter,
-    )  # fmt: skip
-    idle = BurstIdle(settings.burst_idle_ms)
     producing = Backoff(KAFKA, log)
     committing = Backoff(KAFKA, log)
     try:
-        while not stop.is_set():
-            batch = await consumer.getmany(
-                timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_max_records
-            )
-            KAFKA.tick()
-            if not batch:
-                if burst and idle.done(False, bool(consumer.assignment())):
-                    break
-                continue
-            idle.done(True, True)
+        if not await start_with_retry([producer, consumer], metrics, log, stop):
+            return stats
+        log.info(
+            "classifier consuming %s as group %s -> %s, %s, %s",
+            topics.inbound, settings.group_id, topics.changes, topics.replies, topics.dead_letter,
+        )  # fmt: skip
+        async for batch in batches(consumer, settings, stop, burst):
             started = time.monotonic()
-            out = BatchOutput(emitted_at=_now(), worker_version=__version__)
+            out = BatchOutput(emitted_at=format_instant(datetime.now(UTC)), worker_version=__version__)
             for records in batch.values():
                 classify_records(records, rulebook, out)
-            if not await _produce(producer, topics, out, producing, metrics, stop):
+            if not await produce_all(producer, _outgoing(topics, out), producing, metrics, stop):
                 log.error(
                     "stopping with an unacknowledged batch; it was not committed and will be reprocessed"
                 )
                 break
-            positions = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+            positions = positions_after(batch)
             await _commit(consumer, positions, committing, metrics, stop)
             _observe(metrics, out, started)
             update_lag(consumer, metrics, positions)
             stats.batch_done(out.consumed, started)
     finally:
-        await _close(consumer, producer)
+        await close_clients(log, consumer, producer)
     log.info("classifier stopped after %d records in %d batches", stats.records, stats.batches)
     return stats
 
 
-async def _produce(
-    producer: AIOKafkaProducer,
-    topics: Topics,
-    out: BatchOutput,
-    backoff: Backoff,
-    metrics: ClassifierMetrics,
-    stop: asyncio.Event,
-) -> bool:
-    """Send the batch's output and wait for every acknowledgement; resend all on failure.
-
-    Resending records that did get through is safe (same ids); skipping any is not.
-    """
-    if not (out.changes or out.replies or out.dead_letters):
-        return True
-    give_up_at: float | None = None
-    while True:
-        try:
-            futures = [await producer.send(topics.changes, v, key=k) for k, v in out.changes]
-            futures += [await producer.send(topics.replies, v, key=k) for k, v in out.replies]
-            futures += [await producer.send(topics.dead_letter, v, key=k) for k, v in out.dead_letters]
-            await asyncio.gather(*futures)
-            backoff.succeeded()
-            return True
-        except KafkaError as exc:
-            metrics.retries.labels("kafka").inc()
-            if stop.is_set():
-                give_up_at = give_up_at or time.monotonic() + SHUTDOWN_GRACE_SECONDS
-                if time.monotonic() > give_up_at:
-                    return False
-            await backoff.failed(exc)
+def _outgoing(topics: Topics, out: BatchOutput) -> list[tuple[str, bytes | None, bytes]]:
+    return [
+        *((topics.changes, key, value) for key, value in out.changes),
+        *((topics.replies, key, value) for key, value in out.replies),
+        *((topics.dead_letter, key, value) for key, value in out.dead_letters),
+    ]
 
 
 async def _commit(
@@ -172,15 +144,3 @@ def _observe(metrics: ClassifierMetrics, out: BatchOutput, started: float) -> No
     now = time.time()
     for received in out.newest_received.values():
         metrics.delay.observe(max(0.0, now - received))
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-async def _close(*clients: Any) -> None:
-    for client in clients:
-        try:
-            await client.stop()
-        except (Exception, asyncio.CancelledError) as exc:  # closing must not mask the outcome
-            log.warning("error while closing %s: %s", type(client).__name__, exc)

@@ -6,16 +6,23 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from worker.backoff import Backoff
+from worker.config import Settings
 from worker.logs import KAFKA
 from worker.metrics import _Common
+
+#: With a stop requested and the broker unreachable, give up on a batch's output after this long;
+#: it was not committed, so the next run reprocesses it.
+SHUTDOWN_GRACE_SECONDS = 30.0
+
+Batch = dict[TopicPartition, list[Any]]
 
 
 @dataclass(slots=True)
@@ -120,3 +127,68 @@ def update_lag(consumer: Any, metrics: _Common, positions: dict[TopicPartition, 
         highwater = consumer.highwater(tp)
         if highwater is not None:
             metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
+
+
+async def batches(
+    consumer: Any, settings: Settings, stop: asyncio.Event, burst: bool
+) -> AsyncIterator[Batch]:
+    """``getmany()`` batches until ``stop`` is set or, with ``burst``, the input is drained and idle.
+
+    The loop that consumes this finishes (and commits) each batch before asking for the next, so a
+    stop request always lands between batches.
+    """
+    idle = BurstIdle(settings.burst_idle_ms)
+    while not stop.is_set():
+        batch = await consumer.getmany(
+            timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_max_records
+        )
+        KAFKA.tick()
+        if not batch:
+            if burst and idle.done(False, bool(consumer.assignment())):
+                return
+            continue
+        idle.done(True, True)
+        yield batch
+
+
+def positions_after(batch: Batch) -> dict[TopicPartition, int]:
+    """Per partition, the offset after the batch's last record: what to commit once it is done."""
+    return {tp: records[-1].offset + 1 for tp, records in batch.items()}
+
+
+async def produce_all(
+    producer: AIOKafkaProducer,
+    records: Sequence[tuple[str, bytes | None, bytes]],
+    backoff: Backoff,
+    metrics: _Common,
+    stop: asyncio.Event,
+) -> bool:
+    """Send (topic, key, value) records and wait for every acknowledgement; resend all on failure.
+
+    Resending records that did get through is safe (their ids are deterministic); skipping any is
+    not. False only when stopping and the broker stayed unreachable for the grace period.
+    """
+    if not records:
+        return True
+    give_up_at: float | None = None
+    while True:
+        try:
+            futures = [await producer.send(topic, value, key=key) for topic, key, value in records]
+            await asyncio.gather(*futures)
+            backoff.succeeded()
+            return True
+        except KafkaError as exc:
+            metrics.retries.labels("kafka").inc()
+            if stop.is_set():
+                give_up_at = give_up_at or time.monotonic() + SHUTDOWN_GRACE_SECONDS
+                if time.monotonic() > give_up_at:
+                    return False
+            await backoff.failed(exc)
+
+
+async def close_clients(logger: logging.Logger, *clients: Any) -> None:
+    for client in clients:
+        try:
+            await client.stop()
+        except (Exception, asyncio.CancelledError) as exc:  # closing must not mask the outcome
+            logger.warning("error while closing %s: %s", type(client).__name__, exc)

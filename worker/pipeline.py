@@ -88,21 +88,23 @@ def classify_records(records: Iterable[RecordLike], rulebook: RuleBook, out: Bat
 
 def _dead_letter(record: RecordLike, error: InputError, out: BatchOutput) -> None:
     out.dead_by_code[error.code] = out.dead_by_code.get(error.code, 0) + 1
-    out.dead_letters.append(
-        (
-            record.key,
-            encode_dead_letter(
-                stage="classifier",
-                code=error.code,
-                detail=error.detail,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                timestamp_ms=record.timestamp,
-                key=record.key,
-                value=record.value,
-                failed_at=out.emitted_at,
-                worker_version=out.worker_version,
-            ),
-        )
+    out.dead_letters.append(dead_letter(record, error, "classifier", out.emitted_at, out.worker_version))
+
+
+def dead_letter(
+    record: RecordLike, error: InputError, stage: str, failed_at: str, worker_version: str
+) -> tuple[bytes | None, bytes]:
+    """The (key, value) of the dead letter for ``record``: keyed like the record it replaces."""
+    return record.key, encode_dead_letter(
+        stage=stage,
+        code=error.code,
+        detail=error.detail,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp,
+        key=record.key,
+        value=record.value,
+        failed_at=failed_at,
+        worker_version=worker_version,
     )

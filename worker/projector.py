@@ -23,14 +23,25 @@ from prometheus_client import CollectorRegistry
 from worker import __version__
 from worker.backoff import Backoff
 from worker.config import Settings
-from worker.consuming import BurstIdle, CountingListener, RunStats, start_with_retry, update_lag
+from worker.consuming import (
+    CountingListener,
+    RunStats,
+    batches,
+    close_clients,
+    positions_after,
+    produce_all,
+    start_with_retry,
+    update_lag,
+)
 from worker.errors import InputError, ServiceUnavailableError
-from worker.events import decode_change, encode_dead_letter
+from worker.events import decode_change
+from worker.inbound import format_instant
 from worker.kafka import make_consumer, make_producer
 from worker.logs import KAFKA
 from worker.metrics import ProjectorMetrics
 from worker.migrate import migrate
 from worker.model import ChangeEvent
+from worker.pipeline import dead_letter
 from worker.scope import block_key
 from worker.store import Store
 
@@ -65,27 +76,18 @@ async def run_projector(
                 await consumer.seek_to_beginning(tp)
 
     consumer.subscribe([topic], listener=CountingListener(metrics, log, seek_to_stored))
+    applying = Backoff("Postgres", log)
+    producing = Backoff(KAFKA, log)
     try:
         if not await start_with_retry([producer, consumer], metrics, log, stop):
             return stats
         log.info("projector consuming %s as group %s into Postgres", topic, group)
-        idle = BurstIdle(settings.burst_idle_ms)
-        applying = Backoff("Postgres", log)
-        while not stop.is_set():
-            batch = await consumer.getmany(
-                timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_max_records
-            )
-            KAFKA.tick()
-            if not batch:
-                if burst and idle.done(False, bool(consumer.assignment())):
-                    break
-                continue
-            idle.done(True, True)
+        async for batch in batches(consumer, settings, stop, burst):
             started = time.monotonic()
             events, bad = _decode(batch)
-            if bad:
-                await _dead_letter(producer, settings, bad, metrics)
-            positions = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+            if bad and not await _dead_letter(producer, settings, bad, producing, metrics, stop):
+                break
+            positions = positions_after(batch)
             offsets = {(tp.topic, tp.partition): pos for tp, pos in positions.items()}
             if not await _apply(store, group, events, offsets, applying, metrics, stop):
                 log.error("stopping before the batch was stored; it will be reprocessed")
@@ -97,11 +99,7 @@ async def run_projector(
             update_lag(consumer, metrics, positions)
             stats.batch_done(count, started)
     finally:
-        for client in (consumer, producer):
-            try:
-                await client.stop()
-            except (Exception, asyncio.CancelledError) as exc:  # closing must not mask the outcome
-                log.warning("error while closing %s: %s", type(client).__name__, exc)
+        await close_clients(log, consumer, producer)
         await store.close()
     log.info("projector stopped after %d records in %d batches", stats.records, stats.batches)
     return stats
@@ -179,39 +177,19 @@ async def _dead_letter(
     producer: AIOKafkaProducer,
     settings: Settings,
     bad: list[tuple[Any, InputError]],
+    backoff: Backoff,
     metrics: ProjectorMetrics,
-) -> None:
+    stop: asyncio.Event,
+) -> bool:
     """Malformed change events go to the dead-letter topic; the projector keeps going."""
-    failed_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    backoff = Backoff(KAFKA, log)
-    while True:
-        try:
-            futures = [
-                await producer.send(
-                    settings.topic_dead_letter,
-                    encode_dead_letter(
-                        stage="projector",
-                        code=error.code,
-                        detail=error.detail,
-                        topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        timestamp_ms=record.timestamp,
-                        key=record.key,
-                        value=record.value,
-                        failed_at=failed_at,
-                        worker_version=__version__,
-                    ),
-                    key=record.key,
-                )
-                for record, error in bad
-            ]
-            await asyncio.gather(*futures)
-            backoff.succeeded()
-            break
-        except KafkaError as exc:
-            metrics.retries.labels("kafka").inc()
-            await backoff.failed(exc)
+    failed_at = format_instant(datetime.now(UTC))
+    letters = [
+        (settings.topic_dead_letter, *dead_letter(record, error, "projector", failed_at, __version__))
+        for record, error in bad
+    ]
+    if not await produce_all(producer, letters, backoff, metrics, stop):
+        return False
     for _, error in bad:
         metrics.dead_lettered.labels(error.code.value).inc()
     log.warning("dead-lettered %d malformed change events", len(bad))
+    return True
