@@ -35,6 +35,7 @@ from worker.consuming import (
     positions_after,
     produce_all,
     start_with_retry,
+    tune_gc_for_throughput,
     update_lag,
 )
 from worker.inbound import format_instant
@@ -57,6 +58,7 @@ async def run_classifier(
 ) -> RunStats:
     """Run until ``stop`` is set (or, with ``burst``, until the input is drained and idle)."""
     rulebook = load_rules(settings.rules or None)
+    tune_gc_for_throughput()
     metrics = ClassifierMetrics(registry if registry is not None else CollectorRegistry())
     stop = stop if stop is not None else asyncio.Event()
     topics = settings.topics

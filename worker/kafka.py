@@ -40,7 +40,7 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         **client_kwargs(settings),
         acks="all",
         enable_idempotence=False,
-        linger_ms=5,
+        linger_ms=0,  # the loop already hands over a whole batch, then waits for its acks
         max_batch_size=256 * 1024,
         request_timeout_ms=15000,
     )

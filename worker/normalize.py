@@ -17,11 +17,9 @@ import string
 import unicodedata
 
 _ASCII_EDGE = string.whitespace + string.punctuation
-#: Everything that is not a letter or digit, at either end (emoji, symbols, any script's quotes).
-_EDGE = re.compile(r"^[\W_]+|[\W_]+$")
-_INVISIBLE = dict.fromkeys(
-    [0x00AD, 0x034F, 0x180E, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2060, 0xFE0E, 0xFE0F, 0xFEFF]
-)
+#: Invisible format characters (zero-width spaces and joiners, BOM, variation selectors...). A
+#: character-class regex: ``str.translate`` with a dict costs ~8x more per message.
+_INVISIBLE = re.compile("[\u00ad\u034f\u180e\u200b-\u200f\u2060\ufe0e\ufe0f\ufeff]")
 
 
 def normalize(text: str) -> str:
@@ -31,10 +29,24 @@ def normalize(text: str) -> str:
     else:
         # Invisible characters go first so NFKC composes across them, and NFKC runs again after
         # case-folding ("ß" folds to "ss", which may compose anew): normalize(normalize(t)) ==
-        # normalize(t).
-        text = unicodedata.normalize("NFKC", text.translate(_INVISIBLE))
-        text = unicodedata.normalize("NFKC", text.casefold())
+        # normalize(t). The second pass is nearly always a quick check that finds nothing to do.
+        text = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).casefold()
+        if not unicodedata.is_normalized("NFKC", text):
+            text = unicodedata.normalize("NFKC", text)
     text = text.strip(_ASCII_EDGE)
     if text and not (text[0].isalnum() and text[-1].isalnum()):
-        text = _EDGE.sub("", text)
+        text = _trim(text)
     return " ".join(text.split())
+
+
+def _trim(text: str) -> str:
+    r"""Drop everything but letters and digits at both ends: emoji, symbols, any script's quotes.
+
+    A loop from each end, not a regex: ``[\W_]+$`` is tried at every position of the message.
+    """
+    start, end = 0, len(text)
+    while start < end and not text[start].isalnum():
+        start += 1
+    while end > start and not text[end - 1].isalnum():
+        end -= 1
+    return text[start:end]

@@ -67,15 +67,15 @@ async def run_projector(
     consumer = make_consumer(settings, group, max_poll_records=settings.batch_max_records)
     producer = make_producer(settings)
 
-    async def seek_to_stored(assigned: set[TopicPartition]) -> None:
-        stored = await store.load_offsets(group, topic)
-        for tp in assigned:
-            if tp.partition in stored:
-                consumer.seek(tp, stored[tp.partition])
-            else:
-                await consumer.seek_to_beginning(tp)
+    # Partitions assigned since the last batch; the loop seeks them to the offsets stored in
+    # Postgres *between* batches. Seeking inside the rebalance callback would race the fetcher: a
+    # batch fetched meanwhile could be applied and then fetched again after the seek.
+    unpositioned: set[TopicPartition] = set()
 
-    consumer.subscribe([topic], listener=CountingListener(metrics, log, seek_to_stored))
+    async def remember_assigned(assigned: set[TopicPartition]) -> None:
+        unpositioned.update(assigned)
+
+    consumer.subscribe([topic], listener=CountingListener(metrics, log, remember_assigned))
     applying = Backoff("Postgres", log)
     producing = Backoff(KAFKA, log)
     try:
@@ -83,6 +83,10 @@ async def run_projector(
             return stats
         log.info("projector consuming %s as group %s into Postgres", topic, group)
         async for batch in batches(consumer, settings, stop, burst):
+            if unpositioned:
+                if not await _seek_to_stored(consumer, store, group, unpositioned, applying, stop):
+                    break
+                continue  # this batch may predate the seek; the next one starts where Postgres says
             started = time.monotonic()
             events, bad = _decode(batch)
             if bad and not await _dead_letter(producer, settings, bad, producing, metrics, stop):
@@ -103,6 +107,42 @@ async def run_projector(
         await store.close()
     log.info("projector stopped after %d records in %d batches", stats.records, stats.batches)
     return stats
+
+
+async def _seek_to_stored(
+    consumer: Any,
+    store: Store,
+    group: str,
+    partitions: set[TopicPartition],
+    backoff: Backoff,
+    stop: asyncio.Event,
+) -> bool:
+    """Position newly assigned partitions just after the last batch Postgres committed.
+
+    A partition with no stored offset starts from the beginning: the change topic is compacted,
+    so replaying it rebuilds the state (e.g. into a new, empty database).
+    """
+    while True:
+        try:
+            stored: dict[str, dict[int, int]] = {}
+            for tp in partitions:
+                if tp.topic not in stored:
+                    stored[tp.topic] = await store.load_offsets(group, tp.topic)
+            break
+        except ServiceUnavailableError as exc:
+            if stop.is_set():
+                return False
+            await backoff.failed(exc)
+    backoff.succeeded()
+    assignment = consumer.assignment()
+    for tp in partitions & assignment:
+        offset = stored[tp.topic].get(tp.partition)
+        if offset is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, offset)
+    partitions.clear()
+    return True
 
 
 def _decode(

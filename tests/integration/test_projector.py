@@ -89,3 +89,31 @@ async def test_waits_for_postgres_then_applies(
     assert text.count("Postgres unavailable") == 1, text
     assert "Postgres available again" in text
     assert "Traceback" not in text
+
+
+async def test_resumes_from_the_offsets_stored_in_postgres(
+    broker: str, topics: Topics, group_suffix: str, database_url: str
+) -> None:
+    """Postgres, not Kafka, says where to resume: a stored offset of 1 skips offset 0."""
+    second = CHANGE.replace(b"+15556660001", b"+15556660002").replace(b"0123", b"89ab")
+    await produce(broker, topics.changes, [(b"a", CHANGE, 2), (b"b", second, 2)])
+    settings = settings_for(broker, topics, group_suffix)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)"
+            " VALUES ($1, $2, 2, 1)",
+            settings.projector_group_id,
+            topics.changes,
+        )
+        stats = await run_projector(settings, database_url, burst=True)
+        addresses = [r["address"] for r in await conn.fetch("SELECT address FROM blocklist_state")]
+        stored = await conn.fetchval(
+            "SELECT next_offset FROM consumer_offsets WHERE consumer_group = $1 AND partition = 2",
+            settings.projector_group_id,
+        )
+    finally:
+        await conn.close()
+    assert stats.records == 1
+    assert addresses == ["+15556660002"]
+    assert stored == 2
