@@ -22,6 +22,7 @@ from worker.model import (
     Source,
     Target,
 )
+from worker.normalize import normalize
 from worker.rules import Match, RuleSet
 from worker.scope import block_key, block_scope, covering_scopes
 
@@ -38,8 +39,12 @@ class Decision:
 
 
 def classify(text: str, rules: RuleSet) -> Match | None:
-    """The keyword rule the whole message matches, or None for an ordinary message."""
-    return rules.match(text)
+    """The keyword rule the whole message matches, or None for an ordinary message.
+
+    Whole-message matching on the normalized text: "Stop." and "ＳＴＯＰ" match STOP, "Don't stop!"
+    matches nothing. Runs for every inbound record, so it stays one normalization and one lookup.
+    """
+    return rules.table.get(normalize(text))
 
 
 def decide(message: InboundMessage, match: Match, rules: RuleSet, source: Source) -> Decision:

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from worker.classify import decide
+from worker.classify import classify, decide
 from worker.errors import InputError
 from worker.events import scope_document
 from worker.inbound import decode, to_message
@@ -38,7 +38,7 @@ def classify_line(number: int, raw: bytes, rulebook: RuleBook) -> dict[str, Any]
             "error": {"code": error.code.value, "detail": error.detail},
         }
     rules = rulebook.resolve(doc["account_id"], doc.get("subaccount_id"), doc["to"])
-    match = rules.match(doc["text"])
+    match = classify(doc["text"], rules)
     result: dict[str, Any] = {"line": number, "message_id": doc["message_id"]}
     if match is None:
         return result | {

@@ -11,12 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from worker.classify import decide
+from worker.classify import classify, decide
 from worker.errors import DeadLetterCode, InputError
 from worker.events import encode_change, encode_dead_letter, encode_reply
 from worker.inbound import decode, to_message
 from worker.model import Intent, Source
-from worker.normalize import normalize
 from worker.rules import RuleBook
 
 
@@ -68,7 +67,7 @@ def classify_records(records: Iterable[RecordLike], rulebook: RuleBook, out: Bat
             _dead_letter(record, error, out)
             continue
         rules = resolve(doc["account_id"], doc.get("subaccount_id"), doc["to"])
-        match = rules.table.get(normalize(doc["text"]))
+        match = classify(doc["text"], rules)
         if match is None:
             none += 1
             continue

@@ -52,8 +52,10 @@ class RuleSet:
     replies: Mapping[Intent, str | None]
 
     def match(self, text: str) -> Match | None:
-        """The rule whose keyword equals the whole normalized message, if any."""
-        return self.table.get(normalize(text))
+        """Shorthand for :func:`worker.classify.classify` with this rule set."""
+        from worker.classify import classify
+
+        return classify(text, self)
 
     def reply_text(self, match: Match) -> str | None:
         if match.rule.has_reply_override:
