@@ -144,12 +144,16 @@ def tune_gc_for_throughput() -> None:
 
 
 async def batches(
-    consumer: Any, settings: Settings, stop: asyncio.Event, burst: bool
+    consumer: Any,
+    settings: Settings,
+    stop: asyncio.Event,
+    burst: bool,
+    after_poll: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Batch]:
     """``getmany()`` batches until ``stop`` is set or, with ``burst``, the input is drained and idle.
 
     The loop that consumes this finishes (and commits) each batch before asking for the next, so a
-    stop request always lands between batches.
+    stop request always lands between batches. ``after_poll`` runs after every poll, empty or not.
     """
     idle = BurstIdle(settings.burst_idle_ms)
     while not stop.is_set():
@@ -157,6 +161,8 @@ async def batches(
             timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_max_records
         )
         KAFKA.tick()
+        if after_poll is not None:
+            await after_poll()
         if not batch:
             if burst and idle.done(False, bool(consumer.assignment())):
                 return

@@ -51,7 +51,7 @@ def run_dev(settings: Settings, explicit_bootstrap: bool) -> int:
             bootstrap = broker.bootstrap
         database_url = settings.database_url or start_postgres(data / "postgres").url
         settings = settings.replace(kafka_bootstrap=bootstrap, database_url=database_url)
-        asyncio.run(_prepare(settings))
+        asyncio.run(_prepare(settings, fresh_broker=broker is not None))
         ports = {
             "classifier": _pick_port(settings.metrics_port, METRICS_PORT_CLASSIFIER),
             "projector": _pick_port(settings.metrics_port, METRICS_PORT_PROJECTOR),
@@ -97,12 +97,18 @@ def run_dev(settings: Settings, explicit_bootstrap: bool) -> int:
         print("optout dev: stopped", file=sys.stderr)
 
 
-async def _prepare(settings: Settings) -> None:
-    """Topics and migrations, waiting for a broker that is still coming up."""
+async def _prepare(settings: Settings, fresh_broker: bool) -> None:
+    """Topics and migrations, waiting for a broker that is still coming up.
+
+    A fresh embedded broker is memory-only: its change topic is new and empty, so the projector
+    offsets that Postgres kept from the last run point past records it never saw. Forget them
+    (the blocklist state itself stays: it is still true).
+    """
     import logging
 
     from worker.kafka import ensure_topics
     from worker.migrate import migrate
+    from worker.store import forget_offsets
 
     backoff = Backoff("Kafka", logging.getLogger("optout.dev"))
     deadline = time.monotonic() + 60
@@ -117,6 +123,8 @@ async def _prepare(settings: Settings) -> None:
             await backoff.failed(exc)
     for name in await migrate(settings.database_url):
         print(f"migrated {name}", file=sys.stderr)
+    if fresh_broker and await forget_offsets(settings.database_url, settings.topic_changes):
+        print(f"fresh broker: forgot the projector offsets of {settings.topic_changes}", file=sys.stderr)
 
 
 def _pick_port(configured: int | None, preferred: int) -> int:

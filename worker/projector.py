@@ -71,9 +71,28 @@ async def run_projector(
     # Postgres *between* batches. Seeking inside the rebalance callback would race the fetcher: a
     # batch fetched meanwhile could be applied and then fetched again after the seek.
     unpositioned: set[TopicPartition] = set()
+    # Partitions sought to a stored offset, until a fetch tells us their high watermark.
+    unverified: dict[TopicPartition, int] = {}
 
     async def remember_assigned(assigned: set[TopicPartition]) -> None:
         unpositioned.update(assigned)
+
+    async def verify_positions() -> None:
+        """A stored offset past the partition's end means the topic was recreated (a restarted
+        memory-only dev broker, a topic deleted and created again): its new records start at 0.
+        Kafka would answer OFFSET_OUT_OF_RANGE and reset; some brokers (Tansu) return nothing and
+        would leave us waiting past records we never applied. Replay from the beginning instead."""
+        for tp, offset in list(unverified.items()):
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            del unverified[tp]
+            if offset > highwater:
+                log.warning(
+                    "stored offset %d of %s[%d] is past its end (%d): topic recreated? replaying it",
+                    offset, tp.topic, tp.partition, highwater,
+                )  # fmt: skip
+                await consumer.seek_to_beginning(tp)
 
     consumer.subscribe([topic], listener=CountingListener(metrics, log, remember_assigned))
     applying = Backoff("Postgres", log)
@@ -82,10 +101,12 @@ async def run_projector(
         if not await start_with_retry([producer, consumer], metrics, log, stop):
             return stats
         log.info("projector consuming %s as group %s into Postgres", topic, group)
-        async for batch in batches(consumer, settings, stop, burst):
+        async for batch in batches(consumer, settings, stop, burst, verify_positions):
             if unpositioned:
-                if not await _seek_to_stored(consumer, store, group, unpositioned, applying, stop):
+                sought = await _seek_to_stored(consumer, store, group, unpositioned, applying, stop)
+                if sought is None:
                     break
+                unverified.update(sought)
                 continue  # this batch may predate the seek; the next one starts where Postgres says
             started = time.monotonic()
             events, bad = _decode(batch)
@@ -116,11 +137,12 @@ async def _seek_to_stored(
     partitions: set[TopicPartition],
     backoff: Backoff,
     stop: asyncio.Event,
-) -> bool:
+) -> dict[TopicPartition, int] | None:
     """Position newly assigned partitions just after the last batch Postgres committed.
 
     A partition with no stored offset starts from the beginning: the change topic is compacted,
-    so replaying it rebuilds the state (e.g. into a new, empty database).
+    so replaying it rebuilds the state (e.g. into a new, empty database). Returns the partitions
+    sought to a stored offset, or None when stopped before Postgres answered.
     """
     while True:
         try:
@@ -131,18 +153,19 @@ async def _seek_to_stored(
             break
         except ServiceUnavailableError as exc:
             if stop.is_set():
-                return False
+                return None
             await backoff.failed(exc)
     backoff.succeeded()
-    assignment = consumer.assignment()
-    for tp in partitions & assignment:
+    sought: dict[TopicPartition, int] = {}
+    for tp in partitions & consumer.assignment():
         offset = stored[tp.topic].get(tp.partition)
         if offset is None:
             await consumer.seek_to_beginning(tp)
         else:
             consumer.seek(tp, offset)
+            sought[tp] = offset
     partitions.clear()
-    return True
+    return sought
 
 
 def _decode(

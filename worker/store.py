@@ -86,6 +86,17 @@ async def connect_once(dsn: str) -> asyncpg.Connection[asyncpg.Record]:
         return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, server_settings=_APP_NAME)
 
 
+async def forget_offsets(dsn: str, topic: str) -> int:
+    """Drop every stored offset of ``topic``: for a topic that was recreated empty (a fresh
+    memory-only dev broker), whose old offsets would point past records never applied."""
+    conn = await connect_once(dsn)
+    try:
+        with translate_errors(dsn):
+            return _affected(await conn.execute("DELETE FROM consumer_offsets WHERE topic = $1", topic))
+    finally:
+        await conn.close()
+
+
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
     history_inserted: int

@@ -12,6 +12,7 @@ import pytest
 from tests.integration.helpers import env_for, produce, read_topic, settings_for, spawn, values, wait_until
 from worker.devstack import start_postgres
 from worker.projector import run_projector
+from worker.store import forget_offsets
 from worker.topics import Topics
 
 pytestmark = pytest.mark.integration
@@ -117,3 +118,39 @@ async def test_resumes_from_the_offsets_stored_in_postgres(
     assert stats.records == 1
     assert addresses == ["+15556660002"]
     assert stored == 2
+
+
+async def test_a_stored_offset_past_the_end_replays_the_partition(
+    broker: str, topics: Topics, group_suffix: str, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The topic was recreated (a restarted memory-only broker): its records start at 0 again."""
+    second = CHANGE.replace(b"+15556660001", b"+15556660002").replace(b"0123", b"89ab")
+    await produce(broker, topics.changes, [(b"a", CHANGE, 1), (b"b", second, 1)])
+    settings = settings_for(broker, topics, group_suffix)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)"
+            " VALUES ($1, $2, 1, 100)",
+            settings.projector_group_id,
+            topics.changes,
+        )
+        await run_projector(settings, database_url, burst=True)
+        addresses = sorted(r["address"] for r in await conn.fetch("SELECT address FROM blocklist_state"))
+    finally:
+        await conn.close()
+    assert addresses == ["+15556660001", "+15556660002"]
+    assert "is past its end (2): topic recreated? replaying it" in caplog.text
+
+
+async def test_forget_offsets(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)"
+            " VALUES ('g', 'changes', 0, 5), ('g', 'changes', 1, 7), ('g', 'other', 0, 3)"
+        )
+        assert await forget_offsets(database_url, "changes") == 2
+        assert await conn.fetchval("SELECT count(*) FROM consumer_offsets") == 1
+    finally:
+        await conn.close()
