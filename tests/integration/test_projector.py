@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from tests.integration.helpers import env_for, produce, read_topic, settings_for, spawn, values, wait_until
+from worker import schemas
 from worker.devstack import start_postgres
 from worker.projector import run_projector
 from worker.store import forget_offsets
@@ -41,6 +42,8 @@ async def test_malformed_change_events_are_dead_lettered(
     codes = sorted(d["error"]["code"] for d in dead)
     assert codes == ["invalid_change", "invalid_change", "invalid_timestamp"]
     assert {d["stage"] for d in dead} == {"projector"}
+    for letter in dead:
+        schemas.validator(schemas.DEAD_LETTER).validate(letter)
     dead = [d for d in dead if d["error"]["code"] == "invalid_change"]
     assert sorted(base64.b64decode(d["value_b64"]) for d in dead) == [b"not json", b'{"x":1}']
     conn = await asyncpg.connect(database_url)

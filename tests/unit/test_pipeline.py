@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.unit.factories import FakeRecord
 from worker.errors import DeadLetterCode
 from worker.events import decode_change
 from worker.model import Action, Intent, ScopeLevel
@@ -19,16 +19,6 @@ from worker.rules import BUILTIN_LAYER, Layer, Rule, RuleBook, compile_layers, d
 
 EMITTED = "2026-11-24T12:00:00.000000Z"
 TOPIC = "mo.inbound"
-
-
-@dataclass(frozen=True)
-class FakeRecord:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
 
 
 def _doc(text: str, n: int = 0, **changes: Any) -> dict[str, Any]:

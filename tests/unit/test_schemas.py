@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import MappingProxyType
@@ -17,6 +16,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 import worker.schemas
+from tests.unit.factories import FakeRecord
 from worker.classify import decide
 from worker.constants import ALL_CHANNELS, SCHEMA_CHANGE, SCHEMA_DEAD_LETTER, SCHEMA_REPLY
 from worker.errors import DeadLetterCode, InputError
@@ -30,16 +30,6 @@ from worker.schemas import CHANGE, DEAD_LETTER, INBOUND, REPLY, RULES
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 NAMES = (RULES, INBOUND, CHANGE, REPLY, DEAD_LETTER)
 EMITTED = "2026-11-24T12:00:00.000000Z"
-
-
-@dataclass(frozen=True)
-class FakeRecord:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
 
 
 def _load(name: str) -> dict[str, Any]:
