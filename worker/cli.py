@@ -17,10 +17,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
+from prometheus_client import CollectorRegistry
 
 from worker import __version__
 from worker.config import Settings, add_arguments
 from worker.errors import ConfigError, ServiceUnavailableError
+from worker.httpserver import HttpServer, start_http
 
 log = logging.getLogger("optout")
 
@@ -84,10 +86,6 @@ def _configure_logging(level: str) -> None:
     configure(level)
 
 
-def _run(coro: Coroutine[Any, Any, int]) -> int:
-    return asyncio.run(coro)
-
-
 def _stop_on_signals() -> asyncio.Event:
     """SIGTERM/SIGINT set the stop event: the loop finishes its batch, commits and exits 0."""
     stop = asyncio.Event()
@@ -107,55 +105,54 @@ def database_url(settings: Settings) -> str:
 
 
 def cmd_classifier(settings: Settings, args: argparse.Namespace) -> int:
-    from prometheus_client import CollectorRegistry
-
     from worker.classifier import run_classifier
     from worker.constants import METRICS_PORT_CLASSIFIER
-    from worker.httpserver import start_http
     from worker.rules import load_rules
 
     load_rules(settings.rules or None)  # a bad rules file fails here, before any connection
-
-    async def run() -> int:
-        stop = _stop_on_signals()
-        registry = CollectorRegistry()
-        port = METRICS_PORT_CLASSIFIER if settings.metrics_port is None else settings.metrics_port
-        http = _start_http(start_http, registry, settings, port, stop)
-        try:
-            await run_classifier(settings, burst=args.burst, registry=registry, stop=stop)
-        finally:
-            http.stop()
-        return 0
-
-    return _run(run())
+    return _serve(
+        settings,
+        METRICS_PORT_CLASSIFIER,
+        lambda registry, stop: run_classifier(settings, burst=args.burst, registry=registry, stop=stop),
+    )
 
 
 def cmd_projector(settings: Settings, args: argparse.Namespace) -> int:
-    from prometheus_client import CollectorRegistry
-
     from worker.constants import METRICS_PORT_PROJECTOR
-    from worker.httpserver import start_http
     from worker.projector import run_projector
 
     url = database_url(settings)
+    return _serve(
+        settings,
+        METRICS_PORT_PROJECTOR,
+        lambda registry, stop: run_projector(settings, url, burst=args.burst, registry=registry, stop=stop),
+    )
+
+
+def _serve(
+    settings: Settings,
+    default_port: int,
+    loop: Callable[[CollectorRegistry, asyncio.Event], Coroutine[Any, Any, object]],
+) -> int:
+    """Run a worker loop with its metrics endpoint; SIGTERM/SIGINT stop it between batches."""
 
     async def run() -> int:
         stop = _stop_on_signals()
         registry = CollectorRegistry()
-        port = METRICS_PORT_PROJECTOR if settings.metrics_port is None else settings.metrics_port
-        http = _start_http(start_http, registry, settings, port, stop)
+        port = default_port if settings.metrics_port is None else settings.metrics_port
+        http = _start_http(registry, settings, port, stop)
         try:
-            await run_projector(settings, url, burst=args.burst, registry=registry, stop=stop)
+            await loop(registry, stop)
         finally:
             http.stop()
         return 0
 
-    return _run(run())
+    return asyncio.run(run())
 
 
 def _start_http(
-    start_http: Callable[..., Any], registry: Any, settings: Settings, port: int, stop: asyncio.Event
-) -> Any:
+    registry: CollectorRegistry, settings: Settings, port: int, stop: asyncio.Event
+) -> HttpServer:
     def health() -> tuple[bool, bytes]:
         return (not stop.is_set(), orjson.dumps({"status": "stopping" if stop.is_set() else "ok"}))
 
@@ -211,7 +208,7 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
         return 0
 
-    return _run(run())
+    return asyncio.run(run())
 
 
 def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
@@ -230,7 +227,7 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
             out.write(orjson.dumps(row) + b"\n")
         return 0
 
-    return _run(run())
+    return asyncio.run(run())
 
 
 def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
@@ -257,7 +254,7 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
         print(f"produced {len(futures)} records to {settings.topic_inbound}", file=sys.stderr)
         return 0
 
-    return _run(run())
+    return asyncio.run(run())
 
 
 def _key(raw: bytes) -> bytes | None:
@@ -290,20 +287,16 @@ def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
             print(line)
         return 0
 
-    return _run(run())
+    return asyncio.run(run())
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from worker.migrate import migrate
 
     url = database_url(settings)
-    applied = _run_value(migrate(url))
+    applied = asyncio.run(migrate(url))
     print("\n".join(f"applied  {name}" for name in applied) or "up to date")
     return 0
-
-
-def _run_value(coro: Coroutine[Any, Any, list[str]]) -> list[str]:
-    return asyncio.run(coro)
 
 
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
