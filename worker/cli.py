@@ -224,10 +224,36 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
             await store.close()
         out = sys.stdout.buffer
         for row in rows:
-            out.write(orjson.dumps(row) + b"\n")
+            out.write(orjson.dumps(history_line(row)) + b"\n")
         return 0
 
     return asyncio.run(run())
+
+
+def history_line(row: dict[str, Any]) -> dict[str, Any]:
+    """One history row as an operator reads it: when, what, where (scope), why, from which MO."""
+    return {
+        "occurred_at": row["occurred_at"],
+        "action": row["action"],
+        "scope": {
+            "level": row["level"],
+            "account_id": row["account_id"],
+            "subaccount_id": row["subaccount_id"],
+            "sender": row["sender"],
+            "channel": row["channel"],
+        },
+        "channel": row["channel"],
+        "keyword": row["keyword"],
+        "rule": row["rule"],
+        "reason": row["reason"],
+        "source_message_id": row["source_message_id"],
+        "source": {
+            "topic": row["source_topic"],
+            "partition": row["source_partition"],
+            "offset": row["source_offset"],
+        },
+        "event_id": row["event_id"],
+    }
 
 
 def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:

@@ -228,6 +228,11 @@ async def test_scopes_resolve(
     rows = [json.loads(line) for line in history.stdout.splitlines()]
     assert rows[0]["action"] == "block"
     assert rows[0]["source_message_id"] == "a5"
+    assert rows[0]["scope"] == {
+        "level": "sender", "account_id": "bank", "subaccount_id": None, "sender": "BANKCO", "channel": "sms",
+    }  # fmt: skip
+    assert rows[0]["keyword"] == "STOP"
+    assert rows[0]["occurred_at"] == "2026-11-24T12:00:00.000000Z"
     assert {row["action"] for row in rows[1:]} == {"unblock"}
     assert all(row["source_message_id"] == "a6" for row in rows[1:])
 
