@@ -32,7 +32,6 @@ _PLACEHOLDER = re.compile(r"\{(keyword|sender|account)\}")
 @dataclass(frozen=True, slots=True)
 class Decision:
     intent: Intent
-    match: Match | None
     changes: tuple[tuple[bytes, ChangeEvent], ...]
     """(record key, event) pairs for the change topic."""
     reply: ReplyRequest | None
@@ -67,7 +66,7 @@ def decide(message: InboundMessage, match: Match, rules: RuleSet, source: Source
             _change(message, match, source, Action.UNBLOCK, scope, "opt_in_keyword")
             for scope in covering_scopes(target)
         )
-    return Decision(intent, match, tuple(changes), _reply(message, match, rules, source))
+    return Decision(intent, tuple(changes), _reply(message, match, rules, source))
 
 
 def _change(

@@ -257,6 +257,7 @@ def history_line(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.inbound import peek_string
     from worker.kafka import make_producer
 
     async def run() -> int:
@@ -273,7 +274,10 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
             for line in sys.stdin.buffer:
                 raw = line.rstrip(b"\r\n")
                 if raw.strip():
-                    futures.append(await producer.send(settings.topic_inbound, raw, key=_key(raw)))
+                    # Keyed by the subscriber, so one subscriber's messages stay in order.
+                    address = peek_string(raw, "from")
+                    key = address.encode() if address is not None else None
+                    futures.append(await producer.send(settings.topic_inbound, raw, key=key))
             await asyncio.gather(*futures)
         finally:
             await producer.stop()
@@ -283,33 +287,11 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
-def _key(raw: bytes) -> bytes | None:
-    """The subscriber address, so one subscriber's messages stay in order on one partition."""
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    sender = doc.get("from") if isinstance(doc, dict) else None
-    return sender.encode() if isinstance(sender, str) else None
-
-
 def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
     from worker.kafka import ensure_topics
 
     async def run() -> int:
-        try:
-            lines = await asyncio.wait_for(ensure_topics(settings), 30)
-        except (OSError, TimeoutError) as exc:
-            raise ServiceUnavailableError(
-                f"Kafka at {settings.kafka_bootstrap} is unreachable: {exc or type(exc).__name__}"
-            ) from None
-        except Exception as exc:
-            if type(exc).__module__.startswith("aiokafka"):
-                raise ServiceUnavailableError(
-                    f"Kafka at {settings.kafka_bootstrap}: {type(exc).__name__}: {exc}"
-                ) from None
-            raise
-        for line in lines:
+        for line in await ensure_topics(settings):
             print(line)
         return 0
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import KafkaError
 
 from worker.backoff import Backoff
 from worker.config import Settings
@@ -33,7 +33,6 @@ class RunStats:
     records: int = 0
     batches: int = 0
     batch_seconds: list[float] = field(default_factory=list)
-    started_at: float = field(default_factory=time.monotonic)
     first_record_at: float | None = None
     last_batch_done_at: float | None = None
 
@@ -59,11 +58,16 @@ class BurstIdle:
         self.join_deadline = time.monotonic() + join_timeout
         self.idle_since: float | None = None
 
-    def done(self, got_records: bool, assigned: bool) -> bool:
+    def busy(self) -> None:
+        """Records arrived: the idle clock starts again."""
+        self.idle_since = None
+
+    def done(self, assigned: bool) -> bool:
+        """After an empty poll: has the input been idle long enough (or the join taken too long)?"""
         now = time.monotonic()
-        if got_records or not assigned:
+        if not assigned:
             self.idle_since = None
-            return not assigned and now > self.join_deadline
+            return now > self.join_deadline
         if self.idle_since is None:
             self.idle_since = now
         return now - self.idle_since >= self.idle
@@ -115,7 +119,7 @@ async def start_with_retry(
             try:
                 await client.start()
                 break
-            except (KafkaConnectionError, KafkaError, OSError) as exc:
+            except (KafkaError, OSError) as exc:
                 metrics.retries.labels("kafka").inc()
                 await backoff.failed(exc)
         backoff.succeeded()
@@ -164,10 +168,10 @@ async def batches(
         if after_poll is not None:
             await after_poll()
         if not batch:
-            if burst and idle.done(False, bool(consumer.assignment())):
+            if burst and idle.done(bool(consumer.assignment())):
                 return
             continue
-        idle.done(True, True)
+        idle.busy()
         yield batch
 
 

@@ -10,6 +10,7 @@ commit their batch), then the servers.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 from worker.backoff import Backoff
 from worker.config import Settings
 from worker.constants import METRICS_PORT_CLASSIFIER, METRICS_PORT_PROJECTOR
-from worker.devstack import Broker, port_is_free, start_broker, start_postgres
+from worker.devstack import Broker, free_port, port_is_free, start_broker, start_postgres
 from worker.errors import ServiceUnavailableError
 
 BROKER_PORT = 9092
@@ -104,8 +105,6 @@ async def _prepare(settings: Settings, fresh_broker: bool) -> None:
     offsets that Postgres kept from the last run point past records it never saw. Forget them
     (the blocklist state itself stays: it is still true).
     """
-    import logging
-
     from worker.kafka import ensure_topics
     from worker.migrate import migrate
     from worker.store import forget_offsets
@@ -114,12 +113,12 @@ async def _prepare(settings: Settings, fresh_broker: bool) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
-            for line in await asyncio.wait_for(ensure_topics(settings), 20):
+            for line in await ensure_topics(settings, seconds=20):
                 print(f"topic    {line}", file=sys.stderr)
             break
-        except Exception as exc:
+        except ServiceUnavailableError as exc:  # a ConfigError (say, a non-compacted topic) is final
             if time.monotonic() > deadline:
-                raise ServiceUnavailableError(f"Kafka at {settings.kafka_bootstrap}: {exc}") from None
+                raise
             await backoff.failed(exc)
     for name in await migrate(settings.database_url):
         print(f"migrated {name}", file=sys.stderr)
@@ -132,8 +131,6 @@ def _pick_port(configured: int | None, preferred: int) -> int:
         return configured
     if port_is_free(preferred):
         return preferred
-    from worker.devstack import free_port
-
     return free_port()
 
 

@@ -142,8 +142,22 @@ def _field_error(name: str, value: object, present: bool) -> InputError:
     )
 
 
+_JSON_TYPES = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string",
+               list: "array", dict: "object"}  # fmt: skip
+
+
 def _json_type(value: object) -> str:
     """The JSON name of a decoded value's type, for details an integrator reads."""
-    names = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string",
-             list: "array", dict: "object"}  # fmt: skip
-    return names.get(type(value), type(value).__name__)
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def peek_string(raw: bytes, name: str) -> str | None:
+    """Field ``name`` of a JSON object line if it is a string, else None; never raises.
+
+    For tools that must say something about a line :func:`decode` rejected, or route it."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    value = doc.get(name) if isinstance(doc, dict) else None
+    return value if isinstance(value, str) else None

@@ -8,15 +8,17 @@ broker acknowledged everything derived from the records before them.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
 
 from worker.config import Settings
-from worker.errors import ConfigError
+from worker.errors import ConfigError, ServiceUnavailableError
 
 TOPIC_EXISTS = 36
 
@@ -73,16 +75,27 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     ]
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
+async def ensure_topics(settings: Settings, seconds: float = 30.0) -> list[str]:
     """Create missing topics and verify the change topic is compacted; idempotent.
 
     Returns one human-readable line per topic. A change topic that exists without
     ``cleanup.policy=compact`` is a :class:`ConfigError`: the snapshot and the send services'
-    view rely on compaction keeping the latest state of every block.
+    view rely on compaction keeping the latest state of every block. An unreachable broker is a
+    :class:`ServiceUnavailableError`, so callers decide retry-or-exit from the class alone.
     """
-    admin = AIOKafkaAdminClient(**client_kwargs(settings), request_timeout_ms=15000)
-    await admin.start()
     try:
+        async with asyncio.timeout(seconds):
+            return await _ensure_topics(settings)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise ServiceUnavailableError(
+            f"Kafka at {settings.kafka_bootstrap} is unavailable: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+async def _ensure_topics(settings: Settings) -> list[str]:
+    admin = AIOKafkaAdminClient(**client_kwargs(settings), request_timeout_ms=15000)
+    try:
+        await admin.start()
         specs = topic_specs(settings)
         response = await admin.create_topics(specs)
         errors = {name: code for name, code, *_ in response.topic_errors}

@@ -14,7 +14,7 @@ import orjson
 from worker.classify import classify, decide
 from worker.errors import InputError
 from worker.events import scope_document
-from worker.inbound import decode, to_message
+from worker.inbound import decode, peek_string, to_message
 from worker.model import Intent, Source
 from worker.rules import RuleBook
 
@@ -31,10 +31,9 @@ def classify_line(number: int, raw: bytes, rulebook: RuleBook) -> dict[str, Any]
     try:
         doc, received = decode(raw)
     except InputError as error:
-        message_id = _message_id(raw)
         return {
             "line": number,
-            "message_id": message_id,
+            "message_id": peek_string(raw, "message_id"),
             "error": {"code": error.code.value, "detail": error.detail},
         }
     rules = rulebook.resolve(doc["account_id"], doc.get("subaccount_id"), doc["to"])
@@ -59,12 +58,3 @@ def classify_line(number: int, raw: bytes, rulebook: RuleBook) -> dict[str, Any]
         ],
         "reply": decision.reply.text if decision.reply else None,
     }
-
-
-def _message_id(raw: bytes) -> str | None:
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    value = doc.get("message_id") if isinstance(doc, dict) else None
-    return value if isinstance(value, str) else None

@@ -7,7 +7,7 @@ one dict lookup; objects are built only for the few records that matched a keywo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -52,15 +52,14 @@ class BatchOutput:
     """Per partition, the ``received_at`` (epoch seconds) of its last good record: delay metric."""
 
 
-def classify_records(records: Iterable[RecordLike], rulebook: RuleBook, out: BatchOutput) -> None:
+def classify_records(records: Sequence[RecordLike], rulebook: RuleBook, out: BatchOutput) -> None:
     """Classify one partition's records in order, appending what they produce to ``out``."""
     resolve = rulebook.resolve
     changes, replies = out.changes, out.replies
-    consumed = none = 0
+    none = 0
     received = None
     record = None
     for record in records:
-        consumed += 1
         try:
             doc, received = decode(record.value)
         except InputError as error:
@@ -78,7 +77,7 @@ def classify_records(records: Iterable[RecordLike], rulebook: RuleBook, out: Bat
         changes.extend((key, encode_change(ev, out.emitted_at)) for key, ev in decision.changes)
         if decision.reply is not None:
             replies.append((decision.reply.to.encode(), encode_reply(decision.reply, out.emitted_at)))
-    out.consumed += consumed
+    out.consumed += len(records)
     if none:
         out.intents[Intent.NONE] = out.intents.get(Intent.NONE, 0) + none
     if record is not None and received is not None:

@@ -24,6 +24,7 @@ from worker import __version__
 from worker.backoff import Backoff
 from worker.config import Settings
 from worker.consuming import (
+    Batch,
     CountingListener,
     RunStats,
     batches,
@@ -42,7 +43,6 @@ from worker.metrics import ProjectorMetrics
 from worker.migrate import migrate
 from worker.model import ChangeEvent
 from worker.pipeline import dead_letter
-from worker.scope import block_key
 from worker.store import Store
 
 log = logging.getLogger("optout.projector")
@@ -168,23 +168,17 @@ async def _seek_to_stored(
     return sought
 
 
-def _decode(
-    batch: dict[TopicPartition, list[Any]],
-) -> tuple[list[tuple[bytes, ChangeEvent]], list[tuple[Any, InputError]]]:
-    events: list[tuple[bytes, ChangeEvent]] = []
+def _decode(batch: Batch) -> tuple[list[ChangeEvent], list[tuple[Any, InputError]]]:
+    events: list[ChangeEvent] = []
     bad: list[tuple[Any, InputError]] = []
     for records in batch.values():
         for record in records:
             if record.value is None:
                 continue  # a tombstone an operator wrote to retire a key: nothing to apply
             try:
-                event = decode_change(record.value)
+                events.append(decode_change(record.value))
             except InputError as error:
                 bad.append((record, error))
-                continue
-            # Group by the identity computed from the event, not the record key, so a producer
-            # with a different key encoding cannot split one block into two rows.
-            events.append((block_key(event.scope, event.address), event))
     return events, bad
 
 
@@ -205,7 +199,7 @@ async def _connect(database_url: str, metrics: ProjectorMetrics, stop: asyncio.E
 async def _apply(
     store: Store,
     group: str,
-    events: list[tuple[bytes, ChangeEvent]],
+    events: list[ChangeEvent],
     offsets: dict[tuple[str, int], int],
     backoff: Backoff,
     metrics: ProjectorMetrics,
@@ -216,7 +210,7 @@ async def _apply(
         started = time.monotonic()
         try:
             result = await store.apply(group, events, offsets)
-        except (ServiceUnavailableError, OSError, ConnectionError) as exc:
+        except ServiceUnavailableError as exc:  # the store translates driver and socket errors
             metrics.retries.labels("postgres").inc()
             if stop.is_set():
                 return False

@@ -51,12 +51,6 @@ class RuleSet:
     table: Mapping[str, Match]
     replies: Mapping[Intent, str | None]
 
-    def match(self, text: str) -> Match | None:
-        """Shorthand for :func:`worker.classify.classify` with this rule set."""
-        from worker.classify import classify
-
-        return classify(text, self)
-
     def reply_text(self, match: Match) -> str | None:
         if match.rule.has_reply_override:
             return match.rule.reply

@@ -261,7 +261,8 @@ def _state_row(event: ChangeEvent) -> tuple[Any, ...]:
 def _state_key(event: ChangeEvent) -> bytes:
     """The block key of the row the event lands in.
 
-    Recomputed from the event rather than taken from the caller, and with '' folded into None the
+    Computed here from the event, so no producer's key encoding can split one block into two
+    rows, and with '' folded into None the
     way the table stores it: two events that hit one row must collapse to one upsert row, or
     Postgres refuses the statement ("cannot affect row a second time").
     """
@@ -324,7 +325,7 @@ class Store:
     async def apply(
         self,
         group: str,
-        events: Sequence[tuple[bytes, ChangeEvent]],
+        events: Sequence[ChangeEvent],
         offsets: Mapping[tuple[str, int], int],
     ) -> ApplyResult:
         """Store a batch and the offsets after it, all or nothing.
@@ -334,9 +335,9 @@ class Store:
         """
         # Rows are built (and timestamps validated) before a connection is taken, and sorted so
         # two concurrent projectors lock rows in the same order instead of deadlocking.
-        unique = {event.event_id: event for _, event in events}
+        unique = {event.event_id: event for event in events}
         history = [_history_row(unique[event_id]) for event_id in sorted(unique)]
-        winners = latest_per_block((_state_key(event), event) for _, event in events)
+        winners = latest_per_block((_state_key(event), event) for event in events)
         state = sorted(_state_row(winners[key]) for key in winners)
         positions = sorted(
             (group, topic, partition, offset) for (topic, partition), offset in offsets.items()

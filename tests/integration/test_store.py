@@ -42,8 +42,8 @@ def change(
     *,
     message_id: str | None = None,
     partition: int = 0,
-) -> tuple[bytes, ChangeEvent]:
-    """A (key, event) pair as the projector hands them to :meth:`Store.apply`."""
+) -> ChangeEvent:
+    """A change event as the projector hands it to :meth:`Store.apply`."""
     message_id = message_id or f"m-{uuid.uuid4().hex[:8]}"
     key = block_key(scope, address)
     event = ChangeEvent(
@@ -57,14 +57,14 @@ def change(
         source=Source("mo.inbound", partition, next(_offsets), message_id),
         occurred_at=occurred_at,
     )
-    return key, event
+    return event
 
 
-def block(address: str, at: str, scope: Scope = ACCOUNT, **kw: Any) -> tuple[bytes, ChangeEvent]:
+def block(address: str, at: str, scope: Scope = ACCOUNT, **kw: Any) -> ChangeEvent:
     return change(Action.BLOCK, address, at, scope, **kw)
 
 
-def unblock(address: str, at: str, scope: Scope = ACCOUNT, **kw: Any) -> tuple[bytes, ChangeEvent]:
+def unblock(address: str, at: str, scope: Scope = ACCOUNT, **kw: Any) -> ChangeEvent:
     return change(Action.UNBLOCK, address, at, scope, **kw)
 
 
@@ -211,7 +211,7 @@ async def test_on_a_tie_the_block_wins(store: Store, stop_first: bool, together:
     for batch in [arrival] if together else [[arrival[0]], [arrival[1]]]:
         await store.apply(GROUP, batch, {})
     [active] = await store.check(address, "acme")
-    assert active["event_id"] == stop[1].event_id
+    assert active["event_id"] == stop.event_id
 
 
 @pytest.mark.parametrize("stop_first", [True, False], ids=["stop-arrives-first", "start-arrives-first"])
@@ -294,7 +294,7 @@ async def test_final_state_does_not_depend_on_arrival_order_or_batching(
     for batch in plan:
         await store.apply(GROUP, [events[i] for i in batch], {})
 
-    winners = latest_per_block(events)
+    winners = latest_per_block((block_key(e.scope, e.address), e) for e in events)
     expected = sorted(e.event_id for e in winners.values() if e.action is Action.BLOCK)
     assert sorted(b["event_id"] for b in await store.blocks(address)) == expected
     assert {row["event_id"] for row in await state_rows(store, address)} == {
@@ -356,7 +356,7 @@ async def _blocked_on_every_scope(store: Store) -> tuple[str, dict[str, Scope]]:
     batch.append(block(address, T0, Scope(ScopeLevel.SUBACCOUNT, "acme", "lifted", channel="*")))
     batch.append(unblock(address, T1, Scope(ScopeLevel.SUBACCOUNT, "acme", "lifted", channel="*")))
     await store.apply(GROUP, batch, {})
-    return address, {event.event_id: event.scope for _, event in batch}
+    return address, {event.event_id: event.scope for event in batch}
 
 
 def _scope_of(row: dict[str, Any]) -> Scope:
@@ -414,8 +414,8 @@ async def test_check_examples(store: Store) -> None:
 
 async def test_check_rows_carry_the_block_details(store: Store) -> None:
     address = new_address()
-    key, event = block(address, T1, Scope(ScopeLevel.SUBACCOUNT, "acme", "s1", channel="sms"))
-    await store.apply(GROUP, [(key, event)], {})
+    event = block(address, T1, Scope(ScopeLevel.SUBACCOUNT, "acme", "s1", channel="sms"))
+    await store.apply(GROUP, [event], {})
     [row] = await store.check(address, "acme", "s1", channel="sms")
     assert row == {
         "level": "subaccount",
@@ -466,7 +466,7 @@ async def test_history_is_oldest_first_with_unblock_before_block_on_a_tie(store:
     assert tie[1]["account_id"] == "globex"
     assert _actions(await store.history(address, "globex")) == [(T1, "block")]
 
-    _, first = events[2]
+    first = events[2]
     assert rows[0] == {
         "occurred_at": T0,
         "action": "unblock",
@@ -490,4 +490,4 @@ async def test_history_breaks_full_ties_by_event_id(store: Store) -> None:
     address = new_address()
     events = [block(address, T0, Scope(ScopeLevel.SENDER, "acme", None, f"s{i}")) for i in range(6)]
     await store.apply(GROUP, events[::-1], {})
-    assert [row["event_id"] for row in await store.history(address)] == sorted(e.event_id for _, e in events)
+    assert [row["event_id"] for row in await store.history(address)] == sorted(e.event_id for e in events)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from worker.classify import classify
 from worker.errors import ConfigError
 from worker.model import Intent, ScopeLevel
 from worker.rules import (
@@ -30,7 +31,7 @@ def _write(tmp_path: Path, doc: dict[str, Any], suffix: str = ".json") -> Path:
 def _rule_name(
     book: RuleBook, text: str, account: str = "acc", sub: str | None = None, sender: str = "S"
 ) -> str | None:
-    match = book.resolve(account, sub, sender).match(text)
+    match = classify(text, book.resolve(account, sub, sender))
     return None if match is None else match.rule.name
 
 
@@ -39,7 +40,7 @@ def _rule_name(
 
 @pytest.mark.parametrize(("rule", "keyword"), [(r, k) for r in BUILTIN_RULES for k in r.keywords])
 def test_every_builtin_keyword_matches_its_rule(rule: Rule, keyword: str) -> None:
-    match = default_rulebook().resolve("any", None, "12345").match(keyword)
+    match = classify(keyword, default_rulebook().resolve("any", None, "12345"))
     assert match is not None
     assert match.rule is rule
     assert match.keyword == keyword
@@ -64,8 +65,8 @@ def test_no_rules_file_means_builtin_defaults(path: str | None) -> None:
 
 def test_ordinary_text_does_not_match() -> None:
     rules = default_rulebook().base
-    assert rules.match("hello there") is None
-    assert rules.match("Don't stop!") is None
+    assert classify("hello there", rules) is None
+    assert classify("Don't stop!", rules) is None
 
 
 # --- loading: JSON and TOML -----------------------------------------------------------------------
@@ -122,11 +123,11 @@ def test_json_file(tmp_path: Path) -> None:
     assert _rule_name(book, "stop") == "stop"  # built-ins still there (inherit defaults to true)
     assert _rule_name(book, "pause") == "pause"
     assert _rule_name(book, "pause", account="other") is None
-    halt = book.base.match("halt")
+    halt = classify("halt", book.base)
     assert halt is not None
     assert halt.rule.level is ScopeLevel.SENDER
     assert not halt.rule.all_channels
-    halt_all = book.base.match("halt all")
+    halt_all = classify("halt all", book.base)
     assert halt_all is not None
     assert halt_all.rule.all_channels
     assert halt_all.rule.level is ScopeLevel.ACCOUNT
@@ -379,7 +380,7 @@ def _reply(
     book: RuleBook, text: str, account: str = "acc", sub: str | None = None, sender: str = "S"
 ) -> str | None:
     rules = book.resolve(account, sub, sender)
-    match = rules.match(text)
+    match = classify(text, rules)
     assert match is not None
     return rules.reply_text(match)
 

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 
 import worker.schemas
 from tests.unit.factories import FakeRecord
-from worker.classify import decide
+from worker.classify import classify, decide
 from worker.constants import ALL_CHANNELS, SCHEMA_CHANGE, SCHEMA_DEAD_LETTER, SCHEMA_REPLY
 from worker.errors import DeadLetterCode, InputError
 from worker.events import encode_change, encode_dead_letter, encode_reply
@@ -327,7 +327,7 @@ _ids = st.text(min_size=1, max_size=12)
 )
 def test_decisions_encode_to_valid_events(message: InboundMessage, text: str, source: Source) -> None:
     rules = BOOK.base
-    match = rules.match(text)
+    match = classify(text, rules)
     assert match is not None
     decision = decide(message, match, rules, source)
     for key, event in decision.changes:
@@ -452,7 +452,7 @@ def test_record_key_schema_rejects(key: bytes) -> None:
 
 
 def test_reply_and_dead_letter_schemas_reject() -> None:
-    match = BOOK.base.match("stop")
+    match = classify("stop", BOOK.base)
     assert match is not None
     message = InboundMessage("m", "sms", "S", "+1", "a", None, "STOP", "2026-11-24T10:00:00.000000Z")
     decision = decide(message, match, BOOK.base, Source("t", 0, 0, "m"))
