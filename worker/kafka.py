@@ -87,8 +87,9 @@ async def ensure_topics(settings: Settings, seconds: float = 30.0) -> list[str]:
         async with asyncio.timeout(seconds):
             return await _ensure_topics(settings)
     except (KafkaError, OSError, TimeoutError) as exc:
+        detail = str(exc) if type(exc).__name__ in str(exc) else f"{type(exc).__name__}: {exc}"
         raise ServiceUnavailableError(
-            f"Kafka at {settings.kafka_bootstrap} is unavailable: {type(exc).__name__}: {exc}"
+            f"Kafka at {settings.kafka_bootstrap} is unavailable: {detail}"
         ) from None
 
 

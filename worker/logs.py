@@ -46,7 +46,8 @@ class ServiceState:
         self.errors += 1
         if self.down_since is None:
             self.down_since = now
-            self.logger.warning("%s unavailable (%s); retrying with backoff", self.service, reason)
+            # No "retrying" here: one-shot commands share this state and do not retry.
+            self.logger.warning("%s unavailable (%s)", self.service, reason)
 
     def up(self) -> None:
         if self.down_since is not None:
