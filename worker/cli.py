@@ -2,7 +2,7 @@
 
 Every command takes every setting as a flag or an ``OPTOUT_*`` variable (see :mod:`worker.config`).
 A wrong setting ends the command with one line on stderr and exit code 2, never a traceback; an
-unreachable service at a one-shot command (check, history, migrate, topics) exits 1.
+unreachable service at a one-shot command (check, history, migrate, snapshot, topics) exits 1.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from worker import __version__
 from worker.config import Settings, add_arguments
 from worker.errors import ConfigError, ServiceUnavailableError
-from worker.httpserver import HttpServer, start_http
+from worker.httpserver import HttpServer, WSGIApp, start_http
 
 log = logging.getLogger("optout")
 
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--account")
     command("produce", "send inbound-message JSON lines from stdin to the inbound topic (key: from)")
     command("dev", "the whole stack on one machine: embedded broker and Postgres, classifier, projector")
+    command("snapshot", "write a blocklist snapshot now (as the projector does every interval)")
     command("topics", "create the topics if missing and verify their configuration (idempotent)")
     command("migrate", "apply pending Postgres migrations (idempotent)")
     return parser
@@ -120,12 +121,14 @@ def cmd_classifier(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_projector(settings: Settings, args: argparse.Namespace) -> int:
     from worker.constants import METRICS_PORT_PROJECTOR
     from worker.projector import run_projector
+    from worker.snapshot_http import PREFIX, snapshot_app
 
     url = database_url(settings)
     return _serve(
         settings,
         METRICS_PORT_PROJECTOR,
         lambda registry, stop: run_projector(settings, url, burst=args.burst, registry=registry, stop=stop),
+        routes={PREFIX + "/": snapshot_app(settings.snapshot_dir)},
     )
 
 
@@ -133,6 +136,7 @@ def _serve(
     settings: Settings,
     default_port: int,
     loop: Callable[[CollectorRegistry, asyncio.Event], Coroutine[Any, Any, object]],
+    routes: dict[str, WSGIApp] | None = None,
 ) -> int:
     """Run a worker loop with its metrics endpoint; SIGTERM/SIGINT stop it between batches."""
 
@@ -140,7 +144,7 @@ def _serve(
         stop = _stop_on_signals()
         registry = CollectorRegistry()
         port = default_port if settings.metrics_port is None else settings.metrics_port
-        http = _start_http(registry, settings, port, stop)
+        http = _start_http(registry, settings, port, stop, routes)
         try:
             await loop(registry, stop)
         finally:
@@ -151,13 +155,17 @@ def _serve(
 
 
 def _start_http(
-    registry: CollectorRegistry, settings: Settings, port: int, stop: asyncio.Event
+    registry: CollectorRegistry,
+    settings: Settings,
+    port: int,
+    stop: asyncio.Event,
+    routes: dict[str, WSGIApp] | None = None,
 ) -> HttpServer:
     def health() -> tuple[bool, bytes]:
         return (not stop.is_set(), orjson.dumps({"status": "stopping" if stop.is_set() else "ok"}))
 
     try:
-        http = start_http(registry, settings.metrics_host, port, health)
+        http = start_http(registry, settings.metrics_host, port, health, routes)
     except OSError as exc:
         raise ConfigError(
             f"OPTOUT_METRICS_PORT={port}: cannot listen on {settings.metrics_host}:{port}: {exc.strerror}"
@@ -287,6 +295,36 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_snapshot(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.manifest import manifest_document
+    from worker.snapshot import terminal_progress
+    from worker.snapshotting import take_snapshot
+    from worker.store import Store
+
+    url = database_url(settings)
+
+    async def run() -> int:
+        store = await Store.connect(url, min_size=1, max_size=1)
+        try:
+            result = await take_snapshot(settings, store, terminal_progress())
+        finally:
+            await store.close()
+        summary = {
+            "path": str(result.path),
+            "seconds": round(result.seconds, 3),
+            "pruned": list(result.pruned),
+        }
+        sys.stdout.buffer.write(
+            orjson.dumps(
+                summary | {"manifest": manifest_document(result.manifest)}, option=orjson.OPT_INDENT_2
+            )
+            + b"\n"
+        )
+        return 0
+
+    return asyncio.run(run())
+
+
 def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
     from worker.kafka import ensure_topics
 
@@ -323,6 +361,7 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "check": cmd_check,
     "history": cmd_history,
     "dev": cmd_dev,
+    "snapshot": cmd_snapshot,
     "topics": cmd_topics,
     "produce": cmd_produce,
     "migrate": cmd_migrate,

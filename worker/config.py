@@ -62,6 +62,13 @@ def _positive(value: str) -> int:
     return number
 
 
+def _seconds(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("a whole number of seconds >= 0")
+    return number
+
+
 def _rules(value: str) -> str:
     if value and not Path(value).is_file():
         raise ValueError(f"a readable rules file; {value} does not exist")
@@ -116,6 +123,12 @@ SETTINGS: tuple[Setting, ...] = (
             "address the metrics server binds"),
     Setting("data_dir", "OPTOUT_DATA_DIR", constants.DATA_DIR, Path,
             "local state: embedded Postgres, broker log"),
+    Setting("snapshot_dir", "OPTOUT_SNAPSHOT_DIR", constants.SNAPSHOT_DIR, Path,
+            "where the projector writes snapshots and send services read them"),
+    Setting("snapshot_interval", "OPTOUT_SNAPSHOT_INTERVAL", str(constants.SNAPSHOT_INTERVAL), _seconds,
+            "seconds between the projector's snapshots; 0: only `optout snapshot`"),
+    Setting("snapshot_keep", "OPTOUT_SNAPSHOT_KEEP", str(constants.SNAPSHOT_KEEP), _positive,
+            "snapshots kept; older ones are deleted after each new one"),
     Setting("partitions", "OPTOUT_PARTITIONS", "6", _positive,
             "partitions of topics created by `optout topics`"),
     Setting("replication_factor", "OPTOUT_REPLICATION_FACTOR", "1", _positive,
@@ -156,6 +169,9 @@ class Settings:
     metrics_port: int | None
     metrics_host: str
     data_dir: Path
+    snapshot_dir: Path
+    snapshot_interval: int
+    snapshot_keep: int
     partitions: int
     replication_factor: int
     batch_max_records: int

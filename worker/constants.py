@@ -21,6 +21,11 @@ METRICS_PORT_CLASSIFIER: Final = 9464
 METRICS_PORT_PROJECTOR: Final = 9465
 DATA_DIR: Final = ".optout"
 
+#: The hourly sync snapshot: where, how often (seconds) and how many to keep (a day's worth).
+SNAPSHOT_DIR: Final = ".optout/snapshots"
+SNAPSHOT_INTERVAL: Final = 3600
+SNAPSHOT_KEEP: Final = 24
+
 #: Inbound text over this many UTF-8 bytes is dead-lettered: no keyword MO is that long, and
 #: classifying megabyte payloads would stall the batch.
 MAX_TEXT_BYTES: Final = 64 * 1024

@@ -6,7 +6,9 @@
     ├── ConfigError          bad settings or rules file: fail at start with one line (retriable=False)
     ├── InputError           one bad inbound record: dead-letter it, go on (retriable=False)
     │                        carries ``code`` (a DeadLetterCode) and a readable ``detail``
-    └── ServiceUnavailableError   broker or Postgres unreachable: back off and retry (retriable=True)
+    ├── ServiceUnavailableError   broker or Postgres unreachable: back off and retry (retriable=True)
+    └── SnapshotError        a snapshot is missing, truncated or does not match its manifest:
+                             refuse it, fall back to an older one (retriable=False)
 """
 
 from __future__ import annotations
@@ -45,3 +47,7 @@ class InputError(OptoutError):
 
 class ServiceUnavailableError(OptoutError):
     retriable = True
+
+
+class SnapshotError(OptoutError):
+    """A snapshot cannot be trusted; the message names the file and what is wrong with it."""

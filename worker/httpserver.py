@@ -1,7 +1,8 @@
 """The operator HTTP endpoint of each process: ``/metrics`` and ``/healthz``.
 
-A small WSGI app on prometheus-client's threaded server: scrapes run on their own thread and never
-touch the event loop. Routes are a dict so later features (snapshots) can add theirs.
+A small WSGI app on prometheus-client's threaded server: scrapes and downloads run on their own
+threads and never touch the event loop. ``routes`` adds paths; a route ending in ``/`` also serves
+everything under it (the projector's ``/snapshots/``).
 """
 
 from __future__ import annotations
@@ -54,9 +55,13 @@ def start_http(
         return [body]
 
     table: dict[str, WSGIApp] = {"/metrics": metrics, "/healthz": healthz, **(routes or {})}
+    prefixes = sorted(((path, app) for path, app in table.items() if path.endswith("/")), reverse=True)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        handler = table.get(environ.get("PATH_INFO", "/"))
+        path = environ.get("PATH_INFO", "/")
+        handler = table.get(path) or table.get(path + "/")
+        if handler is None:
+            handler = next((app for prefix, app in prefixes if path.startswith(prefix)), None)
         if handler is None:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found; try /metrics or /healthz\n"]

@@ -112,3 +112,17 @@ class ProjectorMetrics(_Common):
         self.batch_records = Histogram(
             "optout_batch_records", "Records per batch.", buckets=_BATCH_SIZES, registry=registry
         )
+        self.snapshot_written = Gauge(
+            "optout_snapshot_last_success_timestamp_seconds",
+            "Unix time of the last snapshot written (alert when older than two intervals).",
+            registry=registry,
+        )
+        self.snapshot_duration = Gauge(
+            "optout_snapshot_duration_seconds", "Wall time of the last snapshot.", registry=registry
+        )
+        self.snapshot_entries = Gauge(
+            "optout_snapshot_entries", "Active blocks in the last snapshot.", registry=registry
+        )
+        self.snapshot_failures = Counter(
+            "optout_snapshot_failures_total", "Snapshots that failed (retried sooner).", registry=registry
+        )

@@ -43,6 +43,7 @@ from worker.metrics import ProjectorMetrics
 from worker.migrate import migrate
 from worker.model import ChangeEvent
 from worker.pipeline import dead_letter
+from worker.snapshotting import snapshot_every
 from worker.store import Store
 
 log = logging.getLogger("optout.projector")
@@ -97,6 +98,11 @@ async def run_projector(
     consumer.subscribe([topic], listener=CountingListener(metrics, log, remember_assigned))
     applying = Backoff("Postgres", log)
     producing = Backoff(KAFKA, log)
+    snapshots = (
+        asyncio.create_task(snapshot_every(settings, store, metrics, stop), name="optout-snapshots")
+        if settings.snapshot_interval and not burst
+        else None
+    )
     try:
         if not await start_with_retry([producer, consumer], metrics, log, stop):
             return stats
@@ -124,6 +130,9 @@ async def run_projector(
             update_lag(consumer, metrics, positions)
             stats.batch_done(count, started)
     finally:
+        if snapshots is not None:
+            snapshots.cancel()
+            await asyncio.gather(snapshots, return_exceptions=True)
         await close_clients(log, consumer, producer)
         await store.close()
     log.info("projector stopped after %d records in %d batches", stats.records, stats.batches)

@@ -310,6 +310,10 @@ class Store:
         return cls(pool, dsn)
 
     @property
+    def dsn(self) -> str:
+        return self._dsn
+
+    @property
     def pool(self) -> asyncpg.Pool[asyncpg.Record]:
         """For ad-hoc queries (tests, admin tools); the projector's writes go through :meth:`apply`."""
         return self._pool

@@ -34,6 +34,8 @@ def env_for(broker: str, topics: Topics, suffix: str, database_url: str = "") ->
         "OPTOUT_KAFKA_SESSION_TIMEOUT_MS": "2000",
         "OPTOUT_BURST_IDLE_MS": "1000",
         "OPTOUT_POLL_TIMEOUT_MS": "100",
+        # Tests that want snapshots ask for them; the others must not write into the working tree.
+        "OPTOUT_SNAPSHOT_INTERVAL": "0",
     }
 
 
