@@ -99,7 +99,7 @@ class BlocklistView:
         self._last_fetch: float | None = None
         self._task: asyncio.Task[None] | None = None
         # Bound once: a send service calls this per message, one attribute lookup is all it costs.
-        self.is_blocked = index.is_blocked  # type: ignore[method-assign]
+        self.is_blocked = index.is_blocked
 
     @classmethod
     async def open(
@@ -173,16 +173,33 @@ class BlocklistView:
             behind, since, self._manifest.id if self._manifest else None, self._applied, self._index.blocks
         )
 
-    async def wait_current(self, timeout: float = 30.0) -> bool:
-        """Wait until every change on the topic when called has been applied; False on timeout."""
-        deadline = time.monotonic() + timeout
-        targets: dict[TopicPartition, int] | None = None
+    async def wait_current(self, seconds: float = 30.0) -> bool:
+        """Wait until every change on the topic when called has been applied; False after ``seconds``.
+
+        The high watermark comes from fetch responses, so a fresh one needs a fetch *sent* after
+        this call: wait for two more responses per partition (the first may have been in flight),
+        then for the view to reach the watermark the second one reported.
+        """
+        deadline = time.monotonic() + seconds
+        consumer = self._consumer
+        called_ms = time.time() * 1000
+        seen: dict[TopicPartition, float] = {}
+        targets: dict[TopicPartition, int] = {}
         while time.monotonic() < deadline:
-            if targets is None and self.lag().records is not None:
-                targets = {tp: self._consumer.highwater(tp) or 0 for tp in self._positions}
-            if targets is not None and all(self._positions[tp] >= end for tp, end in targets.items()):
+            for tp in self._positions:
+                polled = consumer.last_poll_timestamp(tp) if tp not in targets else None
+                if polled is None:
+                    continue
+                if tp not in seen:
+                    if polled > called_ms:
+                        seen[tp] = polled
+                elif polled > seen[tp]:
+                    targets[tp] = consumer.highwater(tp) or 0
+            if len(targets) == len(self._positions) and all(
+                self._positions[tp] >= end for tp, end in targets.items()
+            ):
                 return True
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.005)
         return False
 
     async def close(self) -> None:
@@ -231,8 +248,8 @@ class BlocklistView:
                 log.warning("blocklist view skipped %d malformed change events", skipped)
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout: float) -> list[TopicPartition]:
-    deadline = time.monotonic() + timeout
+async def _partitions(consumer: AIOKafkaConsumer, topic: str, seconds: float) -> list[TopicPartition]:
+    deadline = time.monotonic() + seconds
     while True:
         await consumer.topics()  # refreshes cluster metadata
         partitions = consumer.partitions_for_topic(topic)

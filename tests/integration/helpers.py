@@ -15,6 +15,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from worker.config import Settings
+from worker.events import decode_change, derive_id, encode_change
+from worker.model import Action, ChangeEvent, Scope, ScopeLevel, Source
+from worker.ordering import latest_per_block
+from worker.scope import block_key
 from worker.topics import Topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -145,3 +149,63 @@ async def wait_until(predicate: Any, seconds: float, what: str, interval: float 
             return result
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+
+
+def change(
+    address: str,
+    action: str,
+    *,
+    at: str = "2026-11-24T12:00:00.000000Z",
+    event_id: str | None = None,
+    level: str = "account",
+    account: str = "acme",
+    scope_id: str | None = None,
+    channel: str = "sms",
+) -> ChangeEvent:
+    """A change event as the classifier would emit it (ids unique per address/action/time/scope)."""
+    scope = Scope(
+        ScopeLevel(level),
+        account,
+        scope_id if level == "subaccount" else None,
+        scope_id if level == "sender" else None,
+        channel,
+    )
+    return ChangeEvent(
+        event_id or derive_id(address, action, at, level, account, scope_id or "", channel),
+        Action(action),
+        scope,
+        address,
+        "STOP" if action == "block" else "START",
+        "stop" if action == "block" else "start",
+        "opt_out_keyword" if action == "block" else "opt_in_keyword",
+        Source("mo.inbound", 0, 0, f"m-{address}-{at}"),
+        at,
+    )
+
+
+def change_records(events: Iterable[ChangeEvent]) -> list[tuple[bytes | None, bytes | None, int | None]]:
+    """(key, value, partition) for :func:`produce`: keyed by block identity like the classifier."""
+    return [
+        (block_key(e.scope, e.address), encode_change(e, "2026-11-24T12:00:00.000000Z"), None) for e in events
+    ]
+
+
+def expected_state(records: Iterable[Any]) -> dict[bytes, ChangeEvent]:
+    """Last-writer-wins over consumed change records: what Postgres and every view must converge on."""
+    return latest_per_block(
+        (block_key(e.scope, e.address), e) for e in (decode_change(r.value) for r in records)
+    )
+
+
+def identity(e: ChangeEvent) -> tuple[str, ...]:
+    """A block as a snapshot line / state row names it."""
+    return (
+        e.address,
+        e.scope.account_id,
+        e.scope.level.value,
+        e.scope.subaccount_id or "",
+        e.scope.sender or "",
+        e.scope.channel,
+        e.occurred_at,
+        e.event_id,
+    )

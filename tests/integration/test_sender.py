@@ -1,0 +1,112 @@
+"""worker.sender.BlocklistView against the real broker and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.integration.helpers import change, change_records, produce, settings_for
+from tests.integration.test_snapshot import random_changes, snapshot
+from worker.projector import run_projector
+from worker.sender import BlocklistView
+from worker.topics import Topics
+
+pytestmark = pytest.mark.integration
+
+_ACTIVE_ROWS = """
+SELECT address, account_id, level, subaccount_id, sender, channel FROM blocklist_state WHERE active
+"""
+
+
+async def postgres_blocks(database_url: str) -> set[tuple[str, str, str, str, str]]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(_ACTIVE_ROWS)
+    finally:
+        await conn.close()
+    return {
+        (r["address"], r["account_id"], r["level"], r["subaccount_id"] or r["sender"], r["channel"])
+        for r in rows
+    }
+
+
+def view_blocks(view: BlocklistView) -> set[tuple[str, str, str, str, str]]:
+    return {(b.address, b.account_id, b.level, b.scope_id, b.channel) for b in view.index.active_blocks()}
+
+
+async def test_a_view_from_snapshot_plus_tail_equals_postgres_after_the_stream_drains(
+    broker: str, topics: Topics, group_suffix: str, database_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(broker, topics, group_suffix, OPTOUT_SNAPSHOT_DIR=str(tmp_path))
+    rng = random.Random(11)
+    old_stop = change("+19990000001", "block", at="2026-11-24T12:00:05.000000Z")
+    newer_start = change("+19990000001", "unblock", at="2026-11-24T12:00:10.000000Z")
+    await produce(broker, topics.changes, change_records([old_stop, newer_start, *random_changes(rng, 1500)]))
+    await run_projector(settings, database_url, burst=True)
+    manifest = await snapshot(settings, database_url)
+
+    # After the cut: more changes, and the old STOP again (a classifier batch reprocessed after a
+    # crash). Postgres ignores it; a view that did not know the START's version would block.
+    await produce(broker, topics.changes, change_records([*random_changes(rng, 1500, 1500), old_stop]))
+    await run_projector(settings, database_url, burst=True)
+
+    view = await BlocklistView.open(broker, topic=topics.changes, snapshot_dir=tmp_path)
+    try:
+        assert view.manifest == manifest
+        assert await view.wait_current(30)
+        expected = await postgres_blocks(database_url)
+        assert len(expected) > 100
+        assert view_blocks(view) == expected
+        assert not view.is_blocked("+19990000001", "acme", channel="sms")
+        some = sorted(expected)[0]
+        address, account, level, scope_id, channel = some
+        assert view.is_blocked(
+            address,
+            account,
+            subaccount=scope_id if level == "subaccount" else None,
+            sender=scope_id if level == "sender" else None,
+            channel="sms" if channel == "*" else channel,
+        )
+        lag = view.lag()
+        assert lag.records == 0
+        assert lag.snapshot == manifest.id
+        assert lag.blocks == len(expected)
+        assert 0 < lag.applied < 3100, "the view read only the tail, not the whole topic"
+    finally:
+        await view.close()
+
+
+async def test_a_live_stop_reaches_the_view_and_lag_is_reported(
+    broker: str, topics: Topics, group_suffix: str, tmp_path: Path
+) -> None:
+    """No snapshot at all: the view replays the compacted topic, then follows it live."""
+    await produce(
+        broker, topics.changes, change_records([change("+1", "block", level="sender", scope_id="12345")])
+    )
+    view = await BlocklistView.open(broker, topic=topics.changes, snapshot_dir=tmp_path / "none")
+    try:
+        assert await view.wait_current(30)
+        assert view.lag().snapshot is None
+        assert view.is_blocked("+1", "acme", sender="12345")
+        assert not view.is_blocked("+1", "acme", sender="999")
+        await produce(broker, topics.changes, change_records([change("+2", "block", channel="*")]))
+        for _ in range(100):
+            if view.is_blocked("+2", "acme", channel="whatsapp"):
+                break
+            await asyncio.sleep(0.05)
+        assert view.is_blocked("+2", "acme", channel="whatsapp")
+        await produce(
+            broker,
+            topics.changes,
+            change_records([change("+2", "unblock", at="2026-11-24T13:00:00.000000Z", channel="*")]),
+        )
+        assert await view.wait_current(30)
+        assert not view.is_blocked("+2", "acme", channel="whatsapp")
+        assert view.lag().records == 0
+        assert view.lag().blocks == 1
+    finally:
+        await view.close()
