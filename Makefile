@@ -36,5 +36,13 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.classifier $(BENCH_ARGS)
 
+## bench-snapshot: write, load and query a snapshot of 10M active blocks (several minutes, ~4 GB disk)
+bench-snapshot: $(STAMP)
+	$(BIN)/python -m bench.snapshot $(BENCH_ARGS)
+
+## bench-propagation: STOP on the inbound topic -> seen by a live BlocklistView, under load
+bench-propagation: $(STAMP)
+	$(BIN)/python -m bench.propagation $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .optout .pytest_cache .mypy_cache .ruff_cache

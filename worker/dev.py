@@ -145,6 +145,8 @@ def _banner(settings: Settings, ports: dict[str, int], broker: Broker | None) ->
         f"  projector         http://127.0.0.1:{ports['projector']}/metrics",
         f"  topics            in {settings.topic_inbound} -> {settings.topic_changes} (compacted), "
         f"{settings.topic_replies}, {settings.topic_dead_letter}",
+        f"  snapshots         {Path(settings.snapshot_dir).resolve()}  "
+        f"(http://127.0.0.1:{ports['projector']}/snapshots/latest)",
         f"  data              {Path(settings.data_dir).resolve()}",
         "",
         "Try it (another terminal):",

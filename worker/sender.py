@@ -72,7 +72,7 @@ def load_latest(directory: Path, topic: str) -> tuple[BlockIndex, Manifest | Non
             manifest = read_manifest(path)
             if manifest.topic != topic:
                 raise SnapshotError(f"{path}: written for topic {manifest.topic}, not {topic}")
-            index = BlockIndex()
+            index = BlockIndex(manifest.count)
             index.load(verified_lines(path, manifest.active), verified_lines(path, manifest.unblocked))
         except (SnapshotError, SnapshotEntryError) as exc:
             log.error("refusing snapshot %s: %s; trying the previous one", snapshot, exc)

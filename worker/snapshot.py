@@ -71,7 +71,7 @@ _ENTRY_SQL = """
         || '}}'
     FROM blocklist_state
     WHERE {where}
-    ORDER BY address COLLATE "C"
+    ORDER BY length(address), address COLLATE "C"
 """
 _ACTIVE_SQL = _ENTRY_SQL.format(where="active")
 _UNBLOCKED_SQL = _ENTRY_SQL.format(where="NOT active")

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from worker import schemas
-from worker.blockindex import BlockIndex, SnapshotEntryError, version_of
+from worker.blockindex import BlockIndex, SnapshotEntryError, address_key, key_address, version_of
 from worker.model import Action, ChangeEvent, Scope, ScopeLevel, Source, Target
 from worker.ordering import latest_per_block, version
 from worker.scope import block_key, covers
@@ -56,7 +56,7 @@ def entry_line(e: ChangeEvent) -> bytes:
 
 def snapshot_of(events: list[ChangeEvent]) -> tuple[list[bytes], list[bytes]]:
     state = latest_per_block((block_key(e.scope, e.address), e) for e in events)
-    rows = sorted(state.values(), key=lambda e: e.address)
+    rows = sorted(state.values(), key=lambda e: (len(e.address), e.address))
     return (
         [entry_line(e) for e in rows if e.action is Action.BLOCK],
         [entry_line(e) for e in rows if e.action is Action.UNBLOCK],
@@ -70,7 +70,7 @@ def model_blocked(events: list[ChangeEvent], address: str, target: Target) -> bo
     )
 
 
-ADDRESSES = ["+1", "+2", "+10", "é"]
+ADDRESSES = ["+1", "+2", "+10", "+01", "é", "+1x", "+١"]
 events_strategy = st.lists(
     st.builds(
         event,
@@ -191,5 +191,43 @@ def test_bad_lines_are_refused(line: bytes) -> None:
 
 def test_unsorted_lines_are_refused() -> None:
     lines = [entry_line(event("+2", Action.BLOCK)), entry_line(event("+1", Action.BLOCK))]
-    with pytest.raises(SnapshotEntryError, match="not sorted"):
+    with pytest.raises(SnapshotEntryError, match="out of order"):
         BlockIndex().load(lines, [])
+
+
+def test_unsorted_by_length_is_refused() -> None:
+    lines = [entry_line(event("+10", Action.BLOCK)), entry_line(event("+9", Action.BLOCK))]
+    with pytest.raises(SnapshotEntryError, match="out of order"):
+        BlockIndex().load(lines, [])
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("+15551234567", 15551234567),
+        ("+1", 1),
+        ("+999999999999999999", 999999999999999999),
+        ("+9999999999999999999", "+9999999999999999999"),
+        ("+0155", "+0155"),
+        ("+", "+"),
+        ("+١٥٥", "+١٥٥"),
+        ("+1_55", "+1_55"),
+        ("+1 55", "+1 55"),
+        ("15551234567", "15551234567"),
+        ("whatsapp:+1555", "whatsapp:+1555"),
+        ("", ""),
+    ],
+)
+def test_only_canonical_numbers_become_integer_keys(address: str, key: int | str) -> None:
+    assert address_key(address) == key
+    assert type(address_key(address)) is type(key)
+    assert key_address(address_key(address)) == address
+
+
+def test_the_filter_grows_with_live_blocks() -> None:
+    index = BlockIndex()
+    for n in range(20_000):
+        index.apply(event(f"+1{n:07d}", Action.BLOCK, event_id=f"e{n}"))
+    assert index.blocks == 20_000
+    assert all(index.is_blocked(f"+1{n:07d}", "acme") for n in range(20_000))
+    assert not any(index.is_blocked(f"+2{n:07d}", "acme") for n in range(20_000))
