@@ -168,7 +168,9 @@ def load_phase(directory: Path, checks: int) -> dict[str, Any]:
     return result
 
 
-def _time_checks(is_blocked: Any, queries: list[tuple[str, str, None, str | None, str]]) -> tuple[float, int]:
+def _time_checks(
+    is_blocked: Any, queries: Sequence[tuple[str, str, None, str | None, str]]
+) -> tuple[float, int]:
     gc_was = _gc_off()
     started = time.perf_counter()
     hits = 0

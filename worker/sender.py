@@ -38,6 +38,7 @@ from worker.errors import InputError, ServiceUnavailableError, SnapshotError
 from worker.events import decode_change
 from worker.manifest import Manifest
 from worker.snapshot import latest_id, read_manifest, snapshot_ids, verified_lines
+from worker.snapshot_fetch import fetch_latest
 
 log = logging.getLogger("optout.sender")
 
@@ -108,11 +109,22 @@ class BlocklistView:
         *,
         topic: str = TOPIC_CHANGES,
         snapshot_dir: str | Path | None = SNAPSHOT_DIR,
+        snapshot_url: str | None = None,
         kafka_options: Mapping[str, Any] | None = None,
         fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
         start_timeout: float = 30.0,
     ) -> BlocklistView:
-        """Load the newest good snapshot, then start tailing ``topic`` in the background."""
+        """Load the newest good snapshot, then start tailing ``topic`` in the background.
+
+        With ``snapshot_url`` (the projector's HTTP address) the latest snapshot is first fetched
+        into ``snapshot_dir``; if the projector is unreachable, whatever that directory holds is
+        used (a warning says so).
+        """
+        if snapshot_url is not None and snapshot_dir is not None:
+            try:
+                await asyncio.to_thread(fetch_latest, snapshot_url, Path(snapshot_dir))
+            except (ServiceUnavailableError, SnapshotError) as exc:
+                log.warning("could not fetch a snapshot (using the local ones): %s", exc)
         if snapshot_dir is None:
             index, manifest = BlockIndex(), None
         else:

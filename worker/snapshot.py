@@ -217,11 +217,11 @@ async def write_snapshot(
             created, f"optout-worker {__version__}", topic, consumer_group, offsets, active, unblocked
         )
         _write_durably(staging / MANIFEST, manifest.to_json())
-        _fsync_dir(staging)
+        fsync_dir(staging)
         final = directory / manifest.id
         os.rename(staging, final)
-        _fsync_dir(directory)
-        _point_latest(directory, manifest.id)
+        fsync_dir(directory)
+        point_latest(directory, manifest.id)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -257,7 +257,7 @@ def _write_durably(path: Path, data: bytes) -> None:
         os.fsync(file.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -265,14 +265,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _point_latest(directory: Path, snapshot: str) -> None:
+def point_latest(directory: Path, snapshot: str) -> None:
     """Move the ``latest`` symlink atomically: readers see the old target or the new, never none."""
     temporary = directory / f".{LATEST}.{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
         temporary.unlink()
     temporary.symlink_to(snapshot)
     os.replace(temporary, directory / LATEST)
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def latest_id(directory: Path) -> str | None:

@@ -8,11 +8,17 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from prometheus_client import CollectorRegistry
 
 from tests.integration.helpers import change, change_records, produce, settings_for
 from tests.integration.test_snapshot import random_changes, snapshot
+from worker.errors import ServiceUnavailableError
+from worker.httpserver import start_http
+from worker.manifest import ACTIVE_FILE
 from worker.projector import run_projector
 from worker.sender import BlocklistView
+from worker.snapshot_fetch import fetch_latest
+from worker.snapshot_http import PREFIX, snapshot_app
 from worker.topics import Topics
 
 pytestmark = pytest.mark.integration
@@ -110,3 +116,35 @@ async def test_a_live_stop_reaches_the_view_and_lag_is_reported(
         assert view.lag().blocks == 1
     finally:
         await view.close()
+
+
+async def test_a_remote_view_fetches_the_snapshot_over_http(
+    broker: str, topics: Topics, group_suffix: str, database_url: str, tmp_path: Path
+) -> None:
+    served, cache = tmp_path / "projector", tmp_path / "sender"
+    settings = settings_for(broker, topics, group_suffix, OPTOUT_SNAPSHOT_DIR=str(served))
+    await produce(broker, topics.changes, change_records([change("+1", "block"), change("+2", "block")]))
+    await run_projector(settings, database_url, burst=True)
+    manifest = await snapshot(settings, database_url)
+    http = start_http(
+        CollectorRegistry(), "127.0.0.1", 0, lambda: (True, b"{}"), {PREFIX + "/": snapshot_app(served)}
+    )
+    url = f"http://127.0.0.1:{http.port}"
+    try:
+        fetched = await asyncio.to_thread(fetch_latest, url, cache)
+        assert fetched == manifest
+        assert await asyncio.to_thread(fetch_latest, url, cache) is None, "unchanged: a 304, nothing written"
+        assert (cache / manifest.id / ACTIVE_FILE).read_bytes() == (
+            served / manifest.id / ACTIVE_FILE
+        ).read_bytes()
+        view = await BlocklistView.open(broker, topic=topics.changes, snapshot_dir=cache, snapshot_url=url)
+        try:
+            assert view.manifest == manifest
+            assert view.lag().blocks == 2
+            assert view.is_blocked("+2", "acme")
+        finally:
+            await view.close()
+    finally:
+        http.stop()
+    with pytest.raises(ServiceUnavailableError):
+        fetch_latest(url, cache, timeout=2)
