@@ -26,7 +26,7 @@ from worker.model import (
     Target,
 )
 from worker.normalize import normalize
-from worker.rules import Match, Phrases, RuleSet
+from worker.rules import Match, Phrases, Rule, RuleSet
 from worker.scope import block_key, block_scope, covering_scopes
 
 _PLACEHOLDER = re.compile(r"\{(keyword|sender|account)\}")
@@ -36,8 +36,9 @@ _SEPARATORS = bytes.maketrans(
 )
 #: A leading keyword with more words around it than this is a sentence, not a request.
 _MAX_LEADING_WORDS = 8
-#: Unknown words a leading keyword may be followed by: a brand ("STOP ACME PHARMACY").
-_MAX_BRAND_WORDS = 2
+#: Unknown words a leading keyword may be followed by: a brand ("STOP ACME"). Two only when both
+#: are capitalized ("STOP Acme Bank"): "stop motion film" and "end game tonight" are chat.
+_MAX_BRAND_WORDS = 1
 #: How many words before a phrase are searched for a negation cue ("I do not want to opt out").
 _NEGATION_WINDOW = 4
 _CLAUSE_END = re.compile(r"[,.;:!?¿¡]")
@@ -59,8 +60,10 @@ def classify(text: str, rules: RuleSet) -> Match | None:
     1. exact: the whole normalized message is a keyword ("Stop.", "ＳＴＯＰ", "arret"): one dict lookup;
     2. leading: the first word (after courtesy words only: "please stop") starts a leading keyword,
        and every word after it is a courtesy word, a number, emoji, a keyword of the same intent,
-       or one of at most two unknown words (a brand); one "ordinary" word ("by", "my", "date") or
-       a question mark means a sentence ("stop by later?", "cancel my order");
+       or at most one unknown word (a brand; two if capitalized; none after keywords that are also
+       everyday words);
+       one "ordinary" word ("by", "my", "date") or a question mark means a sentence ("stop by
+       later?", "cancel my order");
     3. phrase: some word of the message is a trigger word of a phrase, and the phrase regex finds
        a phrase with no negation cue of its language in the words just before it.
 
@@ -82,7 +85,7 @@ def classify(text: str, rules: RuleSet) -> Match | None:
         and "?" not in text
         and "¿" not in text
     ):
-        lead = _leading(words, rules)
+        lead = _leading(text, words, rules)
         if lead is not None and lead.rule.intent is Intent.OPT_OUT:
             return lead
     phrases = rules.phrases
@@ -93,34 +96,55 @@ def classify(text: str, rules: RuleSet) -> Match | None:
     return lead
 
 
-def _leading(words: list[bytes], rules: RuleSet) -> Match | None:
+def _leading(text: str, words: list[bytes], rules: RuleSet) -> Match | None:
     start = 0
     while start < len(words) - 1 and words[start] in rules.courtesy:
         start += 1  # "please stop", "ok stop thanks"
     for lead in rules.first.get(words[start], ()):
         end = start + len(lead.words)
-        if tuple(words[start:end]) == lead.words and _filler(words[end:], lead.match.rule.intent, rules):
-            return lead.match
+        if tuple(words[start:end]) == lead.words:
+            brands = _unknown_words(words[end:], lead.match.rule, rules)
+            if brands is not None and (
+                len(brands) <= _MAX_BRAND_WORDS or (len(brands) == 2 and _capitalized(text, brands))
+            ):
+                return lead.match
     return None
 
 
-def _filler(words: list[bytes], intent: Intent, rules: RuleSet) -> bool:
-    """Whether ``words`` around a leading keyword leave it a request rather than a sentence."""
-    brands = 0
-    for word in words:
+def _unknown_words(words: list[bytes], rule: Rule, rules: RuleSet) -> list[bytes] | None:
+    """The unknown words (a brand?) after a leading keyword, or None if the words make a sentence."""
+    unknown: list[bytes] = []
+    for index, word in enumerate(words):
+        if word in rules.conjunctions:
+            if index + 1 < len(words) and words[index + 1] in rules.courtesy:
+                continue  # "stop please and thank you"
+            return None
         if word in rules.ordinary:
-            return False
+            return None
         other = rules.keyword_words.get(word)
         if other is not None:
-            if other is intent:
+            if other is rule.intent:
                 continue
-            return False
+            return None
         if word in rules.courtesy or word.isdigit():
             continue
         if not any(char.isalnum() for char in word.decode(errors="replace")):
             continue  # emoji and symbols
-        brands += 1
-        if brands > _MAX_BRAND_WORDS:
+        if not rule.brands or len(unknown) == 2:
+            return None
+        unknown.append(word)
+    return unknown
+
+
+def _capitalized(text: str, words: list[bytes]) -> bool:
+    """Whether each word is written with a capital in the original text: a name ("STOP Acme Bank").
+
+    Two unknown words after a keyword are a name only if capitalized: "stop motion film" is chat.
+    """
+    written = {w.strip(string.punctuation).casefold(): w for w in text.split()}
+    for word in words:
+        original = written.get(word.decode(errors="replace"))
+        if original is None or not original.strip(string.punctuation)[:1].isupper():
             return False
     return True
 

@@ -4,8 +4,9 @@ A pack holds, for one language:
 
 * keyword rules per intent, each with a match mode. Unambiguous keywords (STOP, ARRET, BAJA,
   ABMELDEN...) match in ``leading`` mode, so "STOP ACME" and "stop please" opt out. Words that are
-  also everyday words, here or in another pack ("fin", "alto", "para", "basta", "ende", "alta"),
-  match only as the whole message (``exact``): "para mañana" and "fin de semana" are chat.
+  also everyday words, here or in another pack ("fin", "alto", "basta", "ende", "alta"), match in
+  leading mode without brands: alone or with courtesy words only ("ALTO por favor"), so "fin de
+  semana" and "alto riesgo" are chat. "para" (also a preposition) matches only alone (``exact``).
   Yes/no words ("si", "ja", "yes", "no") are never keywords: they answer every other question too.
 * ``courtesy``: words that may follow or precede a leading keyword ("please", "por favor", "merci").
 * ``ordinary``: words that show a leading keyword starts an ordinary sentence ("stop *by* later",
@@ -43,6 +44,10 @@ class KeywordGroup:
     mode: MatchMode
     keywords: tuple[str, ...]
     all_channels: bool = False
+    brands: bool = True
+    """Whether a leading keyword may be followed by an unknown word (a brand: "STOP ACME"). False
+    for words that are also everyday words ("alto", "fin", "basta"): only courtesy words, numbers
+    and emoji may follow them ("ALTO por favor"), so "fin semana" and "alto riesgo" stay chat."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,8 @@ class LanguagePack:
     phrases: tuple[Phrase, ...]
     courtesy: frozenset[str]
     ordinary: frozenset[str]
+    conjunctions: frozenset[str]
+    """"and": after a leading keyword only when a courtesy word follows ("STOP please and thank you")."""
     negations: str
     """A regular expression matching one negation cue word (searched in a few words of text)."""
     replies: Mapping[Intent, str]
@@ -113,7 +120,7 @@ ENGLISH = LanguagePack(
         ),
         KeywordGroup("stop_all", _O, _LEADING, ("STOPALL", "STOP ALL"), all_channels=True),
         KeywordGroup("start", _I, _LEADING, ("START", "UNSTOP", "SUBSCRIBE", "RESUBSCRIBE")),
-        KeywordGroup("start", _I, _EXACT, ("RESUME",)),
+        KeywordGroup("start", _I, _LEADING, ("RESUME",), brands=False),
         KeywordGroup("help", _H, _LEADING, ("HELP", "INFO")),
     ),
     phrases=(
@@ -134,6 +141,10 @@ ENGLISH = LanguagePack(
             r" (?:send|want)(?: me)?(?: to (?:receive|get))?(?: any)?(?: more| further)?(?: of)?"
             rf"(?: these| your| the| this)? {_EN_MSGS}\b", _EN_MSG_WORDS),
         *_p(_O, "no longer", r" (?:want|wish|need)\b", ("longer",)),
+        *_p(_O, "cancel", rf" (?:(?:all|the|these|those|your|this|my|any) )?(?:text |sms )?{_EN_MSGS}\b", _EN_MSG_WORDS),
+        *_p(_O, "want out|out of", r"(?: (?:this|your|the|ur))? (?:list|mailing list|texts|messages)\b", ("out",)),
+        *_p(_O, "revoke|withdraw", r" (?:my |all )?(?:consent|permission|subscription)\b",
+            ("consent", "permission", "subscription")),
         *_p(_O, "to be removed", r"\b", ("removed",)),
         *_p(_O, "stop receiving|stop getting", rf" (?:these|this|them|your|any|the|{_EN_MSGS})\b",
             ("receiving", "getting")),
@@ -145,6 +156,9 @@ ENGLISH = LanguagePack(
         Phrase(_I, r"\b(?:want|like|wish|would love) to (?:re)?subscribe\b", ("subscribe", "resubscribe")),
         *_p(_I, "start|resume", rf" (?:sending|texting|messaging) (?:me )?(?:again|{_EN_MSGS})\b",
             ("sending", "texting", "messaging")),
+        *_p(_I, "receive|get", rf" (?:your |the |these |those |)(?:text )?{_EN_MSGS} again\b", ("again",)),
+        *_p(_H, "help", r" (?:with|about|on|for) (?:this|these|the|your|my|ur) (?:\w+ )?"
+            rf"(?:service|program|subscription|{_EN_MSGS})\b", ("help",)),
     ),
     courtesy=_words(
         "please pls plz plse pleas thanks thank you thx ty tq tnx now asap immediately right already all "
@@ -158,6 +172,7 @@ ENGLISH = LanguagePack(
         "worrying later tomorrow tonight soon here there then up down about over after before game line "
         "point don didn doesn won can't cannot not no never"
     ),
+    conjunctions=_words("and"),
     negations=r"\b(?:don't|dont|do not|doesn't|didn't|did not|never|not|won't|wont|can't|cannot)\b",
     replies={
         _O: "You are unsubscribed and will get no more messages from {sender}. Reply START to resubscribe.",
@@ -166,8 +181,9 @@ ENGLISH = LanguagePack(
     },
 )
 
-_ES_MSGS = r"(?:mensajes|sms|promociones|publicidad|ofertas|correos|notificaciones|alertas)"
-_ES_MSG_TRIGGERS = ("mensajes", "sms", "promociones", "publicidad", "ofertas", "notificaciones", "alertas")
+_ES_MSGS = r"(?:mensajes|sms|textos|mensajitos|promociones|publicidad|ofertas|correos|notificaciones|alertas)"
+_ES_MSG_TRIGGERS = ("mensajes", "sms", "textos", "mensajitos", "promociones", "publicidad", "ofertas",
+                    "notificaciones", "alertas")
 
 SPANISH = LanguagePack(
     language=Language.ES,
@@ -175,13 +191,20 @@ SPANISH = LanguagePack(
         KeywordGroup(
             "stop", _O, _LEADING, ("BAJA", "CANCELAR", "DETENER", "DESUSCRIBIR", "DESUSCRIBIRME", "PARAR")
         ),
-        KeywordGroup("stop", _O, _EXACT, ("ALTO", "PARA", "FIN", "BASTA", "NO MÁS", "NO MAS")),
+        KeywordGroup("stop", _O, _LEADING, ("ALTO", "FIN", "BASTA", "NO MÁS", "NO MAS"), brands=False),
+        KeywordGroup("stop", _O, _EXACT, ("PARA",)),
         KeywordGroup("start", _I, _LEADING, ("SUSCRIBIR", "SUSCRIBIRME")),
-        KeywordGroup("start", _I, _EXACT, ("ALTA", "COMENZAR", "INICIAR")),
+        KeywordGroup("start", _I, _LEADING, ("ALTA", "COMENZAR", "INICIAR"), brands=False),
         KeywordGroup("help", _H, _LEADING, ("AYUDA",)),
     ),
     phrases=(
-        Phrase(_O, r"\b(?:d[aáée]\w*|doy) de baja\b", ("baja",)),
+        # "dar de baja mi tarjeta" cancels a card: an object after "de baja" is not about messages.
+        Phrase(_O, r"\b(?:d[aáée]\w*|doy) de baja\b(?! (?:mi|mis|la|el|un|una|los|las|tu|su|sus|este|esta)\b)",
+               ("baja",)),
+        *_p(_O, "no quiero que|ya no quiero que", r" (?:me |nos )?(?:escrib|env[ií]|mand|contact|llam)\w*",
+            ("que",)),
+        *_p(_O, "cancelar", r" (?:la |mi |tu |su )?suscripci[oó]n\b", ("suscripción",)),
+        *_p(_O, "basta de|basta ya de", rf" {_ES_MSGS}\b", _ES_MSG_TRIGGERS),
         *_p(_O, "no", r" (?:me |nos )?(?:env[ií]\w*|mand\w*|escrib\w*|contact\w*)"
             rf"(?: m[aá]s| nada)?(?: {_ES_MSGS}| m[aá]s| nada)\b", ("más", "nada", *_ES_MSG_TRIGGERS)),
         *_p(_O, "no quiero|no deseo", rf" (?:recibir |seguir recibiendo )?(?:m[aá]s )?(?:sus |estos |tus |)"
@@ -190,25 +213,31 @@ SPANISH = LanguagePack(
         *_p(_O, "no más|no mas", rf" {_ES_MSGS}\b", _ES_MSG_TRIGGERS),
         Phrase(
             _O,
-            r"\b(?:fuera|sal\w*|s[aá]c\w*|b[oó]rr\w*|elimin\w*|qu[ií]t\w*|ret[ií]r\w*|sacar) (?:de|del) "
-            r"(?:(?:la|su|tu|esta|vuestra|sus|tus|vuestras) )?(?:lista|listas|base de datos|grupo de difusi[oó]n)\b",
-            ("lista", "listas", "datos", "difusión"),
+            r"\b(?:fuera|sal\w*|s[aá](?:c|qu)\w*|b[oó]rr\w*|elim[ií]n\w*|qu[ií]t\w*|ret[ií]r\w*) (?:de|del) "
+            r"(?:(?:la|su|sus|tu|tus|esta|estos|vuestra|vuestras) )?"
+            rf"(?:lista|listas|base de datos|grupo de difusi[oó]n|{_ES_MSGS})\b",
+            ("lista", "listas", "datos", "difusión", *_ES_MSG_TRIGGERS),
         ),
+        Phrase(_O, r"\b(?:b[oó]rr|elim[ií]n|qu[ií]t|sa[cq]u?)\w* (?:mi|el|mi|este) n[uú]mero\b", ("número",)),
         *_p(_O, "dejen de|deja de|deje de|paren de|para de|pare de",
             r" (?:enviar|mandar|escribir|molestar|contactar|llamar)\w*\b",
             ("enviar", "enviarme", "enviarnos", "mandar", "mandarme", "escribir", "escribirme", "molestar",
              "molestarme", "contactar", "contactarme", "llamar", "llamarme")),
         Phrase(_O, r"\bdesuscrib\w*|\bdesinscrib\w*",
                ("desuscribir", "desuscribirme", "desuscribanme", "desuscríbanme", "desinscribir", "desinscribirme")),
-        Phrase(_I, r"\b(?:d[aáée]\w*|doy) de alta\b", ("alta",)),
-        *_p(_I, "volver a|quiero", rf" (?:recibir(?: los)? {_ES_MSGS}|suscribirme)\b",
+        Phrase(_I, r"\b(?:d[aáée]\w*|doy) de alta\b(?! (?:mi|mis|la|el|un|una|los|las|tu|su|sus|este|esta)\b)",
+               ("alta",)),
+        *_p(_I, "volver a|quiero", rf" (?:recibir(?: los| sus| tus| estos)? {_ES_MSGS}|suscribirme)\b",
             ("suscribirme", *_ES_MSG_TRIGGERS)),
+        *_p(_H, "ayuda", rf" (?:con|sobre|para) (?:este|esta|el|la|los|estos|su|sus|mi|mis) (?:\w+ )?"
+            rf"(?:servicio|suscripci[oó]n|{_ES_MSGS})\b", ("ayuda",)),
     ),
     courtesy=_words("por favor porfa porfavor xfa pf gracias muchas ya ahora todo todos me ok vale inmediatamente"),
     ordinary=_words(
         "el la los las un una en con que qué cuando cuándo donde dónde como cómo es está esta mi mis tu su "
         "pedido cita reserva mañana hoy hora precio del al y o pero no"
     ),
+    conjunctions=_words("y e"),
     negations=r"\b(?:no|nunca|jam[aá]s|ni)\b",
     replies={
         _O: "Te has dado de baja y no recibirás más mensajes de {sender}. Responde ALTA para volver a "
@@ -229,9 +258,9 @@ FRENCH = LanguagePack(
             _LEADING,
             ("ARRÊT", "ARRET", "STOP", "DÉSABONNER", "DÉSINSCRIRE", "DÉSABONNEMENT", "DÉSINSCRIPTION"),
         ),
-        KeywordGroup("stop", _O, _EXACT, ("FIN", "ARRÊTER", "ARRÊTEZ")),
+        KeywordGroup("stop", _O, _LEADING, ("FIN", "ARRÊTER", "ARRÊTEZ", "ANNULER"), brands=False),
         KeywordGroup("start", _I, _LEADING, ("ABONNER", "RÉABONNER")),
-        KeywordGroup("start", _I, _EXACT, ("DÉBUT", "REPRENDRE")),
+        KeywordGroup("start", _I, _LEADING, ("DÉBUT", "REPRENDRE"), brands=False),
         KeywordGroup("help", _H, _LEADING, ("AIDE",)),
     ),
     phrases=(
@@ -242,22 +271,31 @@ FRENCH = LanguagePack(
              "désinscris", "désinscrit", "désinscription", "désabonné", "désabonnée"),
         ),
         *_p(_O, "ne", r" (?:m'|me |nous |)(?:envoy|[ée]cri|contact|appel|text)\w* plus\b", ("plus",)),
-        *_p(_O, "je ne veux plus|je veux plus|ne veux plus",
-            r" (?:recevoir|de (?:messages|sms|textos|pubs?|publicit[ée]s?))\b", ("plus",)),
+        *_p(_O, "ne veux plus|veux plus|veux pu|ne souhaite plus|souhaite plus|souhaite pu|ne désire plus|désire plus",
+            r" (?:recevoir|être contacté\w*|être sollicité\w*|de (?:messages|sms|textos|pubs?|publicit[ée]s?))\b",
+            ("plus", "pu")),
         Phrase(
             _O,
             r"^(?:plus de|pas de|fini les) (?:messages|sms|textos|pubs?|publicit[ée]s?|promos?)"
             r"(?: svp| stp| merci| s'il vous pla[iî]t)?$",
             ("plus", "pas", "fini"),
         ),
-        *_p(_O, "retirez|supprimez|enlevez|effacez|retire|supprime|enlève|efface|rayez",
-            r"(?:[ -]moi| mon num[ée]ro| mes coordonn[ée]es)\b"),
-        *_p(_O, "arrêtez|arrête|arrêter",
+        *_p(_O, "retirez|supprimez|enlevez|effacez|retire|supprime|enlève|efface|rayez|retirer|supprimer|"
+            "enlever|effacer|rayer", r"(?:[ -]moi| mon num[ée]ro| mes coordonn[ée]es)\b"),
+        *_p(_O, "lâchez-moi|lâche-moi|laissez-moi tranquille|fichez-moi la paix", r"\b",
+            ("lâchez", "lâche", "tranquille", "paix")),
+        *_p(_O, "arrêtez|arrête|arrêter|cessez|cesser|cesse",
             r" (?:de m'envoyer|d'envoyer|de m'[ée]crire|de me (?:contacter|texter|spammer|harceler)|"
             r"les (?:messages|sms|textos|envois)|vos (?:messages|sms|textos))\b"),
         *_p(_O, "stop aux|stop à vos", r" (?:messages|sms|textos|pubs?)\b", ("aux", "vos")),
         Phrase(_I, r"\br[ée]abonn\w*|\bm'abonner\b|\bme r[ée]inscrire\b",
                ("réabonner", "réabonnez", "abonner", "réinscrire")),
+        *_p(_I, "de nouveau|à nouveau|encore", r" recevoir (?:vos |les |des |ces )?(?:messages|sms|textos)\b",
+            ("recevoir",)),
+        *_p(_I, "recevoir", r" (?:vos |les |des |ces )?(?:messages|sms|textos) (?:de nouveau|à nouveau)\b",
+            ("recevoir",)),
+        *_p(_H, "aide", r" (?:avec|pour|sur|concernant) (?:ce|cet|cette|ces|le|la|les|votre|vos|mon|ma) (?:\w+ )?"
+            r"(?:service|abonnement|messages|sms|textos)\b", ("aide",)),
     ),
     courtesy=_words("svp stp s'il s il vous plaît plait merci maintenant tout tous moi ok immédiatement"),
     ordinary=_words(
@@ -265,6 +303,7 @@ FRENCH = LanguagePack(
         "cette quand où comment pourquoi qui que commande rendez bus maladie travail tram métro metro ne "
         "pas"
     ),
+    conjunctions=_words("et"),
     negations=r"\b(?:ne|n'|pas|jamais|non)\b|\bn'",
     replies={
         _O: "Vous êtes désabonné et ne recevrez plus de messages de {sender}. Répondez ABONNER pour vous "
@@ -284,9 +323,9 @@ GERMAN = LanguagePack(
     language=Language.DE,
     keywords=(
         KeywordGroup("stop", _O, _LEADING, ("STOPP", "STOP", "ABMELDEN", "ABBESTELLEN", "AUSTRAGEN", "ABMELDUNG")),
-        KeywordGroup("stop", _O, _EXACT, ("ENDE", "KÜNDIGEN", "BEENDEN")),
+        KeywordGroup("stop", _O, _LEADING, ("ENDE", "KÜNDIGEN", "BEENDEN"), brands=False),
         KeywordGroup("start", _I, _LEADING, ("START", "ANMELDEN")),
-        KeywordGroup("start", _I, _EXACT, ("STARTEN",)),
+        KeywordGroup("start", _I, _LEADING, ("STARTEN",), brands=False),
         KeywordGroup("help", _H, _LEADING, ("HILFE",)),
     ),
     phrases=(
@@ -304,14 +343,26 @@ GERMAN = LanguagePack(
         ),
         *_p(_O, "nicht mehr", r" (?:kontaktieren|anschreiben|schreiben|anrufen|zuschicken|senden)\b",
             ("kontaktieren", "anschreiben", "schreiben", "anrufen", "zuschicken", "senden")),
+        Phrase(_O, r"\b(?:schreib|schick|send|kontaktier)\w* (?:sie |ihr )?(?:mir|mich|uns) (?:bitte )?nicht mehr\b",
+               ("mehr",)),
+        *_p(_O, "aus dem verteiler|aus der liste|aus ihrem verteiler|aus eurem verteiler|aus dem newsletter",
+            r"\b", ("verteiler", "liste", "newsletter")),
+        *_p(_O, "widerrufe|widerrufen", r" (?:hiermit )?(?:meine |die )?(?:einwilligung|zustimmung|einverständnis)\b",
+            ("einwilligung", "zustimmung", "einverständnis")),
+        *_p(_O, "lasst mich in ruhe|lassen sie mich in ruhe|lass mich in ruhe", r"\b", ("ruhe",)),
         *_p(_I, "wieder|erneut", r" (?:anmelden|abonnieren|aktivieren)\b", ("anmelden", "abonnieren", "aktivieren")),
-        *_p(_I, "melden sie mich", r" (?:wieder |erneut )?an\b"),
+        Phrase(_I, r"\bmeld\w* (?:sie |ihr )?mich (?:bitte )?(?:wieder|erneut) an\b", ("wieder", "erneut")),
+        *_p(_I, "wieder", rf" (?:eure |ihre |die |deine )?{_DE_MSGS} (?:bekommen|erhalten|empfangen)\b",
+            ("bekommen", "erhalten", "empfangen")),
+        *_p(_H, "hilfe", r" (?:zu|mit|bei|für) (?:diesem|dieser|diesen|dem|der|den|ihrem|eurem|meinem) (?:\w+ )?"
+            rf"(?:dienst|service|abo|{_DE_MSGS}|sms-dienst)\b", ("hilfe",)),
     ),
     courtesy=_words("bitte danke sofort jetzt alles alle mich ok dankeschön vielen dank endlich"),
     ordinary=_words(
         "der die das den dem des ein eine einen zu zum zur an am im in auf mit für von und oder aber ist "
         "sind mein meine wann wo wie was warum bestellung termin nicht kein keine nie bus"
     ),
+    conjunctions=_words("und"),
     negations=r"\b(?:nicht|kein|keine|keinen|nie|niemals)\b",
     replies={
         _O: "Sie sind abgemeldet und erhalten keine Nachrichten mehr von {sender}. Antworten Sie START, um "
@@ -332,9 +383,9 @@ PORTUGUESE = LanguagePack(
         KeywordGroup(
             "stop", _O, _LEADING, ("PARAR", "SAIR", "CANCELAR", "DESCADASTRAR", "DESCADASTRE", "REMOVER")
         ),
-        KeywordGroup("stop", _O, _EXACT, ("PARE", "FIM", "CHEGA")),
+        KeywordGroup("stop", _O, _LEADING, ("PARE", "FIM", "CHEGA"), brands=False),
         KeywordGroup("start", _I, _LEADING, ("REATIVAR",)),
-        KeywordGroup("start", _I, _EXACT, ("VOLTAR", "INICIAR")),
+        KeywordGroup("start", _I, _LEADING, ("VOLTAR", "INICIAR"), brands=False),
         KeywordGroup("help", _H, _LEADING, ("AJUDA",)),
     ),
     phrases=(
@@ -357,14 +408,21 @@ PORTUGUESE = LanguagePack(
             r" (?:me )?(?:enviar|mandar|ligar|incomodar|mandarem|enviarem)\b",
             ("enviar", "mandar", "ligar", "incomodar", "mandarem", "enviarem")),
         *_p(_O, "chega de", rf" {_PT_MSGS}\b", _PT_MSG_TRIGGERS),
+        Phrase(_O, r"\b(?:remov|exclu|apag|tir|delet)\w* (?:o )?(?:meu|o meu|esse|este) n[uú]mero\b", ("número",)),
+        *_p(_O, "cancelar", r" (?:o recebimento|a assinatura|as mensagens|os sms|o envio)\b",
+            ("recebimento", "assinatura", "mensagens", "sms", "envio")),
         *_p(_I, "quero voltar a|voltar a|quero", rf" receber(?: as| os)? {_PT_MSGS}\b", ("receber",)),
         Phrase(_I, r"\b(?:recadastr|reinscrev)\w*", ("recadastrar", "recadastre", "reinscrever")),
+        Phrase(_I, r"\b(?:me )?(?:inscrev|cadastr|assin)\w* (?:de novo|novamente)\b", ("novo", "novamente")),
+        *_p(_H, "ajuda", r" (?:com|sobre|para) (?:esse|este|essa|esta|o|a|os|as|seu|sua|meu|minha) (?:\w+ )?"
+            rf"(?:serviço|assinatura|{_PT_MSGS})\b", ("ajuda",)),
     ),
     courtesy=_words("por favor obrigado obrigada brigado já agora tudo todos me ok pf pfv vlw imediatamente"),
     ordinary=_words(
         "o a os as um uma em no na com para que quando onde como é meu minha pedido consulta reserva "
         "amanhã hoje do da e ou mas não"
     ),
+    conjunctions=_words("e"),
     negations=r"\b(?:não|nao|nunca|jamais)\b",
     replies={
         _O: "Você foi descadastrado e não receberá mais mensagens de {sender}. Responda VOLTAR para se "
@@ -382,28 +440,40 @@ _IT_MSG_TRIGGERS = ("messaggi", "sms", "pubblicità", "pubblicita", "promozioni"
 ITALIAN = LanguagePack(
     language=Language.IT,
     keywords=(
-        KeywordGroup("stop", _O, _LEADING, ("STOP", "DISISCRIVI", "DISISCRIVIMI", "CANCELLAMI", "DISDETTA")),
-        KeywordGroup("stop", _O, _EXACT, ("BASTA", "FINE", "ANNULLA")),
-        KeywordGroup("start", _I, _LEADING, ("ISCRIVIMI", "RIATTIVA")),
-        KeywordGroup("start", _I, _EXACT, ("AVVIA", "INIZIA")),
+        KeywordGroup(
+            "stop", _O, _LEADING, ("STOP", "DISISCRIVI", "DISISCRIVIMI", "CANCELLAMI", "CANCELLA", "DISDETTA")
+        ),
+        KeywordGroup("stop", _O, _LEADING, ("BASTA", "FINE", "ANNULLA"), brands=False),
+        KeywordGroup("start", _I, _LEADING, ("ISCRIVIMI", "ISCRIVI", "RIATTIVA")),
+        KeywordGroup("start", _I, _LEADING, ("AVVIA", "INIZIA"), brands=False),
         KeywordGroup("help", _H, _LEADING, ("AIUTO",)),
     ),
     phrases=(
         *_p(_O, "non", r" (?:mi |ci )?(?:invia|mand|scriv|contatt)\w* (?:più|piu)\b", ("più",)),
-        *_p(_O, "non voglio|non desidero", rf" (?:più |piu )?(?:ricevere|{_IT_MSGS})\b",
+        *_p(_O, "non voglio|non desidero|non", rf" (?:più |piu )?(?:ricevere|{_IT_MSGS})(?: più| piu)?\b",
             ("ricevere", *_IT_MSG_TRIGGERS)),
+        Phrase(_O, r"\b(?:rimuov|elimin|cancell|togli|lev)\w* (?:il )?(?:mio|questo) numero\b", ("numero",)),
+        *_p(_O, "dalla lista|dalle liste|dalla vostra lista|dalla tua lista|dalla mailing list", r"\b", ("lista", "liste")),
         *_p(_O, "cancellatemi|cancellami|toglietemi|toglimi|rimuovetemi|rimuovimi|disiscrivetemi|disiscrivimi|"
-            "eliminatemi|eliminami|disiscrivermi|disiscrivere|cancellarmi|togliermi|rimuovermi", r"\b"),
+            "eliminatemi|eliminami|disiscrivermi|disiscrivere|cancellarmi|togliermi|rimuovermi|levatemi|levami",
+            r"\b"),
         *_p(_O, "smettete|smettila|smetti|smettetela|smettere", r" di (?:inviar|mandar|scriver|contattar)\w*\b"),
-        *_p(_O, "basta|niente più", rf" {_IT_MSGS}\b", _IT_MSG_TRIGGERS),
+        *_p(_O, "basta|niente più", rf"(?: con| con i| con le| con questi| con queste)? {_IT_MSGS}\b",
+            _IT_MSG_TRIGGERS),
         *_p(_I, "voglio|vorrei", r" (?:ri)?iscrivermi\b", ("iscrivermi", "riiscrivermi")),
         *_p(_I, "reiscrivimi", r"\b"),
+        Phrase(_I, r"\b(?:ri)?iscriv\w*(?:mi|temi) (?:di nuovo|ancora|nuovamente)\b", ("nuovo", "ancora", "nuovamente")),
+        Phrase(_I, rf"\bricevere (?:di nuovo|ancora|nuovamente) (?:i |le |i vostri |le vostre |questi )?{_IT_MSGS}\b",
+               ("nuovo", "ancora", "nuovamente")),
+        *_p(_H, "aiuto", r" (?:con|per|su|riguardo) (?:questo|questa|il|la|i|le|vostro|vostra|mio|mia) (?:\w+ )?"
+            rf"(?:servizio|abbonamento|{_IT_MSGS})\b", ("aiuto",)),
     ),
-    courtesy=_words("per favore perfavore grazie subito ora adesso tutto tutti mi ok pf x"),
+    courtesy=_words("per favore perfavore grazie mille subito ora adesso tutto tutti ok pf x"),
     ordinary=_words(
-        "il lo la i gli le un una in con su che quando dove come è mio mia ordine appuntamento "
+        "lo la i gli le un una in con su che quando dove come è mio mia ordine appuntamento "
         "prenotazione domani oggi l e o ma non"
     ),
+    conjunctions=_words("e ed"),
     negations=r"\b(?:non|mai|nemmeno|neanche)\b",
     replies={
         _O: "Iscrizione annullata: non riceverai più messaggi da {sender}. Rispondi ISCRIVIMI per iscriverti "
@@ -422,7 +492,7 @@ DUTCH = LanguagePack(
     language=Language.NL,
     keywords=(
         KeywordGroup("stop", _O, _LEADING, ("STOP", "STOPPEN", "AFMELDEN", "UITSCHRIJVEN", "UITSCHRIJVING")),
-        KeywordGroup("stop", _O, _EXACT, ("EINDE",)),
+        KeywordGroup("stop", _O, _LEADING, ("EINDE",), brands=False),
         KeywordGroup("start", _I, _LEADING, ("START", "AANMELDEN")),
         KeywordGroup("help", _H, _LEADING, ("HULP", "HELP")),
     ),
@@ -436,14 +506,21 @@ DUTCH = LanguagePack(
         *_p(_O, "haal me|haal mij|haal mijn nummer|haal ons", r" (?:uit|van)\b"),
         *_p(_O, "verwijder", r" (?:me|mij|mijn nummer|mijn gegevens|ons)\b"),
         *_p(_O, "laat me|laat mij", r" (?:alsjeblieft |aub |)met rust\b", ("rust",)),
+        *_p(_O, "niet meer", r" (?:sturen|sms'en|smsen|appen|mailen|bellen|contacteren|benaderen|benaderd|"
+            r"gecontacteerd|gebeld|ge-sms't|berichten)\b", ("meer",)),
+        *_p(_O, "mijn nummer|mijn gegevens", r" (?:verwijderen|wissen|schrappen)\b", ("verwijderen", "wissen", "schrappen")),
         *_p(_I, "weer aanmelden|opnieuw aanmelden", r"\b"),
         *_p(_I, "meld me|meld mij", r" (?:weer |opnieuw )?aan\b"),
+        Phrase(_I, rf"\b(?:{_NL_MSGS} )?(?:weer|opnieuw) ontvangen\b", ("ontvangen",)),
+        *_p(_H, "hulp", r" (?:nodig )?(?:met|bij|voor|over) (?:deze|dit|de|het|jullie|uw|mijn) (?:\w+ )?"
+            rf"(?:dienst|service|abonnement|sms-dienst|{_NL_MSGS})\b", ("hulp",)),
     ),
-    courtesy=_words("aub alsjeblieft alstublieft graag dank bedankt nu alles ok mij me svp"),
+    courtesy=_words("aub alsjeblieft alstublieft graag dank u wel bedankt nu alles ok mij me svp"),
     ordinary=_words(
         "het een op in aan met voor en of maar is zijn mijn wanneer waar hoe wat bestelling afspraak "
         "morgen vandaag niet geen bus"
     ),
+    conjunctions=_words("en"),
     negations=r"\b(?:niet|geen|nooit)\b",
     replies={
         _O: "Je bent afgemeld en ontvangt geen berichten meer van {sender}. Antwoord START om je weer aan te "

@@ -54,6 +54,9 @@ class Rule:
     """ISO 639-1 code of the keywords; ``None``: the rule set's first language."""
     patterns: tuple[Phrase, ...] = ()
     """Built-in phrased requests (regular expressions); rules files give literal phrases as keywords."""
+    brands: bool = True
+    """Leading mode: whether an unknown word (a brand) may follow the keyword; False for built-in
+    keywords that are also everyday words (see :class:`worker.languages.KeywordGroup`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,8 @@ class RuleSet:
     """Single-word keywords and their intent: "stop stop" is a STOP, "stop start" is nothing."""
     courtesy: frozenset[bytes] = frozenset()
     ordinary: frozenset[bytes] = frozenset()
+    conjunctions: frozenset[bytes] = frozenset()
+    """"and" words, accepted between courtesy words ("stop please and thank you")."""
     phrases: Phrases | None = None
 
     def reply_text(self, match: Match) -> str | None:
@@ -141,10 +146,18 @@ def _pick(texts: ReplyTexts, language: str, default: str) -> tuple[bool, str | N
 
 def _pack_rules(pack: LanguagePack) -> tuple[Rule, ...]:
     rules = [
-        Rule(g.name, g.intent, g.keywords, all_channels=g.all_channels, match=g.mode, language=pack.language)
+        Rule(
+            g.name,
+            g.intent,
+            g.keywords,
+            all_channels=g.all_channels,
+            match=g.mode,
+            language=pack.language,
+            brands=g.brands,
+        )
         for g in pack.keywords
     ]
-    for intent, name in ((Intent.OPT_OUT, "stop_phrase"), (Intent.OPT_IN, "start_phrase")):
+    for intent, name in ((Intent.OPT_OUT, "stop_phrase"), (Intent.OPT_IN, "start_phrase"), (Intent.HELP, "help_phrase")):
         patterns = tuple(p for p in pack.phrases if p.intent is intent)
         if patterns:
             rules.append(Rule(name, intent, (), match=MatchMode.PHRASE, language=pack.language, patterns=patterns))
@@ -273,6 +286,7 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
         ),
         courtesy=_encoded(word for pack in packs for word in pack.courtesy),
         ordinary=_encoded(word for pack in packs for word in pack.ordinary),
+        conjunctions=_encoded(word for pack in packs for word in pack.conjunctions),
         phrases=_phrases(patterns, literals, packs),
     )
 
