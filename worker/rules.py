@@ -34,8 +34,17 @@ from worker.normalize import normalize, strip_accents, tokens
 
 ReplyTexts = Mapping[str, str | None]
 """Reply texts by language code, ``"*"`` for any other language; ``None`` means "no reply"."""
+Reply = str | ReplyTexts | None
+"""A reply as configured: one text (or None: no reply) for every language, or texts per language."""
 
 ANY_LANGUAGE = "*"
+
+
+def reply_texts(reply: Reply) -> ReplyTexts:
+    """``reply`` as texts per language: a plain text or None stands for every language (``"*"``)."""
+    if reply is None or isinstance(reply, str):
+        return {ANY_LANGUAGE: reply}
+    return reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +54,8 @@ class Rule:
     keywords: tuple[str, ...]
     level: ScopeLevel = ScopeLevel.ACCOUNT
     all_channels: bool = False
-    reply: ReplyTexts | None = None
-    """Reply texts for this rule; ``None`` means "use the layer's reply for the intent"."""
+    reply: Reply = None
+    """Reply for this rule when :attr:`has_reply_override`; otherwise the layer's reply applies."""
     has_reply_override: bool = False
     """True when the rules file set ``reply`` on this rule (possibly to null: no reply)."""
     match: MatchMode = MatchMode.LEADING
@@ -127,8 +136,8 @@ class RuleSet:
 
     def reply_text(self, match: Match) -> str | None:
         """The reply template for ``match``: its language, else the set's first language, else ``*``."""
-        if match.rule.has_reply_override and match.rule.reply is not None:
-            found, text = _pick(match.rule.reply, match.language, self.languages[0])
+        if match.rule.has_reply_override:
+            found, text = _pick(reply_texts(match.rule.reply), match.language, self.languages[0])
             if found:
                 return text
         texts = self.replies.get(match.rule.intent)
@@ -188,7 +197,7 @@ def _builtin_replies() -> Mapping[Intent, ReplyTexts]:
 class Layer:
     inherit: bool
     rules: tuple[Rule, ...]
-    replies: Mapping[Intent, ReplyTexts]
+    replies: Mapping[Intent, Reply]
     languages: tuple[str, ...] | None = None
     """The language packs this layer selects (most specific layer wins); None: as below."""
     builtin: bool = False
@@ -270,7 +279,8 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
         for key, match in list(layer_entries.items()):
             layer_entries.setdefault(strip_accents(key), match)
         entries.update(layer_entries)
-        for intent, texts in layer.replies.items():
+        for intent, reply in layer.replies.items():
+            texts = reply_texts(reply)
             if ANY_LANGUAGE in texts:
                 replies[intent] = dict(texts)
             else:
@@ -447,8 +457,8 @@ def _layer(doc: Mapping[str, Any], where: str) -> Layer:
     return Layer(doc.get("inherit", True), tuple(rules), MappingProxyType(replies), languages)
 
 
-def _texts(value: str | Mapping[str, str | None] | None) -> ReplyTexts:
+def _texts(value: str | Mapping[str, str | None] | None) -> Reply:
     """A reply as the file writes it: one text (or null) for every language, or texts per language."""
     if value is None or isinstance(value, str):
-        return MappingProxyType({ANY_LANGUAGE: value})
+        return value
     return MappingProxyType(dict(value))
