@@ -54,9 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     texts = _texts(args.messages)
     for text, _ in texts:  # warm up: first-call costs (regex compile, caches) are not per message
         classify(text, rules)
-    timer = statistics.median(
-        [-(time.perf_counter_ns() - time.perf_counter_ns()) for _ in range(10_000)]
-    )
+    timer = statistics.median([-(time.perf_counter_ns() - time.perf_counter_ns()) for _ in range(10_000)])
 
     gc.disable()
     try:
@@ -100,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         sys.stdout.write(orjson.dumps(report).decode() + "\n")
         return 0
-    print(f"classify(): {len(texts)} workload texts x {args.rounds} rounds, Python {platform.python_version()}")
+    print(
+        f"classify(): {len(texts)} workload texts x {args.rounds} rounds, Python {platform.python_version()}"
+    )
     print(f"{'kind':<8} {'median':>9} {'p90':>9} {'p99':>9} {'count':>9}")
     for kind in ("all", *sorted(per_kind)):
         row = report[kind]
@@ -109,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{kind:<8} {row['median_ns'] / 1000:>7.2f}µs {row['p90_ns'] / 1000:>7.2f}µs "
             f"{row['p99_ns'] / 1000:>7.2f}µs {row['count']:>9}"
         )
-    print(f"mean without per-call timing: {mean_untimed / 1000:.2f} µs; timer overhead ~{timer:.0f} ns (included above)")
+    print(
+        f"mean without per-call timing: {mean_untimed / 1000:.2f} µs; "
+        f"timer overhead ~{timer:.0f} ns (included above)"
+    )
     print(f"labels the classifier disagrees with: {wrong // args.rounds}")
     return 0
 

@@ -99,7 +99,9 @@ def load_corpus(lines: Iterable[bytes], origin: str = "corpus") -> list[Sample]:
             continue
         try:
             doc = orjson.loads(line)
-            sample = Sample(str(doc["text"]), Intent(doc["intent"]), str(doc["language"]), str(doc["category"]))
+            sample = Sample(
+                str(doc["text"]), Intent(doc["intent"]), str(doc["language"]), str(doc["category"])
+            )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{origin}:{number}: not a corpus line: {type(exc).__name__}: {exc}") from None
         if sample.category not in CATEGORIES:
@@ -151,7 +153,9 @@ def _targets(outcomes: list[Outcome]) -> list[Target]:
         return sum((o.predicted is o.sample.intent) is right for o in selected) / len(selected)
 
     keywords = [
-        o for o in outcomes if o.sample.category in ("keyword", "surface") and o.sample.intent is not Intent.NONE
+        o
+        for o in outcomes
+        if o.sample.category in ("keyword", "surface") and o.sample.intent is not Intent.NONE
     ]
     ordinary = [o for o in outcomes if o.sample.intent is Intent.NONE]
     phrases = [o for o in outcomes if o.sample.category == "phrase" and o.sample.intent is not Intent.NONE]
@@ -166,9 +170,14 @@ def _targets(outcomes: list[Outcome]) -> list[Target]:
             keyword_recall == 1.0,
         ),
         Target(
-            f"false positives on ordinary replies ({len(ordinary)})", false_positives, "<= 1%", false_positives <= 0.01
+            f"false positives on ordinary replies ({len(ordinary)})",
+            false_positives,
+            "<= 1%",
+            false_positives <= 0.01,
         ),
-        Target(f"recall on phrased requests ({len(phrases)})", phrase_recall, ">= 95%", phrase_recall >= 0.95),
+        Target(
+            f"recall on phrased requests ({len(phrases)})", phrase_recall, ">= 95%", phrase_recall >= 0.95
+        ),
     ]
 
 
@@ -179,8 +188,13 @@ def _pct(value: float | None) -> str:
 def format_report(report: Report, max_errors: int = 100) -> str:
     lines = [f"{len(report.outcomes)} messages", "", "intent      precision  recall  support"]
     for intent, tally in report.by_intent.items():
-        lines.append(f"{intent.value:<10}  {_pct(tally.precision)}%   {_pct(tally.recall)}%  {tally.support:>7}")
-    lines += ["", "language    precision  recall  support   (any keyword intent; ordinary lines count as fp only)"]
+        lines.append(
+            f"{intent.value:<10}  {_pct(tally.precision)}%   {_pct(tally.recall)}%  {tally.support:>7}"
+        )
+    lines += [
+        "",
+        "language    precision  recall  support   (any keyword intent; ordinary lines count as fp only)",
+    ]
     for language, tally in sorted(report.by_language.items()):
         lines.append(f"{language:<10}  {_pct(tally.precision)}%   {_pct(tally.recall)}%  {tally.support:>7}")
     lines += ["", "category    correct"]
@@ -197,7 +211,11 @@ def format_report(report: Report, max_errors: int = 100) -> str:
         lines += ["", f"misclassified ({len(errors)}):"]
         for o in errors[:max_errors]:
             s = o.sample
-            got = o.predicted.value if o.rule is None else f"{o.predicted.value} ({o.rule}, {o.mode}, {o.language})"
+            got = (
+                o.predicted.value
+                if o.rule is None
+                else f"{o.predicted.value} ({o.rule}, {o.mode}, {o.language})"
+            )
             lines.append(f"  [{s.language} {s.category}] {s.text!r}: expected {s.intent.value}, got {got}")
         if len(errors) > max_errors:
             lines.append(f"  ... and {len(errors) - max_errors} more")

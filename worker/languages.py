@@ -115,8 +115,19 @@ ENGLISH = LanguagePack(
             "stop",
             _O,
             _LEADING,
-            ("STOP", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "OPT OUT", "OPT-OUT",
-             "UNSUB", "REMOVE"),
+            (
+                "STOP",
+                "UNSUBSCRIBE",
+                "CANCEL",
+                "END",
+                "QUIT",
+                "REVOKE",
+                "OPTOUT",
+                "OPT OUT",
+                "OPT-OUT",
+                "UNSUB",
+                "REMOVE",
+            ),
         ),
         KeywordGroup("stop_all", _O, _LEADING, ("STOPALL", "STOP ALL"), all_channels=True),
         KeywordGroup("start", _I, _LEADING, ("START", "UNSTOP", "SUBSCRIBE", "RESUBSCRIBE")),
@@ -124,41 +135,94 @@ ENGLISH = LanguagePack(
         KeywordGroup("help", _H, _LEADING, ("HELP", "INFO")),
     ),
     phrases=(
-        *_p(_O, "remove|delete|erase|unsubscribe|unenroll|unenrol|opt",
-            r" (?:me|us|my (?:phone number|number|phone|cell|name|details|info|contact info))\b"),
+        *_p(
+            _O,
+            "remove|delete|erase|unsubscribe|unenroll|unenrol|opt",
+            r" (?:me|us|my (?:phone number|number|phone|cell|name|details|info|contact info))\b",
+        ),
         *_p(_O, "take|get|drop|cross", r" (?:me|us|my (?:number|name)) off\b", ("off",)),
         *_p(_O, "opt|opting", r"(?: me| us)?[ -]?out\b"),
         *_p(_O, "optout|unsubscribe|unsub", r"\b"),
         *_p(_O, "no more|no further", rf" {_EN_MSGS}\b", _EN_MSG_WORDS),
-        *_p(_O, "stop|quit|cease|end|halt",
-            r" (?:(?:texting|txting|messaging|sending|contacting|calling|spamming|emailing|bothering|harassing|"
+        *_p(
+            _O,
+            "stop|quit|cease|end|halt",
+            r" (?:(?:texting|txting|messaging|sending|contacting|calling|spamming|emailing|bothering|"
+            r"harassing|"
             rf"sms)\b|(?:(?:all|the|these|those|your|this|any) )?{_EN_MSGS}\b)",
-            ("texting", "txting", "messaging", "sending", "contacting", "calling", "spamming", "emailing",
-             "bothering", "harassing", *_EN_MSG_WORDS)),
-        *_p(_O, "don't|dont|do not|never", r" (?:text|txt|message|msg|contact|sms|spam|email) (?:me|us|this number)\b",
-            ("text", "txt", "message", "msg", "contact", "sms", "spam", "email")),
-        *_p(_O, "don't|dont|do not",
+            (
+                "texting",
+                "txting",
+                "messaging",
+                "sending",
+                "contacting",
+                "calling",
+                "spamming",
+                "emailing",
+                "bothering",
+                "harassing",
+                *_EN_MSG_WORDS,
+            ),
+        ),
+        *_p(
+            _O,
+            "don't|dont|do not|never",
+            r" (?:text|txt|message|msg|contact|sms|spam|email) (?:me|us|this number)\b",
+            ("text", "txt", "message", "msg", "contact", "sms", "spam", "email"),
+        ),
+        *_p(
+            _O,
+            "don't|dont|do not",
             r" (?:send|want)(?: me)?(?: to (?:receive|get))?(?: any)?(?: more| further)?(?: of)?"
-            rf"(?: these| your| the| this)? {_EN_MSGS}\b", _EN_MSG_WORDS),
+            rf"(?: these| your| the| this)? {_EN_MSGS}\b",
+            _EN_MSG_WORDS,
+        ),
         *_p(_O, "no longer", r" (?:want|wish|need)\b", ("longer",)),
-        *_p(_O, "cancel", rf" (?:(?:all|the|these|those|your|this|my|any) )?(?:text |sms )?{_EN_MSGS}\b", _EN_MSG_WORDS),
-        *_p(_O, "want out|out of", r"(?: (?:this|your|the|ur))? (?:list|mailing list|texts|messages)\b", ("out",)),
-        *_p(_O, "revoke|withdraw", r" (?:my |all )?(?:consent|permission|subscription)\b",
-            ("consent", "permission", "subscription")),
+        *_p(
+            _O,
+            "cancel",
+            rf" (?:(?:all|the|these|those|your|this|my|any) )?(?:text |sms )?{_EN_MSGS}\b",
+            _EN_MSG_WORDS,
+        ),
+        *_p(
+            _O,
+            "want out|out of",
+            r"(?: (?:this|your|the|ur))? (?:list|mailing list|texts|messages)\b",
+            ("out",),
+        ),
+        *_p(
+            _O,
+            "revoke|withdraw",
+            r" (?:my |all )?(?:consent|permission|subscription)\b",
+            ("consent", "permission", "subscription"),
+        ),
         *_p(_O, "to be removed", r"\b", ("removed",)),
-        *_p(_O, "stop receiving|stop getting", rf" (?:these|this|them|your|any|the|{_EN_MSGS})\b",
-            ("receiving", "getting")),
+        *_p(
+            _O,
+            "stop receiving|stop getting",
+            rf" (?:these|this|them|your|any|the|{_EN_MSGS})\b",
+            ("receiving", "getting"),
+        ),
         *_p(_O, "leave me alone|lose my number|lose this number", r"\b", ("alone", "lose")),
         *_p(_O, "said|told you|told you to|asked you to|asked to", r" (?:stop|unsubscribe|quit|cancel)\b"),
         *_p(_I, "resubscribe|re-subscribe", r"\b"),
         *_p(_I, "subscribe|sign|add|opt|put", r" (?:me|us) (?:back|again)\b", ("back", "again")),
         *_p(_I, "opt in|opt-in|optin|opt me in|opt me back in|opt back in", r"\b", ("opt", "optin")),
         Phrase(_I, r"\b(?:want|like|wish|would love) to (?:re)?subscribe\b", ("subscribe", "resubscribe")),
-        *_p(_I, "start|resume", rf" (?:sending|texting|messaging) (?:me )?(?:again|{_EN_MSGS})\b",
-            ("sending", "texting", "messaging")),
+        *_p(
+            _I,
+            "start|resume",
+            rf" (?:sending|texting|messaging) (?:me )?(?:again|{_EN_MSGS})\b",
+            ("sending", "texting", "messaging"),
+        ),
         *_p(_I, "receive|get", rf" (?:your |the |these |those |)(?:text )?{_EN_MSGS} again\b", ("again",)),
-        *_p(_H, "help", r" (?:with|about|on|for) (?:this|these|the|your|my|ur) (?:\w+ )?"
-            rf"(?:service|program|subscription|{_EN_MSGS})\b", ("help",)),
+        *_p(
+            _H,
+            "help",
+            r" (?:with|about|on|for) (?:this|these|the|your|my|ur) (?:\w+ )?"
+            rf"(?:service|program|subscription|{_EN_MSGS})\b",
+            ("help",),
+        ),
     ),
     courtesy=_words(
         "please pls plz plse pleas thanks thank you thx ty tq tnx now asap immediately right already all "
@@ -182,8 +246,17 @@ ENGLISH = LanguagePack(
 )
 
 _ES_MSGS = r"(?:mensajes|sms|textos|mensajitos|promociones|publicidad|ofertas|correos|notificaciones|alertas)"
-_ES_MSG_TRIGGERS = ("mensajes", "sms", "textos", "mensajitos", "promociones", "publicidad", "ofertas",
-                    "notificaciones", "alertas")
+_ES_MSG_TRIGGERS = (
+    "mensajes",
+    "sms",
+    "textos",
+    "mensajitos",
+    "promociones",
+    "publicidad",
+    "ofertas",
+    "notificaciones",
+    "alertas",
+)
 
 SPANISH = LanguagePack(
     language=Language.ES,
@@ -199,16 +272,33 @@ SPANISH = LanguagePack(
     ),
     phrases=(
         # "dar de baja mi tarjeta" cancels a card: an object after "de baja" is not about messages.
-        Phrase(_O, r"\b(?:d[aáée]\w*|doy) de baja\b(?! (?:mi|mis|la|el|un|una|los|las|tu|su|sus|este|esta)\b)",
-               ("baja",)),
-        *_p(_O, "no quiero que|ya no quiero que", r" (?:me |nos )?(?:escrib|env[ií]|mand|contact|llam)\w*",
-            ("que",)),
+        Phrase(
+            _O,
+            r"\b(?:d[aáée]\w*|doy) de baja\b(?! (?:mi|mis|la|el|un|una|los|las|tu|su|sus|este|esta)\b)",
+            ("baja",),
+        ),
+        *_p(
+            _O,
+            "no quiero que|ya no quiero que",
+            r" (?:me |nos )?(?:escrib|env[ií]|mand|contact|llam)\w*",
+            ("que",),
+        ),
         *_p(_O, "cancelar", r" (?:la |mi |tu |su )?suscripci[oó]n\b", ("suscripción",)),
         *_p(_O, "basta de|basta ya de", rf" {_ES_MSGS}\b", _ES_MSG_TRIGGERS),
-        *_p(_O, "no", r" (?:me |nos )?(?:env[ií]\w*|mand\w*|escrib\w*|contact\w*)"
-            rf"(?: m[aá]s| nada)?(?: {_ES_MSGS}| m[aá]s| nada)\b", ("más", "nada", *_ES_MSG_TRIGGERS)),
-        *_p(_O, "no quiero|no deseo", rf" (?:recibir |seguir recibiendo )?(?:m[aá]s )?(?:sus |estos |tus |)"
-            rf"(?:{_ES_MSGS}|recibir)\b", ("recibir", *_ES_MSG_TRIGGERS)),
+        *_p(
+            _O,
+            "no",
+            r" (?:me |nos )?(?:env[ií]\w*|mand\w*|escrib\w*|contact\w*)"
+            rf"(?: m[aá]s| nada)?(?: {_ES_MSGS}| m[aá]s| nada)\b",
+            ("más", "nada", *_ES_MSG_TRIGGERS),
+        ),
+        *_p(
+            _O,
+            "no quiero|no deseo",
+            rf" (?:recibir |seguir recibiendo )?(?:m[aá]s )?(?:sus |estos |tus |)"
+            rf"(?:{_ES_MSGS}|recibir)\b",
+            ("recibir", *_ES_MSG_TRIGGERS),
+        ),
         *_p(_O, "ya no quiero|ya no deseo", r" (?:recibir|seguir)\b", ("recibir", "seguir")),
         *_p(_O, "no más|no mas", rf" {_ES_MSGS}\b", _ES_MSG_TRIGGERS),
         Phrase(
@@ -219,20 +309,60 @@ SPANISH = LanguagePack(
             ("lista", "listas", "datos", "difusión", *_ES_MSG_TRIGGERS),
         ),
         Phrase(_O, r"\b(?:b[oó]rr|elim[ií]n|qu[ií]t|sa[cq]u?)\w* (?:mi|el|mi|este) n[uú]mero\b", ("número",)),
-        *_p(_O, "dejen de|deja de|deje de|paren de|para de|pare de",
+        *_p(
+            _O,
+            "dejen de|deja de|deje de|paren de|para de|pare de",
             r" (?:enviar|mandar|escribir|molestar|contactar|llamar)\w*\b",
-            ("enviar", "enviarme", "enviarnos", "mandar", "mandarme", "escribir", "escribirme", "molestar",
-             "molestarme", "contactar", "contactarme", "llamar", "llamarme")),
-        Phrase(_O, r"\bdesuscrib\w*|\bdesinscrib\w*",
-               ("desuscribir", "desuscribirme", "desuscribanme", "desuscríbanme", "desinscribir", "desinscribirme")),
-        Phrase(_I, r"\b(?:d[aáée]\w*|doy) de alta\b(?! (?:mi|mis|la|el|un|una|los|las|tu|su|sus|este|esta)\b)",
-               ("alta",)),
-        *_p(_I, "volver a|quiero", rf" (?:recibir(?: los| sus| tus| estos)? {_ES_MSGS}|suscribirme)\b",
-            ("suscribirme", *_ES_MSG_TRIGGERS)),
-        *_p(_H, "ayuda", rf" (?:con|sobre|para) (?:este|esta|el|la|los|estos|su|sus|mi|mis) (?:\w+ )?"
-            rf"(?:servicio|suscripci[oó]n|{_ES_MSGS})\b", ("ayuda",)),
+            (
+                "enviar",
+                "enviarme",
+                "enviarnos",
+                "mandar",
+                "mandarme",
+                "escribir",
+                "escribirme",
+                "molestar",
+                "molestarme",
+                "contactar",
+                "contactarme",
+                "llamar",
+                "llamarme",
+            ),
+        ),
+        Phrase(
+            _O,
+            r"\bdesuscrib\w*|\bdesinscrib\w*",
+            (
+                "desuscribir",
+                "desuscribirme",
+                "desuscribanme",
+                "desuscríbanme",
+                "desinscribir",
+                "desinscribirme",
+            ),
+        ),
+        Phrase(
+            _I,
+            r"\b(?:d[aáée]\w*|doy) de alta\b(?! (?:mi|mis|la|el|un|una|los|las|tu|su|sus|este|esta)\b)",
+            ("alta",),
+        ),
+        *_p(
+            _I,
+            "volver a|quiero",
+            rf" (?:recibir(?: los| sus| tus| estos)? {_ES_MSGS}|suscribirme)\b",
+            ("suscribirme", *_ES_MSG_TRIGGERS),
+        ),
+        *_p(
+            _H,
+            "ayuda",
+            rf" (?:con|sobre|para) (?:este|esta|el|la|los|estos|su|sus|mi|mis) (?:\w+ )?"
+            rf"(?:servicio|suscripci[oó]n|{_ES_MSGS})\b",
+            ("ayuda",),
+        ),
     ),
-    courtesy=_words("por favor porfa porfavor xfa pf gracias muchas ya ahora todo todos me ok vale inmediatamente"),
+    courtesy=_words(
+        "por favor porfa porfavor xfa pf gracias muchas ya ahora todo todos me ok vale inmediatamente"
+    ),
     ordinary=_words(
         "el la los las un una en con que qué cuando cuándo donde dónde como cómo es está esta mi mis tu su "
         "pedido cita reserva mañana hoy hora precio del al y o pero no"
@@ -267,35 +397,78 @@ FRENCH = LanguagePack(
         Phrase(
             _O,
             r"\bd[ée]s(?:abonn|inscri|inscriv)\w*",
-            ("désabonner", "désabonnez", "désabonne", "désabonnement", "désinscrire", "désinscrivez",
-             "désinscris", "désinscrit", "désinscription", "désabonné", "désabonnée"),
+            (
+                "désabonner",
+                "désabonnez",
+                "désabonne",
+                "désabonnement",
+                "désinscrire",
+                "désinscrivez",
+                "désinscris",
+                "désinscrit",
+                "désinscription",
+                "désabonné",
+                "désabonnée",
+            ),
         ),
         *_p(_O, "ne", r" (?:m'|me |nous |)(?:envoy|[ée]cri|contact|appel|text)\w* plus\b", ("plus",)),
-        *_p(_O, "ne veux plus|veux plus|veux pu|ne souhaite plus|souhaite plus|souhaite pu|ne désire plus|désire plus",
-            r" (?:recevoir|être contacté\w*|être sollicité\w*|de (?:messages|sms|textos|pubs?|publicit[ée]s?))\b",
-            ("plus", "pu")),
+        *_p(
+            _O,
+            "ne veux plus|veux plus|veux pu|ne souhaite plus|souhaite plus|souhaite pu|ne désire plus|"
+            "désire plus",
+            r" (?:recevoir|être contacté\w*|être sollicité\w*|"
+            r"de (?:messages|sms|textos|pubs?|publicit[ée]s?))\b",
+            ("plus", "pu"),
+        ),
         Phrase(
             _O,
             r"^(?:plus de|pas de|fini les) (?:messages|sms|textos|pubs?|publicit[ée]s?|promos?)"
             r"(?: svp| stp| merci| s'il vous pla[iî]t)?$",
             ("plus", "pas", "fini"),
         ),
-        *_p(_O, "retirez|supprimez|enlevez|effacez|retire|supprime|enlève|efface|rayez|retirer|supprimer|"
-            "enlever|effacer|rayer", r"(?:[ -]moi| mon num[ée]ro| mes coordonn[ée]es)\b"),
-        *_p(_O, "lâchez-moi|lâche-moi|laissez-moi tranquille|fichez-moi la paix", r"\b",
-            ("lâchez", "lâche", "tranquille", "paix")),
-        *_p(_O, "arrêtez|arrête|arrêter|cessez|cesser|cesse",
+        *_p(
+            _O,
+            "retirez|supprimez|enlevez|effacez|retire|supprime|enlève|efface|rayez|retirer|supprimer|"
+            "enlever|effacer|rayer",
+            r"(?:[ -]moi| mon num[ée]ro| mes coordonn[ée]es)\b",
+        ),
+        *_p(
+            _O,
+            "lâchez-moi|lâche-moi|laissez-moi tranquille|fichez-moi la paix",
+            r"\b",
+            ("lâchez", "lâche", "tranquille", "paix"),
+        ),
+        *_p(
+            _O,
+            "arrêtez|arrête|arrêter|cessez|cesser|cesse",
             r" (?:de m'envoyer|d'envoyer|de m'[ée]crire|de me (?:contacter|texter|spammer|harceler)|"
-            r"les (?:messages|sms|textos|envois)|vos (?:messages|sms|textos))\b"),
+            r"les (?:messages|sms|textos|envois)|vos (?:messages|sms|textos))\b",
+        ),
         *_p(_O, "stop aux|stop à vos", r" (?:messages|sms|textos|pubs?)\b", ("aux", "vos")),
-        Phrase(_I, r"\br[ée]abonn\w*|\bm'abonner\b|\bme r[ée]inscrire\b",
-               ("réabonner", "réabonnez", "abonner", "réinscrire")),
-        *_p(_I, "de nouveau|à nouveau|encore", r" recevoir (?:vos |les |des |ces )?(?:messages|sms|textos)\b",
-            ("recevoir",)),
-        *_p(_I, "recevoir", r" (?:vos |les |des |ces )?(?:messages|sms|textos) (?:de nouveau|à nouveau)\b",
-            ("recevoir",)),
-        *_p(_H, "aide", r" (?:avec|pour|sur|concernant) (?:ce|cet|cette|ces|le|la|les|votre|vos|mon|ma) (?:\w+ )?"
-            r"(?:service|abonnement|messages|sms|textos)\b", ("aide",)),
+        Phrase(
+            _I,
+            r"\br[ée]abonn\w*|\bm'abonner\b|\bme r[ée]inscrire\b",
+            ("réabonner", "réabonnez", "abonner", "réinscrire"),
+        ),
+        *_p(
+            _I,
+            "de nouveau|à nouveau|encore",
+            r" recevoir (?:vos |les |des |ces )?(?:messages|sms|textos)\b",
+            ("recevoir",),
+        ),
+        *_p(
+            _I,
+            "recevoir",
+            r" (?:vos |les |des |ces )?(?:messages|sms|textos) (?:de nouveau|à nouveau)\b",
+            ("recevoir",),
+        ),
+        *_p(
+            _H,
+            "aide",
+            r" (?:avec|pour|sur|concernant) (?:ce|cet|cette|ces|le|la|les|votre|vos|mon|ma) (?:\w+ )?"
+            r"(?:service|abonnement|messages|sms|textos)\b",
+            ("aide",),
+        ),
     ),
     courtesy=_words("svp stp s'il s il vous plaît plait merci maintenant tout tous moi ok immédiatement"),
     ordinary=_words(
@@ -316,13 +489,22 @@ FRENCH = LanguagePack(
 )
 
 _DE_MSGS = r"(?:sms|nachrichten|werbung|mitteilungen|textnachrichten|newsletter|angebote|werbenachrichten)"
-_DE_MSG_TRIGGERS = ("sms", "nachrichten", "werbung", "mitteilungen", "textnachrichten", "angebote",
-                    "werbenachrichten")
+_DE_MSG_TRIGGERS = (
+    "sms",
+    "nachrichten",
+    "werbung",
+    "mitteilungen",
+    "textnachrichten",
+    "angebote",
+    "werbenachrichten",
+)
 
 GERMAN = LanguagePack(
     language=Language.DE,
     keywords=(
-        KeywordGroup("stop", _O, _LEADING, ("STOPP", "STOP", "ABMELDEN", "ABBESTELLEN", "AUSTRAGEN", "ABMELDUNG")),
+        KeywordGroup(
+            "stop", _O, _LEADING, ("STOPP", "STOP", "ABMELDEN", "ABBESTELLEN", "AUSTRAGEN", "ABMELDUNG")
+        ),
         KeywordGroup("stop", _O, _LEADING, ("ENDE", "KÜNDIGEN", "BEENDEN"), brands=False),
         KeywordGroup("start", _I, _LEADING, ("START", "ANMELDEN")),
         KeywordGroup("start", _I, _LEADING, ("STARTEN",), brands=False),
@@ -331,31 +513,68 @@ GERMAN = LanguagePack(
     phrases=(
         *_p(_O, "keine", rf" (?:weiteren )?{_DE_MSGS} mehr\b", ("mehr",)),
         *_p(_O, "will|möchte|wünsche", rf" (?:ich )?keine (?:weiteren )?{_DE_MSGS}\b", ("keine",)),
-        *_p(_O, "melden|tragen|meld|trag|meldet|tragt|melde|trage",
-            r" (?:sie |ihr |)mich (?:bitte )?(?:sofort )?(?:ab|aus)\b", ("mich",)),
+        *_p(
+            _O,
+            "melden|tragen|meld|trag|meldet|tragt|melde|trage",
+            r" (?:sie |ihr |)mich (?:bitte )?(?:sofort )?(?:ab|aus)\b",
+            ("mich",),
+        ),
         *_p(_O, "abmelden|austragen|abbestellen|abzumelden|auszutragen|abzubestellen", r"\b"),
-        *_p(_O, "entfernen sie|löschen sie|loeschen sie|streichen sie", r" (?:mich|meine nummer|meine daten)\b"),
+        *_p(
+            _O,
+            "entfernen sie|löschen sie|loeschen sie|streichen sie",
+            r" (?:mich|meine nummer|meine daten)\b",
+        ),
         Phrase(
             _O,
             r"\bh(?:ö|oe)r\w* (?:sie |ihr )?(?:bitte )?auf,? (?:mir |mich )?(?:zu )?"
             rf"(?:schreiben|kontaktieren|anzuschreiben|nerven|{_DE_MSGS})",
             ("auf",),
         ),
-        *_p(_O, "nicht mehr", r" (?:kontaktieren|anschreiben|schreiben|anrufen|zuschicken|senden)\b",
-            ("kontaktieren", "anschreiben", "schreiben", "anrufen", "zuschicken", "senden")),
-        Phrase(_O, r"\b(?:schreib|schick|send|kontaktier)\w* (?:sie |ihr )?(?:mir|mich|uns) (?:bitte )?nicht mehr\b",
-               ("mehr",)),
-        *_p(_O, "aus dem verteiler|aus der liste|aus ihrem verteiler|aus eurem verteiler|aus dem newsletter",
-            r"\b", ("verteiler", "liste", "newsletter")),
-        *_p(_O, "widerrufe|widerrufen", r" (?:hiermit )?(?:meine |die )?(?:einwilligung|zustimmung|einverständnis)\b",
-            ("einwilligung", "zustimmung", "einverständnis")),
+        *_p(
+            _O,
+            "nicht mehr",
+            r" (?:kontaktieren|anschreiben|schreiben|anrufen|zuschicken|senden)\b",
+            ("kontaktieren", "anschreiben", "schreiben", "anrufen", "zuschicken", "senden"),
+        ),
+        Phrase(
+            _O,
+            r"\b(?:schreib|schick|send|kontaktier)\w* (?:sie |ihr )?(?:mir|mich|uns) (?:bitte )?nicht mehr\b",
+            ("mehr",),
+        ),
+        *_p(
+            _O,
+            "aus dem verteiler|aus der liste|aus ihrem verteiler|aus eurem verteiler|aus dem newsletter",
+            r"\b",
+            ("verteiler", "liste", "newsletter"),
+        ),
+        *_p(
+            _O,
+            "widerrufe|widerrufen",
+            r" (?:hiermit )?(?:meine |die )?(?:einwilligung|zustimmung|einverständnis)\b",
+            ("einwilligung", "zustimmung", "einverständnis"),
+        ),
         *_p(_O, "lasst mich in ruhe|lassen sie mich in ruhe|lass mich in ruhe", r"\b", ("ruhe",)),
-        *_p(_I, "wieder|erneut", r" (?:anmelden|abonnieren|aktivieren)\b", ("anmelden", "abonnieren", "aktivieren")),
+        *_p(
+            _I,
+            "wieder|erneut",
+            r" (?:anmelden|abonnieren|aktivieren)\b",
+            ("anmelden", "abonnieren", "aktivieren"),
+        ),
         Phrase(_I, r"\bmeld\w* (?:sie |ihr )?mich (?:bitte )?(?:wieder|erneut) an\b", ("wieder", "erneut")),
-        *_p(_I, "wieder", rf" (?:eure |ihre |die |deine )?{_DE_MSGS} (?:bekommen|erhalten|empfangen)\b",
-            ("bekommen", "erhalten", "empfangen")),
-        *_p(_H, "hilfe", r" (?:zu|mit|bei|für) (?:diesem|dieser|diesen|dem|der|den|ihrem|eurem|meinem) (?:\w+ )?"
-            rf"(?:dienst|service|abo|{_DE_MSGS}|sms-dienst)\b", ("hilfe",)),
+        *_p(
+            _I,
+            "wieder",
+            rf" (?:eure |ihre |die |deine )?{_DE_MSGS} (?:bekommen|erhalten|empfangen)\b",
+            ("bekommen", "erhalten", "empfangen"),
+        ),
+        *_p(
+            _H,
+            "hilfe",
+            r" (?:zu|mit|bei|für) (?:diesem|dieser|diesen|dem|der|den|ihrem|eurem|meinem) (?:\w+ )?"
+            rf"(?:dienst|service|abo|{_DE_MSGS}|sms-dienst)\b",
+            ("hilfe",),
+        ),
     ),
     courtesy=_words("bitte danke sofort jetzt alles alle mich ok dankeschön vielen dank endlich"),
     ordinary=_words(
@@ -390,8 +609,12 @@ PORTUGUESE = LanguagePack(
     ),
     phrases=(
         *_p(_O, "não|nao", rf" (?:me )?(?:envi|mand)\w* (?:mais|{_PT_MSGS})\b", ("mais", *_PT_MSG_TRIGGERS)),
-        *_p(_O, "não quero|nao quero|não desejo|nao desejo", rf" (?:mais )?(?:receber|{_PT_MSGS})\b",
-            ("receber", *_PT_MSG_TRIGGERS)),
+        *_p(
+            _O,
+            "não quero|nao quero|não desejo|nao desejo",
+            rf" (?:mais )?(?:receber|{_PT_MSGS})\b",
+            ("receber", *_PT_MSG_TRIGGERS),
+        ),
         Phrase(
             _O,
             r"\b(?:descadastr|desinscrev|remov|tir|exclu|apag|sair)\w*(?:-me| me)? "
@@ -401,21 +624,42 @@ PORTUGUESE = LanguagePack(
         Phrase(
             _O,
             r"\bdescadastr\w*",
-            ("descadastrar", "descadastre", "descadastra", "descadastrem", "descadastro", "descadastrado",
-             "descadastrada"),
+            (
+                "descadastrar",
+                "descadastre",
+                "descadastra",
+                "descadastrem",
+                "descadastro",
+                "descadastrado",
+                "descadastrada",
+            ),
         ),
-        *_p(_O, "parem de|pare de|para de|deixem de|deixe de",
+        *_p(
+            _O,
+            "parem de|pare de|para de|deixem de|deixe de",
             r" (?:me )?(?:enviar|mandar|ligar|incomodar|mandarem|enviarem)\b",
-            ("enviar", "mandar", "ligar", "incomodar", "mandarem", "enviarem")),
+            ("enviar", "mandar", "ligar", "incomodar", "mandarem", "enviarem"),
+        ),
         *_p(_O, "chega de", rf" {_PT_MSGS}\b", _PT_MSG_TRIGGERS),
-        Phrase(_O, r"\b(?:remov|exclu|apag|tir|delet)\w* (?:o )?(?:meu|o meu|esse|este) n[uú]mero\b", ("número",)),
-        *_p(_O, "cancelar", r" (?:o recebimento|a assinatura|as mensagens|os sms|o envio)\b",
-            ("recebimento", "assinatura", "mensagens", "sms", "envio")),
+        Phrase(
+            _O, r"\b(?:remov|exclu|apag|tir|delet)\w* (?:o )?(?:meu|o meu|esse|este) n[uú]mero\b", ("número",)
+        ),
+        *_p(
+            _O,
+            "cancelar",
+            r" (?:o recebimento|a assinatura|as mensagens|os sms|o envio)\b",
+            ("recebimento", "assinatura", "mensagens", "sms", "envio"),
+        ),
         *_p(_I, "quero voltar a|voltar a|quero", rf" receber(?: as| os)? {_PT_MSGS}\b", ("receber",)),
         Phrase(_I, r"\b(?:recadastr|reinscrev)\w*", ("recadastrar", "recadastre", "reinscrever")),
         Phrase(_I, r"\b(?:me )?(?:inscrev|cadastr|assin)\w* (?:de novo|novamente)\b", ("novo", "novamente")),
-        *_p(_H, "ajuda", r" (?:com|sobre|para) (?:esse|este|essa|esta|o|a|os|as|seu|sua|meu|minha) (?:\w+ )?"
-            rf"(?:serviço|assinatura|{_PT_MSGS})\b", ("ajuda",)),
+        *_p(
+            _H,
+            "ajuda",
+            r" (?:com|sobre|para) (?:esse|este|essa|esta|o|a|os|as|seu|sua|meu|minha) (?:\w+ )?"
+            rf"(?:serviço|assinatura|{_PT_MSGS})\b",
+            ("ajuda",),
+        ),
     ),
     courtesy=_words("por favor obrigado obrigada brigado já agora tudo todos me ok pf pfv vlw imediatamente"),
     ordinary=_words(
@@ -435,7 +679,16 @@ PORTUGUESE = LanguagePack(
 )
 
 _IT_MSGS = r"(?:messaggi|sms|pubblicità|pubblicita|promozioni|offerte|notifiche|spam)"
-_IT_MSG_TRIGGERS = ("messaggi", "sms", "pubblicità", "pubblicita", "promozioni", "offerte", "notifiche", "spam")
+_IT_MSG_TRIGGERS = (
+    "messaggi",
+    "sms",
+    "pubblicità",
+    "pubblicita",
+    "promozioni",
+    "offerte",
+    "notifiche",
+    "spam",
+)
 
 ITALIAN = LanguagePack(
     language=Language.IT,
@@ -450,23 +703,57 @@ ITALIAN = LanguagePack(
     ),
     phrases=(
         *_p(_O, "non", r" (?:mi |ci )?(?:invia|mand|scriv|contatt)\w* (?:più|piu)\b", ("più",)),
-        *_p(_O, "non voglio|non desidero|non", rf" (?:più |piu )?(?:ricevere|{_IT_MSGS})(?: più| piu)?\b",
-            ("ricevere", *_IT_MSG_TRIGGERS)),
+        *_p(
+            _O,
+            "non voglio|non desidero|non",
+            rf" (?:più |piu )?(?:ricevere|{_IT_MSGS})(?: più| piu)?\b",
+            ("ricevere", *_IT_MSG_TRIGGERS),
+        ),
         Phrase(_O, r"\b(?:rimuov|elimin|cancell|togli|lev)\w* (?:il )?(?:mio|questo) numero\b", ("numero",)),
-        *_p(_O, "dalla lista|dalle liste|dalla vostra lista|dalla tua lista|dalla mailing list", r"\b", ("lista", "liste")),
-        *_p(_O, "cancellatemi|cancellami|toglietemi|toglimi|rimuovetemi|rimuovimi|disiscrivetemi|disiscrivimi|"
+        *_p(
+            _O,
+            "dalla lista|dalle liste|dalla vostra lista|dalla tua lista|dalla mailing list",
+            r"\b",
+            ("lista", "liste"),
+        ),
+        *_p(
+            _O,
+            "cancellatemi|cancellami|toglietemi|toglimi|rimuovetemi|rimuovimi|disiscrivetemi|disiscrivimi|"
             "eliminatemi|eliminami|disiscrivermi|disiscrivere|cancellarmi|togliermi|rimuovermi|levatemi|levami",
-            r"\b"),
-        *_p(_O, "smettete|smettila|smetti|smettetela|smettere", r" di (?:inviar|mandar|scriver|contattar)\w*\b"),
-        *_p(_O, "basta|niente più", rf"(?: con| con i| con le| con questi| con queste)? {_IT_MSGS}\b",
-            _IT_MSG_TRIGGERS),
+            r"\b",
+        ),
+        *_p(
+            _O,
+            "smettete|smettila|smetti|smettetela|smettere",
+            r" di (?:inviar|mandar|scriver|contattar)\w*\b",
+        ),
+        *_p(
+            _O,
+            "basta|niente più",
+            rf"(?: con| con i| con le| con questi| con queste)? {_IT_MSGS}\b",
+            _IT_MSG_TRIGGERS,
+        ),
         *_p(_I, "voglio|vorrei", r" (?:ri)?iscrivermi\b", ("iscrivermi", "riiscrivermi")),
         *_p(_I, "reiscrivimi", r"\b"),
-        Phrase(_I, r"\b(?:ri)?iscriv\w*(?:mi|temi) (?:di nuovo|ancora|nuovamente)\b", ("nuovo", "ancora", "nuovamente")),
-        Phrase(_I, rf"\bricevere (?:di nuovo|ancora|nuovamente) (?:i |le |i vostri |le vostre |questi )?{_IT_MSGS}\b",
-               ("nuovo", "ancora", "nuovamente")),
-        *_p(_H, "aiuto", r" (?:con|per|su|riguardo) (?:questo|questa|il|la|i|le|vostro|vostra|mio|mia) (?:\w+ )?"
-            rf"(?:servizio|abbonamento|{_IT_MSGS})\b", ("aiuto",)),
+        Phrase(
+            _I,
+            r"\b(?:ri)?iscriv\w*(?:mi|temi) (?:di nuovo|ancora|nuovamente)\b",
+            ("nuovo", "ancora", "nuovamente"),
+        ),
+        Phrase(
+            _I,
+            r"\bricevere (?:di nuovo|ancora|nuovamente) (?:i |le |i vostri |le vostre |questi )?"
+            + _IT_MSGS
+            + r"\b",
+            ("nuovo", "ancora", "nuovamente"),
+        ),
+        *_p(
+            _H,
+            "aiuto",
+            r" (?:con|per|su|riguardo) (?:questo|questa|il|la|i|le|vostro|vostra|mio|mia) (?:\w+ )?"
+            rf"(?:servizio|abbonamento|{_IT_MSGS})\b",
+            ("aiuto",),
+        ),
     ),
     courtesy=_words("per favore perfavore grazie mille subito ora adesso tutto tutti ok pf x"),
     ordinary=_words(
@@ -498,22 +785,45 @@ DUTCH = LanguagePack(
     ),
     phrases=(
         *_p(_O, "geen", rf" {_NL_MSGS} meer\b", ("meer",)),
-        *_p(_O, "meld me|meld mij|meld ons|schrijf me|schrijf mij|schrijf ons",
-            r" (?:maar |alsjeblieft |aub |)(?:af|uit)\b", ("meld", "schrijf")),
+        *_p(
+            _O,
+            "meld me|meld mij|meld ons|schrijf me|schrijf mij|schrijf ons",
+            r" (?:maar |alsjeblieft |aub |)(?:af|uit)\b",
+            ("meld", "schrijf"),
+        ),
         *_p(_O, "afmelden|uitschrijven|af te melden|uit te schrijven", r"\b"),
-        *_p(_O, "stop met|stoppen met|hou op met|houd op met|stop eens met",
-            r" (?:sms'en|smsen|sms|berichten|sturen|appen|mailen|bellen|spammen|me te)\b", ("met",)),
+        *_p(
+            _O,
+            "stop met|stoppen met|hou op met|houd op met|stop eens met",
+            r" (?:sms'en|smsen|sms|berichten|sturen|appen|mailen|bellen|spammen|me te)\b",
+            ("met",),
+        ),
         *_p(_O, "haal me|haal mij|haal mijn nummer|haal ons", r" (?:uit|van)\b"),
         *_p(_O, "verwijder", r" (?:me|mij|mijn nummer|mijn gegevens|ons)\b"),
         *_p(_O, "laat me|laat mij", r" (?:alsjeblieft |aub |)met rust\b", ("rust",)),
-        *_p(_O, "niet meer", r" (?:sturen|sms'en|smsen|appen|mailen|bellen|contacteren|benaderen|benaderd|"
-            r"gecontacteerd|gebeld|ge-sms't|berichten)\b", ("meer",)),
-        *_p(_O, "mijn nummer|mijn gegevens", r" (?:verwijderen|wissen|schrappen)\b", ("verwijderen", "wissen", "schrappen")),
+        *_p(
+            _O,
+            "niet meer",
+            r" (?:sturen|sms'en|smsen|appen|mailen|bellen|contacteren|benaderen|benaderd|"
+            r"gecontacteerd|gebeld|ge-sms't|berichten)\b",
+            ("meer",),
+        ),
+        *_p(
+            _O,
+            "mijn nummer|mijn gegevens",
+            r" (?:verwijderen|wissen|schrappen)\b",
+            ("verwijderen", "wissen", "schrappen"),
+        ),
         *_p(_I, "weer aanmelden|opnieuw aanmelden", r"\b"),
         *_p(_I, "meld me|meld mij", r" (?:weer |opnieuw )?aan\b"),
         Phrase(_I, rf"\b(?:{_NL_MSGS} )?(?:weer|opnieuw) ontvangen\b", ("ontvangen",)),
-        *_p(_H, "hulp", r" (?:nodig )?(?:met|bij|voor|over) (?:deze|dit|de|het|jullie|uw|mijn) (?:\w+ )?"
-            rf"(?:dienst|service|abonnement|sms-dienst|{_NL_MSGS})\b", ("hulp",)),
+        *_p(
+            _H,
+            "hulp",
+            r" (?:nodig )?(?:met|bij|voor|over) (?:deze|dit|de|het|jullie|uw|mijn) (?:\w+ )?"
+            rf"(?:dienst|service|abonnement|sms-dienst|{_NL_MSGS})\b",
+            ("hulp",),
+        ),
     ),
     courtesy=_words("aub alsjeblieft alstublieft graag dank u wel bedankt nu alles ok mij me svp"),
     ordinary=_words(

@@ -31,7 +31,6 @@ from worker.languages import DEFAULT_LANGUAGES, ENGLISH, PACKS, LanguagePack, Ph
 from worker.model import Intent, Language, MatchMode, ScopeLevel
 from worker.normalize import normalize, strip_accents, tokens
 
-
 ReplyTexts = Mapping[str, str | None]
 """Reply texts by language code, ``"*"`` for any other language; ``None`` means "no reply"."""
 Reply = str | ReplyTexts | None
@@ -166,10 +165,16 @@ def _pack_rules(pack: LanguagePack) -> tuple[Rule, ...]:
         )
         for g in pack.keywords
     ]
-    for intent, name in ((Intent.OPT_OUT, "stop_phrase"), (Intent.OPT_IN, "start_phrase"), (Intent.HELP, "help_phrase")):
+    for intent, name in (
+        (Intent.OPT_OUT, "stop_phrase"),
+        (Intent.OPT_IN, "start_phrase"),
+        (Intent.HELP, "help_phrase"),
+    ):
         patterns = tuple(p for p in pack.phrases if p.intent is intent)
         if patterns:
-            rules.append(Rule(name, intent, (), match=MatchMode.PHRASE, language=pack.language, patterns=patterns))
+            rules.append(
+                Rule(name, intent, (), match=MatchMode.PHRASE, language=pack.language, patterns=patterns)
+            )
     return tuple(rules)
 
 
@@ -261,7 +266,12 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
             patterns.clear()
             literals.clear()
         if layer.builtin:
-            rules = [rule for language in languages if language in PACK_RULES for rule in PACK_RULES[Language(language)]]
+            rules = [
+                rule
+                for language in languages
+                if language in PACK_RULES
+                for rule in PACK_RULES[Language(language)]
+            ]
         else:
             rules = list(layer.rules)
         layer_entries: dict[str, Match] = {}
@@ -292,7 +302,11 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
         languages=languages,
         first=_leads(entries),
         keyword_words=MappingProxyType(
-            {words[0]: m.rule.intent for key, m in reversed(entries.items()) if len(words := tokens(key)) == 1}
+            {
+                words[0]: m.rule.intent
+                for key, m in reversed(entries.items())
+                if len(words := tokens(key)) == 1
+            }
         ),
         courtesy=_encoded(word for pack in packs for word in pack.courtesy),
         ordinary=_encoded(word for pack in packs for word in pack.ordinary),
@@ -320,7 +334,9 @@ def _leads(entries: Mapping[str, Match]) -> Mapping[bytes, tuple[Lead, ...]]:
             lead = Lead(words, Match(match.rule, match.keyword, MatchMode.LEADING, match.language))
             leads.setdefault(words[0], []).append(lead)
     # Longest keyword first: "stop all please" is STOP ALL, not STOP.
-    return MappingProxyType({w: tuple(sorted(v, key=lambda lead: -len(lead.words))) for w, v in leads.items()})
+    return MappingProxyType(
+        {w: tuple(sorted(v, key=lambda lead: -len(lead.words))) for w, v in leads.items()}
+    )
 
 
 def _phrases(
@@ -334,11 +350,16 @@ def _phrases(
     every = "|".join(negations.values()) or None
     items: list[PhraseRule] = []
     by_trigger: dict[bytes, list[int]] = {}
-    sources = [(m.rule, m.language, _literal(key), (max(key.split(" "), key=len),)) for key, m in literals.items()]
+    # A rules-file phrase is triggered by its longest word (all of its words are in any match).
+    sources: list[tuple[Rule, str, str, tuple[str, ...]]] = [
+        (m.rule, m.language, _literal(key), (max(key.split(" "), key=len),)) for key, m in literals.items()
+    ]
     sources += [(rule, language, phrase.pattern, phrase.triggers) for rule, language, phrase in patterns]
     for index, (rule, language, pattern, triggers) in enumerate(sources):
         cues = negations.get(language, every)
-        items.append(PhraseRule(_compiled(pattern), rule, language, None if cues is None else _compiled(cues)))
+        items.append(
+            PhraseRule(_compiled(pattern), rule, language, None if cues is None else _compiled(cues))
+        )
         for word in _encoded(triggers):
             by_trigger.setdefault(word, []).append(index)
     return Phrases(
