@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint bench clean
+.PHONY: run test test-unit test-integration lint bench bench-classify eval clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,13 +18,13 @@ run: $(STAMP)
 
 ## test: every test, unit and integration, against a real broker and a real Postgres
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -q tests/unit
+	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
 
 test-integration: $(STAMP)
-	$(BIN)/python -m pytest -q tests/integration
+	$(BIN)/python -m pytest -q tests/integration $(PYTEST_ARGS)
 
 ## lint: ruff and strict mypy
 lint: $(STAMP)
@@ -43,6 +43,14 @@ bench-snapshot: $(STAMP)
 ## bench-propagation: STOP on the inbound topic -> seen by a live BlocklistView, under load
 bench-propagation: $(STAMP)
 	$(BIN)/python -m bench.propagation $(BENCH_ARGS)
+
+## bench-classify: micro-benchmark of the classification function (ns per message, median and p99)
+bench-classify: $(STAMP)
+	$(BIN)/python -m bench.classify $(BENCH_ARGS)
+
+## eval: precision and recall on the labeled corpus, and the keyword-intelligence targets
+eval: $(STAMP)
+	$(BIN)/optout classify --eval tests/corpus/labeled.jsonl
 
 clean:
 	rm -rf $(VENV) .optout .pytest_cache .mypy_cache .ruff_cache

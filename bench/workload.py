@@ -9,7 +9,9 @@ matters, and we make it look like real traffic:
   some with emoji, including near misses that must *not* match ("Don't stop!", "help me with
   my order");
 * keyword MOs (``keyword_ratio``, default 3%) in the surface forms subscribers really send:
-  "STOP", "stop.", " Stop!", "ＳＴＯＰ", "“stop”", "stop all", "UNSUBSCRIBE", "START", "HELP"...;
+  "STOP", "stop.", " Stop!", "ＳＴＯＰ", "“stop”", "stop all", "UNSUBSCRIBE", "START", "HELP"...,
+  with a brand or courtesy ("STOP ACME", "Stop please"), phrased ("stop texting me pls") and in
+  other languages ("ARRET", "Baja");
 * a sprinkle of bad records (``bad_ratio``, default 0.1%): invalid JSON, missing or mistyped
   fields, a JSON array, an empty value, a timestamp without an offset. The classifier must
   dead-letter every one of them.
@@ -68,6 +70,14 @@ KEYWORDS: tuple[tuple[str, Expect, int], ...] = (
     ("END", Expect.OPT_OUT, 1),
     ("quit", Expect.OPT_OUT, 2),
     ("Opt out", Expect.OPT_OUT, 1),
+    # keyword with a brand, number or courtesy, phrased requests, other languages (the language packs)
+    ("STOP ACME", Expect.OPT_OUT, 2),
+    ("Stop please", Expect.OPT_OUT, 2),
+    ("stop texting me pls", Expect.OPT_OUT, 1),
+    ("please stop sending these at night", Expect.OPT_OUT, 1),
+    ("Please remove me from your list", Expect.OPT_OUT, 1),
+    ("ARRET", Expect.OPT_OUT, 1),
+    ("Baja", Expect.OPT_OUT, 1),
     ("START", Expect.OPT_IN, 8),
     ("Start.", Expect.OPT_IN, 2),
     ("start", Expect.OPT_IN, 2),
@@ -94,9 +104,9 @@ _LANGUAGES: tuple[tuple[int, tuple[str, ...]], ...] = (
         "I'd like to reschedule", "Already paid yesterday", "Balance?", "What's my balance",
         "Hi", "Hello", "Good morning!", "thank you so much", "Perfect", "got it",
         # near misses: contain a keyword but are not one, so they must stay intent "none"
-        "Don't stop!", "stop texting me pls", "help me with my order", "can you help?",
+        "Don't stop!", "I want to cancel my order", "help me with my order", "can you help?",
         "start date is monday right?", "Stop by the front desk when you arrive?", "Need help",
-        "please stop sending these at night", "the end", "info about the sale?",
+        "when does the sale end?", "the end", "info about the sale?",
     )),
     (8, ("Sí, gracias", "¿A qué hora abren mañana?", "No puedo ir hoy", "Vale", "Llego tarde",
          "¿Cuánto cuesta el envío?", "ok gracias", "Buenos días")),

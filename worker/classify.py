@@ -1,6 +1,7 @@
 """Where STOP is decided.
 
-:func:`classify` says what a text means under a rule set (opt-out, opt-in, help or nothing).
+:func:`classify` says what a text means under a rule set (opt-out, opt-in, help or nothing), and
+which rule, language and match mode decided it.
 :func:`decide` turns a matched inbound message into its consequences: the change events (one per
 affected block identity) and at most one reply request. Pure: no I/O, no clock, no randomness, so
 the same message always yields byte-identical decisions and ids.
@@ -9,6 +10,7 @@ the same message always yields byte-identical decisions and ids.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 
 from worker.events import change_event_id, reply_id
@@ -17,16 +19,29 @@ from worker.model import (
     ChangeEvent,
     InboundMessage,
     Intent,
+    MatchMode,
     ReplyRequest,
     Scope,
     Source,
     Target,
 )
 from worker.normalize import normalize
-from worker.rules import Match, RuleSet
+from worker.rules import Match, Phrases, Rule, RuleSet
 from worker.scope import block_key, block_scope, covering_scopes
 
 _PLACEHOLDER = re.compile(r"\{(keyword|sender|account)\}")
+#: Same table as :func:`worker.normalize.tokens`, inlined below: this is the per-message path.
+_SEPARATORS = bytes.maketrans(
+    (string.punctuation + string.whitespace).encode(), b" " * len(string.punctuation + string.whitespace)
+)
+#: A leading keyword with more words around it than this is a sentence, not a request.
+_MAX_LEADING_WORDS = 8
+#: Unknown words a leading keyword may be followed by: a brand ("STOP ACME"). Two only when both
+#: are capitalized ("STOP Acme Bank"): "stop motion film" and "end game tonight" are chat.
+_MAX_BRAND_WORDS = 1
+#: How many words before a phrase are searched for a negation cue ("I do not want to opt out").
+_NEGATION_WINDOW = 4
+_CLAUSE_END = re.compile(r"[,.;:!?¿¡]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +53,132 @@ class Decision:
 
 
 def classify(text: str, rules: RuleSet) -> Match | None:
-    """The keyword rule the whole message matches, or None for an ordinary message.
+    """The rule the message matches, or None for an ordinary message.
 
-    Whole-message matching on the normalized text: "Stop." and "ＳＴＯＰ" match STOP, "Don't stop!"
-    matches nothing. Runs for every inbound record, so it stays one normalization and one lookup.
+    In order of cost, each step only for messages the previous ones did not decide:
+
+    1. exact: the whole normalized message is a keyword ("Stop.", "ＳＴＯＰ", "arret"): one dict lookup;
+    2. leading: the first word (after courtesy words only: "please stop") starts a leading keyword,
+       and every word after it is a courtesy word, a number, emoji, a keyword of the same intent,
+       or at most one unknown word (a brand; two if capitalized; none after keywords that are also
+       everyday words);
+       one "ordinary" word ("by", "my", "date") or a question mark means a sentence ("stop by
+       later?", "cancel my order");
+    3. phrase: some word of the message is a trigger word of a phrase, and the phrase regex finds
+       a phrase with no negation cue of its language in the words just before it.
+
+    An opt-out wins over an opt-in or help found by another step: a missed opt-out is the costly
+    mistake. Ordinary chat usually pays one normalization, one lookup, one tokenization and two
+    set operations.
     """
-    return rules.table.get(normalize(text))
+    key = normalize(text)
+    match = rules.table.get(key)
+    if match is not None or not key:
+        return match
+    words = key.encode().translate(_SEPARATORS).split()
+    if not words:
+        return None
+    lead = None
+    if (
+        len(words) <= _MAX_LEADING_WORDS
+        and (words[0] in rules.first or words[0] in rules.courtesy)
+        and "?" not in text
+        and "¿" not in text
+    ):
+        lead = _leading(text, words, rules)
+        if lead is not None and lead.rule.intent is Intent.OPT_OUT:
+            return lead
+    phrases = rules.phrases
+    if phrases is not None and not phrases.triggers.isdisjoint(words):
+        found = _phrase(key, words, phrases)
+        if found is not None and (lead is None or found.rule.intent is Intent.OPT_OUT):
+            return found
+    return lead
+
+
+def _leading(text: str, words: list[bytes], rules: RuleSet) -> Match | None:
+    start = 0
+    while start < len(words) - 1 and words[start] in rules.courtesy:
+        start += 1  # "please stop", "ok stop thanks"
+    for lead in rules.first.get(words[start], ()):
+        end = start + len(lead.words)
+        if tuple(words[start:end]) == lead.words:
+            brands = _unknown_words(words[end:], lead.match.rule, rules)
+            if brands is not None and (
+                len(brands) <= _MAX_BRAND_WORDS or (len(brands) == 2 and _capitalized(text, brands))
+            ):
+                return lead.match
+    return None
+
+
+def _unknown_words(words: list[bytes], rule: Rule, rules: RuleSet) -> list[bytes] | None:
+    """The unknown words (a brand?) after a leading keyword, or None if the words make a sentence."""
+    unknown: list[bytes] = []
+    for index, word in enumerate(words):
+        if word in rules.conjunctions:
+            if index + 1 < len(words) and words[index + 1] in rules.courtesy:
+                continue  # "stop please and thank you"
+            return None
+        if word in rules.ordinary:
+            return None
+        other = rules.keyword_words.get(word)
+        if other is not None:
+            if other is rule.intent:
+                continue
+            return None
+        if word in rules.courtesy or word.isdigit():
+            continue
+        if not any(char.isalnum() for char in word.decode(errors="replace")):
+            continue  # emoji and symbols
+        if not rule.brands or len(unknown) == 2:
+            return None
+        unknown.append(word)
+    return unknown
+
+
+def _capitalized(text: str, words: list[bytes]) -> bool:
+    """Whether each word is written with a capital in the original text: a name ("STOP Acme Bank").
+
+    Two unknown words after a keyword are a name only if capitalized: "stop motion film" is chat.
+    """
+    written = {w.strip(string.punctuation).casefold(): w for w in text.split()}
+    for word in words:
+        original = written.get(word.decode(errors="replace"))
+        if original is None or not original.strip(string.punctuation)[:1].isupper():
+            return False
+    return True
+
+
+def _phrase(key: str, words: list[bytes], phrases: Phrases) -> Match | None:
+    """The first phrase (an opt-out if any) whose trigger word is in ``words`` and that is not negated.
+
+    ``search`` in a loop rather than ``finditer``: an iterator costs more than the search itself.
+    """
+    by_trigger, items = phrases.by_trigger, phrases.items
+    found: Match | None = None
+    tried: set[int] = set()
+    for word in words:
+        for index in by_trigger.get(word, ()):
+            if index in tried:
+                continue
+            tried.add(index)
+            item = items[index]
+            hit = item.regex.search(key)
+            while hit is not None:
+                if item.negations is None or not _negated(key, hit.start(), item.negations):
+                    match = Match(item.rule, hit.group(), MatchMode.PHRASE, item.language)
+                    if item.rule.intent is Intent.OPT_OUT:
+                        return match
+                    found = found or match
+                    break
+                hit = item.regex.search(key, hit.end())
+    return found
+
+
+def _negated(key: str, start: int, negations: re.Pattern[str]) -> bool:
+    """A negation cue among the few words before ``start``, in the same clause."""
+    clause = _CLAUSE_END.split(key[:start])[-1]
+    return negations.search(" ".join(clause.split()[-_NEGATION_WINDOW:])) is not None
 
 
 def decide(message: InboundMessage, match: Match, rules: RuleSet, source: Source) -> Decision:
@@ -88,6 +223,8 @@ def _change(
         reason=reason,
         source=source,
         occurred_at=message.received_at,
+        language=match.language,
+        match=match.mode,
     )
     return key, event
 
@@ -112,4 +249,6 @@ def _reply(message: InboundMessage, match: Match, rules: RuleSet, source: Source
         rule=match.rule.name,
         source=source,
         occurred_at=message.received_at,
+        language=match.language,
+        match=match.mode,
     )

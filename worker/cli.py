@@ -45,7 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = command(name, help)
         sub.add_argument("--burst", action="store_true", help="exit once the input is drained and idle")
-    command("classify", "classify inbound-message JSON lines from stdin, without Kafka")
+    classify = command("classify", "classify inbound-message JSON lines from stdin, without Kafka")
+    classify.add_argument(
+        "--eval",
+        dest="eval_file",
+        metavar="FILE",
+        help="instead: classify a labeled JSONL corpus (text, intent, language, category) and print "
+        "precision and recall per intent, language and category and the targets; exit 1 if one is missed",
+    )
     check = command("check", "is ADDRESS blocked for a message from this account/subaccount/sender?")
     check.add_argument("address")
     check.add_argument("--account", required=True)
@@ -179,6 +186,17 @@ def cmd_classify(settings: Settings, args: argparse.Namespace) -> int:
     from worker.rules import load_rules
 
     rulebook = load_rules(settings.rules or None)
+    if args.eval_file:
+        from worker.evaluation import evaluate, format_report, load_corpus
+
+        try:
+            with open(args.eval_file, "rb") as corpus:
+                samples = load_corpus(corpus, args.eval_file)
+        except OSError as exc:
+            raise ConfigError(f"--eval {args.eval_file}: cannot read: {exc.strerror}") from None
+        report = evaluate(samples, rulebook.base)
+        print(format_report(report))
+        return 0 if report.passed else 1
     out = sys.stdout.buffer
     for line in classify_lines(sys.stdin.buffer, rulebook):
         out.write(line + b"\n")
@@ -253,6 +271,8 @@ def history_line(row: dict[str, Any]) -> dict[str, Any]:
         "channel": row["channel"],
         "keyword": row["keyword"],
         "rule": row["rule"],
+        "language": row["language"],
+        "match": row["match"],
         "reason": row["reason"],
         "source_message_id": row["source_message_id"],
         "source": {

@@ -16,7 +16,7 @@ import orjson
 from worker.constants import SCHEMA_CHANGE, SCHEMA_DEAD_LETTER, SCHEMA_REPLY
 from worker.errors import DeadLetterCode, InputError
 from worker.inbound import format_instant, parse_instant
-from worker.model import Action, ChangeEvent, ReplyRequest, Scope, ScopeLevel, Source
+from worker.model import Action, ChangeEvent, MatchMode, ReplyRequest, Scope, ScopeLevel, Source
 
 
 def derive_id(*parts: str) -> str:
@@ -67,6 +67,8 @@ def encode_change(event: ChangeEvent, emitted_at: str) -> bytes:
             "keyword": event.keyword,
             "rule": event.rule,
             "reason": event.reason,
+            "language": event.language,
+            "match": event.match,
             "source": _source(event.source),
             "occurred_at": event.occurred_at,
             "emitted_at": emitted_at,
@@ -93,6 +95,8 @@ def decode_change(raw: bytes | None) -> ChangeEvent:
             keyword=_opt_str(doc.get("keyword")),
             rule=_opt_str(doc.get("rule")),
             reason=_str(doc["reason"]),
+            language=_opt_str(doc.get("language")),
+            match=None if doc.get("match") is None else MatchMode(doc["match"]),
             source=Source(
                 _str(source["topic"]),
                 int(source["partition"]),
@@ -134,6 +138,8 @@ def encode_reply(reply: ReplyRequest, emitted_at: str) -> bytes:
             "text": reply.text,
             "keyword": reply.keyword,
             "rule": reply.rule,
+            "language": reply.language,
+            "match": reply.match,
             "in_reply_to": reply.source.message_id,
             "source": _source(reply.source),
             "occurred_at": reply.occurred_at,

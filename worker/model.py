@@ -23,6 +23,32 @@ class Action(StrEnum):
     UNBLOCK = "unblock"
 
 
+class Language(StrEnum):
+    """The built-in language packs (``worker.languages``). Custom rules may name other ISO 639 codes."""
+
+    EN = "en"
+    ES = "es"
+    FR = "fr"
+    DE = "de"
+    PT = "pt"
+    IT = "it"
+    NL = "nl"
+
+
+class MatchMode(StrEnum):
+    """How a rule's keyword must appear in a message.
+
+    ``exact``: the whole normalized message is the keyword. ``leading``: the message starts with the
+    keyword and the rest is only courtesy words, numbers, a brand or emoji ("STOP ACME", "stop
+    please", "STOP 2"), or ends with it after courtesy words only ("please stop"). ``phrase``: the
+    words appear anywhere, unless a negation of the rule's language comes just before them.
+    """
+
+    EXACT = "exact"
+    LEADING = "leading"
+    PHRASE = "phrase"
+
+
 class ScopeLevel(StrEnum):
     """How wide a block is: the whole account, one subaccount, or one sender (number/short code/id)."""
 
@@ -78,6 +104,10 @@ class ChangeEvent:
     source: Source
     occurred_at: str
     """RFC 3339 UTC with microseconds (``2026-11-24T10:00:00.000000Z``): sorts as text."""
+    language: str | None = None
+    """Language of the rule that matched (``en``, ``fr``...); None on events decoded from older producers."""
+    match: MatchMode | None = None
+    """How the message matched the rule; None on events decoded from older producers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +124,9 @@ class ReplyRequest:
     rule: str
     source: Source
     occurred_at: str
+    language: str = Language.EN
+    """Language of the matched rule, which is also the language of ``text``."""
+    match: MatchMode = MatchMode.EXACT
 
 
 @dataclass(frozen=True, slots=True)

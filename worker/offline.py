@@ -1,7 +1,8 @@
 """``optout classify``: the classifier's decision for JSON lines on stdin, without Kafka.
 
 For trying rules files, replaying incidents and evaluating keyword lists: one output line per
-input line, in order; a bad line yields a line with ``error`` and the run goes on.
+input line, in order; a bad line yields a line with ``error`` and the run goes on. Each line says
+which rule matched, how (``match``: exact, leading or phrase) and in which ``language``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def classify_line(number: int, raw: bytes, rulebook: RuleBook) -> dict[str, Any]
             "intent": Intent.NONE.value,
             "keyword": None,
             "rule": None,
+            "match": None,
+            "language": None,
             "changes": [],
             "reply": None,
         }
@@ -52,6 +55,8 @@ def classify_line(number: int, raw: bytes, rulebook: RuleBook) -> dict[str, Any]
         "intent": decision.intent.value,
         "keyword": match.keyword,
         "rule": match.rule.name,
+        "match": match.mode.value,
+        "language": match.language,
         "changes": [
             {"action": event.action.value, "scope": scope_document(event.scope), "address": event.address}
             for _, event in decision.changes

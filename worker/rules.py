@@ -1,13 +1,21 @@
-"""Keyword rules: the built-in defaults, the rules file, and per-account/subaccount/sender layering.
+"""Keyword rules: the language packs, the rules file, and per-account/subaccount/sender layering.
 
 Loading validates the file against ``schemas/rules.v1.json`` and then compiles each distinct layer
-stack into a :class:`RuleSet` whose keyword table is a dict keyed by normalized keyword, so the
-hot path does one dict lookup per message. Resolution is cached: accounts without overrides share
-the base set and pay one set-membership test.
+stack into a :class:`RuleSet`: a dict keyed by normalized keyword (the exact fast path: one
+lookup), a dict keyed by the first word of leading keywords, and the phrases' regular
+expressions keyed by the trigger words that gate them. Resolution is cached: accounts without
+overrides share the base set and pay one set-membership test.
+
+Layers, least specific first: built-in (the language packs selected by ``languages``), the file's
+top level, account, subaccount, sender. The most specific layer that sets ``languages`` decides
+which packs apply and which language comes first (the language of a keyword several packs share,
+and of custom rules that name none).
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,8 +27,23 @@ import orjson
 
 from worker import schemas
 from worker.errors import ConfigError
-from worker.model import Intent, ScopeLevel
-from worker.normalize import normalize
+from worker.languages import DEFAULT_LANGUAGES, ENGLISH, PACKS, LanguagePack, Phrase
+from worker.model import Intent, Language, MatchMode, ScopeLevel
+from worker.normalize import normalize, strip_accents, tokens
+
+ReplyTexts = Mapping[str, str | None]
+"""Reply texts by language code, ``"*"`` for any other language; ``None`` means "no reply"."""
+Reply = str | ReplyTexts | None
+"""A reply as configured: one text (or None: no reply) for every language, or texts per language."""
+
+ANY_LANGUAGE = "*"
+
+
+def reply_texts(reply: Reply) -> ReplyTexts:
+    """``reply`` as texts per language: a plain text or None stands for every language (``"*"``)."""
+    if reply is None or isinstance(reply, str):
+        return {ANY_LANGUAGE: reply}
+    return reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,60 +53,160 @@ class Rule:
     keywords: tuple[str, ...]
     level: ScopeLevel = ScopeLevel.ACCOUNT
     all_channels: bool = False
-    reply: str | None = None
-    """Reply text for this rule; ``None`` means "use the layer's reply for the intent"."""
+    reply: Reply = None
+    """Reply for this rule when :attr:`has_reply_override`; otherwise the layer's reply applies."""
     has_reply_override: bool = False
     """True when the rules file set ``reply`` on this rule (possibly to null: no reply)."""
+    match: MatchMode = MatchMode.LEADING
+    language: str | None = None
+    """ISO 639-1 code of the keywords; ``None``: the rule set's first language."""
+    patterns: tuple[Phrase, ...] = ()
+    """Built-in phrased requests (regular expressions); rules files give literal phrases as keywords."""
+    brands: bool = True
+    """Leading mode: whether an unknown word (a brand) may follow the keyword; False for built-in
+    keywords that are also everyday words (see :class:`worker.languages.KeywordGroup`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """A message that matched ``keyword`` (as written in the rules) of ``rule``."""
+    """A message that matched ``keyword`` (as written in the rules, or the phrase found) of ``rule``."""
 
     rule: Rule
     keyword: str
+    mode: MatchMode = MatchMode.EXACT
+    """How the message matched: the whole message, a leading keyword, or a phrase inside it."""
+    language: str = Language.EN
+    """The rule's language (the rule set's first language when the rule names none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lead:
+    """A leading-mode keyword as words, for the first-word lookup."""
+
+    words: tuple[bytes, ...]
+    match: Match
+
+
+@dataclass(frozen=True, slots=True)
+class PhraseRule:
+    """One phrase of a rule set: its own compiled expression, its rule and its language's negations."""
+
+    regex: re.Pattern[str]
+    rule: Rule
+    language: str
+    negations: re.Pattern[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Phrases:
+    """The phrases of a rule set, reachable by trigger word.
+
+    One expression per phrase, run only when one of its trigger words is in the message: a single
+    alternation of every phrase would be tried at every position of every message that has any
+    trigger word, and costs a hundred times more.
+    """
+
+    by_trigger: Mapping[bytes, tuple[int, ...]]
+    """Trigger word → indexes into :attr:`items`, in rule order."""
+    items: tuple[PhraseRule, ...]
+    triggers: frozenset[bytes]
 
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
-    """The compiled rules that apply to one (account, subaccount, sender)."""
+    """The compiled rules that apply to one (account, subaccount, sender).
+
+    Built once per distinct layer stack (:meth:`RuleBook.resolve` caches it), never per message:
+    the exact-keyword dict, the first-word dict of leading keywords, the word sets that
+    decide what may surround a leading keyword, and one regular expression for all phrases.
+    """
 
     table: Mapping[str, Match]
-    replies: Mapping[Intent, str | None]
+    replies: Mapping[Intent, ReplyTexts]
+    languages: tuple[str, ...] = (Language.EN,)
+    first: Mapping[bytes, tuple[Lead, ...]] = field(default_factory=dict)
+    keyword_words: Mapping[bytes, Intent] = field(default_factory=dict)
+    """Single-word keywords and their intent: "stop stop" is a STOP, "stop start" is nothing."""
+    courtesy: frozenset[bytes] = frozenset()
+    ordinary: frozenset[bytes] = frozenset()
+    conjunctions: frozenset[bytes] = frozenset()
+    """"and" words, accepted between courtesy words ("stop please and thank you")."""
+    phrases: Phrases | None = None
 
     def reply_text(self, match: Match) -> str | None:
+        """The reply template for ``match``: its language, else the set's first language, else ``*``."""
         if match.rule.has_reply_override:
-            return match.rule.reply
-        return self.replies.get(match.rule.intent)
+            found, text = _pick(reply_texts(match.rule.reply), match.language, self.languages[0])
+            if found:
+                return text
+        texts = self.replies.get(match.rule.intent)
+        if texts is None:
+            return None
+        return _pick(texts, match.language, self.languages[0])[1]
 
 
-BUILTIN_RULES: tuple[Rule, ...] = (
-    Rule(
-        "stop",
-        Intent.OPT_OUT,
-        ("STOP", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "OPT OUT"),
-    ),
-    Rule("stop_all", Intent.OPT_OUT, ("STOPALL", "STOP ALL"), all_channels=True),
-    Rule("start", Intent.OPT_IN, ("START", "UNSTOP")),
-    Rule("help", Intent.HELP, ("HELP", "INFO")),
+def _pick(texts: ReplyTexts, language: str, default: str) -> tuple[bool, str | None]:
+    for key in (language, default, ANY_LANGUAGE):
+        if key in texts:
+            return True, texts[key]
+    return False, None
+
+
+def _pack_rules(pack: LanguagePack) -> tuple[Rule, ...]:
+    rules = [
+        Rule(
+            g.name,
+            g.intent,
+            g.keywords,
+            all_channels=g.all_channels,
+            match=g.mode,
+            language=pack.language,
+            brands=g.brands,
+        )
+        for g in pack.keywords
+    ]
+    for intent, name in (
+        (Intent.OPT_OUT, "stop_phrase"),
+        (Intent.OPT_IN, "start_phrase"),
+        (Intent.HELP, "help_phrase"),
+    ):
+        patterns = tuple(p for p in pack.phrases if p.intent is intent)
+        if patterns:
+            rules.append(
+                Rule(name, intent, (), match=MatchMode.PHRASE, language=pack.language, patterns=patterns)
+            )
+    return tuple(rules)
+
+
+#: The rules of each language pack, built once so every rule set shares the same Rule objects.
+PACK_RULES: Mapping[Language, tuple[Rule, ...]] = MappingProxyType(
+    {language: _pack_rules(pack) for language, pack in PACKS.items()}
 )
+#: The English pack's rules: the engine's defaults before language packs existed.
+BUILTIN_RULES: tuple[Rule, ...] = PACK_RULES[Language.EN]
 
-BUILTIN_REPLIES: Mapping[Intent, str | None] = MappingProxyType(
-    {
-        Intent.OPT_OUT: "You are unsubscribed and will get no more messages from {sender}. "
-        "Reply START to resubscribe.",
-        Intent.OPT_IN: "You are subscribed again to messages from {sender}. "
-        "Reply STOP to unsubscribe, HELP for help.",
-        Intent.HELP: "Reply STOP to unsubscribe or START to resubscribe. Msg&data rates may apply.",
-    }
-)
+BUILTIN_REPLIES: Mapping[Intent, str | None] = MappingProxyType(dict(ENGLISH.replies))
+"""The English replies, also used for any language without a text of its own."""
+
+
+def _builtin_replies() -> Mapping[Intent, ReplyTexts]:
+    out: dict[Intent, ReplyTexts] = {}
+    for intent in (Intent.OPT_OUT, Intent.OPT_IN, Intent.HELP):
+        texts: dict[str, str | None] = {ANY_LANGUAGE: ENGLISH.replies[intent]}
+        texts.update({language: pack.replies[intent] for language, pack in PACKS.items()})
+        out[intent] = MappingProxyType(texts)
+    return MappingProxyType(out)
 
 
 @dataclass(frozen=True, slots=True)
 class Layer:
     inherit: bool
     rules: tuple[Rule, ...]
-    replies: Mapping[Intent, str | None]
+    replies: Mapping[Intent, Reply]
+    languages: tuple[str, ...] | None = None
+    """The language packs this layer selects (most specific layer wins); None: as below."""
+    builtin: bool = False
+    """The built-in layer: its rules are those of the selected language packs."""
 
 
 @dataclass(slots=True)
@@ -126,19 +249,144 @@ class RuleBook:
 
 
 def compile_layers(layers: Iterable[Layer]) -> RuleSet:
-    table: dict[str, Match] = {}
-    replies: dict[Intent, str | None] = {}
+    """Compile a layer stack, least specific first, into the :class:`RuleSet` the classifier uses."""
+    layers = tuple(layers)
+    languages: tuple[str, ...] = DEFAULT_LANGUAGES
+    for layer in layers:
+        if layer.languages is not None:
+            languages = layer.languages
+    default = languages[0]
+    entries: dict[str, Match] = {}
+    patterns: list[tuple[Rule, str, Phrase]] = []
+    literals: dict[str, Match] = {}
+    replies: dict[Intent, dict[str, str | None]] = {}
     for layer in layers:
         if not layer.inherit:
-            table.clear()
-        for rule in layer.rules:
+            entries.clear()
+            patterns.clear()
+            literals.clear()
+        if layer.builtin:
+            rules = [
+                rule
+                for language in languages
+                if language in PACK_RULES
+                for rule in PACK_RULES[Language(language)]
+            ]
+        else:
+            rules = list(layer.rules)
+        layer_entries: dict[str, Match] = {}
+        for rule in rules:
+            language = rule.language or default
+            patterns.extend((rule, language, phrase) for phrase in rule.patterns)
             for keyword in rule.keywords:
-                table[normalize(keyword)] = Match(rule, keyword)
-        replies.update(layer.replies)
-    return RuleSet(MappingProxyType(table), MappingProxyType(replies))
+                key = normalize(keyword)
+                match = Match(rule, keyword, MatchMode.EXACT, language)
+                # Within the built-in layer the first pack listed wins a shared keyword ("STOP").
+                layer_entries.setdefault(key, match)
+                if rule.match is MatchMode.PHRASE:
+                    literals[key] = match
+        # Accent-less spellings ("arret") after every spelling the layer names itself.
+        for key, match in list(layer_entries.items()):
+            layer_entries.setdefault(strip_accents(key), match)
+        entries.update(layer_entries)
+        for intent, reply in layer.replies.items():
+            texts = reply_texts(reply)
+            if ANY_LANGUAGE in texts:
+                replies[intent] = dict(texts)
+            else:
+                replies.setdefault(intent, {}).update(texts)
+    packs = [PACKS[Language(language)] for language in languages if language in PACKS]
+    return RuleSet(
+        table=MappingProxyType(entries),
+        replies=MappingProxyType({intent: MappingProxyType(texts) for intent, texts in replies.items()}),
+        languages=languages,
+        first=_leads(entries),
+        keyword_words=MappingProxyType(
+            {
+                words[0]: m.rule.intent
+                for key, m in reversed(entries.items())
+                if len(words := tokens(key)) == 1
+            }
+        ),
+        courtesy=_encoded(word for pack in packs for word in pack.courtesy),
+        ordinary=_encoded(word for pack in packs for word in pack.ordinary),
+        conjunctions=_encoded(word for pack in packs for word in pack.conjunctions),
+        phrases=_phrases(patterns, literals, packs),
+    )
 
 
-BUILTIN_LAYER = Layer(True, BUILTIN_RULES, BUILTIN_REPLIES)
+def _encoded(words: Iterable[str]) -> frozenset[bytes]:
+    """Words as the classifier's tokens, each also without accents."""
+    out: set[bytes] = set()
+    for word in words:
+        out.update(tokens(normalize(word)))
+        out.update(tokens(strip_accents(normalize(word))))
+    return frozenset(out)
+
+
+def _leads(entries: Mapping[str, Match]) -> Mapping[bytes, tuple[Lead, ...]]:
+    leads: dict[bytes, list[Lead]] = {}
+    for key, match in entries.items():
+        if match.rule.match is not MatchMode.LEADING:
+            continue
+        words = tuple(tokens(key))
+        if words:
+            lead = Lead(words, Match(match.rule, match.keyword, MatchMode.LEADING, match.language))
+            leads.setdefault(words[0], []).append(lead)
+    # Longest keyword first: "stop all please" is STOP ALL, not STOP.
+    return MappingProxyType(
+        {w: tuple(sorted(v, key=lambda lead: -len(lead.words))) for w, v in leads.items()}
+    )
+
+
+def _phrases(
+    patterns: list[tuple[Rule, str, Phrase]],
+    literals: Mapping[str, Match],
+    packs: list[LanguagePack],
+) -> Phrases | None:
+    if not patterns and not literals:
+        return None
+    negations = {pack.language.value: pack.negations for pack in packs}
+    every = "|".join(negations.values()) or None
+    items: list[PhraseRule] = []
+    by_trigger: dict[bytes, list[int]] = {}
+    # A rules-file phrase is triggered by its longest word (all of its words are in any match).
+    sources: list[tuple[Rule, str, str, tuple[str, ...]]] = [
+        (m.rule, m.language, _literal(key), (max(key.split(" "), key=len),)) for key, m in literals.items()
+    ]
+    sources += [(rule, language, phrase.pattern, phrase.triggers) for rule, language, phrase in patterns]
+    for index, (rule, language, pattern, triggers) in enumerate(sources):
+        cues = negations.get(language, every)
+        items.append(
+            PhraseRule(_compiled(pattern), rule, language, None if cues is None else _compiled(cues))
+        )
+        for word in _encoded(triggers):
+            by_trigger.setdefault(word, []).append(index)
+    return Phrases(
+        MappingProxyType({word: tuple(indexes) for word, indexes in by_trigger.items()}),
+        tuple(items),
+        frozenset(by_trigger),
+    )
+
+
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _literal(key: str) -> str:
+    """A rules-file phrase as a regular expression: whole words, any accents optional."""
+    parts = []
+    for word in key.split(" "):
+        chars = []
+        for char in word:
+            base = strip_accents(char)
+            chars.append(re.escape(char) if base == char else f"[{re.escape(char)}{re.escape(base)}]")
+        parts.append("".join(chars))
+    return r"(?<!\w)" + r"\W+".join(parts) + r"(?!\w)"
+
+
+BUILTIN_LAYER = Layer(True, (), _builtin_replies(), builtin=True)
 
 
 def default_rulebook() -> RuleBook:
@@ -219,9 +467,19 @@ def _layer(doc: Mapping[str, Any], where: str) -> Layer:
                 keywords=keywords,
                 level=ScopeLevel(item.get("level", "account")),
                 all_channels=item.get("channels", "same") == "all",
-                reply=item.get("reply"),
+                reply=_texts(item["reply"]) if "reply" in item else None,
                 has_reply_override="reply" in item,
+                match=MatchMode(item.get("match", MatchMode.LEADING)),
+                language=item.get("language"),
             )
         )
-    replies = {Intent(k): v for k, v in doc.get("replies", {}).items()}
-    return Layer(doc.get("inherit", True), tuple(rules), MappingProxyType(replies))
+    replies = {Intent(k): _texts(v) for k, v in doc.get("replies", {}).items()}
+    languages = tuple(doc["languages"]) if "languages" in doc else None
+    return Layer(doc.get("inherit", True), tuple(rules), MappingProxyType(replies), languages)
+
+
+def _texts(value: str | Mapping[str, str | None] | None) -> Reply:
+    """A reply as the file writes it: one text (or null) for every language, or texts per language."""
+    if value is None or isinstance(value, str):
+        return value
+    return MappingProxyType(dict(value))

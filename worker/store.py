@@ -124,6 +124,8 @@ _HISTORY_COLUMNS = (
     ("source_offset", "bigint"),
     ("source_message_id", "text"),
     ("occurred_at", "timestamptz"),
+    ("language", "text"),
+    ("match", "text"),
 )
 
 _STATE_KEY = ("address", "account_id", "level", "subaccount_id", "sender", "channel")
@@ -205,8 +207,8 @@ _CHECK = _BLOCK_SELECT.format(
 _BLOCKS = _BLOCK_SELECT.format(where="($2::text IS NULL OR account_id = $2::text)")
 
 _HISTORY = """
-SELECT occurred_at, action, level, account_id, subaccount_id, sender, channel, keyword, rule, reason,
-       source_topic, source_partition, source_offset, source_message_id, event_id
+SELECT occurred_at, action, level, account_id, subaccount_id, sender, channel, keyword, rule, language,
+       match, reason, source_topic, source_partition, source_offset, source_message_id, event_id
 FROM blocklist_history
 WHERE address = $1 AND ($2::text IS NULL OR account_id = $2::text)
 ORDER BY occurred_at, CASE action WHEN 'block' THEN 1 ELSE 0 END, event_id
@@ -232,6 +234,8 @@ def _history_row(event: ChangeEvent) -> tuple[Any, ...]:
         source.offset,
         source.message_id,
         parse_instant(event.occurred_at, "occurred_at"),
+        event.language,
+        None if event.match is None else event.match.value,
     )
 
 

@@ -232,6 +232,7 @@ async def test_scopes_resolve(
         "level": "sender", "account_id": "bank", "subaccount_id": None, "sender": "BANKCO", "channel": "sms",
     }  # fmt: skip
     assert rows[0]["keyword"] == "STOP"
+    assert (rows[0]["language"], rows[0]["match"]) == ("en", "exact")
     assert rows[0]["occurred_at"] == "2026-11-24T12:00:00.000000Z"
     assert {row["action"] for row in rows[1:]} == {"unblock"}
     assert all(row["source_message_id"] == "a6" for row in rows[1:])

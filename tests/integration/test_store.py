@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -17,7 +18,7 @@ from worker.devstack import free_port, with_database
 from worker.errors import ConfigError, InputError, ServiceUnavailableError
 from worker.events import derive_id
 from worker.migrate import discover, migrate
-from worker.model import Action, ChangeEvent, Scope, ScopeLevel, Source, Target
+from worker.model import Action, ChangeEvent, MatchMode, Scope, ScopeLevel, Source, Target
 from worker.ordering import latest_per_block
 from worker.scope import block_key, covers
 from worker.store import ApplyResult, Store
@@ -467,6 +468,7 @@ async def test_history_is_oldest_first_with_unblock_before_block_on_a_tie(store:
     assert _actions(await store.history(address, "globex")) == [(T1, "block")]
 
     first = events[2]
+    assert first.language is None, "an event from a producer older than language/match"
     assert rows[0] == {
         "occurred_at": T0,
         "action": "unblock",
@@ -477,6 +479,8 @@ async def test_history_is_oldest_first_with_unblock_before_block_on_a_tie(store:
         "channel": "*",
         "keyword": "START",
         "rule": "start",
+        "language": None,
+        "match": None,
         "reason": "keyword",
         "source_topic": "mo.inbound",
         "source_partition": 0,
@@ -491,3 +495,11 @@ async def test_history_breaks_full_ties_by_event_id(store: Store) -> None:
     events = [block(address, T0, Scope(ScopeLevel.SENDER, "acme", None, f"s{i}")) for i in range(6)]
     await store.apply(GROUP, events[::-1], {})
     assert [row["event_id"] for row in await store.history(address)] == sorted(e.event_id for e in events)
+
+
+async def test_history_keeps_the_language_and_match_mode(store: Store) -> None:
+    address = new_address()
+    event = replace(block(address, T0), language="fr", match=MatchMode.LEADING)
+    await store.apply(GROUP, [event], {})
+    (row,) = await store.history(address)
+    assert (row["language"], row["match"]) == ("fr", "leading")

@@ -21,7 +21,7 @@ from worker.events import (
     encode_reply,
     reply_id,
 )
-from worker.model import Action, ChangeEvent, Intent, ReplyRequest, Scope, ScopeLevel, Source
+from worker.model import Action, ChangeEvent, Intent, MatchMode, ReplyRequest, Scope, ScopeLevel, Source
 
 EMITTED = "2026-11-24T10:00:01.000000Z"
 SOURCE = Source("mo.inbound", 3, 42, "m-1")
@@ -35,6 +35,8 @@ EVENT = ChangeEvent(
     reason="opt_out_keyword",
     source=SOURCE,
     occurred_at="2026-11-24T10:00:00.000000Z",
+    language="fr",
+    match=MatchMode.LEADING,
 )
 REPLY = ReplyRequest(
     reply_id="fedcba9876543210fedcba9876543210",
@@ -49,6 +51,8 @@ REPLY = ReplyRequest(
     rule="stop",
     source=SOURCE,
     occurred_at="2026-11-24T10:00:00.000000Z",
+    language="fr",
+    match=MatchMode.PHRASE,
 )
 
 
@@ -106,6 +110,8 @@ def test_encode_change() -> None:
         "keyword": "STOP",
         "rule": "stop",
         "reason": "opt_out_keyword",
+        "language": "fr",
+        "match": "leading",
         "source": {"topic": "mo.inbound", "partition": 3, "offset": 42, "message_id": "m-1"},
         "occurred_at": "2026-11-24T10:00:00.000000Z",
         "emitted_at": EMITTED,
@@ -131,6 +137,8 @@ _events = st.builds(
     reason=_names,
     source=st.builds(Source, _names, st.integers(0, 1000), st.integers(0, 2**62), _names),
     occurred_at=st.just("2026-11-24T10:00:00.000000Z"),
+    language=st.none() | st.sampled_from(["en", "fr", "pl"]),
+    match=st.none() | st.sampled_from(MatchMode),
 )
 
 
@@ -209,6 +217,13 @@ def test_decode_change_tolerates_missing_optional_fields() -> None:
     assert event.scope.sender is None
 
 
+def test_decode_change_of_an_earlier_producer_without_language_and_match() -> None:
+    event = decode_change(_mutated(language=_DELETE, match=_DELETE))
+    assert event.language is None
+    assert event.match is None
+    assert event.keyword == "STOP"
+
+
 # --- replies and dead letters ---------------------------------------------------------------------
 
 
@@ -225,6 +240,8 @@ def test_encode_reply() -> None:
         "text": "Bye.",
         "keyword": "STOP",
         "rule": "stop",
+        "language": "fr",
+        "match": "phrase",
         "in_reply_to": "m-1",
         "source": {"topic": "mo.inbound", "partition": 3, "offset": 42, "message_id": "m-1"},
         "occurred_at": "2026-11-24T10:00:00.000000Z",

@@ -55,3 +55,14 @@ def test_one_output_line_per_input_line_in_order_and_errors_do_not_stop_the_run(
     assert out[2]["changes"] == []
     assert out[2]["reply"] is None
     assert {c["action"] for c in out[4]["changes"]} == {"unblock"}
+
+
+def test_output_says_rule_match_mode_and_language() -> None:
+    lines = [_line("m1", "ARRET svp"), _line("m2", "please take me off your list"), _line("m3", "ok")]
+    out = [orjson.loads(line) for line in classify_lines(lines, default_rulebook())]
+    assert [(o["rule"], o["match"], o["language"]) for o in out] == [
+        ("stop", "leading", "fr"),
+        ("stop_phrase", "phrase", "en"),
+        (None, None, None),
+    ]
+    assert out[0]["reply"].startswith("Vous êtes désabonné")

@@ -117,7 +117,20 @@ def test_schema_field_is_the_constant(name: str, const: str) -> None:
     schema = _load(name)
     assert schema["properties"]["schema"] == {"const": const}
     assert "schema" in schema["required"]
-    assert set(schema["required"]) == set(schema["properties"])
+    # Every field is required except those added compatibly after version 1 shipped.
+    assert set(schema["required"]) == set(schema["properties"]) - _ADDED_IN_V1.get(name, set())
+
+
+#: Fields added to a v1 event later: optional, so events from earlier producers stay valid.
+_ADDED_IN_V1 = {CHANGE: {"language", "match"}, REPLY: {"language", "match"}}
+
+
+@pytest.mark.parametrize("name", [CHANGE, REPLY])
+def test_added_fields_are_optional_for_earlier_producers(name: str) -> None:
+    schema = _load(name)
+    for field in ("language", "match"):
+        assert field in schema["properties"]
+        assert field not in schema["required"]
 
 
 def test_enums_match_the_code() -> None:
