@@ -48,9 +48,10 @@ bench-propagation: $(STAMP)
 bench-classify: $(STAMP)
 	$(BIN)/python -m bench.classify $(BENCH_ARGS)
 
-## eval: precision and recall on the labeled corpus, and the keyword-intelligence targets
+## eval: precision and recall on the labeled corpus (the targets), then on the held-out set (reported)
 eval: $(STAMP)
 	$(BIN)/optout classify --eval tests/corpus/labeled.jsonl
+	-$(BIN)/optout classify --eval tests/corpus/holdout.jsonl
 
 clean:
 	rm -rf $(VENV) .optout .pytest_cache .mypy_cache .ruff_cache

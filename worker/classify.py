@@ -67,6 +67,10 @@ def classify(text: str, rules: RuleSet) -> Match | None:
     3. phrase: some word of the message is a trigger word of a phrase, and the phrase regex finds
        a phrase with no negation cue of its language in the words just before it.
 
+    Two surface forms get a second look: a keyword spelled out letter by letter ("S T O P") and,
+    in a message of several lines that matched nothing, the first line on its own (a keyword
+    followed by a signature).
+
     An opt-out wins over an opt-in or help found by another step: a missed opt-out is the costly
     mistake. Ordinary chat usually pays one normalization, one lookup, one tokenization and two
     set operations.
@@ -78,13 +82,12 @@ def classify(text: str, rules: RuleSet) -> Match | None:
     words = key.encode().translate(_SEPARATORS).split()
     if not words:
         return None
+    if len(key) <= 2 * len(words) - 1:  # every word one letter: "S T O P", "s.t.o.p"
+        spelled = rules.table.get(b"".join(words).decode(errors="replace"))
+        if spelled is not None:
+            return spelled
     lead = None
-    if (
-        len(words) <= _MAX_LEADING_WORDS
-        and (words[0] in rules.first or words[0] in rules.courtesy)
-        and "?" not in text
-        and "¿" not in text
-    ):
+    if words[0] in rules.openers and len(words) <= _MAX_LEADING_WORDS and "?" not in text and "¿" not in text:
         lead = _leading(text, words, rules)
         if lead is not None and lead.rule.intent is Intent.OPT_OUT:
             return lead
@@ -93,6 +96,12 @@ def classify(text: str, rules: RuleSet) -> Match | None:
         found = _phrase(key, words, phrases)
         if found is not None and (lead is None or found.rule.intent is Intent.OPT_OUT):
             return found
+    if lead is None and "\n" in text:
+        # A keyword alone on the first line, then a signature or a quoted message:
+        # "STOP\n\nSent from my iPhone", "Arret\n--\nJean".
+        first = text.strip().split("\n", 1)[0]
+        if first.strip():
+            return classify(first, rules)
     return lead
 
 

@@ -102,6 +102,13 @@ _EN_MSGS = (
     r"(?:texts?|text messages|messages?|msgs?|sms|spam|promos?|promotions?|notifications?|alerts?|"
     r"marketing|offers|ads|emails?)"
 )
+#: The words of _EN_MSGS, as triggers: a phrase that needs one of these nouns is only worth trying
+#: when one is there. Far rarer in chat than "again", "back" or "help" ("call me back please").
+_EN_MSG_WORDS = (
+    "text", "texts", "message", "messages", "msg", "msgs", "sms", "spam", "promo", "promos", "promotion",
+    "promotions", "notification", "notifications", "alert", "alerts", "marketing", "offers", "ads",
+    "email", "emails",
+)  # fmt: skip
 _EN_MSG_WORDS = (
     "text", "texts", "messages", "message", "msg", "msgs", "sms", "spam", "promo", "promos", "promotion",
     "promotions", "notification", "notifications", "alert", "alerts", "marketing", "offers", "ads", "email",
@@ -206,7 +213,7 @@ ENGLISH = LanguagePack(
         *_p(_O, "leave me alone|lose my number|lose this number", r"\b", ("alone", "lose")),
         *_p(_O, "said|told you|told you to|asked you to|asked to", r" (?:stop|unsubscribe|quit|cancel)\b"),
         *_p(_I, "resubscribe|re-subscribe", r"\b"),
-        *_p(_I, "subscribe|sign|add|opt|put", r" (?:me|us) (?:back|again)\b", ("back", "again")),
+        *_p(_I, "subscribe|sign|add|opt|put", r" (?:me|us) (?:back|again)\b"),
         *_p(_I, "opt in|opt-in|optin|opt me in|opt me back in|opt back in", r"\b", ("opt", "optin")),
         Phrase(_I, r"\b(?:want|like|wish|would love) to (?:re)?subscribe\b", ("subscribe", "resubscribe")),
         *_p(
@@ -215,13 +222,13 @@ ENGLISH = LanguagePack(
             rf" (?:sending|texting|messaging) (?:me )?(?:again|{_EN_MSGS})\b",
             ("sending", "texting", "messaging"),
         ),
-        *_p(_I, "receive|get", rf" (?:your |the |these |those |)(?:text )?{_EN_MSGS} again\b", ("again",)),
+        *_p(_I, "receive|get", rf" (?:your |the |these |those |)(?:text )?{_EN_MSGS} again\b", _EN_MSG_WORDS),
         *_p(
             _H,
             "help",
             r" (?:with|about|on|for) (?:this|these|the|your|my|ur) (?:\w+ )?"
             rf"(?:service|program|subscription|{_EN_MSGS})\b",
-            ("help",),
+            ("service", "program", "subscription", *_EN_MSG_WORDS),
         ),
     ),
     courtesy=_words(
@@ -694,7 +701,10 @@ ITALIAN = LanguagePack(
     language=Language.IT,
     keywords=(
         KeywordGroup(
-            "stop", _O, _LEADING, ("STOP", "DISISCRIVI", "DISISCRIVIMI", "CANCELLAMI", "CANCELLA", "DISDETTA")
+            "stop",
+            _O,
+            _LEADING,
+            ("STOP", "DISISCRIVI", "DISISCRIVIMI", "CANCELLAMI", "CANCELLA", "DISDETTA"),
         ),
         KeywordGroup("stop", _O, _LEADING, ("BASTA", "FINE", "ANNULLA"), brands=False),
         KeywordGroup("start", _I, _LEADING, ("ISCRIVIMI", "ISCRIVI", "RIATTIVA")),

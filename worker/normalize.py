@@ -44,6 +44,10 @@ def normalize(text: str) -> str:
     text = text.strip(_ASCII_EDGE)
     if text and not (text[0].isalnum() and text[-1].isalnum()):
         text = _trim(text)
+    # Collapsing whitespace is a no-op unless there is a double space or a whitespace character
+    # other than " " (every such character is non-printable): skip the split and join then.
+    if "  " not in text and text.isprintable():
+        return text
     return " ".join(text.split())
 
 

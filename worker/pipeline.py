@@ -55,6 +55,7 @@ class BatchOutput:
 def classify_records(records: Sequence[RecordLike], rulebook: RuleBook, out: BatchOutput) -> None:
     """Classify one partition's records in order, appending what they produce to ``out``."""
     resolve = rulebook.resolve
+    uniform = rulebook.base if rulebook.uniform else None  # decided per batch, not per message
     changes, replies = out.changes, out.replies
     none = 0
     received = None
@@ -65,7 +66,7 @@ def classify_records(records: Sequence[RecordLike], rulebook: RuleBook, out: Bat
         except InputError as error:
             _dead_letter(record, error, out)
             continue
-        rules = resolve(doc["account_id"], doc.get("subaccount_id"), doc["to"])
+        rules = uniform or resolve(doc["account_id"], doc.get("subaccount_id"), doc["to"])
         match = classify(doc["text"], rules)
         if match is None:
             none += 1

@@ -132,6 +132,9 @@ class RuleSet:
     conjunctions: frozenset[bytes] = frozenset()
     """"and" words, accepted between courtesy words ("stop please and thank you")."""
     phrases: Phrases | None = None
+    openers: frozenset[bytes] = frozenset()
+    """First words that can start a leading match (a leading keyword's first word or a courtesy
+    word): one set lookup turns away most chat before any leading-keyword work."""
 
     def reply_text(self, match: Match) -> str | None:
         """The reply template for ``match``: its language, else the set's first language, else ``*``."""
@@ -226,6 +229,12 @@ class RuleBook:
             [*self.accounts, *(a for a, _ in self.subaccounts), *(a for a, _ in self.senders)]
         )
 
+    @property
+    def uniform(self) -> bool:
+        """No account has rules of its own: every message gets :attr:`base` (the pipeline then
+        skips :meth:`resolve` per message)."""
+        return not self._overridden
+
     def resolve(self, account_id: str, subaccount_id: str | None, sender: str | None) -> RuleSet:
         if account_id not in self._overridden:
             return self.base
@@ -296,11 +305,13 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
             else:
                 replies.setdefault(intent, {}).update(texts)
     packs = [PACKS[Language(language)] for language in languages if language in PACKS]
+    first = _leads(entries)
+    courtesy = _encoded(word for pack in packs for word in pack.courtesy)
     return RuleSet(
         table=MappingProxyType(entries),
         replies=MappingProxyType({intent: MappingProxyType(texts) for intent, texts in replies.items()}),
         languages=languages,
-        first=_leads(entries),
+        first=first,
         keyword_words=MappingProxyType(
             {
                 words[0]: m.rule.intent
@@ -308,10 +319,11 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
                 if len(words := tokens(key)) == 1
             }
         ),
-        courtesy=_encoded(word for pack in packs for word in pack.courtesy),
+        courtesy=courtesy,
         ordinary=_encoded(word for pack in packs for word in pack.ordinary),
         conjunctions=_encoded(word for pack in packs for word in pack.conjunctions),
         phrases=_phrases(patterns, literals, packs),
+        openers=frozenset(first) | courtesy,
     )
 
 

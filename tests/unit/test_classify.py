@@ -123,7 +123,6 @@ def test_a_keyword_that_starts_or_sits_in_a_sentence_does_not_match(
         "Stop it",
         "stops",
         "helpful",
-        "S T O P",
         "start-stop",
         "",
         "😡",
@@ -347,3 +346,25 @@ def test_placeholder_values_are_not_expanded_again() -> None:
     reply = _decide("stop", rules, message).reply
     assert reply is not None
     assert reply.text == "Bye from {account}."
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("S T O P", Intent.OPT_OUT),
+        ("s.t.o.p", Intent.OPT_OUT),
+        ("H-E-L-P", Intent.HELP),
+        ("STOP\n\nSent from my Galaxy", Intent.OPT_OUT),
+        ("Arret\n--\nJean Tremblay", Intent.OPT_OUT),
+        ("  start\r\n> Your code is 1234", Intent.OPT_IN),
+    ],
+)
+def test_spelled_out_and_first_line_keywords(text: str, intent: Intent) -> None:
+    match = classify(text, BUILTIN)
+    assert match is not None, text
+    assert match.rule.intent is intent
+
+
+@pytest.mark.parametrize("text", ["o k", "a b c", "ok\nsee you at the bus stop", "thanks!\nStop by anytime"])
+def test_spelled_and_multiline_ordinary_messages_stay_ordinary(text: str) -> None:
+    assert classify(text, BUILTIN) is None

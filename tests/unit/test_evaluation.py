@@ -87,3 +87,23 @@ def test_cli_eval_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "FAIL" in capsys.readouterr().out
     assert main(["classify", "--eval", str(tmp_path / "missing.jsonl")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+HOLDOUT = CORPUS.with_name("holdout.jsonl")
+
+
+def test_the_held_out_corpus_does_not_regress() -> None:
+    """tests/corpus/holdout.jsonl was written after the packs, by someone who never saw them, and
+    the packs were not tuned on it (see tests/corpus/README.md). Its figures estimate how the rules
+    generalise; the issue's targets are not expected to hold on it. These floors are the figures
+    measured when it arrived, so a change that makes the rules generalise worse fails here."""
+    samples = load_corpus(HOLDOUT.read_bytes().splitlines(), str(HOLDOUT))
+    report = evaluate(samples, BASE)
+    precision = [t.precision for i, t in report.by_intent.items() if i is not Intent.NONE]
+    assert precision, format_report(report)
+    assert all(p == 1.0 for p in precision), format_report(report)
+    right, total = report.by_category["ordinary"]
+    assert right == total, "a false positive on an ordinary reply"
+    for category, floor in (("keyword", 1.0), ("surface", 0.95), ("leading", 0.95), ("phrase", 0.70)):
+        right, total = report.by_category[category]
+        assert right / total >= floor, (category, right, total)
