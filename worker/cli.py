@@ -316,7 +316,6 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.manifest import manifest_document
     from worker.snapshot import terminal_progress
     from worker.snapshotting import take_snapshot
     from worker.store import Store
@@ -335,9 +334,7 @@ def cmd_snapshot(settings: Settings, args: argparse.Namespace) -> int:
             "pruned": list(result.pruned),
         }
         sys.stdout.buffer.write(
-            orjson.dumps(
-                summary | {"manifest": manifest_document(result.manifest)}, option=orjson.OPT_INDENT_2
-            )
+            orjson.dumps(summary | {"manifest": result.manifest.document()}, option=orjson.OPT_INDENT_2)
             + b"\n"
         )
         return 0

@@ -69,8 +69,9 @@ class Manifest:
     def sha256(self) -> str:
         return self.active.sha256
 
-    def to_json(self) -> bytes:
-        doc = {
+    def document(self) -> dict[str, Any]:
+        """The manifest as JSON-ready data (``schemas/snapshot-manifest.v1.json``)."""
+        return {
             "version": FORMAT_VERSION,
             "id": self.id,
             "created_at": self.created_at,
@@ -89,7 +90,9 @@ class Manifest:
                 "bytes": self.unblocked.bytes,
             },
         }
-        return orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.document(), option=orjson.OPT_INDENT_2) + b"\n"
 
     @classmethod
     def from_json(cls, raw: bytes, where: str) -> Manifest:
@@ -142,9 +145,3 @@ def to_prune(ids: Iterable[str], keep: int, latest: str | None) -> list[str]:
     """The snapshots to delete: all but the newest ``keep``, never the one ``latest`` points to."""
     ordered = sorted((i for i in ids if is_snapshot_id(i)), reverse=True)
     return [i for i in ordered[keep:] if i != latest]
-
-
-def manifest_document(manifest: Manifest) -> dict[str, Any]:
-    """The manifest as a JSON-ready dict (for the CLI's summary line)."""
-    doc: dict[str, Any] = orjson.loads(manifest.to_json())
-    return doc

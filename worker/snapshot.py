@@ -128,7 +128,7 @@ class _HashingFile:
 class _EntrySink:
     """Receives COPY output chunks: counts lines, compresses in a worker thread, reports progress."""
 
-    def __init__(self, path: Path, total: int, done_before: int, grand_total: int, progress: Progress | None):
+    def __init__(self, path: Path, done_before: int, grand_total: int, progress: Progress | None):
         self._raw = path.open("wb")
         self._hashing = _HashingFile(self._raw)
         # mtime=0: the same rows give byte-identical files (and so the same sha256 / ETag).
@@ -136,7 +136,7 @@ class _EntrySink:
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self.lines = 0
-        self._total, self._before, self._grand, self._progress = total, done_before, grand_total, progress
+        self._before, self._grand, self._progress = done_before, grand_total, progress
         self.name = path.name
 
     async def __call__(self, chunk: bytes) -> None:
@@ -205,10 +205,8 @@ async def write_snapshot(
             assert counts is not None
             n_active, n_unblocked = counts["active"], counts["unblocked"]
             total = n_active + n_unblocked
-            active = await _copy(conn, _ACTIVE_SQL, staging / ACTIVE_FILE, n_active, 0, total, progress)
-            unblocked = await _copy(
-                conn, _UNBLOCKED_SQL, staging / UNBLOCKED_FILE, n_unblocked, n_active, total, progress
-            )
+            active = await _copy(conn, _ACTIVE_SQL, staging / ACTIVE_FILE, 0, total, progress)
+            unblocked = await _copy(conn, _UNBLOCKED_SQL, staging / UNBLOCKED_FILE, n_active, total, progress)
         if (active.count, unblocked.count) != (n_active, n_unblocked):
             raise SnapshotError(
                 f"snapshot wrote {active.count}+{unblocked.count} lines for {n_active}+{n_unblocked} rows"
@@ -233,12 +231,12 @@ async def _copy(
     conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any],
     sql: str,
     path: Path,
-    total: int,
     before: int,
     grand_total: int,
     progress: Progress | None,
 ) -> DataFile:
-    sink = _EntrySink(path, total, before, grand_total, progress)
+    """Stream one COPY into one data file; ``before`` entries of ``grand_total`` are already written."""
+    sink = _EntrySink(path, before, grand_total, progress)
     try:
         await conn.copy_from_query(sql, output=sink, format="csv", delimiter="\x02", quote="\x01")
     except BaseException:

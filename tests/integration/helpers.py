@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import subprocess
 import sys
 import time
@@ -16,9 +17,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from worker.config import Settings
 from worker.events import decode_change, derive_id, encode_change
+from worker.manifest import Manifest
 from worker.model import Action, ChangeEvent, Scope, ScopeLevel, Source
 from worker.ordering import latest_per_block
 from worker.scope import block_key
+from worker.snapshotting import take_snapshot
+from worker.store import Store
 from worker.topics import Topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -209,3 +213,26 @@ def identity(e: ChangeEvent) -> tuple[str, ...]:
         e.occurred_at,
         e.event_id,
     )
+
+
+def random_changes(rng: random.Random, count: int, start: int = 0) -> list[ChangeEvent]:
+    """STOPs and STARTs on a few hundred addresses, timestamps deliberately out of order."""
+    return [
+        change(
+            f"+1555{rng.randrange(300):07d}",
+            rng.choice(["block", "block", "unblock"]),
+            at=f"2026-11-24T12:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{start + i:06d}Z",
+            level=rng.choice(["account", "subaccount", "sender"]),
+            scope_id=rng.choice(["s1", "s2"]),
+            channel=rng.choice(["sms", "*"]),
+        )
+        for i in range(count)
+    ]
+
+
+async def snapshot(settings: Settings, database_url: str) -> Manifest:
+    store = await Store.connect(database_url)
+    try:
+        return (await take_snapshot(settings, store)).manifest
+    finally:
+        await store.close()

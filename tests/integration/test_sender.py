@@ -10,8 +10,7 @@ import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.integration.helpers import change, change_records, produce, settings_for
-from tests.integration.test_snapshot import random_changes, snapshot
+from tests.integration.helpers import change, change_records, produce, random_changes, settings_for, snapshot
 from worker.errors import ServiceUnavailableError
 from worker.httpserver import start_http
 from worker.manifest import ACTIVE_FILE

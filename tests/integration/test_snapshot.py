@@ -23,40 +23,24 @@ from tests.integration.helpers import (
     expected_state,
     identity,
     produce,
+    random_changes,
     read_topic,
     settings_for,
+    snapshot,
     spawn,
 )
 from worker import schemas
-from worker.config import Settings
 from worker.errors import SnapshotError
 from worker.httpserver import start_http
 from worker.manifest import ACTIVE_FILE, MANIFEST, UNBLOCKED_FILE, Manifest
-from worker.model import Action, ChangeEvent
+from worker.model import Action
 from worker.projector import run_projector
 from worker.sender import load_latest
 from worker.snapshot import latest_id, read_manifest, snapshot_ids, verified_lines
 from worker.snapshot_http import PREFIX, snapshot_app
-from worker.snapshotting import take_snapshot
-from worker.store import Store
 from worker.topics import Topics
 
 pytestmark = pytest.mark.integration
-
-
-def random_changes(rng: random.Random, count: int, start: int = 0) -> list[ChangeEvent]:
-    """STOPs and STARTs on a few hundred addresses, timestamps deliberately out of order."""
-    return [
-        change(
-            f"+1555{rng.randrange(300):07d}",
-            rng.choice(["block", "block", "unblock"]),
-            at=f"2026-11-24T12:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{start + i:06d}Z",
-            level=rng.choice(["account", "subaccount", "sender"]),
-            scope_id=rng.choice(["s1", "s2"]),
-            channel=rng.choice(["sms", "*"]),
-        )
-        for i in range(count)
-    ]
 
 
 def lines_of(path: Path, data: Any) -> set[tuple[str, ...]]:
@@ -77,14 +61,6 @@ def lines_of(path: Path, data: Any) -> set[tuple[str, ...]]:
             )
         )
     return result
-
-
-async def snapshot(settings: Settings, database_url: str) -> Manifest:
-    store = await Store.connect(database_url)
-    try:
-        return (await take_snapshot(settings, store)).manifest
-    finally:
-        await store.close()
 
 
 async def test_a_snapshot_is_exactly_the_state_at_its_offsets_while_changes_keep_arriving(
