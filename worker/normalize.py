@@ -32,6 +32,11 @@ _SEPARATORS = bytes.maketrans(
 def normalize(text: str) -> str:
     """Fold ``text`` to its matching key (see the module docstring for the steps)."""
     if text.isascii():
+        if text.isprintable():
+            # Printable ASCII is letters, digits, punctuation and " ": once the edges are
+            # stripped both ends are alphanumeric, so only a double space is left to fold.
+            text = text.casefold().strip(_ASCII_EDGE)
+            return text if "  " not in text else " ".join(text.split())
         text = text.casefold()
     else:
         # Invisible characters go first so NFKC composes across them, and NFKC runs again after
