@@ -32,7 +32,6 @@ import orjson
 
 from worker.constants import ALL_CHANNELS
 from worker.model import Action, ChangeEvent, ScopeLevel
-from worker.ordering import ACTION_RANK
 
 #: (account_id, level, subaccount id or sender or '', channel): one block's scope, interned.
 ScopeKey = tuple[str, str, str, str]
@@ -224,15 +223,14 @@ class BlockIndex:
         """Apply one change event if it is newer than what the index holds; True if it changed."""
         scope = event.scope
         level = scope.level.value
-        scope_id: str = (
-            (scope.subaccount_id if scope.level is ScopeLevel.SUBACCOUNT else scope.sender)
-            if scope.level is not ScopeLevel.ACCOUNT
-            else None
-        ) or ""
+        if scope.level is ScopeLevel.ACCOUNT:
+            scope_id = ""
+        else:
+            scope_id = (scope.subaccount_id if scope.level is ScopeLevel.SUBACCOUNT else scope.sender) or ""
         index = self._intern((scope.account_id, level, scope_id, scope.channel))
         key = address_key(event.address)
         blocked = event.action is Action.BLOCK
-        incoming = version_of(event.occurred_at, ACTION_RANK[event.action] == 1, event.event_id)
+        incoming = version_of(event.occurred_at, blocked, event.event_id)
         current = self._version(key, index)
         if current is not None and incoming <= current:
             return False

@@ -191,8 +191,7 @@ async def write_snapshot(
     """Write one snapshot of ``blocklist_state`` at the projector's stored offsets, then prune."""
     started = time.monotonic()
     created = datetime.now(UTC)
-    staging = directory / f".tmp-{os.getpid()}-{created.timestamp():.6f}"
-    await asyncio.to_thread(staging.mkdir, parents=True)
+    staging = await asyncio.to_thread(staging_dir, directory, f"{created.timestamp():.6f}")
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             # The sort by address is the one big memory user; let it stay in RAM when it can.
@@ -214,17 +213,12 @@ async def write_snapshot(
         manifest = new_manifest(
             created, f"optout-worker {__version__}", topic, consumer_group, offsets, active, unblocked
         )
-        _write_durably(staging / MANIFEST, manifest.to_json())
-        fsync_dir(staging)
-        final = directory / manifest.id
-        os.rename(staging, final)
-        fsync_dir(directory)
-        point_latest(directory, manifest.id)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    pruned = prune(directory, keep)
-    return WriteResult(manifest, final, time.monotonic() - started, tuple(pruned))
+    # Off the event loop: fsyncs, renames and deleting old snapshots block for a while on a busy disk.
+    pruned = await asyncio.to_thread(publish, staging, directory, manifest.id, manifest.to_json(), keep)
+    return WriteResult(manifest, directory / manifest.id, time.monotonic() - started, tuple(pruned))
 
 
 async def _copy(
@@ -246,6 +240,33 @@ async def _copy(
     if progress is not None:
         progress(before + data.count, grand_total)
     return data
+
+
+def staging_dir(directory: Path, label: str) -> Path:
+    """A fresh directory to build a snapshot in, named so :func:`prune` knows its writer's pid."""
+    staging = directory / f".tmp-{os.getpid()}-{label}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def publish(staging: Path, directory: Path, snapshot: str, manifest: bytes, keep: int) -> list[str]:
+    """Make a staged snapshot the latest, crash-safely, then prune; returns the pruned ids.
+
+    The manifest goes in last and everything is fsynced before the rename, so a directory named
+    like a snapshot is always complete; ``latest`` moves only after that. The staging directory is
+    removed if anything fails.
+    """
+    try:
+        _write_durably(staging / MANIFEST, manifest)
+        fsync_dir(staging)
+        os.rename(staging, directory / snapshot)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    fsync_dir(directory)
+    point_latest(directory, snapshot)
+    return prune(directory, keep)
 
 
 def _write_durably(path: Path, data: bytes) -> None:

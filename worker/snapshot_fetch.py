@@ -18,7 +18,7 @@ from pathlib import Path
 
 from worker.errors import ServiceUnavailableError, SnapshotError
 from worker.manifest import MANIFEST, DataFile, Manifest, is_snapshot_id
-from worker.snapshot import fsync_dir, latest_id, point_latest, prune, read_manifest
+from worker.snapshot import latest_id, publish, read_manifest, staging_dir
 from worker.snapshot_http import PREFIX
 
 _CHUNK = 1024 * 1024
@@ -44,21 +44,14 @@ def fetch_latest(base_url: str, directory: Path, *, keep: int = 3, timeout: floa
         raise SnapshotError(f"{base}: bad snapshot id {manifest.id!r}")
     if (directory / manifest.id).is_dir():
         return None
-    staging = directory / f".tmp-{os.getpid()}-fetch-{manifest.id}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = staging_dir(directory, f"fetch-{manifest.id}")
     try:
         for data in (manifest.active, manifest.unblocked):
             _download(f"{base}/{manifest.id}/{data.name}", staging / data.name, data, timeout)
-        (staging / MANIFEST).write_bytes(raw)
-        fsync_dir(staging)
-        os.rename(staging, directory / manifest.id)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    fsync_dir(directory)
-    point_latest(directory, manifest.id)
-    prune(directory, keep)
+    publish(staging, directory, manifest.id, raw, keep)
     return manifest
 
 
