@@ -77,6 +77,12 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+def _any_of(words: tuple[str, ...]) -> str:
+    """A regex group matching any of ``words``: one tuple is both a phrase's alternatives and its
+    triggers, so the two cannot drift apart."""
+    return "(?:" + "|".join(map(re.escape, words)) + ")"
+
+
 def _p(intent: Intent, heads: str, rest: str, triggers: tuple[str, ...] | None = None) -> tuple[Phrase, ...]:
     """Phrases that start with one of the literal ``heads`` ("|"-separated) and go on with ``rest``.
 
@@ -104,11 +110,6 @@ _EN_MSGS = (
 )
 #: The words of _EN_MSGS, as triggers: a phrase that needs one of these nouns is only worth trying
 #: when one is there. Far rarer in chat than "again", "back" or "help" ("call me back please").
-_EN_MSG_WORDS = (
-    "text", "texts", "message", "messages", "msg", "msgs", "sms", "spam", "promo", "promos", "promotion",
-    "promotions", "notification", "notifications", "alert", "alerts", "marketing", "offers", "ads",
-    "email", "emails",
-)  # fmt: skip
 _EN_MSG_WORDS = (
     "text", "texts", "messages", "message", "msg", "msgs", "sms", "spam", "promo", "promos", "promotion",
     "promotions", "notification", "notifications", "alert", "alerts", "marketing", "offers", "ads", "email",
@@ -252,18 +253,11 @@ ENGLISH = LanguagePack(
     },
 )
 
-_ES_MSGS = r"(?:mensajes|sms|textos|mensajitos|promociones|publicidad|ofertas|correos|notificaciones|alertas)"
-_ES_MSG_TRIGGERS = (
-    "mensajes",
-    "sms",
-    "textos",
-    "mensajitos",
-    "promociones",
-    "publicidad",
-    "ofertas",
-    "notificaciones",
-    "alertas",
-)
+_ES_MSG_WORDS = (
+    "mensajes", "sms", "textos", "mensajitos", "promociones", "publicidad", "ofertas", "correos",
+    "notificaciones", "alertas",
+)  # fmt: skip
+_ES_MSGS = _any_of(_ES_MSG_WORDS)
 
 SPANISH = LanguagePack(
     language=Language.ES,
@@ -291,29 +285,29 @@ SPANISH = LanguagePack(
             ("que",),
         ),
         *_p(_O, "cancelar", r" (?:la |mi |tu |su )?suscripci[oó]n\b", ("suscripción",)),
-        *_p(_O, "basta de|basta ya de", rf" {_ES_MSGS}\b", _ES_MSG_TRIGGERS),
+        *_p(_O, "basta de|basta ya de", rf" {_ES_MSGS}\b", _ES_MSG_WORDS),
         *_p(
             _O,
             "no",
             r" (?:me |nos )?(?:env[ií]\w*|mand\w*|escrib\w*|contact\w*)"
             rf"(?: m[aá]s| nada)?(?: {_ES_MSGS}| m[aá]s| nada)\b",
-            ("más", "nada", *_ES_MSG_TRIGGERS),
+            ("más", "nada", *_ES_MSG_WORDS),
         ),
         *_p(
             _O,
             "no quiero|no deseo",
             rf" (?:recibir |seguir recibiendo )?(?:m[aá]s )?(?:sus |estos |tus |)"
             rf"(?:{_ES_MSGS}|recibir)\b",
-            ("recibir", *_ES_MSG_TRIGGERS),
+            ("recibir", *_ES_MSG_WORDS),
         ),
         *_p(_O, "ya no quiero|ya no deseo", r" (?:recibir|seguir)\b", ("recibir", "seguir")),
-        *_p(_O, "no más|no mas", rf" {_ES_MSGS}\b", _ES_MSG_TRIGGERS),
+        *_p(_O, "no más|no mas", rf" {_ES_MSGS}\b", _ES_MSG_WORDS),
         Phrase(
             _O,
             r"\b(?:fuera|sal\w*|s[aá](?:c|qu)\w*|b[oó]rr\w*|elim[ií]n\w*|qu[ií]t\w*|ret[ií]r\w*) (?:de|del) "
             r"(?:(?:la|su|sus|tu|tus|esta|estos|vuestra|vuestras) )?"
             rf"(?:lista|listas|base de datos|grupo de difusi[oó]n|{_ES_MSGS})\b",
-            ("lista", "listas", "datos", "difusión", *_ES_MSG_TRIGGERS),
+            ("lista", "listas", "datos", "difusión", *_ES_MSG_WORDS),
         ),
         Phrase(_O, r"\b(?:b[oó]rr|elim[ií]n|qu[ií]t|sa[cq]u?)\w* (?:mi|el|mi|este) n[uú]mero\b", ("número",)),
         *_p(
@@ -357,7 +351,7 @@ SPANISH = LanguagePack(
             _I,
             "volver a|quiero",
             rf" (?:recibir(?: los| sus| tus| estos)? {_ES_MSGS}|suscribirme)\b",
-            ("suscribirme", *_ES_MSG_TRIGGERS),
+            ("suscribirme", *_ES_MSG_WORDS),
         ),
         *_p(
             _H,
@@ -496,15 +490,6 @@ FRENCH = LanguagePack(
 )
 
 _DE_MSGS = r"(?:sms|nachrichten|werbung|mitteilungen|textnachrichten|newsletter|angebote|werbenachrichten)"
-_DE_MSG_TRIGGERS = (
-    "sms",
-    "nachrichten",
-    "werbung",
-    "mitteilungen",
-    "textnachrichten",
-    "angebote",
-    "werbenachrichten",
-)
 
 GERMAN = LanguagePack(
     language=Language.DE,
@@ -600,8 +585,17 @@ GERMAN = LanguagePack(
     },
 )
 
-_PT_MSGS = r"(?:mensagens|sms|promoções|promocoes|propaganda|propagandas|ofertas|notificações)"
-_PT_MSG_TRIGGERS = ("mensagens", "sms", "promoções", "propaganda", "propagandas", "ofertas", "notificações")
+_PT_MSG_WORDS = (
+    "mensagens",
+    "sms",
+    "promoções",
+    "promocoes",
+    "propaganda",
+    "propagandas",
+    "ofertas",
+    "notificações",
+)
+_PT_MSGS = _any_of(_PT_MSG_WORDS)
 
 PORTUGUESE = LanguagePack(
     language=Language.PT,
@@ -615,12 +609,12 @@ PORTUGUESE = LanguagePack(
         KeywordGroup("help", _H, _LEADING, ("AJUDA",)),
     ),
     phrases=(
-        *_p(_O, "não|nao", rf" (?:me )?(?:envi|mand)\w* (?:mais|{_PT_MSGS})\b", ("mais", *_PT_MSG_TRIGGERS)),
+        *_p(_O, "não|nao", rf" (?:me )?(?:envi|mand)\w* (?:mais|{_PT_MSGS})\b", ("mais", *_PT_MSG_WORDS)),
         *_p(
             _O,
             "não quero|nao quero|não desejo|nao desejo",
             rf" (?:mais )?(?:receber|{_PT_MSGS})\b",
-            ("receber", *_PT_MSG_TRIGGERS),
+            ("receber", *_PT_MSG_WORDS),
         ),
         Phrase(
             _O,
@@ -647,7 +641,7 @@ PORTUGUESE = LanguagePack(
             r" (?:me )?(?:enviar|mandar|ligar|incomodar|mandarem|enviarem)\b",
             ("enviar", "mandar", "ligar", "incomodar", "mandarem", "enviarem"),
         ),
-        *_p(_O, "chega de", rf" {_PT_MSGS}\b", _PT_MSG_TRIGGERS),
+        *_p(_O, "chega de", rf" {_PT_MSGS}\b", _PT_MSG_WORDS),
         Phrase(
             _O, r"\b(?:remov|exclu|apag|tir|delet)\w* (?:o )?(?:meu|o meu|esse|este) n[uú]mero\b", ("número",)
         ),
@@ -685,17 +679,8 @@ PORTUGUESE = LanguagePack(
     },
 )
 
-_IT_MSGS = r"(?:messaggi|sms|pubblicità|pubblicita|promozioni|offerte|notifiche|spam)"
-_IT_MSG_TRIGGERS = (
-    "messaggi",
-    "sms",
-    "pubblicità",
-    "pubblicita",
-    "promozioni",
-    "offerte",
-    "notifiche",
-    "spam",
-)
+_IT_MSG_WORDS = ("messaggi", "sms", "pubblicità", "pubblicita", "promozioni", "offerte", "notifiche", "spam")
+_IT_MSGS = _any_of(_IT_MSG_WORDS)
 
 ITALIAN = LanguagePack(
     language=Language.IT,
@@ -717,7 +702,7 @@ ITALIAN = LanguagePack(
             _O,
             "non voglio|non desidero|non",
             rf" (?:più |piu )?(?:ricevere|{_IT_MSGS})(?: più| piu)?\b",
-            ("ricevere", *_IT_MSG_TRIGGERS),
+            ("ricevere", *_IT_MSG_WORDS),
         ),
         Phrase(_O, r"\b(?:rimuov|elimin|cancell|togli|lev)\w* (?:il )?(?:mio|questo) numero\b", ("numero",)),
         *_p(
@@ -741,7 +726,7 @@ ITALIAN = LanguagePack(
             _O,
             "basta|niente più",
             rf"(?: con| con i| con le| con questi| con queste)? {_IT_MSGS}\b",
-            _IT_MSG_TRIGGERS,
+            _IT_MSG_WORDS,
         ),
         *_p(_I, "voglio|vorrei", r" (?:ri)?iscrivermi\b", ("iscrivermi", "riiscrivermi")),
         *_p(_I, "reiscrivimi", r"\b"),
@@ -783,7 +768,6 @@ ITALIAN = LanguagePack(
 )
 
 _NL_MSGS = r"(?:sms(?:'jes|jes|'en)?|berichten|berichtjes|reclame|spam|aanbiedingen|nieuwsbrieven)"
-_NL_MSG_TRIGGERS = ("sms", "smsjes", "berichten", "berichtjes", "reclame", "spam", "aanbiedingen")
 
 DUTCH = LanguagePack(
     language=Language.NL,

@@ -436,3 +436,12 @@ def test_new_rules_file_fields_are_validated(doc: dict[str, Any], where: str) ->
     with pytest.raises(ConfigError) as info:
         rulebook_from_document(doc)
     assert f"at {where}: " in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("text", ["no más correos", "basta de correos", "No mas correos, gracias"])
+def test_every_message_word_of_a_phrase_also_triggers_it(text: str) -> None:
+    """Regression: "correos" was in the Spanish phrases' alternatives but not in their triggers,
+    so these were never tried. One word tuple now feeds both."""
+    match = classify(text, BASE)
+    assert match is not None, text
+    assert (match.rule.intent, match.mode, match.language) == (Intent.OPT_OUT, MatchMode.PHRASE, "es")
