@@ -25,20 +25,17 @@ from worker.model import (
     Source,
     Target,
 )
-from worker.normalize import normalize
+from worker.normalize import SEPARATORS, normalize
 from worker.rules import Match, Phrases, Rule, RuleSet
 from worker.scope import block_key, block_scope, covering_scopes
 
 _PLACEHOLDER = re.compile(r"\{(keyword|sender|account)\}")
-#: Same table as :func:`worker.normalize.tokens`, inlined below: this is the per-message path.
-_SEPARATORS = bytes.maketrans(
-    (string.punctuation + string.whitespace).encode(), b" " * len(string.punctuation + string.whitespace)
-)
 #: A leading keyword with more words around it than this is a sentence, not a request.
 _MAX_LEADING_WORDS = 8
 #: Unknown words a leading keyword may be followed by: a brand ("STOP ACME"). Two only when both
 #: are capitalized ("STOP Acme Bank"): "stop motion film" and "end game tonight" are chat.
 _MAX_BRAND_WORDS = 1
+_MAX_NAME_WORDS = 2
 #: How many words before a phrase are searched for a negation cue ("I do not want to opt out").
 _NEGATION_WINDOW = 4
 _CLAUSE_END = re.compile(r"[,.;:!?¿¡]")
@@ -79,7 +76,7 @@ def classify(text: str, rules: RuleSet) -> Match | None:
     match = rules.table.get(key)
     if match is not None or not key:
         return match
-    words = key.encode().translate(_SEPARATORS).split()
+    words = key.encode().translate(SEPARATORS).split()
     if not words:
         return None
     if len(key) <= 2 * len(words) - 1:  # every word one letter: "S T O P", "s.t.o.p"
@@ -114,7 +111,8 @@ def _leading(text: str, words: list[bytes], rules: RuleSet) -> Match | None:
         if tuple(words[start:end]) == lead.words:
             brands = _unknown_words(words[end:], lead.match.rule, rules)
             if brands is not None and (
-                len(brands) <= _MAX_BRAND_WORDS or (len(brands) == 2 and _capitalized(text, brands))
+                len(brands) <= _MAX_BRAND_WORDS
+                or (len(brands) == _MAX_NAME_WORDS and _capitalized(text, brands))
             ):
                 return lead.match
     return None
@@ -139,7 +137,7 @@ def _unknown_words(words: list[bytes], rule: Rule, rules: RuleSet) -> list[bytes
             continue
         if not any(char.isalnum() for char in word.decode(errors="replace")):
             continue  # emoji and symbols
-        if not rule.brands or len(unknown) == 2:
+        if not rule.brands or len(unknown) == _MAX_NAME_WORDS:
             return None
         unknown.append(word)
     return unknown

@@ -23,8 +23,9 @@ _ASCII_EDGE = string.whitespace + string.punctuation
 _INVISIBLE = re.compile("[\u00ad\u034f\u180e\u200b-\u200f\u2060\ufe0e\ufe0f\ufeff]")
 #: Typographic apostrophes, folded to ``'`` so "don’t" and "m’envoyer" read like "don't".
 _APOSTROPHES = re.compile("[\u2018\u2019\u02bc\u2032]")
-#: ASCII punctuation and whitespace to spaces, for :func:`tokens` (bytes.translate runs in C).
-_SEPARATORS = bytes.maketrans(
+#: ASCII punctuation and whitespace to spaces, for :func:`tokens` and the classifier's inlined copy
+#: of it (bytes.translate runs in C).
+SEPARATORS = bytes.maketrans(
     (string.punctuation + string.whitespace).encode(), b" " * len(string.punctuation + string.whitespace)
 )
 
@@ -72,7 +73,7 @@ def tokens(key: str) -> list[bytes]:
     nanoseconds where ``str.translate`` costs microseconds: this runs for every message that is not
     an exact keyword. Non-ASCII characters (accents, emoji) pass through unchanged.
     """
-    return key.encode().translate(_SEPARATORS).split()
+    return key.encode().translate(SEPARATORS).split()
 
 
 def strip_accents(text: str) -> str:
