@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from worker import __version__
 from worker.config import Settings, add_arguments
-from worker.errors import ConfigError, ServiceUnavailableError
+from worker.errors import ConfigError, OptoutError, ServiceUnavailableError
 from worker.httpserver import HttpServer, WSGIApp, start_http
 
 log = logging.getLogger("optout")
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"optout: error: {exc}", file=sys.stderr)
         return 2
-    except ServiceUnavailableError as exc:
+    except OptoutError as exc:  # an outage at a one-shot command, or data a server refused
         print(f"optout: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

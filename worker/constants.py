@@ -41,3 +41,18 @@ SCHEMA_DEAD_LETTER: Final = "optout.dead-letter.v1"
 #: Classifier batching: one getmany() batch is decoded, classified, produced and committed as a unit.
 MAX_BATCH_RECORDS: Final = 5000
 POLL_TIMEOUT_MS: Final = 200
+
+#: Identifier fields (message id, addresses, account ids, channel, and every text field of a change
+#: event) over this many UTF-8 bytes are refused at decode time. They become Kafka keys and columns
+#: of a Postgres primary key, whose btree entries must stay under 2704 bytes: five key columns of
+#: 256 bytes stay well inside that, and no real address or id is near it.
+MAX_FIELD_BYTES: Final = 256
+
+#: A dead letter carries at most this much of the rejected record's value and key (their full
+#: length and sha256 are kept beside them), so it fits under any producer's and broker's message
+#: size limit (Kafka's default is 1 MB) whatever was rejected: 256 KiB is about 342 KiB of base64,
+#: and keeps whole every inbound record that was refused for a reason other than its size.
+MAX_DEAD_LETTER_VALUE_BYTES: Final = 256 * 1024
+MAX_DEAD_LETTER_KEY_BYTES: Final = 1024
+#: Longer error details are cut: a detail quotes at most a short piece of the bad input.
+MAX_DEAD_LETTER_DETAIL_CHARS: Final = 1000

@@ -12,10 +12,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+    UnsupportedVersionError,
+)
 
 from worker.backoff import Backoff
 from worker.config import Settings
+from worker.errors import OutputRefusedError
 from worker.logs import KAFKA
 from worker.metrics import _Common
 
@@ -24,6 +34,20 @@ from worker.metrics import _Common
 SHUTDOWN_GRACE_SECONDS = 30.0
 
 Batch = dict[TopicPartition, list[Any]]
+
+#: Produce errors that no retry can fix: the record or the client is refused as such. Retrying them
+#: as an outage would stall every partition for ever; they stop the worker with one line instead.
+#: (Every record we produce is bounded: dead letters are cut, identifiers limited at decode time,
+#: so these mean a broker or topic setting such as max.message.bytes, or a missing ACL.)
+_REFUSED_FOR_GOOD: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    InvalidTopicError,
+    TopicAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+    UnsupportedVersionError,
+)
 
 
 @dataclass(slots=True)
@@ -196,18 +220,45 @@ async def produce_all(
         return True
     give_up_at: float | None = None
     while True:
-        try:
-            futures = [await producer.send(topic, value, key=key) for topic, key, value in records]
-            await asyncio.gather(*futures)
+        failure = await _send_all(producer, records)
+        if failure is None:
             backoff.succeeded()
             return True
-        except KafkaError as exc:
-            metrics.retries.labels("kafka").inc()
-            if stop.is_set():
-                give_up_at = give_up_at or time.monotonic() + SHUTDOWN_GRACE_SECONDS
-                if time.monotonic() > give_up_at:
-                    return False
-            await backoff.failed(exc)
+        topic, exc = failure
+        if isinstance(exc, _REFUSED_FOR_GOOD):
+            raise OutputRefusedError(
+                f"Kafka refused a record on topic {topic} for good ({type(exc).__name__}: {exc}); "
+                "check the topic's max.message.bytes and the client's ACLs"
+            )
+        metrics.retries.labels("kafka").inc()
+        if stop.is_set():
+            give_up_at = give_up_at or time.monotonic() + SHUTDOWN_GRACE_SECONDS
+            if time.monotonic() > give_up_at:
+                return False
+        await backoff.failed(exc)
+
+
+async def _send_all(
+    producer: AIOKafkaProducer, records: Sequence[tuple[str, bytes | None, bytes]]
+) -> tuple[str, KafkaError] | None:
+    """Hand every record to the producer and wait for all acknowledgements; the first failure
+    (with its topic) or None. Records sent before a failure are still awaited, never orphaned."""
+    futures: list[asyncio.Future[Any]] = []
+    failure: tuple[str, KafkaError] | None = None
+    try:
+        for topic, key, value in records:
+            futures.append(await producer.send(topic, value, key=key))
+    except KafkaError as exc:  # raised before sending: too large for the client, no metadata
+        failure = (topic, exc)
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    if failure is not None:
+        return failure
+    for (topic, _, _), result in zip(records, results, strict=False):
+        if isinstance(result, KafkaError):
+            return topic, result
+        if isinstance(result, BaseException):
+            raise result
+    return None
 
 
 async def close_clients(logger: logging.Logger, *clients: Any) -> None:

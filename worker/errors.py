@@ -7,6 +7,10 @@
     ├── InputError           one bad inbound record: dead-letter it, go on (retriable=False)
     │                        carries ``code`` (a DeadLetterCode) and a readable ``detail``
     ├── ServiceUnavailableError   broker or Postgres unreachable: back off and retry (retriable=True)
+    ├── RefusedError         Postgres refused a batch's data (a constraint, a value it cannot store):
+    │                        find the refused events, dead-letter them, store the rest (retriable=False)
+    ├── OutputRefusedError   Kafka refused a record for good (too large, not authorized): retrying
+    │                        cannot help; the worker stops with one line (retriable=False)
     └── SnapshotError        a snapshot is missing, truncated or does not match its manifest:
                              refuse it, fall back to an older one (retriable=False)
 """
@@ -34,6 +38,7 @@ class DeadLetterCode(StrEnum):
     TEXT_TOO_LARGE = "text_too_large"
     INVALID_TIMESTAMP = "invalid_timestamp"
     INVALID_CHANGE = "invalid_change"
+    REFUSED_BY_DATABASE = "refused_by_database"
 
 
 class InputError(OptoutError):
@@ -47,6 +52,14 @@ class InputError(OptoutError):
 
 class ServiceUnavailableError(OptoutError):
     retriable = True
+
+
+class RefusedError(OptoutError):
+    """Postgres refused the data itself, not the connection: the same batch would fail again."""
+
+
+class OutputRefusedError(OptoutError):
+    """Kafka refused a record with an error no retry can fix; the message names topic and cause."""
 
 
 class SnapshotError(OptoutError):

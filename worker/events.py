@@ -13,8 +13,16 @@ from typing import Any
 
 import orjson
 
-from worker.constants import SCHEMA_CHANGE, SCHEMA_DEAD_LETTER, SCHEMA_REPLY
+from worker.constants import (
+    MAX_DEAD_LETTER_DETAIL_CHARS,
+    MAX_DEAD_LETTER_KEY_BYTES,
+    MAX_DEAD_LETTER_VALUE_BYTES,
+    SCHEMA_CHANGE,
+    SCHEMA_DEAD_LETTER,
+    SCHEMA_REPLY,
+)
 from worker.errors import DeadLetterCode, InputError
+from worker.fields import field_problem
 from worker.inbound import format_instant, parse_instant
 from worker.model import Action, ChangeEvent, MatchMode, ReplyRequest, Scope, ScopeLevel, Source
 
@@ -99,8 +107,8 @@ def decode_change(raw: bytes | None) -> ChangeEvent:
             match=None if doc.get("match") is None else MatchMode(doc["match"]),
             source=Source(
                 _str(source["topic"]),
-                int(source["partition"]),
-                int(source["offset"]),
+                _int(source["partition"], _MAX_PARTITION),
+                _int(source["offset"], _MAX_OFFSET),
                 _str(source["message_id"]),
             ),
             # Canonical form, validated here: a bad timestamp is this event's problem (dead letter),
@@ -114,9 +122,25 @@ def decode_change(raw: bytes | None) -> ChangeEvent:
     return event
 
 
+#: Column types of the history and state tables: ``integer`` partitions, ``bigint`` offsets.
+_MAX_PARTITION = 2**31 - 1
+_MAX_OFFSET = 2**63 - 1
+
+
 def _str(value: Any) -> str:
+    """A string that can be a column and a key (:mod:`worker.fields`): no value Postgres would
+    refuse reaches :meth:`Store.apply` through a change event we decoded."""
     if type(value) is not str:
         raise TypeError(f"expected a string, got {type(value).__name__}")
+    problem = field_problem(value)
+    if problem is not None:
+        raise ValueError(f"a string {problem}")
+    return value
+
+
+def _int(value: Any, maximum: int) -> int:
+    if type(value) is not int or not 0 <= value <= maximum:
+        raise ValueError(f"expected an integer from 0 to {maximum}, got {str(value)[:32]!r}")
     return value
 
 
@@ -162,6 +186,12 @@ def encode_dead_letter(
     failed_at: str,
     worker_version: str,
 ) -> bytes:
+    """A dead letter that always fits: the value and key are cut to documented maxima (their full
+    size and sha256 kept), so a rejected 800 KB record cannot make a letter the broker refuses."""
+    if len(detail) > MAX_DEAD_LETTER_DETAIL_CHARS:
+        detail = detail[: MAX_DEAD_LETTER_DETAIL_CHARS - 1] + "…"
+    key_b64, key_info = _excerpt(key, MAX_DEAD_LETTER_KEY_BYTES)
+    value_b64, value_info = _excerpt(value, MAX_DEAD_LETTER_VALUE_BYTES)
     return orjson.dumps(
         {
             "schema": SCHEMA_DEAD_LETTER,
@@ -172,10 +202,27 @@ def encode_dead_letter(
                 "partition": partition,
                 "offset": offset,
                 "timestamp_ms": timestamp_ms,
-                "key_b64": None if key is None else base64.b64encode(key).decode(),
+                "key_b64": key_b64,
+                **({"key": key_info} if key_info else {}),
             },
-            "value_b64": None if value is None else base64.b64encode(value).decode(),
+            "value_b64": value_b64,
+            **({"value": value_info} if value_info else {}),
             "failed_at": failed_at,
             "worker_version": worker_version,
         }
     )
+
+
+def dead_letter_key(key: bytes | None) -> bytes | None:
+    """The dead letter's record key: the original key, cut like ``key_b64`` when it is longer."""
+    return key if key is None or len(key) <= MAX_DEAD_LETTER_KEY_BYTES else key[:MAX_DEAD_LETTER_KEY_BYTES]
+
+
+def _excerpt(data: bytes | None, limit: int) -> tuple[str | None, dict[str, Any] | None]:
+    """base64 of at most ``limit`` bytes, and, when cut, what was cut (size and sha256 of all)."""
+    if data is None:
+        return None, None
+    if len(data) <= limit:
+        return base64.b64encode(data).decode(), None
+    info = {"truncated": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return base64.b64encode(data[:limit]).decode(), info

@@ -7,6 +7,7 @@ happens after the failure.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any, NoReturn
@@ -15,6 +16,7 @@ import orjson
 
 from worker.constants import MAX_TEXT_BYTES
 from worker.errors import DeadLetterCode, InputError
+from worker.fields import all_storable, field_problem
 from worker.model import InboundMessage
 
 _REQUIRED = ("message_id", "channel", "from", "to", "account_id", "text", "received_at")
@@ -24,6 +26,18 @@ _get_non_empty = itemgetter(*_NON_EMPTY_ORDER)
 _RECEIVED_AT = _NON_EMPTY_ORDER.index("received_at")
 _EDGE_YEARS = (1, 9999)  # the only years whose conversion to UTC can overflow
 _MAX_CHARS_SURELY_SMALL = MAX_TEXT_BYTES // 4  # a str this short cannot exceed the byte limit
+#: Identifier fields (every non-empty field but the timestamp, and the subaccount): they become
+#: Kafka keys and Postgres columns, so their limits are checked here (:mod:`worker.fields`).
+_IDENTIFIERS = tuple(name for name in _NON_EMPTY_ORDER if name != "received_at")
+
+#: RFC 3339 ``date-time``, exactly the pattern of ``schemas/inbound-message.v1.json``: the one rule
+#: for every timestamp we read. ``datetime.fromisoformat`` alone also takes ISO 8601 forms that
+#: RFC 3339 does not (basic format, week dates, missing seconds, ``,`` fractions, ``+0100``).
+#: "T" and "Z" may be lower case (RFC 3339, section 5.6, note).
+_RFC3339 = re.compile(
+    r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+).fullmatch
 
 
 def decode(raw: bytes | None) -> tuple[dict[str, Any], datetime]:
@@ -41,7 +55,7 @@ def decode(raw: bytes | None) -> tuple[dict[str, Any], datetime]:
         raise InputError(DeadLetterCode.NOT_AN_OBJECT, f"expected a JSON object, got {_json_type(doc)}")
     try:
         values = _get_non_empty(doc)
-        "".join(values)  # C-speed type check: TypeError unless every value is a str
+        joined = "".join(values)  # C-speed type check: TypeError unless every value is a str
         text = doc["text"]
         if "" in values or type(text) is not str:
             raise TypeError
@@ -50,17 +64,23 @@ def decode(raw: bytes | None) -> tuple[dict[str, Any], datetime]:
     sub = doc.get("subaccount_id")
     if sub is not None and (type(sub) is not str or not sub):
         raise _field_error("subaccount_id", sub, True)
+    if not all_storable(joined) or sub is not None:
+        _check_identifiers(doc)
     if len(text) > _MAX_CHARS_SURELY_SMALL and len(text.encode()) > MAX_TEXT_BYTES:
         raise InputError(
             DeadLetterCode.TEXT_TOO_LARGE,
             f"text is {len(text.encode())} bytes, the limit is {MAX_TEXT_BYTES}",
         )
     stamp = values[_RECEIVED_AT]
-    try:  # parse_instant() inlined for the common case: this runs for every record
+    # The most common form, "2026-11-24T10:00:00Z", passes on one slice (about 0.1 µs, against
+    # 0.35 µs for the pattern); fromisoformat() below checks its digits and ranges.
+    if not (len(stamp) == 20 and stamp[4:20:3] == "--T::Z") and _RFC3339(stamp) is None:
+        return doc, parse_instant(stamp, "received_at")  # raises, wording the problem
+    try:  # the rest of parse_instant() inlined for the common case: this runs for every record
         instant = datetime.fromisoformat(stamp)
     except ValueError:
         return doc, parse_instant(stamp, "received_at")
-    if instant.tzinfo is None or instant.year in _EDGE_YEARS:
+    if instant.year in _EDGE_YEARS:
         instant = parse_instant(stamp, "received_at")
     return doc, instant
 
@@ -68,14 +88,14 @@ def decode(raw: bytes | None) -> tuple[dict[str, Any], datetime]:
 def parse_instant(value: str, name: str) -> datetime:
     """An RFC 3339 timestamp with an offset; a naive, malformed or unrepresentable one is an
     input error (dead-lettered), never an exception that stops the batch."""
+    if _RFC3339(value) is None:
+        if _RFC3339(value + "Z") is not None:
+            raise _bad_instant(name, value, "has no UTC offset (RFC 3339 requires one, e.g. 'Z')")
+        raise _bad_instant(name, value, "is not an RFC 3339 timestamp (YYYY-MM-DDThh:mm:ss[.f]Z)")
     try:
-        instant = datetime.fromisoformat(value)
-    except ValueError:
-        if value[-1:] != "z":
-            raise _bad_instant(name, value, "is not an RFC 3339 timestamp") from None
-        return parse_instant(value[:-1] + "Z", name)  # RFC 3339 allows a lower-case z
-    if instant.tzinfo is None:
-        raise _bad_instant(name, value, "has no UTC offset (RFC 3339 requires one, e.g. 'Z')")
+        instant = datetime.fromisoformat(value[:-1] + "Z" if value[-1] == "z" else value)
+    except ValueError:  # the shape is right, the date is not (February 30)
+        raise _bad_instant(name, value, "is not an RFC 3339 timestamp: no such date or time") from None
     if instant.year in _EDGE_YEARS:
         try:
             instant.astimezone(UTC)
@@ -130,6 +150,15 @@ def _check_fields(doc: dict[str, Any]) -> NoReturn:
         if type(value) is not str or (not value and name in _NON_EMPTY):
             raise _field_error(name, value, name in doc)
     raise AssertionError("_check_fields called on a valid document")
+
+
+def _check_identifiers(doc: dict[str, Any]) -> None:
+    """Raises for the first identifier that cannot be a key or column (the rare, slow path)."""
+    for name in (*_IDENTIFIERS, "subaccount_id"):
+        value = doc.get(name)
+        problem = None if value is None else field_problem(value)
+        if problem is not None:
+            raise InputError(DeadLetterCode.INVALID_FIELD, f"field {name!r} {problem}")
 
 
 def _field_error(name: str, value: object, present: bool) -> InputError:

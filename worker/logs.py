@@ -67,6 +67,7 @@ class ServiceState:
 
 
 KAFKA = ServiceState("Kafka", logging.getLogger("optout.kafka"))
+POSTGRES = ServiceState("Postgres", logging.getLogger("optout.postgres"))
 
 
 class KafkaNoiseFilter(logging.Filter):
@@ -82,11 +83,25 @@ class KafkaNoiseFilter(logging.Filter):
         return True
 
 
+class PostgresNoiseFilter(logging.Filter):
+    """Folds asyncpg's pool warnings (a traceback a second while the server is away: "Failed to
+    restore the pool connection floor") into :data:`POSTGRES`; lets everything else through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("asyncpg") or record.levelno < logging.WARNING:
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        reason = f"{type(error).__name__}: {error}" if error else record.getMessage()
+        POSTGRES.down(reason.splitlines()[0][:200])
+        return False
+
+
 def configure(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     if level != "DEBUG":
         handler.addFilter(KafkaNoiseFilter())
+        handler.addFilter(PostgresNoiseFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from worker.classify import classify, decide
 from worker.errors import DeadLetterCode, InputError
-from worker.events import encode_change, encode_dead_letter, encode_reply
+from worker.events import dead_letter_key, encode_change, encode_dead_letter, encode_reply
 from worker.inbound import decode, to_message
 from worker.model import Intent, Source
 from worker.rules import RuleBook
@@ -94,7 +94,7 @@ def dead_letter(
     record: RecordLike, error: InputError, stage: str, failed_at: str, worker_version: str
 ) -> tuple[bytes | None, bytes]:
     """The (key, value) of the dead letter for ``record``: keyed like the record it replaces."""
-    return record.key, encode_dead_letter(
+    return dead_letter_key(record.key), encode_dead_letter(
         stage=stage,
         code=error.code,
         detail=error.detail,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,11 +35,11 @@ from worker.consuming import (
     start_with_retry,
     update_lag,
 )
-from worker.errors import InputError, ServiceUnavailableError
+from worker.errors import DeadLetterCode, InputError, RefusedError, ServiceUnavailableError
 from worker.events import decode_change
 from worker.inbound import format_instant
 from worker.kafka import make_consumer, make_producer
-from worker.logs import KAFKA
+from worker.logs import KAFKA, POSTGRES
 from worker.metrics import ProjectorMetrics
 from worker.migrate import migrate
 from worker.model import ChangeEvent
@@ -96,8 +97,12 @@ async def run_projector(
                 await consumer.seek_to_beginning(tp)
 
     consumer.subscribe([topic], listener=CountingListener(metrics, log, remember_assigned))
-    applying = Backoff("Postgres", log)
+    applying = Backoff(POSTGRES, log)
     producing = Backoff(KAFKA, log)
+
+    async def refused(letters: list[tuple[Any, InputError]]) -> bool:
+        return await _dead_letter(producer, settings, letters, producing, metrics, stop)
+
     snapshots = (
         asyncio.create_task(snapshot_every(settings, store, metrics, stop), name="optout-snapshots")
         if settings.snapshot_interval and not burst
@@ -115,12 +120,12 @@ async def run_projector(
                 unverified.update(sought)
                 continue  # this batch may predate the seek; the next one starts where Postgres says
             started = time.monotonic()
-            events, bad = _decode(batch)
+            records, events, bad = _decode(batch)
             if bad and not await _dead_letter(producer, settings, bad, producing, metrics, stop):
                 break
             positions = positions_after(batch)
             offsets = {(tp.topic, tp.partition): pos for tp, pos in positions.items()}
-            if not await _apply(store, group, events, offsets, applying, metrics, stop):
+            if not await _apply(store, group, (records, events), offsets, applying, metrics, stop, refused):
                 log.error("stopping before the batch was stored; it will be reprocessed")
                 break
             await _commit_best_effort(consumer, positions)
@@ -177,7 +182,9 @@ async def _seek_to_stored(
     return sought
 
 
-def _decode(batch: Batch) -> tuple[list[ChangeEvent], list[tuple[Any, InputError]]]:
+def _decode(batch: Batch) -> tuple[list[Any], list[ChangeEvent], list[tuple[Any, InputError]]]:
+    """The decoded events with their records (same positions), and the records that failed."""
+    good: list[Any] = []
     events: list[ChangeEvent] = []
     bad: list[tuple[Any, InputError]] = []
     for records in batch.values():
@@ -188,15 +195,19 @@ def _decode(batch: Batch) -> tuple[list[ChangeEvent], list[tuple[Any, InputError
                 events.append(decode_change(record.value))
             except InputError as error:
                 bad.append((record, error))
-    return events, bad
+            else:
+                good.append(record)
+    return good, events, bad
 
 
 async def _connect(database_url: str, metrics: ProjectorMetrics, stop: asyncio.Event) -> Store | None:
-    backoff = Backoff("Postgres", log)
+    backoff = Backoff(POSTGRES, log)
     while not stop.is_set():
         try:
             await migrate(database_url)
-            store = await Store.connect(database_url)
+            # No connection floor: asyncpg would reconnect in the background (and log a traceback
+            # a second) while Postgres is away; the loop's own backoff decides when to try.
+            store = await Store.connect(database_url, min_size=0)
             backoff.succeeded()
             return store
         except ServiceUnavailableError as exc:
@@ -208,17 +219,39 @@ async def _connect(database_url: str, metrics: ProjectorMetrics, stop: asyncio.E
 async def _apply(
     store: Store,
     group: str,
-    events: list[ChangeEvent],
+    decoded: tuple[list[Any], list[ChangeEvent]],
     offsets: dict[tuple[str, int], int],
     backoff: Backoff,
     metrics: ProjectorMetrics,
     stop: asyncio.Event,
+    dead_letter: Callable[[list[tuple[Any, InputError]]], Awaitable[bool]],
 ) -> bool:
-    """Apply one batch in one transaction, retrying until Postgres takes it (or we are stopped)."""
+    """Apply one batch in one transaction, retrying until Postgres takes it (or we are stopped).
+
+    An outage is waited out. Data that Postgres refuses (a constraint nobody foresaw) would fail
+    the batch again on every retry and restart, so those events are found, dead-lettered first,
+    and the rest of the batch is stored with its offsets: the partition moves on.
+    """
+    records, events = decoded
     while True:
         started = time.monotonic()
         try:
-            result = await store.apply(group, events, offsets)
+            try:
+                result = await store.apply(group, events, offsets)
+            except RefusedError as exc:
+                refusals = await store.find_refused(events)
+                if not refusals:  # refused as a batch, accepted event by event: try again
+                    raise ServiceUnavailableError(str(exc)) from None
+                letters = [
+                    (records[r.index], InputError(DeadLetterCode.REFUSED_BY_DATABASE, r.reason))
+                    for r in refusals
+                ]
+                if not await dead_letter(letters):
+                    return False
+                drop = {r.index for r in refusals}
+                records = [record for i, record in enumerate(records) if i not in drop]
+                events = [event for i, event in enumerate(events) if i not in drop]
+                continue
         except ServiceUnavailableError as exc:  # the store translates driver and socket errors
             metrics.retries.labels("postgres").inc()
             if stop.is_set():
@@ -247,7 +280,7 @@ async def _dead_letter(
     metrics: ProjectorMetrics,
     stop: asyncio.Event,
 ) -> bool:
-    """Malformed change events go to the dead-letter topic; the projector keeps going."""
+    """Malformed or refused change events go to the dead-letter topic; the projector keeps going."""
     failed_at = format_instant(datetime.now(UTC))
     letters = [
         (settings.topic_dead_letter, *dead_letter(record, error, "projector", failed_at, __version__))
@@ -257,5 +290,6 @@ async def _dead_letter(
         return False
     for _, error in bad:
         metrics.dead_lettered.labels(error.code.value).inc()
-    log.warning("dead-lettered %d malformed change events", len(bad))
+    codes = sorted({error.code.value for _, error in bad})
+    log.warning("dead-lettered %d change events (%s)", len(bad), ", ".join(codes))
     return True

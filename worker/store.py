@@ -10,14 +10,14 @@ second projector (during a rebalance) or a replayed batch can never overwrite a 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from worker.errors import ConfigError, ServiceUnavailableError
+from worker.errors import ConfigError, RefusedError, ServiceUnavailableError
 from worker.inbound import format_instant, parse_instant
 from worker.model import ChangeEvent
 from worker.ordering import ACTION_RANK, latest_per_block
@@ -37,6 +37,21 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # CannotConnectNow, AdminShutdown, CrashShutdown
     asyncpg.exceptions.InsufficientResourcesError,  # TooManyConnections, disk full
     asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
+    # The connection's protocol state got confused by a connection that died mid-operation
+    # ("cannot switch to state 15; another operation (2) is in progress", seen when backends are
+    # terminated during apply()); the connection is dropped and a new one fixes it.
+    asyncpg.exceptions.InternalClientError,
+)
+
+#: What may leave a connection half-dead: it is terminated rather than returned to the pool.
+_LOST: tuple[type[BaseException], ...] = (*_TRANSIENT, asyncpg.InterfaceError)
+
+#: The data, not the connection: the same statement would be refused again (a NUL in text, an index
+#: entry too large, a constraint). The projector finds the refused events and dead-letters them.
+_REFUSED: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.DataError,  # also asyncpg's own "invalid input for query argument"
+    asyncpg.exceptions.IntegrityConstraintViolationError,
+    asyncpg.exceptions.ProgramLimitExceededError,  # index row size exceeds the btree maximum
 )
 
 #: Not worth retrying: the settings are wrong and will stay wrong until someone changes them.
@@ -78,6 +93,20 @@ def translate_errors(dsn: str) -> Iterator[None]:
         raise ConfigError(f"Postgres at {redact(dsn)}: {_one_line(exc)}") from None
     except _TRANSIENT as exc:
         raise ServiceUnavailableError(f"Postgres at {redact(dsn)} is unavailable: {_one_line(exc)}") from None
+    except _REFUSED as exc:
+        raise RefusedError(f"Postgres at {redact(dsn)} refused the data: {_one_line(exc)}") from None
+    except asyncpg.InterfaceError as exc:
+        if not _connection_lost(exc):
+            raise  # a programming error, not an outage: retrying would loop for ever
+        raise ServiceUnavailableError(f"Postgres at {redact(dsn)} is unavailable: {_one_line(exc)}") from None
+
+
+def _connection_lost(exc: asyncpg.InterfaceError) -> bool:
+    """asyncpg reports a connection that died inside a transaction or a pooled call as a plain
+    InterfaceError ("cannot call Transaction.__aexit__(): the underlying connection is closed",
+    "connection is closed"), which hides the socket error behind it; either way it is an outage."""
+    cause = exc.__context__ or exc.__cause__
+    return "closed" in str(exc) or isinstance(cause, _TRANSIENT)
 
 
 async def connect_once(dsn: str) -> asyncpg.Connection[asyncpg.Record]:
@@ -95,6 +124,14 @@ async def forget_offsets(dsn: str, topic: str) -> int:
             return _affected(await conn.execute("DELETE FROM consumer_offsets WHERE topic = $1", topic))
     finally:
         await conn.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An event Postgres will not store, and why (one line, for the dead letter)."""
+
+    index: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +331,48 @@ def _as_dict(record: asyncpg.Record) -> dict[str, Any]:
     return block
 
 
+#: A pooled or a plain connection: the writes below take either.
+_Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+
+
+def _rows(events: Sequence[ChangeEvent]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """History and state rows of a batch: one per event id, one per block (the newest).
+
+    Built (and timestamps validated) before a connection is taken, and sorted so two concurrent
+    projectors lock rows in the same order instead of deadlocking.
+    """
+    unique = {event.event_id: event for event in events}
+    history = [_history_row(unique[event_id]) for event_id in sorted(unique)]
+    winners = latest_per_block((_state_key(event), event) for event in events)
+    state = sorted(_state_row(winners[key]) for key in winners)
+    return history, state
+
+
+async def _write(conn: _Conn, history: list[tuple[Any, ...]], state: list[tuple[Any, ...]]) -> ApplyResult:
+    if not history:
+        return ApplyResult(0, 0)
+    inserted = _affected(await conn.execute(_INSERT_HISTORY, *_columns(history, len(_HISTORY_COLUMNS))))
+    changed = _affected(await conn.execute(_UPSERT_STATE, *_columns(state, len(_STATE_COLUMNS))))
+    return ApplyResult(inserted, changed)
+
+
+async def _bisect(
+    conn: _Conn,
+    indexed: list[tuple[int, ChangeEvent]],
+    refused: list[Refusal],
+) -> None:
+    try:
+        async with conn.transaction():  # a savepoint: a refused half is undone, an accepted one kept
+            await _write(conn, *_rows([event for _, event in indexed]))
+    except _REFUSED as exc:
+        if len(indexed) == 1:
+            refused.append(Refusal(indexed[0][0], _one_line(exc)))
+            return
+        middle = len(indexed) // 2
+        await _bisect(conn, indexed[:middle], refused)
+        await _bisect(conn, indexed[middle:], refused)
+
+
 class Store:
     """A pool of connections to the blocklist database."""
 
@@ -325,6 +404,20 @@ class Store:
     async def close(self) -> None:
         await self._pool.close()
 
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[_Conn]:
+        """A pooled connection, errors translated; one that failed mid-operation is terminated,
+        never handed out again half-dead (asyncpg would only notice on its next use)."""
+        with translate_errors(self._dsn):
+            async with self._pool.acquire() as conn:
+                try:
+                    yield conn
+                except _LOST:
+                    # asyncpg already detached it from the pool if it noticed the loss itself.
+                    with contextlib.suppress(asyncpg.InterfaceError):
+                        conn.terminate()
+                    raise
+
     async def load_offsets(self, group: str, topic: str) -> dict[int, int]:
         with translate_errors(self._dsn):
             rows = await self._pool.fetch(_OFFSETS, group, topic)
@@ -341,30 +434,34 @@ class Store:
         Safe to repeat (history is keyed by event id, state only moves to a newer version, offsets
         only move forward), which is what makes at-least-once delivery from Kafka exactly-once here.
         """
-        # Rows are built (and timestamps validated) before a connection is taken, and sorted so
-        # two concurrent projectors lock rows in the same order instead of deadlocking.
-        unique = {event.event_id: event for event in events}
-        history = [_history_row(unique[event_id]) for event_id in sorted(unique)]
-        winners = latest_per_block((_state_key(event), event) for event in events)
-        state = sorted(_state_row(winners[key]) for key in winners)
+        history, state = _rows(events)
         positions = sorted(
             (group, topic, partition, offset) for (topic, partition), offset in offsets.items()
         )
         if not history and not positions:
             return ApplyResult(0, 0)
-        inserted = changed = 0
-        with translate_errors(self._dsn):
-            async with self._pool.acquire() as conn, conn.transaction():
-                if history:
-                    inserted = _affected(
-                        await conn.execute(_INSERT_HISTORY, *_columns(history, len(_HISTORY_COLUMNS)))
-                    )
-                    changed = _affected(
-                        await conn.execute(_UPSERT_STATE, *_columns(state, len(_STATE_COLUMNS)))
-                    )
-                if positions:
-                    await conn.execute(_UPSERT_OFFSETS, *_columns(positions, 4))
-        return ApplyResult(inserted, changed)
+        async with self._connection() as conn, conn.transaction():
+            result = await _write(conn, history, state)
+            if positions:
+                await conn.execute(_UPSERT_OFFSETS, *_columns(positions, 4))
+        return result
+
+    async def find_refused(self, events: Sequence[ChangeEvent]) -> list[Refusal]:
+        """The events Postgres refuses, found by bisection in a transaction that is rolled back.
+
+        Called after :meth:`apply` raised :class:`RefusedError`, so the cost (a few savepoints per
+        refused event) is paid only then. Halves that are accepted stay applied inside the
+        transaction, so an event refused only in combination with earlier ones is found too.
+        """
+        refused: list[Refusal] = []
+        async with self._connection() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                await _bisect(conn, list(enumerate(events)), refused)
+            finally:
+                await transaction.rollback()
+        return refused
 
     async def check(
         self,

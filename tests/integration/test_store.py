@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from worker.devstack import free_port, with_database
-from worker.errors import ConfigError, InputError, ServiceUnavailableError
+from worker.errors import ConfigError, InputError, RefusedError, ServiceUnavailableError
 from worker.events import derive_id
 from worker.migrate import discover, migrate
 from worker.model import Action, ChangeEvent, MatchMode, Scope, ScopeLevel, Source, Target
@@ -323,7 +323,7 @@ async def test_rows_and_offsets_are_stored_together_or_not_at_all(store: Store) 
     address = new_address()
     # A negative offset violates a CHECK in the last statement of the transaction, after the
     # history and state statements ran: all three must roll back.
-    with pytest.raises(asyncpg.CheckViolationError):
+    with pytest.raises(RefusedError, match="CheckViolationError"):
         await store.apply(GROUP, [block(address, T0)], {(TOPIC, 0): 4, (TOPIC, 1): -1})
     assert await store.history(address) == []
     assert await state_rows(store, address) == []

@@ -118,7 +118,12 @@ def test_encode_change() -> None:
     }
 
 
-_names = st.text(min_size=1, max_size=8)
+# Identifiers as the decoder accepts them: no control characters (worker.fields).
+_names = st.text(
+    st.characters(exclude_characters=[chr(c) for c in range(32)] + ["\x7f"], exclude_categories=["Cs"]),
+    min_size=1,
+    max_size=8,
+)
 _events = st.builds(
     ChangeEvent,
     event_id=st.text(alphabet="0123456789abcdef", min_size=32, max_size=32),
