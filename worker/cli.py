@@ -115,7 +115,7 @@ def database_url(settings: Settings) -> str:
 def cmd_classifier(settings: Settings, args: argparse.Namespace) -> int:
     from worker.classifier import run_classifier
     from worker.constants import METRICS_PORT_CLASSIFIER
-    from worker.rules import load_rules
+    from worker.rulesfile import load_rules
 
     load_rules(settings.rules or None)  # a bad rules file fails here, before any connection
     return _serve(
@@ -183,7 +183,7 @@ def _start_http(
 
 def cmd_classify(settings: Settings, args: argparse.Namespace) -> int:
     from worker.offline import classify_lines
-    from worker.rules import load_rules
+    from worker.rulesfile import load_rules
 
     rulebook = load_rules(settings.rules or None)
     if args.eval_file:

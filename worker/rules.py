@@ -1,10 +1,10 @@
-"""Keyword rules: the language packs, the rules file, and per-account/subaccount/sender layering.
+"""Keyword rules, pure: the rule types, per-account/subaccount/sender layering, and compilation.
 
-Loading validates the file against ``schemas/rules.v1.json`` and then compiles each distinct layer
-stack into a :class:`RuleSet`: a dict keyed by normalized keyword (the exact fast path: one
-lookup), a dict keyed by the first word of leading keywords, and the phrases' regular
-expressions keyed by the trigger words that gate them. Resolution is cached: accounts without
-overrides share the base set and pay one set-membership test.
+Each distinct layer stack compiles into a :class:`RuleSet`: a dict keyed by normalized keyword
+(the exact fast path: one lookup), a dict keyed by the first word of leading keywords, and the
+phrases' regular expressions keyed by the trigger words that gate them. Resolution is cached:
+accounts without overrides share the base set and pay one set-membership test. Reading and
+validating a rules file is :mod:`worker.rulesfile`'s job; nothing here does I/O.
 
 Layers, least specific first: built-in (the language packs selected by ``languages``), the file's
 top level, account, subaccount, sender. The most specific layer that sets ``languages`` decides
@@ -16,17 +16,11 @@ from __future__ import annotations
 
 import functools
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import orjson
-
-from worker import schemas
-from worker.errors import ConfigError
 from worker.languages import DEFAULT_LANGUAGES, ENGLISH, PACKS, LanguagePack, Phrase
 from worker.model import Intent, Language, MatchMode, ScopeLevel
 from worker.normalize import normalize, strip_accents, tokens
@@ -405,93 +399,13 @@ def default_rulebook() -> RuleBook:
     return RuleBook(compile_layers([BUILTIN_LAYER]), (BUILTIN_LAYER,))
 
 
-def load_rules(path: str | Path | None) -> RuleBook:
-    """The built-in defaults, or the rules file at ``path`` layered on them.
+def __getattr__(name: str) -> Any:
+    """``load_rules`` used to live here; loaded on first use so this module stays free of file I/O.
 
-    Raises :class:`ConfigError` with one line naming the file and the problem.
+    Temporary: goes once every caller imports it from :mod:`worker.rulesfile`.
     """
-    if path is None or str(path) == "":
-        return default_rulebook()
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"rules file {path}: cannot read: {exc.strerror}") from None
-    try:
-        doc = tomllib.loads(raw.decode()) if path.suffix == ".toml" else orjson.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"rules file {path}: not valid {path.suffix or 'JSON'}: {exc}") from None
-    return rulebook_from_document(doc, origin=str(path))
+    if name in ("load_rules", "rulebook_from_document"):
+        from worker import rulesfile
 
-
-def rulebook_from_document(doc: Any, origin: str = "rules") -> RuleBook:
-    error = next(iter(sorted(schemas.validator(schemas.RULES).iter_errors(doc), key=str)), None)
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(top)"
-        raise ConfigError(f"rules file {origin}: at {where}: {error.message}")
-    top = _layer(doc, f"{origin}: top level")
-    # Always stack on the built-ins: compile_layers drops their *rules* when top.inherit is false,
-    # but their replies still merge, as the schema documents.
-    base_layers = (BUILTIN_LAYER, top)
-    accounts: dict[str, Layer] = {}
-    subaccounts: dict[tuple[str, str], Layer] = {}
-    senders: dict[tuple[str, str], Layer] = {}
-    seen: set[tuple[str, str | None, str | None]] = set()
-    for i, item in enumerate(doc.get("overrides", [])):
-        account, sub, sender = item["account"], item.get("subaccount"), item.get("sender")
-        if (account, sub, sender) in seen:
-            raise ConfigError(
-                f"rules file {origin}: overrides/{i}: duplicate override for "
-                f"account={account} subaccount={sub} sender={sender}"
-            )
-        seen.add((account, sub, sender))
-        layer = _layer(item, f"{origin}: overrides/{i}")
-        if sub is not None:
-            subaccounts[(account, sub)] = layer
-        elif sender is not None:
-            senders[(account, sender)] = layer
-        else:
-            accounts[account] = layer
-    return RuleBook(compile_layers(base_layers), base_layers, accounts, subaccounts, senders)
-
-
-def _layer(doc: Mapping[str, Any], where: str) -> Layer:
-    rules: list[Rule] = []
-    seen: dict[str, str] = {}
-    for item in doc.get("rules", []):
-        keywords = tuple(item["keywords"])
-        for keyword in keywords:
-            key = normalize(keyword)
-            if not key:
-                raise ConfigError(
-                    f"rules file {where}: rule {item['name']!r}: keyword {keyword!r} is empty once normalized"
-                )
-            if key in seen:
-                raise ConfigError(
-                    f"rules file {where}: keyword {keyword!r} is in both rule "
-                    f"{seen[key]!r} and rule {item['name']!r}"
-                )
-            seen[key] = item["name"]
-        rules.append(
-            Rule(
-                name=item["name"],
-                intent=Intent(item["intent"]),
-                keywords=keywords,
-                level=ScopeLevel(item.get("level", "account")),
-                all_channels=item.get("channels", "same") == "all",
-                reply=_texts(item["reply"]) if "reply" in item else None,
-                has_reply_override="reply" in item,
-                match=MatchMode(item.get("match", MatchMode.LEADING)),
-                language=item.get("language"),
-            )
-        )
-    replies = {Intent(k): _texts(v) for k, v in doc.get("replies", {}).items()}
-    languages = tuple(doc["languages"]) if "languages" in doc else None
-    return Layer(doc.get("inherit", True), tuple(rules), MappingProxyType(replies), languages)
-
-
-def _texts(value: str | Mapping[str, str | None] | None) -> Reply:
-    """A reply as the file writes it: one text (or null) for every language, or texts per language."""
-    if value is None or isinstance(value, str):
-        return value
-    return MappingProxyType(dict(value))
+        return getattr(rulesfile, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,8 @@ from worker.classify import classify
 from worker.languages import DEFAULT_LANGUAGES, PACKS
 from worker.model import Intent, Language, MatchMode
 from worker.normalize import normalize
-from worker.rules import PACK_RULES, RuleSet, default_rulebook, rulebook_from_document
+from worker.rules import PACK_RULES, RuleSet, default_rulebook
+from worker.rulesfile import rulebook_from_document
 
 BASE = default_rulebook().base
 PACK_KEYWORDS = [

@@ -1,4 +1,4 @@
-"""worker.rules: built-in rules, the rules file (JSON and TOML), and layering."""
+"""worker.rules and worker.rulesfile: built-in rules, the rules file (JSON and TOML), and layering."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ from worker.rules import (
     Rule,
     RuleBook,
     default_rulebook,
-    load_rules,
-    rulebook_from_document,
 )
+from worker.rulesfile import load_rules, rulebook_from_document
 
 
 def _write(tmp_path: Path, doc: dict[str, Any], suffix: str = ".json") -> Path:
