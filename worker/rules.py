@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from worker.languages import DEFAULT_LANGUAGES, ENGLISH, PACKS, LanguagePack, Phrase
 from worker.model import Intent, Language, MatchMode, ScopeLevel
 from worker.normalize import normalize, strip_accents, tokens
+from worker.packs import DEFAULT_LANGUAGES, ENGLISH, PACKS, LanguagePack, Phrase
 
 ReplyTexts = Mapping[str, str | None]
 """Reply texts by language code, ``"*"`` for any other language; ``None`` means "no reply"."""
@@ -58,7 +58,7 @@ class Rule:
     """Built-in phrased requests (regular expressions); rules files give literal phrases as keywords."""
     brands: bool = True
     """Leading mode: whether an unknown word (a brand) may follow the keyword; False for built-in
-    keywords that are also everyday words (see :class:`worker.languages.KeywordGroup`)."""
+    keywords that are also everyday words (see :class:`worker.packs.KeywordGroup`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.classify import classify
-from worker.languages import DEFAULT_LANGUAGES, PACKS
 from worker.model import Intent, Language, MatchMode
 from worker.normalize import normalize
+from worker.packs import DEFAULT_LANGUAGES, PACKS
 from worker.rules import PACK_RULES, RuleSet, default_rulebook
 from worker.rulesfile import rulebook_from_document
 
