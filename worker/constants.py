@@ -56,3 +56,7 @@ MAX_DEAD_LETTER_VALUE_BYTES: Final = 256 * 1024
 MAX_DEAD_LETTER_KEY_BYTES: Final = 1024
 #: Longer error details are cut: a detail quotes at most a short piece of the bad input.
 MAX_DEAD_LETTER_DETAIL_CHARS: Final = 1000
+
+#: Where the projector's HTTP port serves snapshots (``GET /snapshots/latest``), and where a send
+#: service fetches them from: one constant for the server and the client.
+SNAPSHOT_URL_PREFIX: Final = "/snapshots"

@@ -1,13 +1,19 @@
-"""Access to the JSON Schemas in ``schemas/`` (installed as the ``worker.schema_files`` package)."""
+"""Access to the JSON Schemas in ``schemas/`` (installed as the ``worker.schema_files`` package).
+
+jsonschema is imported when the first validator is built, not with this module: the send-service
+library reads snapshot manifests through here and should not pay for it at import time.
+"""
 
 from __future__ import annotations
 
 import functools
 import importlib.resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from jsonschema import Draft202012Validator
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 RULES = "rules.v1.json"
 INBOUND = "inbound-message.v1.json"
@@ -27,6 +33,8 @@ def load(name: str) -> dict[str, Any]:
 @functools.cache
 def validator(name: str) -> Draft202012Validator:
     """A validator built once per schema: building one is costly and schemas never change at run time."""
+    from jsonschema import Draft202012Validator
+
     schema = load(name)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)

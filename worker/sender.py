@@ -37,8 +37,8 @@ from worker.constants import SNAPSHOT_DIR, TOPIC_CHANGES
 from worker.errors import InputError, ServiceUnavailableError, SnapshotError
 from worker.events import decode_change
 from worker.manifest import Manifest
-from worker.snapshot import latest_id, read_manifest, snapshot_ids, verified_lines
 from worker.snapshot_fetch import fetch_latest
+from worker.snapshot_read import latest_id, read_manifest, snapshot_ids, verified_lines
 
 log = logging.getLogger("optout.sender")
 

@@ -1,30 +1,23 @@
-"""Snapshot files: write a consistent cut of the blocklist, prune old ones, read one back verified.
+"""Snapshot writing: a consistent cut of the blocklist, streamed out of Postgres into a snapshot.
 
 A snapshot is a directory named by its id (UTC creation time) holding ``manifest.json`` and two
-gzip-compressed JSON-lines files (formats in ``schemas/``). Writing is crash-safe: everything goes
-into a temporary directory, is fsynced, renamed into place, and only then does the ``latest``
-symlink move (itself replaced atomically). A reader therefore sees either the previous complete
-snapshot or the new complete one, never a half-written file; checksums catch what the disk or a
-copy tool breaks later.
-
-Postgres produces the JSON lines itself (``COPY ... TO STDOUT``) inside one REPEATABLE READ
-transaction that also reads the projector's stored offsets: one MVCC snapshot, so the data is
-exactly the state at those offsets however fast the projector keeps writing.
+gzip-compressed JSON-lines files (formats in ``schemas/``). Postgres produces the JSON lines itself
+(``COPY ... TO STDOUT``) inside one REPEATABLE READ transaction that also reads the projector's
+stored offsets: one MVCC snapshot, so the data is exactly the state at those offsets however fast
+the projector keeps writing. The files are staged, then published crash-safely by
+:mod:`worker.snapshot_publish`; reading one back is :mod:`worker.snapshot_read`'s job.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import hashlib
-import logging
 import os
 import shutil
 import sys
 import time
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,24 +28,12 @@ from asyncpg.pool import PoolConnectionProxy
 
 from worker import __version__
 from worker.errors import SnapshotError
-from worker.manifest import (
-    ACTIVE_FILE,
-    LATEST,
-    MANIFEST,
-    UNBLOCKED_FILE,
-    DataFile,
-    Manifest,
-    is_snapshot_id,
-    new_manifest,
-    to_prune,
-)
-
-log = logging.getLogger("optout.snapshot")
+from worker.manifest import ACTIVE_FILE, UNBLOCKED_FILE, DataFile, Manifest, new_manifest
+from worker.snapshot_publish import publish, staging_dir
 
 #: Bytes handed to the compressor (in a thread) at a time: large enough that the thread hop is
 #: noise, small enough to keep memory flat at any snapshot size.
 _WRITE_CHUNK = 4 * 1024 * 1024
-_READ_CHUNK = 1024 * 1024
 
 # One JSON object per row, built by Postgres; asyncpg wraps the query in COPY ... TO STDOUT.
 # to_json() escapes every string properly, and the CSV delimiter and quote are control characters
@@ -240,147 +221,3 @@ async def _copy(
     if progress is not None:
         progress(before + data.count, grand_total)
     return data
-
-
-def staging_dir(directory: Path, label: str) -> Path:
-    """A fresh directory to build a snapshot in, named so :func:`prune` knows its writer's pid."""
-    staging = directory / f".tmp-{os.getpid()}-{label}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    return staging
-
-
-def publish(staging: Path, directory: Path, snapshot: str, manifest: bytes, keep: int) -> list[str]:
-    """Make a staged snapshot the latest, crash-safely, then prune; returns the pruned ids.
-
-    The manifest goes in last and everything is fsynced before the rename, so a directory named
-    like a snapshot is always complete; ``latest`` moves only after that. The staging directory is
-    removed if anything fails.
-    """
-    try:
-        _write_durably(staging / MANIFEST, manifest)
-        fsync_dir(staging)
-        os.rename(staging, directory / snapshot)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    fsync_dir(directory)
-    point_latest(directory, snapshot)
-    return prune(directory, keep)
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    with path.open("wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def point_latest(directory: Path, snapshot: str) -> None:
-    """Move the ``latest`` symlink atomically: readers see the old target or the new, never none."""
-    temporary = directory / f".{LATEST}.{os.getpid()}"
-    with contextlib.suppress(FileNotFoundError):
-        temporary.unlink()
-    temporary.symlink_to(snapshot)
-    os.replace(temporary, directory / LATEST)
-    fsync_dir(directory)
-
-
-def latest_id(directory: Path) -> str | None:
-    try:
-        target = os.readlink(directory / LATEST)
-    except OSError:
-        return None
-    return target if is_snapshot_id(target) else None
-
-
-def snapshot_ids(directory: Path) -> list[str]:
-    """Complete snapshots in ``directory``, newest first."""
-    try:
-        names = [entry.name for entry in directory.iterdir() if entry.is_dir()]
-    except FileNotFoundError:
-        return []
-    return sorted((name for name in names if is_snapshot_id(name)), reverse=True)
-
-
-def prune(directory: Path, keep: int) -> list[str]:
-    """Delete all but the newest ``keep`` snapshots (never ``latest``'s), and staging directories
-    left by a writer that died."""
-    doomed = to_prune(snapshot_ids(directory), keep, latest_id(directory))
-    for name in doomed:
-        shutil.rmtree(directory / name, ignore_errors=True)
-    for entry in directory.glob(".tmp-*"):
-        pid = entry.name.split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(entry, ignore_errors=True)
-    return doomed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-# -- reading ----------------------------------------------------------------------------------------
-
-
-def read_manifest(path: Path) -> Manifest:
-    where = str(path)
-    try:
-        raw = (path / MANIFEST).read_bytes()
-    except OSError as exc:
-        raise SnapshotError(f"{where}: cannot read {MANIFEST}: {exc.strerror}") from None
-    manifest = Manifest.from_json(raw, where)
-    if manifest.id != path.name:
-        raise SnapshotError(f"{where}: manifest id {manifest.id} does not match the directory")
-    return manifest
-
-
-def verified_lines(path: Path, data: DataFile) -> Iterator[bytes]:
-    """The entry lines of a data file, checked against the manifest as they stream.
-
-    Truncation and corruption surface as :class:`SnapshotError`: mid-stream for a broken gzip
-    stream, at the end for a wrong size, checksum or line count. A caller filling an index from
-    these lines must throw that index away when the error comes.
-    """
-    file_path = path / data.name
-    digest = hashlib.sha256()
-    inflate = zlib.decompressobj(wbits=31)  # gzip framing
-    size = lines = 0
-    pending = b""
-    try:
-        with file_path.open("rb") as file:
-            while chunk := file.read(_READ_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                text = pending + inflate.decompress(chunk)
-                parts = text.split(b"\n")
-                pending = parts.pop()
-                lines += len(parts)
-                yield from parts
-    except OSError as exc:
-        raise SnapshotError(f"{file_path}: cannot read: {exc.strerror or exc}") from None
-    except zlib.error as exc:
-        raise SnapshotError(f"{file_path}: corrupt gzip data: {exc}") from None
-    if size != data.bytes or digest.hexdigest() != data.sha256:
-        raise SnapshotError(
-            f"{file_path}: does not match its manifest ({size} bytes, sha256 {digest.hexdigest()[:12]}…; "
-            f"expected {data.bytes} bytes, sha256 {data.sha256[:12]}…): truncated or modified"
-        )
-    if not inflate.eof or pending:
-        raise SnapshotError(f"{file_path}: gzip stream ends early: truncated")
-    if lines != data.count:
-        raise SnapshotError(f"{file_path}: {lines} entries, manifest says {data.count}")

@@ -16,10 +16,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from worker.constants import SNAPSHOT_URL_PREFIX
 from worker.errors import ServiceUnavailableError, SnapshotError
 from worker.manifest import MANIFEST, DataFile, Manifest, is_snapshot_id
-from worker.snapshot import latest_id, publish, read_manifest, staging_dir
-from worker.snapshot_http import PREFIX
+from worker.snapshot_publish import publish, staging_dir
+from worker.snapshot_read import latest_id, read_manifest
 
 _CHUNK = 1024 * 1024
 
@@ -30,7 +31,7 @@ def fetch_latest(base_url: str, directory: Path, *, keep: int = 3, timeout: floa
     Blocking (urllib): call it from a thread in async code. Raises ServiceUnavailableError when
     the projector cannot be reached and SnapshotError when what arrived does not verify.
     """
-    base = base_url.rstrip("/") + PREFIX
+    base = base_url.rstrip("/") + SNAPSHOT_URL_PREFIX
     current = latest_id(directory)
     headers = {}
     if current is not None:

@@ -20,12 +20,13 @@ from typing import Any
 
 import orjson
 
+from worker.constants import SNAPSHOT_URL_PREFIX
 from worker.errors import SnapshotError
 from worker.httpserver import StartResponse, WSGIApp
 from worker.manifest import ACTIVE_FILE, MANIFEST, UNBLOCKED_FILE, is_snapshot_id
-from worker.snapshot import latest_id, read_manifest, snapshot_ids
+from worker.snapshot_read import latest_id, read_manifest, snapshot_ids
 
-PREFIX = "/snapshots"
+PREFIX = SNAPSHOT_URL_PREFIX
 _FILES = {MANIFEST: "application/json", ACTIVE_FILE: "application/gzip", UNBLOCKED_FILE: "application/gzip"}
 _CHUNK = 256 * 1024
 

@@ -17,7 +17,8 @@ import asyncpg
 from worker.config import Settings
 from worker.errors import ServiceUnavailableError, SnapshotError
 from worker.metrics import ProjectorMetrics
-from worker.snapshot import Progress, WriteResult, read_manifest, snapshot_ids, write_snapshot
+from worker.snapshot import Progress, WriteResult, write_snapshot
+from worker.snapshot_read import read_manifest, snapshot_ids
 from worker.store import Store, translate_errors
 
 log = logging.getLogger("optout.snapshot")

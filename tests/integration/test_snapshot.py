@@ -36,8 +36,8 @@ from worker.manifest import ACTIVE_FILE, MANIFEST, UNBLOCKED_FILE, Manifest
 from worker.model import Action
 from worker.projector import run_projector
 from worker.sender import load_latest
-from worker.snapshot import latest_id, read_manifest, snapshot_ids, verified_lines
 from worker.snapshot_http import PREFIX, snapshot_app
+from worker.snapshot_read import latest_id, read_manifest, snapshot_ids, verified_lines
 from worker.topics import Topics
 
 pytestmark = pytest.mark.integration
