@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from worker import constants
 from worker.errors import ConfigError
@@ -40,6 +41,22 @@ def _bootstrap(value: str) -> str:
     if not hosts or not all(_HOST_PORT.match(h) for h in hosts):
         raise ValueError("host:port[,host:port...]")
     return ",".join(hosts)
+
+
+_PASSWORD_PARAM = re.compile(r"((?:^|&)(?:ssl)?password=)[^&]*", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its passwords (``user:pw@`` and ``?password=``) as ``***``, for anything that
+    may end up in a log or an error message."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            host = parts.netloc.rsplit("@", 1)[1]
+            parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+        return urlunsplit(parts._replace(query=_PASSWORD_PARAM.sub(r"\1***", parts.query)))
+    except ValueError:
+        return "<unparsable URL>"
 
 
 def _database_url(value: str) -> str:
@@ -92,17 +109,28 @@ class Setting:
     parse: Callable[[str], Any]
     help: str
     secret: bool = False
+    """The whole value is a secret: shown as ``***`` in reprs and error messages."""
+    redact: Callable[[str], str] | None = None
+    """The value holds a secret (a URL's password): shown through this in reprs and error messages."""
 
     @property
     def flag(self) -> str:
         return "--" + self.field.replace("_", "-")
+
+    def shown(self, value: object) -> str:
+        """``value`` as logs and error messages may show it: secrets masked."""
+        if self.secret:
+            return "***" if value else "''"
+        if self.redact is not None and isinstance(value, str):
+            return repr(self.redact(value))
+        return repr(value)
 
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("kafka_bootstrap", "OPTOUT_KAFKA_BOOTSTRAP", constants.KAFKA_BOOTSTRAP, _bootstrap,
             "Kafka bootstrap servers, host:port[,host:port]"),
     Setting("database_url", "OPTOUT_DATABASE_URL", "", _database_url,
-            "Postgres URL; empty: the embedded Postgres under the data dir"),
+            "Postgres URL; empty: the embedded Postgres under the data dir", redact=redact_url),
     Setting("topic_inbound", "OPTOUT_TOPIC_INBOUND", constants.TOPIC_INBOUND, _topic,
             "inbound-message topic the classifier reads"),
     Setting("topic_changes", "OPTOUT_TOPIC_CHANGES", constants.TOPIC_CHANGES, _topic,
@@ -155,7 +183,7 @@ SETTINGS: tuple[Setting, ...] = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Settings:
     kafka_bootstrap: str
     database_url: str
@@ -185,6 +213,11 @@ class Settings:
     ssl_cafile: str
     log_level: str
 
+    def __repr__(self) -> str:
+        """Every setting, with the SASL password and the database URL's password masked."""
+        shown = ", ".join(f"{s.field}={s.shown(getattr(self, s.field))}" for s in SETTINGS)
+        return f"Settings({shown})"
+
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_inbound, self.topic_changes, self.topic_replies, self.topic_dead_letter)
@@ -204,7 +237,7 @@ class Settings:
             try:
                 values[setting.field] = setting.parse(raw.strip())
             except ValueError as exc:
-                shown = "***" if setting.secret else repr(raw)
+                shown = setting.shown(raw)
                 raise ConfigError(
                     f"{setting.env} / {setting.flag} = {shown} (from {source}): expected {exc}"
                 ) from None

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from worker.backoff import Backoff
-from worker.config import Settings
+from worker.config import Settings, redact_url
 from worker.constants import METRICS_PORT_CLASSIFIER, METRICS_PORT_PROJECTOR
 from worker.devstack import Broker, free_port, port_is_free, start_broker, start_postgres
 from worker.errors import ServiceUnavailableError
@@ -140,7 +140,7 @@ def _banner(settings: Settings, ports: dict[str, int], broker: Broker | None) ->
         "",
         "optout dev is running. Ctrl-C stops everything.",
         f"  Kafka bootstrap   {settings.kafka_bootstrap}  ({where})",
-        f"  Postgres          {settings.database_url}",
+        f"  Postgres          {redact_url(settings.database_url)}",
         f"  classifier        http://127.0.0.1:{ports['classifier']}/metrics",
         f"  projector         http://127.0.0.1:{ports['projector']}/metrics",
         f"  topics            in {settings.topic_inbound} -> {settings.topic_changes} (compacted), "

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from worker.cli import build_parser
-from worker.config import SETTINGS, Settings, markdown_table
+from worker.config import SETTINGS, Settings, markdown_table, redact_url
+from worker.dev import _banner
 from worker.errors import ConfigError
 
 
@@ -76,3 +77,60 @@ def test_every_setting_has_a_flag_and_a_readme_row(tmp_path: Path) -> None:
     for setting in SETTINGS:
         assert f"`{setting.env}`" in table
         assert f"`{setting.env}`" in readme, f"README's configuration table lacks {setting.env}"
+
+
+def test_repr_masks_the_sasl_password_and_the_database_password() -> None:
+    settings = Settings.from_mapping(
+        {
+            "OPTOUT_DATABASE_URL": "postgresql://optout:db-s3cret@db.example:5432/optout?password=q-s3cret",
+            "OPTOUT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "OPTOUT_KAFKA_SASL_USERNAME": "optout",
+            "OPTOUT_KAFKA_SASL_PASSWORD": "sasl-s3cret",
+        }
+    )
+    for shown in (repr(settings), str(settings), f"{settings}", f"{settings!r}", repr([settings])):
+        assert "s3cret" not in shown
+        assert "postgresql://optout:***@db.example:5432/optout?password=***" in shown
+        assert "sasl_password=***" in shown
+        assert "sasl_username='optout'" in shown
+    assert settings.sasl_password == "sasl-s3cret"  # masked when shown, not changed
+    assert settings.database_url.startswith("postgresql://optout:db-s3cret@")
+
+
+def test_repr_of_empty_secrets_says_they_are_empty() -> None:
+    assert "sasl_password=''" in repr(Settings.from_mapping({}))
+    assert "database_url=''" in repr(Settings.from_mapping({}))
+
+
+def test_a_bad_database_url_is_named_without_its_password() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_mapping({"OPTOUT_DATABASE_URL": "mysql://optout:db-s3cret@db.example/optout"})
+    assert "OPTOUT_DATABASE_URL" in str(caught.value)
+    assert "mysql://optout:***@db.example/optout" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:pw@h:5432/d", "postgresql://u:***@h:5432/d"),
+        ("postgresql://u@h/d?sslmode=require&password=pw", "postgresql://u@h/d?sslmode=require&password=***"),
+        ("postgresql://h/d?sslpassword=pw", "postgresql://h/d?sslpassword=***"),
+        ("postgresql://postgres:@/postgres?host=/tmp/pg", "postgresql://postgres:***@/postgres?host=/tmp/pg"),
+        ("postgresql://u@h/d", "postgresql://u@h/d"),
+        ("", ""),
+        ("postgresql://u:pw@[::1/d", "<unparsable URL>"),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_the_dev_banner_masks_the_database_password(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = Settings.from_mapping(
+        {"OPTOUT_DATABASE_URL": "postgresql://optout:db-s3cret@localhost/optout"}
+    )
+    _banner(settings, {"classifier": 9464, "projector": 9465}, None)
+    err = capsys.readouterr().err
+    assert "postgresql://optout:***@localhost/optout" in err
+    assert "s3cret" not in err
