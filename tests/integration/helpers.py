@@ -15,10 +15,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from tests.unit.factories import change_event, inbound_json
 from worker.config import Settings
 from worker.events import decode_change, derive_id, encode_change
 from worker.manifest import Manifest
-from worker.model import Action, ChangeEvent, Scope, ScopeLevel, Source
+from worker.model import ChangeEvent, Source
 from worker.ordering import latest_per_block
 from worker.scope import block_key
 from worker.snapshotting import take_snapshot
@@ -62,18 +63,17 @@ def mo(
     subaccount: str | None = None,
     received_at: str = "2026-11-24T12:00:00Z",
 ) -> bytes:
-    doc: dict[str, Any] = {
-        "message_id": message_id,
-        "channel": channel,
-        "from": address,
-        "to": sender,
-        "account_id": account,
-        "text": text,
-        "received_at": received_at,
-    }
-    if subaccount is not None:
-        doc["subaccount_id"] = subaccount
-    return orjson.dumps(doc)
+    """An inbound message as a record value (see :func:`tests.unit.factories.inbound_doc`)."""
+    return inbound_json(
+        text,
+        message_id=message_id,
+        channel=channel,
+        address=address,
+        sender=sender,
+        account=account,
+        subaccount=subaccount,
+        received_at=received_at,
+    )
 
 
 async def produce(
@@ -167,23 +167,20 @@ def change(
     channel: str = "sms",
 ) -> ChangeEvent:
     """A change event as the classifier would emit it (ids unique per address/action/time/scope)."""
-    scope = Scope(
-        ScopeLevel(level),
-        account,
-        scope_id if level == "subaccount" else None,
-        scope_id if level == "sender" else None,
-        channel,
-    )
-    return ChangeEvent(
-        event_id or derive_id(address, action, at, level, account, scope_id or "", channel),
-        Action(action),
-        scope,
+    block = action == "block"
+    return change_event(
         address,
-        "STOP" if action == "block" else "START",
-        "stop" if action == "block" else "start",
-        "opt_out_keyword" if action == "block" else "opt_in_keyword",
-        Source("mo.inbound", 0, 0, f"m-{address}-{at}"),
-        at,
+        action,
+        level=level,
+        account=account,
+        scope_id=scope_id,
+        channel=channel,
+        at=at,
+        event_id=event_id or derive_id(address, action, at, level, account, scope_id or "", channel),
+        keyword="STOP" if block else "START",
+        rule="stop" if block else "start",
+        reason="opt_out_keyword" if block else "opt_in_keyword",
+        source=Source("mo.inbound", 0, 0, f"m-{address}-{at}"),
     )
 
 

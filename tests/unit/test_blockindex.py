@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.factories import change_event
 from worker import schemas
 from worker.blockindex import BlockIndex, SnapshotEntryError, address_key, key_address, version_of
-from worker.model import Action, ChangeEvent, Scope, ScopeLevel, Source, Target
+from worker.model import Action, ChangeEvent, ScopeLevel, Source, Target
 from worker.ordering import latest_per_block, version
 from worker.scope import block_key, covers
 
@@ -28,14 +29,17 @@ def event(
     at: str = "2026-11-24T12:00:00.000000Z",
     event_id: str = "e1",
 ) -> ChangeEvent:
-    scope = Scope(
-        level,
-        account,
-        scope_id if level is ScopeLevel.SUBACCOUNT else None,
-        scope_id if level is ScopeLevel.SENDER else None,
-        channel,
+    return change_event(
+        address,
+        action,
+        level=level,
+        account=account,
+        scope_id=scope_id,
+        channel=channel,
+        at=at,
+        event_id=event_id,
+        source=SOURCE,
     )
-    return ChangeEvent(event_id, action, scope, address, "STOP", "stop", "r", SOURCE, at)
 
 
 def entry_line(e: ChangeEvent) -> bytes:

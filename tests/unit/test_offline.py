@@ -2,21 +2,13 @@ from __future__ import annotations
 
 import orjson
 
+from tests.unit.factories import inbound_json
 from worker.offline import classify_lines
 from worker.rules import default_rulebook
 
 
 def _line(message_id: str, text: str, **extra: str) -> bytes:
-    doc = {
-        "message_id": message_id,
-        "channel": "sms",
-        "from": "+15550000001",
-        "to": "12345",
-        "account_id": "acme",
-        "text": text,
-        "received_at": "2026-11-24T12:00:00Z",
-    } | extra
-    return orjson.dumps(doc) + b"\n"
+    return inbound_json(text, message_id=message_id, **extra) + b"\n"
 
 
 def test_one_output_line_per_input_line_in_order_and_errors_do_not_stop_the_run() -> None:

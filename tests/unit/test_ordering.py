@@ -7,7 +7,8 @@ import dataclasses
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.model import Action, ChangeEvent, Scope, ScopeLevel, Source
+from tests.unit.factories import change_event
+from worker.model import Action, ChangeEvent, Source
 from worker.ordering import ACTION_RANK, latest_per_block, version
 
 T0 = "2026-11-24T10:00:00.000000Z"
@@ -18,16 +19,16 @@ KEY_B = b'["account","acc",null,null,"sms","+2"]'
 
 
 def _event(action: Action, occurred_at: str, event_id: str) -> ChangeEvent:
-    return ChangeEvent(
+    return change_event(
+        "+1",
+        action,
+        account="acc",
+        at=occurred_at,
         event_id=event_id,
-        action=action,
-        scope=Scope(ScopeLevel.ACCOUNT, "acc", None, None, "sms"),
-        address="+1",
         keyword=None,
         rule=None,
         reason="test",
         source=Source("mo.inbound", 0, 0, event_id),
-        occurred_at=occurred_at,
     )
 
 

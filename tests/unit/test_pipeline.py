@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.unit.factories import FakeRecord
+from tests.unit.factories import FakeRecord, inbound_doc
 from worker.errors import DeadLetterCode
 from worker.events import decode_change
 from worker.model import Action, Intent, ScopeLevel
@@ -22,17 +22,14 @@ TOPIC = "mo.inbound"
 
 
 def _doc(text: str, n: int = 0, **changes: Any) -> dict[str, Any]:
-    return {
-        "message_id": f"m-{n}",
-        "channel": "sms",
-        "from": f"+1555000{n:04d}",
-        "to": "12345",
-        "account_id": "acc",
-        "subaccount_id": "sub",
-        "text": text,
-        "received_at": f"2026-11-24T10:00:{n % 60:02d}Z",
-        **changes,
-    }
+    return inbound_doc(
+        text,
+        message_id=f"m-{n}",
+        address=f"+1555000{n:04d}",
+        account="acc",
+        subaccount="sub",
+        **({"received_at": f"2026-11-24T10:00:{n % 60:02d}Z"} | changes),
+    )
 
 
 def _records(values: list[bytes | None], partition: int = 2, first_offset: int = 100) -> list[FakeRecord]:

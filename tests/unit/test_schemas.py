@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 import worker.schemas
-from tests.unit.factories import FakeRecord
+from tests.unit.factories import FakeRecord, inbound_doc, inbound_json
 from worker.classify import classify, decide
 from worker.constants import ALL_CHANNELS, SCHEMA_CHANGE, SCHEMA_DEAD_LETTER, SCHEMA_REPLY
 from worker.errors import DeadLetterCode, InputError
@@ -195,31 +195,23 @@ _TEXTS = [
 
 
 def _good(text: str, n: int, sub: str | None, channel: str) -> bytes:
-    doc: dict[str, Any] = {
-        "message_id": f"m-{n}",
-        "channel": channel,
-        "from": f"+1555{n:07d}",
-        "to": "12345" if n % 2 else "ACME",
-        "account_id": "acc",
-        "text": text,
-        "received_at": f"2026-11-24T10:{n % 60:02d}:00.25-03:00",
-    }
+    doc = inbound_doc(
+        text,
+        message_id=f"m-{n}",
+        channel=channel,
+        address=f"+1555{n:07d}",
+        sender="12345" if n % 2 else "ACME",
+        account="acc",
+        received_at=f"2026-11-24T10:{n % 60:02d}:00.25-03:00",
+    )
     if sub is not None or n % 3:
         doc["subaccount_id"] = sub
     return orjson.dumps(doc)
 
 
 def _inbound(**changes: Any) -> bytes:
-    doc = {
-        "message_id": "m",
-        "channel": "sms",
-        "from": "+1",
-        "to": "1",
-        "account_id": "a",
-        "text": "STOP",
-        "received_at": "2026-11-24T10:00:00Z",
-    }
-    return orjson.dumps({**doc, **changes})
+    defaults = {"message_id": "m", "address": "+1", "sender": "1", "account": "a"}
+    return inbound_json(**(defaults | {"received_at": "2026-11-24T10:00:00Z"} | changes))
 
 
 _BAD: list[bytes | None] = [
