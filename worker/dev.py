@@ -22,7 +22,7 @@ from worker.backoff import Backoff
 from worker.config import Settings, redact_url
 from worker.constants import METRICS_PORT_CLASSIFIER, METRICS_PORT_PROJECTOR
 from worker.devstack import Broker, free_port, port_is_free, start_broker, start_postgres
-from worker.errors import ServiceUnavailableError
+from worker.errors import OptoutError
 
 BROKER_PORT = 9092
 _EXAMPLE = (
@@ -116,8 +116,8 @@ async def _prepare(settings: Settings, fresh_broker: bool) -> None:
             for line in await ensure_topics(settings, seconds=20):
                 print(f"topic    {line}", file=sys.stderr)
             break
-        except ServiceUnavailableError as exc:  # a ConfigError (say, a non-compacted topic) is final
-            if time.monotonic() > deadline:
+        except OptoutError as exc:  # a ConfigError (say, a non-compacted topic) is final
+            if not exc.retriable or time.monotonic() > deadline:
                 raise
             await backoff.failed(exc)
     for name in await migrate(settings.database_url):

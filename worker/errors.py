@@ -1,5 +1,9 @@
 """Error hierarchy. Whether to retry is data on the class (``retriable``), decided once here.
 
+The loops act on it: an error whose class is ``retriable`` is an outage, waited out with backoff
+and retried; any other stops the attempt, and the loop dead-letters the record it names
+(:class:`InputError`, :class:`RefusedError`) or stops with one line.
+
 ::
 
     OptoutError
@@ -22,6 +26,7 @@ from enum import StrEnum
 
 class OptoutError(Exception):
     retriable: bool = False
+    """True: the same operation may succeed later (an outage), so the loops back off and retry."""
 
 
 class ConfigError(OptoutError):

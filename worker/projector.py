@@ -35,7 +35,7 @@ from worker.consuming import (
     start_with_retry,
     update_lag,
 )
-from worker.errors import DeadLetterCode, InputError, RefusedError, ServiceUnavailableError
+from worker.errors import DeadLetterCode, InputError, OptoutError, RefusedError, ServiceUnavailableError
 from worker.events import decode_change
 from worker.inbound import format_instant
 from worker.kafka import make_consumer, make_producer
@@ -165,7 +165,9 @@ async def _seek_to_stored(
                 if tp.topic not in stored:
                     stored[tp.topic] = await store.load_offsets(group, tp.topic)
             break
-        except ServiceUnavailableError as exc:
+        except OptoutError as exc:
+            if not exc.retriable:
+                raise
             if stop.is_set():
                 return None
             await backoff.failed(exc)
@@ -210,7 +212,9 @@ async def _connect(database_url: str, metrics: ProjectorMetrics, stop: asyncio.E
             store = await Store.connect(database_url, min_size=0)
             backoff.succeeded()
             return store
-        except ServiceUnavailableError as exc:
+        except OptoutError as exc:
+            if not exc.retriable:
+                raise
             metrics.retries.labels("postgres").inc()
             await backoff.failed(exc)
     return None
@@ -252,7 +256,9 @@ async def _apply(
                 records = [record for i, record in enumerate(records) if i not in drop]
                 events = [event for i, event in enumerate(events) if i not in drop]
                 continue
-        except ServiceUnavailableError as exc:  # the store translates driver and socket errors
+        except OptoutError as exc:  # the store translates driver and socket errors
+            if not exc.retriable:
+                raise
             metrics.retries.labels("postgres").inc()
             if stop.is_set():
                 return False
