@@ -43,7 +43,7 @@ from worker.kafka import make_consumer, make_producer
 from worker.logs import KAFKA
 from worker.metrics import ClassifierMetrics
 from worker.pipeline import BatchOutput, classify_records
-from worker.rules import load_rules
+from worker.rulesfile import load_rules
 from worker.topics import Topics
 
 log = logging.getLogger("optout.classifier")

@@ -19,7 +19,6 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
 from worker.model import Intent, Language, MatchMode, ScopeLevel
 from worker.normalize import normalize, strip_accents, tokens
@@ -397,15 +396,3 @@ BUILTIN_LAYER = Layer(True, (), _builtin_replies(), builtin=True)
 
 def default_rulebook() -> RuleBook:
     return RuleBook(compile_layers([BUILTIN_LAYER]), (BUILTIN_LAYER,))
-
-
-def __getattr__(name: str) -> Any:
-    """``load_rules`` used to live here; loaded on first use so this module stays free of file I/O.
-
-    Temporary: goes once every caller imports it from :mod:`worker.rulesfile`.
-    """
-    if name in ("load_rules", "rulebook_from_document"):
-        from worker import rulesfile
-
-        return getattr(rulesfile, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
