@@ -210,14 +210,11 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     url = database_url(settings)
 
     async def run() -> int:
-        store = await Store.connect(url, min_size=1, max_size=1)
-        try:
+        async with await Store.connect(url, min_size=1, max_size=1) as store:
             applying = await store.check(
                 args.address, args.account, args.subaccount, args.sender, args.channel
             )
             every = await store.blocks(args.address, args.account)
-        finally:
-            await store.close()
         ids = {block["event_id"] for block in applying}
         result = {
             "address": args.address,
@@ -243,11 +240,8 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
     url = database_url(settings)
 
     async def run() -> int:
-        store = await Store.connect(url, min_size=1, max_size=1)
-        try:
+        async with await Store.connect(url, min_size=1, max_size=1) as store:
             rows = await store.history(args.address, args.account)
-        finally:
-            await store.close()
         out = sys.stdout.buffer
         for row in rows:
             out.write(orjson.dumps(history_line(row)) + b"\n")
@@ -323,11 +317,8 @@ def cmd_snapshot(settings: Settings, args: argparse.Namespace) -> int:
     url = database_url(settings)
 
     async def run() -> int:
-        store = await Store.connect(url, min_size=1, max_size=1)
-        try:
+        async with await Store.connect(url, min_size=1, max_size=1) as store:
             result = await take_snapshot(settings, store, terminal_progress())
-        finally:
-            await store.close()
         summary = {
             "path": str(result.path),
             "seconds": round(result.seconds, 3),

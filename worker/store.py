@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from types import TracebackType
 from typing import Any, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from worker.config import redact_url
 from worker.errors import ConfigError, RefusedError, ServiceUnavailableError
 from worker.inbound import format_instant, parse_instant
 from worker.model import ChangeEvent
@@ -62,19 +63,6 @@ _MISCONFIGURED: tuple[type[BaseException], ...] = (
 )
 
 
-def redact(dsn: str) -> str:
-    """The DSN without its password, for messages that end up in logs."""
-    try:
-        parts = urlsplit(dsn)
-        if parts.password is None:
-            return dsn
-        netloc = parts.netloc.rsplit("@", 1)[1]
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-    except ValueError:
-        return "<unparsable DSN>"
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -90,15 +78,19 @@ def translate_errors(dsn: str) -> Iterator[None]:
     try:
         yield
     except _MISCONFIGURED as exc:
-        raise ConfigError(f"Postgres at {redact(dsn)}: {_one_line(exc)}") from None
+        raise ConfigError(f"Postgres at {redact_url(dsn)}: {_one_line(exc)}") from None
     except _TRANSIENT as exc:
-        raise ServiceUnavailableError(f"Postgres at {redact(dsn)} is unavailable: {_one_line(exc)}") from None
+        raise ServiceUnavailableError(
+            f"Postgres at {redact_url(dsn)} is unavailable: {_one_line(exc)}"
+        ) from None
     except _REFUSED as exc:
-        raise RefusedError(f"Postgres at {redact(dsn)} refused the data: {_one_line(exc)}") from None
+        raise RefusedError(f"Postgres at {redact_url(dsn)} refused the data: {_one_line(exc)}") from None
     except asyncpg.InterfaceError as exc:
         if not _connection_lost(exc):
             raise  # a programming error, not an outage: retrying would loop for ever
-        raise ServiceUnavailableError(f"Postgres at {redact(dsn)} is unavailable: {_one_line(exc)}") from None
+        raise ServiceUnavailableError(
+            f"Postgres at {redact_url(dsn)} is unavailable: {_one_line(exc)}"
+        ) from None
 
 
 def _connection_lost(exc: asyncpg.InterfaceError) -> bool:
@@ -374,7 +366,8 @@ async def _bisect(
 
 
 class Store:
-    """A pool of connections to the blocklist database."""
+    """A pool of connections to the blocklist database; ``async with await Store.connect(dsn) as
+    store:`` closes it on the way out."""
 
     def __init__(self, pool: asyncpg.Pool[asyncpg.Record], dsn: str) -> None:
         self._pool = pool
@@ -403,6 +396,14 @@ class Store:
 
     async def close(self) -> None:
         await self._pool.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[_Conn]:

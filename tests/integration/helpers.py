@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -90,6 +92,16 @@ async def produce(
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def connection(database_url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
+    """One connection to a test's database (see the ``database_url`` fixture), closed on the way out."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 async def read_topic(broker: str, topic: str, idle_ms: int = 700) -> list[Any]:
@@ -228,8 +240,5 @@ def random_changes(rng: random.Random, count: int, start: int = 0) -> list[Chang
 
 
 async def snapshot(settings: Settings, database_url: str) -> Manifest:
-    store = await Store.connect(database_url)
-    try:
+    async with await Store.connect(database_url) as store:
         return (await take_snapshot(settings, store)).manifest
-    finally:
-        await store.close()

@@ -9,10 +9,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
-from tests.integration.helpers import committed, env_for, mo, produce, settings_for, spawn, wait_until
+from tests.integration.helpers import (
+    committed,
+    connection,
+    env_for,
+    mo,
+    produce,
+    settings_for,
+    spawn,
+    wait_until,
+)
 from worker.classifier import run_classifier
 from worker.projector import run_projector
 from worker.store import Store
@@ -28,12 +36,9 @@ async def _pipeline(broker: str, topics: Topics, suffix: str, database_url: str,
 
 
 async def _history_count(database_url: str) -> int:
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         count: int = await conn.fetchval("SELECT count(*) FROM blocklist_history")
         return count
-    finally:
-        await conn.close()
 
 
 @pytest.mark.parametrize("stop_first", [True, False], ids=["stop-arrives-first", "start-arrives-first"])
@@ -48,12 +53,9 @@ async def test_stop_and_start_on_different_partitions_in_either_order(
     await produce(broker, topics.inbound, [stop, start] if stop_first else [start, stop])
     await _pipeline(broker, topics, group_suffix, database_url)
 
-    store = await Store.connect(database_url)
-    try:
+    async with await Store.connect(database_url) as store:
         blocks = await store.check(address, "acme", sender="12345", channel="sms")
         history = await store.history(address)
-    finally:
-        await store.close()
     assert bool(blocks) is stop_newer
     assert [row["occurred_at"] for row in history] == sorted(row["occurred_at"] for row in history)
     assert {row["action"] for row in history} == {"block", "unblock"}
@@ -69,22 +71,16 @@ async def test_processing_twice_changes_nothing(
         [(None, mo(f"m{i}", "STOP" if i % 2 else "START", f"+1555300{i % 7:04d}"), i % 4) for i in range(30)],
     )
     await _pipeline(broker, topics, group_suffix, database_url)
-    store = await Store.connect(database_url)
-    try:
+    async with await Store.connect(database_url) as store:
         before = await store.history("+15553000001")
         state_before = [await store.blocks(f"+1555300{i:04d}") for i in range(7)]
-    finally:
-        await store.close()
     count_before = await _history_count(database_url)
 
     # Second classifier group: every change event again. Second projector group: everything replayed.
     await _pipeline(broker, topics, group_suffix + "-again", database_url)
-    store = await Store.connect(database_url)
-    try:
+    async with await Store.connect(database_url) as store:
         after = await store.history("+15553000001")
         state_after = [await store.blocks(f"+1555300{i:04d}") for i in range(7)]
-    finally:
-        await store.close()
     assert count_before > 0
     assert await _history_count(database_url) == count_before
     assert after == before
@@ -128,16 +124,10 @@ async def test_kill_9_of_classifier_and_projector_loses_nothing(
             await run_classifier(settings_for(broker, topics, group_suffix), burst=True)
 
     await run_projector(settings_for(broker, topics, group_suffix), database_url, burst=True)
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         rows = await conn.fetch("SELECT event_id, address FROM blocklist_history")
-    finally:
-        await conn.close()
-    store = await Store.connect(database_url)
-    try:
+    async with await Store.connect(database_url) as store:
         blocked = [address for address in addresses if await store.check(address, "acme", channel="sms")]
-    finally:
-        await store.close()
     assert len(blocked) == len(addresses)
     assert len(rows) == len({row["event_id"] for row in rows}) == len(addresses)
 
@@ -184,8 +174,7 @@ async def test_scopes_resolve(
     )
     await _pipeline(broker, topics, group_suffix, database_url, OPTOUT_RULES=str(rules))
 
-    store = await Store.connect(database_url)
-    try:
+    async with await Store.connect(database_url) as store:
 
         async def blocked(address: str, account: str = "acme", **target: str) -> bool:
             return bool(await store.check(address, account, **target))
@@ -207,8 +196,6 @@ async def test_scopes_resolve(
         assert await blocked("+15558880004", channel="rcs")
         # START lifts the blocks that would stop the sender it was sent to
         assert not await blocked("+15558880005", "bank", sender="BANKCO", channel="sms")
-    finally:
-        await store.close()
 
     env = {"OPTOUT_DATABASE_URL": database_url}
     check = _optout(

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from tests.integration.helpers import (
     change,
     change_records,
+    connection,
     env_for,
     mo,
     produce,
@@ -53,13 +54,10 @@ async def _pipeline(broker: str, topics: Topics, suffix: str, database_url: str)
 
 
 async def _blocked(database_url: str, address: str) -> bool:
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         return bool(
             await conn.fetchval("SELECT count(*) FROM blocklist_state WHERE address = $1 AND active", address)
         )
-    finally:
-        await conn.close()
 
 
 def _dead_letters(records: list[Any]) -> list[dict[str, Any]]:
@@ -117,8 +115,7 @@ async def test_a_change_the_database_refuses_is_dead_lettered_and_the_rest_appli
     dead-lettered with the reason, the rest of its batch is stored and the offsets move on."""
     refused = change("+15557770666", "block")
     others = [change(f"+1555777{i:04d}", "block") for i in range(10, 30)]
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         await conn.execute(
             "ALTER TABLE blocklist_history ADD CONSTRAINT no_666 CHECK (address NOT LIKE '%666')"
         )
@@ -146,8 +143,6 @@ async def test_a_change_the_database_refuses_is_dead_lettered_and_the_rest_appli
         again = await run_projector(settings, database_url, burst=True)
         assert again.records == 0
         assert len(await read_topic(broker, topics.dead_letter)) == 1
-    finally:
-        await conn.close()
 
 
 async def test_oversized_dead_letters_are_cut_to_fit(

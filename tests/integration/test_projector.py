@@ -9,7 +9,16 @@ import signal
 import asyncpg
 import pytest
 
-from tests.integration.helpers import env_for, produce, read_topic, settings_for, spawn, values, wait_until
+from tests.integration.helpers import (
+    connection,
+    env_for,
+    produce,
+    read_topic,
+    settings_for,
+    spawn,
+    values,
+    wait_until,
+)
 from worker import schemas
 from worker.devstack import start_postgres
 from worker.projector import run_projector
@@ -46,11 +55,8 @@ async def test_malformed_change_events_are_dead_lettered(
         schemas.validator(schemas.DEAD_LETTER).validate(letter)
     dead = [d for d in dead if d["error"]["code"] == "invalid_change"]
     assert sorted(base64.b64decode(d["value_b64"]) for d in dead) == [b"not json", b'{"x":1}']
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         assert await conn.fetchval("SELECT count(*) FROM blocklist_history") == 1
-    finally:
-        await conn.close()
 
 
 async def test_waits_for_postgres_then_applies(
@@ -102,8 +108,7 @@ async def test_resumes_from_the_offsets_stored_in_postgres(
     second = CHANGE.replace(b"+15556660001", b"+15556660002").replace(b"0123", b"89ab")
     await produce(broker, topics.changes, [(b"a", CHANGE, 2), (b"b", second, 2)])
     settings = settings_for(broker, topics, group_suffix)
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         await conn.execute(
             "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)"
             " VALUES ($1, $2, 2, 1)",
@@ -116,8 +121,6 @@ async def test_resumes_from_the_offsets_stored_in_postgres(
             "SELECT next_offset FROM consumer_offsets WHERE consumer_group = $1 AND partition = 2",
             settings.projector_group_id,
         )
-    finally:
-        await conn.close()
     assert stats.records == 1
     assert addresses == ["+15556660002"]
     assert stored == 2
@@ -130,8 +133,7 @@ async def test_a_stored_offset_past_the_end_replays_the_partition(
     second = CHANGE.replace(b"+15556660001", b"+15556660002").replace(b"0123", b"89ab")
     await produce(broker, topics.changes, [(b"a", CHANGE, 1), (b"b", second, 1)])
     settings = settings_for(broker, topics, group_suffix)
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         await conn.execute(
             "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)"
             " VALUES ($1, $2, 1, 100)",
@@ -140,20 +142,15 @@ async def test_a_stored_offset_past_the_end_replays_the_partition(
         )
         await run_projector(settings, database_url, burst=True)
         addresses = sorted(r["address"] for r in await conn.fetch("SELECT address FROM blocklist_state"))
-    finally:
-        await conn.close()
     assert addresses == ["+15556660001", "+15556660002"]
     assert "is past its end (2): topic recreated? replaying it" in caplog.text
 
 
 async def test_forget_offsets(database_url: str) -> None:
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         await conn.execute(
             "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)"
             " VALUES ('g', 'changes', 0, 5), ('g', 'changes', 1, 7), ('g', 'other', 0, 3)"
         )
         assert await forget_offsets(database_url, "changes") == 2
         assert await conn.fetchval("SELECT count(*) FROM consumer_offsets") == 1
-    finally:
-        await conn.close()

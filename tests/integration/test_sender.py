@@ -6,11 +6,18 @@ import asyncio
 import random
 from pathlib import Path
 
-import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.integration.helpers import change, change_records, produce, random_changes, settings_for, snapshot
+from tests.integration.helpers import (
+    change,
+    change_records,
+    connection,
+    produce,
+    random_changes,
+    settings_for,
+    snapshot,
+)
 from worker.errors import ServiceUnavailableError
 from worker.httpserver import start_http
 from worker.manifest import ACTIVE_FILE
@@ -28,11 +35,8 @@ SELECT address, account_id, level, subaccount_id, sender, channel FROM blocklist
 
 
 async def postgres_blocks(database_url: str) -> set[tuple[str, str, str, str, str]]:
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         rows = await conn.fetch(_ACTIVE_ROWS)
-    finally:
-        await conn.close()
     return {
         (r["address"], r["account_id"], r["level"], r["subaccount_id"] or r["sender"], r["channel"])
         for r in rows

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.integration.helpers import connection
 from worker.devstack import free_port, with_database
 from worker.errors import ConfigError, InputError, RefusedError, ServiceUnavailableError
 from worker.events import derive_id
@@ -79,9 +80,8 @@ def new_address() -> str:
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = await Store.connect(database_url)
-    yield opened
-    await opened.close()
+    async with await Store.connect(database_url) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -114,11 +114,8 @@ async def test_migrate_applies_everything_once(empty_database: str) -> None:
     assert names[0] == "0001_init"
     assert await migrate(empty_database) == names
     assert await migrate(empty_database) == []
-    conn = await asyncpg.connect(empty_database)
-    try:
+    async with connection(empty_database) as conn:
         recorded = await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
-    finally:
-        await conn.close()
     assert [(row["version"], row["name"]) for row in recorded] == [(m.version, m.name) for m in discover()]
 
 
@@ -130,11 +127,8 @@ async def test_concurrent_migrations_apply_each_migration_exactly_once(empty_dat
     results = await asyncio.gather(*(migrate(empty_database) for _ in range(4)))
     applied = [name for result in results for name in result]
     assert sorted(applied) == [m.name for m in discover()]
-    store = await Store.connect(empty_database)
-    try:
+    async with await Store.connect(empty_database) as store:
         assert await store.pool.fetchval("SELECT count(*) FROM schema_migrations") == len(discover())
-    finally:
-        await store.close()
 
 
 async def test_unreachable_server_is_service_unavailable_in_one_line() -> None:
@@ -154,6 +148,20 @@ async def test_unreachable_server_is_service_unavailable_in_one_line() -> None:
 async def test_missing_database_is_a_config_error(postgres_url: str) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         await Store.connect(with_database(postgres_url, f"optout_missing_{uuid.uuid4().hex[:8]}"))
+
+
+async def test_a_store_closes_its_pool_when_its_block_ends(database_url: str) -> None:
+    async with await Store.connect(database_url) as store:
+        assert await store.pool.fetchval("SELECT 1") == 1
+        assert not store.pool.is_closing()
+    assert store.pool.is_closing()
+
+
+async def test_a_store_closes_its_pool_when_its_block_raises(database_url: str) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        async with await Store.connect(database_url) as store:
+            raise RuntimeError("boom")
+    assert store.pool.is_closing()
 
 
 # --- apply: idempotence and last-writer-wins ----------------------------------------------------
