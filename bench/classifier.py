@@ -16,7 +16,7 @@ What it does, and why each step is shaped the way it is:
      orjson and nothing else: about as fast as an aiokafka consumer of this broker goes, so it is the
      yardstick: "classifier at 70% of ceiling" means something on any machine, a bare msgs/s
      does not.
-   * ``classifier``: the real :func:`worker.classifier.run_classifier` in burst mode: classify,
+   * ``classifier``: the real :func:`worker.stream.classifier.run_classifier` in burst mode: classify,
      produce changes/replies/dead letters, wait for the broker's acks, commit, per batch.
    * ``faust`` (optional): a faust-streaming agent decoding the same topic, if installed.
 
@@ -119,7 +119,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Start the broker, run the phases in order, stop the broker whatever happens."""
-    from worker.devstack import start_broker
+    from worker.dev.stack import start_broker
 
     suffix = uuid.uuid4().hex[:10]
     progress(f"starting a Tansu broker (memory-only) for {args.messages:,} messages")
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if phases["produce"].error is None:
                 progress("ceiling: plain aiokafka consume + orjson.loads")
                 phases["ceiling"] = run_phase("ceiling", config_path, args.phase_timeout)
-                progress("classifier: worker.classifier.run_classifier, burst mode")
+                progress("classifier: worker.stream.classifier.run_classifier, burst mode")
                 phases["classifier"] = run_phase("classifier", config_path, args.phase_timeout)
                 if args.skip_faust:
                     faust_note: str | None = "skipped (--skip-faust)"

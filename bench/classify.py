@@ -6,7 +6,7 @@ The texts are the inbound texts of :mod:`bench.workload` (the stream ``make benc
 chat of 2-160 characters in several scripts with emoji and near misses, 3% keyword MOs in the
 forms subscribers type, phrased requests), classified against the default rule set (every
 language pack). Each message is timed on its own with ``time.perf_counter_ns`` around one
-:func:`worker.classify.classify` call, ``rounds`` times over the whole list; the report gives the
+:func:`worker.classify.decide.classify` call, ``rounds`` times over the whole list; the report gives the
 median and p99 of those per-call times, per kind of message and overall, and the mean from one
 untimed pass (which excludes the timer's own overhead, also reported).
 
@@ -25,8 +25,8 @@ import time
 import orjson
 
 from bench.workload import Expect, Workload, generate
-from worker.classify import classify
-from worker.rules import default_rulebook
+from worker.classify.decide import classify
+from worker.classify.rules import default_rulebook
 
 
 def _texts(messages: int) -> list[tuple[str, str]]:

@@ -133,12 +133,12 @@ async def produce(config: PhaseConfig) -> PhaseResult:
 async def ceiling(config: PhaseConfig) -> PhaseResult:
     """Plain aiokafka: consume the whole topic and ``orjson.loads`` every value, nothing else.
 
-    The consumer is built by the worker's own :func:`worker.kafka.make_consumer` (fetch sizes,
+    The consumer is built by the worker's own :func:`worker.stream.kafka.make_consumer` (fetch sizes,
     wait times) with a fresh group, so the one difference from the classifier phase is the
     classifier's work: classifying, producing the derived events, waiting for acks, committing.
     """
     from worker.config import Settings
-    from worker.kafka import make_consumer
+    from worker.stream.kafka import make_consumer
 
     settings = Settings.from_mapping({"OPTOUT_KAFKA_BOOTSTRAP": config.bootstrap})
     result = PhaseResult("ceiling")
@@ -182,11 +182,11 @@ async def ceiling(config: PhaseConfig) -> PhaseResult:
 
 
 async def classifier(config: PhaseConfig) -> PhaseResult:
-    """The real classifier (``worker.classifier.run_classifier``) in burst mode, fresh group."""
+    """The real classifier (``worker.stream.classifier.run_classifier``) in burst mode, fresh group."""
     from prometheus_client import CollectorRegistry
 
-    from worker.classifier import run_classifier
     from worker.config import Settings
+    from worker.stream.classifier import run_classifier
 
     settings = Settings.from_mapping(
         {

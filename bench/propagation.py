@@ -1,5 +1,5 @@
 """Propagation benchmark: how long until a STOP sent to the inbound topic is seen by a live
-:class:`worker.sender.BlocklistView`, with the classifier and projector under load.
+:class:`worker.sender.view.BlocklistView`, with the classifier and projector under load.
 
 ``python -m bench.propagation [--rate R] [--probes N] [--json]`` (``make bench-propagation``).
 
@@ -93,9 +93,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from aiokafka import AIOKafkaProducer
 
     from worker.config import Settings
-    from worker.devstack import start_broker, start_postgres, with_database
-    from worker.kafka import ensure_topics
-    from worker.sender import BlocklistView
+    from worker.dev.stack import start_broker, start_postgres, with_database
+    from worker.sender.view import BlocklistView
+    from worker.stream.kafka import ensure_topics
 
     with tempfile.TemporaryDirectory(prefix="optout-bench-propagation-") as tmp:
         work = Path(tmp)

@@ -6,8 +6,8 @@
    server with a fresh database) and fills ``blocklist_state`` server-side with ``generate_series``:
    N active blocks over 200 accounts (90% account-level, 5% subaccount, 5% sender; 10% on every
    channel; one address in ten blocked by two accounts) and U unblocked identities.
-2. ``write``: :func:`worker.snapshot.write_snapshot`, timed (the projector's code path).
-3. ``load``: a fresh child process runs :func:`worker.sender.load_latest` (checksum verification
+2. ``write``: :func:`worker.snapshot.writer.write_snapshot`, timed (the projector's code path).
+3. ``load``: a fresh child process runs :func:`worker.sender.view.load_latest` (checksum verification
    included) and reports the wall time and its peak resident memory, then times ``is_blocked`` on
    one core over a mix of blocked and unblocked addresses.
 
@@ -77,9 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from worker.devstack import start_postgres, with_database
-    from worker.migrate import migrate
-    from worker.snapshot import terminal_progress, write_snapshot
+    from worker.dev.stack import start_postgres, with_database
+    from worker.snapshot.writer import terminal_progress, write_snapshot
+    from worker.store.migrate import migrate
 
     with tempfile.TemporaryDirectory(prefix="optout-bench-snapshot-") as tmp:
         work = Path(tmp)
@@ -140,7 +140,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_phase(directory: Path, checks: int) -> dict[str, Any]:
-    from worker.sender import load_latest
+    from worker.sender.view import load_latest
 
     started = time.monotonic()
     index, manifest = load_latest(directory, "blocklist.changes")

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from worker import __version__
 from worker.config import Settings, add_arguments
 from worker.errors import ConfigError, OptoutError, ServiceUnavailableError
-from worker.httpserver import HttpServer, WSGIApp, start_http
+from worker.ops.httpserver import HttpServer, WSGIApp, start_http
 
 log = logging.getLogger("optout")
 
@@ -107,15 +107,15 @@ def database_url(settings: Settings) -> str:
     """``OPTOUT_DATABASE_URL``, else the embedded Postgres under the data dir (started if needed)."""
     if settings.database_url:
         return settings.database_url
-    from worker.devstack import start_postgres
+    from worker.dev.stack import start_postgres
 
     return start_postgres(settings.data_dir / "postgres").url
 
 
 def cmd_classifier(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.classifier import run_classifier
+    from worker.classify.rulesfile import load_rules
     from worker.constants import METRICS_PORT_CLASSIFIER
-    from worker.rulesfile import load_rules
+    from worker.stream.classifier import run_classifier
 
     load_rules(settings.rules or None)  # a bad rules file fails here, before any connection
     return _serve(
@@ -127,8 +127,8 @@ def cmd_classifier(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_projector(settings: Settings, args: argparse.Namespace) -> int:
     from worker.constants import METRICS_PORT_PROJECTOR
-    from worker.projector import run_projector
-    from worker.snapshot_http import PREFIX, snapshot_app
+    from worker.snapshot.http import PREFIX, snapshot_app
+    from worker.stream.projector import run_projector
 
     url = database_url(settings)
     return _serve(
@@ -182,12 +182,12 @@ def _start_http(
 
 
 def cmd_classify(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.offline import classify_lines
-    from worker.rulesfile import load_rules
+    from worker.classify.offline import classify_lines
+    from worker.classify.rulesfile import load_rules
 
     rulebook = load_rules(settings.rules or None)
     if args.eval_file:
-        from worker.evaluation import evaluate, format_report, load_corpus
+        from worker.classify.evaluation import evaluate, format_report, load_corpus
 
         try:
             with open(args.eval_file, "rb") as corpus:
@@ -205,7 +205,7 @@ def cmd_classify(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.store import Store
+    from worker.store.postgres import Store
 
     url = database_url(settings)
 
@@ -235,7 +235,7 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.store import Store
+    from worker.store.postgres import Store
 
     url = database_url(settings)
 
@@ -279,8 +279,8 @@ def history_line(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.inbound import peek_string
-    from worker.kafka import make_producer
+    from worker.events.inbound import peek_string
+    from worker.stream.kafka import make_producer
 
     async def run() -> int:
         producer = make_producer(settings)
@@ -310,9 +310,9 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.snapshot import terminal_progress
-    from worker.snapshotting import take_snapshot
-    from worker.store import Store
+    from worker.snapshot.schedule import take_snapshot
+    from worker.snapshot.writer import terminal_progress
+    from worker.store.postgres import Store
 
     url = database_url(settings)
 
@@ -334,7 +334,7 @@ def cmd_snapshot(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.kafka import ensure_topics
+    from worker.stream.kafka import ensure_topics
 
     async def run() -> int:
         for line in await ensure_topics(settings):
@@ -345,7 +345,7 @@ def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.migrate import migrate
+    from worker.store.migrate import migrate
 
     url = database_url(settings)
     applied = asyncio.run(migrate(url))
@@ -354,7 +354,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.dev import run_dev
+    from worker.dev.run import run_dev
 
     return run_dev(
         settings,

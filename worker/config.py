@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from worker import constants
 from worker.errors import ConfigError
-from worker.topics import Topics
+from worker.stream.topics import Topics
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _HOST_PORT = re.compile(r"^[^\s:,]+:\d{1,5}$")

@@ -24,7 +24,7 @@ class Action(StrEnum):
 
 
 class Language(StrEnum):
-    """The built-in language packs (``worker.packs``). Custom rules may name other ISO 639 codes."""
+    """The built-in language packs (``worker.classify.packs``). Custom rules may name other ISO 639 codes."""
 
     EN = "en"
     ES = "es"

@@ -16,9 +16,9 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from worker.devstack import start_broker, start_postgres, with_database
-from worker.migrate import migrate
-from worker.topics import Topics
+from worker.dev.stack import start_broker, start_postgres, with_database
+from worker.store.migrate import migrate
+from worker.stream.topics import Topics
 
 pytestmark = pytest.mark.integration
 

@@ -18,15 +18,15 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.unit.factories import change_event, inbound_json
+from worker.classify.scope import block_key
 from worker.config import Settings
-from worker.events import decode_change, derive_id, encode_change
-from worker.manifest import Manifest
+from worker.events.ordering import latest_per_block
+from worker.events.outgoing import decode_change, derive_id, encode_change
 from worker.model import ChangeEvent, Source
-from worker.ordering import latest_per_block
-from worker.scope import block_key
-from worker.snapshotting import take_snapshot
-from worker.store import Store
-from worker.topics import Topics
+from worker.snapshot.manifest import Manifest
+from worker.snapshot.schedule import take_snapshot
+from worker.store.postgres import Store
+from worker.stream.topics import Topics
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -23,11 +23,11 @@ from tests.integration.helpers import (
     values,
     wait_until,
 )
-from worker import schemas
-from worker.classifier import run_classifier
-from worker.devstack import free_port, start_broker
-from worker.kafka import ensure_topics
-from worker.topics import Topics
+from worker.dev.stack import free_port, start_broker
+from worker.events import schemas
+from worker.stream.classifier import run_classifier
+from worker.stream.kafka import ensure_topics
+from worker.stream.topics import Topics
 
 pytestmark = pytest.mark.integration
 

@@ -13,11 +13,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
 from tests.integration.helpers import mo, produce, settings_for
-from worker.classifier import run_classifier
 from worker.errors import ConfigError
-from worker.httpserver import start_http
-from worker.kafka import ensure_topics
-from worker.topics import Topics
+from worker.ops.httpserver import start_http
+from worker.stream.classifier import run_classifier
+from worker.stream.kafka import ensure_topics
+from worker.stream.topics import Topics
 
 pytestmark = pytest.mark.integration
 

@@ -21,10 +21,10 @@ from tests.integration.helpers import (
     spawn,
     wait_until,
 )
-from worker.classifier import run_classifier
-from worker.projector import run_projector
-from worker.store import Store
-from worker.topics import Topics
+from worker.store.postgres import Store
+from worker.stream.classifier import run_classifier
+from worker.stream.projector import run_projector
+from worker.stream.topics import Topics
 
 pytestmark = pytest.mark.integration
 

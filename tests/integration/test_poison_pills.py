@@ -30,17 +30,17 @@ from tests.integration.helpers import (
     values,
     wait_until,
 )
-from worker import schemas
 from worker.backoff import Backoff
-from worker.classifier import run_classifier
 from worker.constants import MAX_DEAD_LETTER_KEY_BYTES, MAX_DEAD_LETTER_VALUE_BYTES
-from worker.consuming import produce_all
-from worker.devstack import start_postgres
+from worker.dev.stack import start_postgres
 from worker.errors import OutputRefusedError
+from worker.events import schemas
 from worker.logs import KAFKA
-from worker.metrics import ClassifierMetrics
-from worker.projector import run_projector
-from worker.topics import Topics
+from worker.ops.metrics import ClassifierMetrics
+from worker.stream.classifier import run_classifier
+from worker.stream.loop import produce_all
+from worker.stream.projector import run_projector
+from worker.stream.topics import Topics
 
 pytestmark = pytest.mark.integration
 

@@ -19,11 +19,11 @@ from tests.integration.helpers import (
     values,
     wait_until,
 )
-from worker import schemas
-from worker.devstack import start_postgres
-from worker.projector import run_projector
-from worker.store import forget_offsets
-from worker.topics import Topics
+from worker.dev.stack import start_postgres
+from worker.events import schemas
+from worker.store.postgres import forget_offsets
+from worker.stream.projector import run_projector
+from worker.stream.topics import Topics
 
 pytestmark = pytest.mark.integration
 

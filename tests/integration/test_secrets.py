@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from tests.integration.helpers import change, change_records, env_for, produce
-from worker.topics import Topics
+from worker.stream.topics import Topics
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""worker.sender.BlocklistView against the real broker and Postgres."""
+"""worker.sender.view.BlocklistView against the real broker and Postgres."""
 
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ from tests.integration.helpers import (
     snapshot,
 )
 from worker.errors import ServiceUnavailableError
-from worker.httpserver import start_http
-from worker.manifest import ACTIVE_FILE
-from worker.projector import run_projector
-from worker.sender import BlocklistView
-from worker.snapshot_fetch import fetch_latest
-from worker.snapshot_http import PREFIX, snapshot_app
-from worker.topics import Topics
+from worker.ops.httpserver import start_http
+from worker.sender.view import BlocklistView
+from worker.snapshot.fetch import fetch_latest
+from worker.snapshot.http import PREFIX, snapshot_app
+from worker.snapshot.manifest import ACTIVE_FILE
+from worker.stream.projector import run_projector
+from worker.stream.topics import Topics
 
 pytestmark = pytest.mark.integration
 

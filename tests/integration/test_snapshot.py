@@ -29,16 +29,16 @@ from tests.integration.helpers import (
     snapshot,
     spawn,
 )
-from worker import schemas
 from worker.errors import SnapshotError
-from worker.httpserver import start_http
-from worker.manifest import ACTIVE_FILE, MANIFEST, UNBLOCKED_FILE, Manifest
+from worker.events import schemas
 from worker.model import Action
-from worker.projector import run_projector
-from worker.sender import load_latest
-from worker.snapshot_http import PREFIX, snapshot_app
-from worker.snapshot_read import latest_id, read_manifest, snapshot_ids, verified_lines
-from worker.topics import Topics
+from worker.ops.httpserver import start_http
+from worker.sender.view import load_latest
+from worker.snapshot.http import PREFIX, snapshot_app
+from worker.snapshot.manifest import ACTIVE_FILE, MANIFEST, UNBLOCKED_FILE, Manifest
+from worker.snapshot.reader import latest_id, read_manifest, snapshot_ids, verified_lines
+from worker.stream.projector import run_projector
+from worker.stream.topics import Topics
 
 pytestmark = pytest.mark.integration
 

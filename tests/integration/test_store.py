@@ -15,14 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.helpers import connection
-from worker.devstack import free_port, with_database
+from worker.classify.scope import block_key, covers
+from worker.dev.stack import free_port, with_database
 from worker.errors import ConfigError, InputError, RefusedError, ServiceUnavailableError
-from worker.events import derive_id
-from worker.migrate import discover, migrate
+from worker.events.ordering import latest_per_block
+from worker.events.outgoing import derive_id
 from worker.model import Action, ChangeEvent, MatchMode, Scope, ScopeLevel, Source, Target
-from worker.ordering import latest_per_block
-from worker.scope import block_key, covers
-from worker.store import ApplyResult, Store
+from worker.store.migrate import discover, migrate
+from worker.store.postgres import ApplyResult, Store
 
 pytestmark = pytest.mark.integration
 

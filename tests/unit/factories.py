@@ -16,7 +16,7 @@ from worker.model import Action, ChangeEvent, MatchMode, Scope, ScopeLevel, Sour
 
 @dataclass(frozen=True)
 class FakeRecord:
-    """What :class:`worker.pipeline.RecordLike` needs of a consumed Kafka record."""
+    """What :class:`worker.stream.batch.RecordLike` needs of a consumed Kafka record."""
 
     topic: str
     partition: int

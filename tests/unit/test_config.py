@@ -6,7 +6,7 @@ import pytest
 
 from worker.cli import build_parser
 from worker.config import SETTINGS, Settings, markdown_table, redact_url
-from worker.dev import _banner
+from worker.dev.run import _banner
 from worker.errors import ConfigError
 
 

@@ -1,0 +1,228 @@
+"""worker.stream.batch.classify_records: one partition's records in, records to produce and counts out."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.unit.factories import FakeRecord, inbound_doc
+from worker.classify.rules import BUILTIN_LAYER, Layer, Rule, RuleBook, compile_layers, default_rulebook
+from worker.errors import DeadLetterCode
+from worker.events.outgoing import decode_change
+from worker.model import Action, Intent, ScopeLevel
+from worker.stream.batch import BatchOutput, classify_records
+
+EMITTED = "2026-11-24T12:00:00.000000Z"
+TOPIC = "mo.inbound"
+
+
+def _doc(text: str, n: int = 0, **changes: Any) -> dict[str, Any]:
+    return inbound_doc(
+        text,
+        message_id=f"m-{n}",
+        address=f"+1555000{n:04d}",
+        account="acc",
+        subaccount="sub",
+        **({"received_at": f"2026-11-24T10:00:{n % 60:02d}Z"} | changes),
+    )
+
+
+def _records(values: list[bytes | None], partition: int = 2, first_offset: int = 100) -> list[FakeRecord]:
+    return [
+        FakeRecord(TOPIC, partition, first_offset + i, 1764000000000 + i, f"k{i}".encode(), value)
+        for i, value in enumerate(values)
+    ]
+
+
+def _run(
+    records: list[FakeRecord], rulebook: RuleBook | None = None, out: BatchOutput | None = None
+) -> BatchOutput:
+    out = out or BatchOutput(emitted_at=EMITTED, worker_version="9.9.9")
+    classify_records(records, rulebook or default_rulebook(), out)
+    return out
+
+
+def test_empty_batch() -> None:
+    out = _run([])
+    assert out.consumed == 0
+    assert (out.changes, out.replies, out.dead_letters) == ([], [], [])
+    assert out.intents == {}
+    assert out.newest_received == {}
+
+
+def test_mixed_batch_counts_and_outputs() -> None:
+    values: list[bytes | None] = [
+        orjson.dumps(_doc("STOP", 1)),
+        b"{not json",
+        orjson.dumps(_doc("hello, is this thing on?", 2)),
+        None,
+        orjson.dumps(_doc("Start", 3)),
+        orjson.dumps(_doc("help", 4)),
+        orjson.dumps({**_doc("stop", 5), "text": None}),
+        orjson.dumps(_doc("Don't stop!", 6)),
+    ]
+    out = _run(_records(values))
+    assert out.consumed == 8
+    assert out.intents == {Intent.OPT_OUT: 1, Intent.OPT_IN: 1, Intent.HELP: 1, Intent.NONE: 2}
+    assert out.dead_by_code == {
+        DeadLetterCode.INVALID_JSON: 1,
+        DeadLetterCode.EMPTY_VALUE: 1,
+        DeadLetterCode.INVALID_FIELD: 1,
+    }
+    # STOP: one block; START with a subaccount and a sender: 6 unblocks.
+    events = [decode_change(value) for _, value in out.changes]
+    assert [e.action for e in events] == [Action.BLOCK] + [Action.UNBLOCK] * 6
+    assert {e.source.message_id for e in events} == {"m-1", "m-3"}
+    assert len(out.replies) == 3
+    assert len(out.dead_letters) == 3
+
+
+def test_changes_are_keyed_by_block_and_carry_the_record_coordinates() -> None:
+    out = _run(_records([orjson.dumps(_doc("stop", 7))], partition=5, first_offset=31))
+    ((key, value),) = out.changes
+    event = decode_change(value)
+    assert orjson.loads(key) == ["account", "acc", None, None, "sms", "+15550000007"]
+    assert (event.source.topic, event.source.partition, event.source.offset) == (TOPIC, 5, 31)
+    assert event.occurred_at == "2026-11-24T10:00:07.000000Z"
+    assert orjson.loads(value)["emitted_at"] == EMITTED
+
+
+def test_replies_are_keyed_by_subscriber() -> None:
+    out = _run(_records([orjson.dumps(_doc("help", 8))]))
+    ((key, value),) = out.replies
+    reply = orjson.loads(value)
+    assert key == b"+15550000008"
+    assert reply["to"] == "+15550000008"
+    assert reply["from"] == "12345"
+    assert reply["intent"] == "help"
+    assert reply["in_reply_to"] == "m-8"
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        (None, DeadLetterCode.EMPTY_VALUE),
+        (b"", DeadLetterCode.EMPTY_VALUE),
+        (b"\xc3\x28", DeadLetterCode.INVALID_UTF8),
+        (b"{", DeadLetterCode.INVALID_JSON),
+        (b"[]", DeadLetterCode.NOT_AN_OBJECT),
+        (orjson.dumps({"text": "STOP"}), DeadLetterCode.MISSING_FIELD),
+        (orjson.dumps(_doc("STOP", account_id="")), DeadLetterCode.INVALID_FIELD),
+        (orjson.dumps(_doc("é" * 40_000)), DeadLetterCode.TEXT_TOO_LARGE),
+        (orjson.dumps(_doc("STOP", received_at="2026-11-24 10:00")), DeadLetterCode.INVALID_TIMESTAMP),
+    ],
+)
+def test_dead_letters_carry_coordinates_and_the_raw_value(value: bytes | None, code: DeadLetterCode) -> None:
+    record = FakeRecord(TOPIC, 4, 77, 1764000000123, b"the-key", value)
+    out = _run([record])
+    assert out.dead_by_code == {code: 1}
+    assert out.changes == out.replies == []
+    ((key, payload),) = out.dead_letters
+    assert key == b"the-key"
+    doc = orjson.loads(payload)
+    assert doc["stage"] == "classifier"
+    assert doc["error"]["code"] == code.value
+    assert doc["error"]["detail"]
+    assert doc["source"] == {
+        "topic": TOPIC,
+        "partition": 4,
+        "offset": 77,
+        "timestamp_ms": 1764000000123,
+        "key_b64": base64.b64encode(b"the-key").decode(),
+    }
+    assert doc["value_b64"] == (None if value is None else base64.b64encode(value).decode())
+    assert doc["failed_at"] == EMITTED
+    assert doc["worker_version"] == "9.9.9"
+
+
+def test_dead_letter_of_a_record_without_key() -> None:
+    out = _run([FakeRecord(TOPIC, 0, 0, 0, None, b"x")])
+    ((key, payload),) = out.dead_letters
+    assert key is None
+    assert orjson.loads(payload)["source"]["key_b64"] is None
+
+
+def test_good_records_around_bad_ones_are_still_classified() -> None:
+    values: list[bytes | None] = [
+        b"\xff",
+        orjson.dumps(_doc("STOP", 1)),
+        b"",
+        b"[1]",
+        orjson.dumps(_doc("STOP", 2)),
+        b'{"oops"',
+    ]
+    out = _run(_records(values))
+    assert out.intents == {Intent.OPT_OUT: 2}
+    assert [decode_change(v).source.offset for _, v in out.changes] == [101, 104]
+    assert [orjson.loads(v)["source"]["offset"] for _, v in out.dead_letters] == [100, 102, 103, 105]
+
+
+def test_newest_received_is_the_last_good_record() -> None:
+    values: list[bytes | None] = [orjson.dumps(_doc("hi", 1)), orjson.dumps(_doc("hi", 9)), b"bad"]
+    out = _run(_records(values, partition=3))
+    expected = datetime.fromisoformat("2026-11-24T10:00:09+00:00").timestamp()
+    assert out.newest_received == {(TOPIC, 3): expected}
+
+
+def test_no_newest_received_when_every_record_is_bad() -> None:
+    assert _run(_records([b"bad", None])).newest_received == {}
+
+
+def test_calls_accumulate_into_one_output() -> None:
+    out = _run(_records([orjson.dumps(_doc("stop", 1)), orjson.dumps(_doc("x", 2))], partition=0))
+    _run(_records([orjson.dumps(_doc("stop", 3)), b"bad"], partition=1), out=out)
+    assert out.consumed == 4
+    assert out.intents == {Intent.OPT_OUT: 2, Intent.NONE: 1}
+    assert len(out.changes) == 2
+    assert len(out.dead_letters) == 1
+    assert set(out.newest_received) == {(TOPIC, 0), (TOPIC, 1)}
+
+
+def test_rules_are_resolved_per_account_subaccount_and_sender() -> None:
+    override = Layer(
+        True,
+        (Rule("halt", Intent.OPT_OUT, ("HALT",), level=ScopeLevel.SENDER, all_channels=True),),
+        MappingProxyType({}),
+    )
+    book = RuleBook(
+        compile_layers([BUILTIN_LAYER]),
+        (BUILTIN_LAYER,),
+        senders={("acc", "12345"): override},
+    )
+    out = _run(
+        _records(
+            [
+                orjson.dumps(_doc("halt", 1)),
+                orjson.dumps(_doc("halt", 2, to="67890")),
+                orjson.dumps(_doc("halt", 3, account_id="other")),
+            ]
+        ),
+        book,
+    )
+    assert out.intents == {Intent.OPT_OUT: 1, Intent.NONE: 2}
+    ((key, _),) = out.changes
+    assert orjson.loads(key) == ["sender", "acc", None, "12345", "*", "+15550000001"]
+
+
+def test_same_batch_twice_gives_identical_output() -> None:
+    values: list[bytes | None] = [
+        orjson.dumps(_doc(t, i)) for i, t in enumerate(["stop", "start", "help", "x"])
+    ]
+    one, two = _run(_records(values)), _run(_records(values))
+    assert one.changes == two.changes
+    assert one.replies == two.replies
+
+
+def test_timestamp_outside_the_utc_range_is_dead_lettered_not_fatal() -> None:
+    values: list[bytes | None] = [
+        orjson.dumps(_doc("STOP", 1, received_at="0001-01-01T00:00:00+01:00")),
+        orjson.dumps(_doc("STOP", 2)),
+    ]
+    out = _run(_records(values))
+    assert out.dead_by_code == {DeadLetterCode.INVALID_TIMESTAMP: 1}
+    assert out.intents == {Intent.OPT_OUT: 1}

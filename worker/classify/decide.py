@@ -1,0 +1,261 @@
+"""Where STOP is decided.
+
+:func:`classify` says what a text means under a rule set (opt-out, opt-in, help or nothing), and
+which rule, language and match mode decided it.
+:func:`decide` turns a matched inbound message into its consequences: the change events (one per
+affected block identity) and at most one reply request. Pure: no I/O, no clock, no randomness, so
+the same message always yields byte-identical decisions and ids.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+
+from worker.classify.normalize import SEPARATORS, normalize
+from worker.classify.rules import Match, Phrases, Rule, RuleSet
+from worker.classify.scope import block_key, block_scope, covering_scopes
+from worker.events.outgoing import change_event_id, reply_id
+from worker.model import (
+    Action,
+    ChangeEvent,
+    InboundMessage,
+    Intent,
+    MatchMode,
+    ReplyRequest,
+    Scope,
+    Source,
+    Target,
+)
+
+_PLACEHOLDER = re.compile(r"\{(keyword|sender|account)\}")
+#: A leading keyword with more words around it than this is a sentence, not a request.
+_MAX_LEADING_WORDS = 8
+#: Unknown words a leading keyword may be followed by: a brand ("STOP ACME"). Two only when both
+#: are capitalized ("STOP Acme Bank"): "stop motion film" and "end game tonight" are chat.
+_MAX_BRAND_WORDS = 1
+_MAX_NAME_WORDS = 2
+#: How many words before a phrase are searched for a negation cue ("I do not want to opt out").
+_NEGATION_WINDOW = 4
+_CLAUSE_END = re.compile(r"[,.;:!?¿¡]")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    intent: Intent
+    changes: tuple[tuple[bytes, ChangeEvent], ...]
+    """(record key, event) pairs for the change topic."""
+    reply: ReplyRequest | None
+
+
+def classify(text: str, rules: RuleSet) -> Match | None:
+    """The rule the message matches, or None for an ordinary message.
+
+    In order of cost, each step only for messages the previous ones did not decide:
+
+    1. exact: the whole normalized message is a keyword ("Stop.", "ＳＴＯＰ", "arret"): one dict lookup;
+    2. leading: the first word (after courtesy words only: "please stop") starts a leading keyword,
+       and every word after it is a courtesy word, a number, emoji, a keyword of the same intent,
+       or at most one unknown word (a brand; two if capitalized; none after keywords that are also
+       everyday words);
+       one "ordinary" word ("by", "my", "date") or a question mark means a sentence ("stop by
+       later?", "cancel my order");
+    3. phrase: some word of the message is a trigger word of a phrase, and the phrase regex finds
+       a phrase with no negation cue of its language in the words just before it.
+
+    Two surface forms get a second look: a keyword spelled out letter by letter ("S T O P") and,
+    in a message of several lines that matched nothing, the first line on its own (a keyword
+    followed by a signature).
+
+    An opt-out wins over an opt-in or help found by another step: a missed opt-out is the costly
+    mistake. Ordinary chat usually pays one normalization, one lookup, one tokenization and two
+    set operations.
+    """
+    key = normalize(text)
+    match = rules.table.get(key)
+    if match is not None or not key:
+        return match
+    words = key.encode().translate(SEPARATORS).split()
+    if not words:
+        return None
+    if len(key) <= 2 * len(words) - 1:  # every word one letter: "S T O P", "s.t.o.p"
+        spelled = rules.table.get(b"".join(words).decode(errors="replace"))
+        if spelled is not None:
+            return spelled
+    lead = None
+    if words[0] in rules.openers and len(words) <= _MAX_LEADING_WORDS and "?" not in text and "¿" not in text:
+        lead = _leading(text, words, rules)
+        if lead is not None and lead.rule.intent is Intent.OPT_OUT:
+            return lead
+    phrases = rules.phrases
+    if phrases is not None and not phrases.triggers.isdisjoint(words):
+        found = _phrase(key, words, phrases)
+        if found is not None and (lead is None or found.rule.intent is Intent.OPT_OUT):
+            return found
+    if lead is None and "\n" in text:
+        # A keyword alone on the first line, then a signature or a quoted message:
+        # "STOP\n\nSent from my iPhone", "Arret\n--\nJean".
+        first = text.strip().split("\n", 1)[0]
+        if first.strip():
+            return classify(first, rules)
+    return lead
+
+
+def _leading(text: str, words: list[bytes], rules: RuleSet) -> Match | None:
+    start = 0
+    while start < len(words) - 1 and words[start] in rules.courtesy:
+        start += 1  # "please stop", "ok stop thanks"
+    for lead in rules.first.get(words[start], ()):
+        end = start + len(lead.words)
+        if tuple(words[start:end]) == lead.words:
+            brands = _unknown_words(words[end:], lead.match.rule, rules)
+            if brands is not None and (
+                len(brands) <= _MAX_BRAND_WORDS
+                or (len(brands) == _MAX_NAME_WORDS and _capitalized(text, brands))
+            ):
+                return lead.match
+    return None
+
+
+def _unknown_words(words: list[bytes], rule: Rule, rules: RuleSet) -> list[bytes] | None:
+    """The unknown words (a brand?) after a leading keyword, or None if the words make a sentence."""
+    unknown: list[bytes] = []
+    for index, word in enumerate(words):
+        if word in rules.conjunctions:
+            if index + 1 < len(words) and words[index + 1] in rules.courtesy:
+                continue  # "stop please and thank you"
+            return None
+        if word in rules.ordinary:
+            return None
+        other = rules.keyword_words.get(word)
+        if other is not None:
+            if other is rule.intent:
+                continue
+            return None
+        if word in rules.courtesy or word.isdigit():
+            continue
+        if not any(char.isalnum() for char in word.decode(errors="replace")):
+            continue  # emoji and symbols
+        if not rule.brands or len(unknown) == _MAX_NAME_WORDS:
+            return None
+        unknown.append(word)
+    return unknown
+
+
+def _capitalized(text: str, words: list[bytes]) -> bool:
+    """Whether each word is written with a capital in the original text: a name ("STOP Acme Bank").
+
+    Two unknown words after a keyword are a name only if capitalized: "stop motion film" is chat.
+    """
+    written = {w.strip(string.punctuation).casefold(): w for w in text.split()}
+    for word in words:
+        original = written.get(word.decode(errors="replace"))
+        if original is None or not original.strip(string.punctuation)[:1].isupper():
+            return False
+    return True
+
+
+def _phrase(key: str, words: list[bytes], phrases: Phrases) -> Match | None:
+    """The first phrase (an opt-out if any) whose trigger word is in ``words`` and that is not negated.
+
+    ``search`` in a loop rather than ``finditer``: an iterator costs more than the search itself.
+    """
+    by_trigger, items = phrases.by_trigger, phrases.items
+    found: Match | None = None
+    tried: set[int] = set()
+    for word in words:
+        for index in by_trigger.get(word, ()):
+            if index in tried:
+                continue
+            tried.add(index)
+            item = items[index]
+            hit = item.regex.search(key)
+            while hit is not None:
+                if item.negations is None or not _negated(key, hit.start(), item.negations):
+                    match = Match(item.rule, hit.group(), MatchMode.PHRASE, item.language)
+                    if item.rule.intent is Intent.OPT_OUT:
+                        return match
+                    found = found or match
+                    break
+                hit = item.regex.search(key, hit.end())
+    return found
+
+
+def _negated(key: str, start: int, negations: re.Pattern[str]) -> bool:
+    """A negation cue among the few words before ``start``, in the same clause."""
+    clause = _CLAUSE_END.split(key[:start])[-1]
+    return negations.search(" ".join(clause.split()[-_NEGATION_WINDOW:])) is not None
+
+
+def decide(message: InboundMessage, match: Match, rules: RuleSet, source: Source) -> Decision:
+    rule = match.rule
+    intent = rule.intent
+    changes: list[tuple[bytes, ChangeEvent]] = []
+    if intent is Intent.OPT_OUT:
+        scope = block_scope(
+            rule.level,
+            rule.all_channels,
+            message.account_id,
+            message.subaccount_id,
+            message.sender,
+            message.channel,
+        )
+        changes.append(_change(message, match, source, Action.BLOCK, scope, "opt_out_keyword"))
+    elif intent is Intent.OPT_IN:
+        target = Target(message.account_id, message.subaccount_id, message.sender, message.channel)
+        changes.extend(
+            _change(message, match, source, Action.UNBLOCK, scope, "opt_in_keyword")
+            for scope in covering_scopes(target)
+        )
+    return Decision(intent, tuple(changes), _reply(message, match, rules, source))
+
+
+def _change(
+    message: InboundMessage,
+    match: Match,
+    source: Source,
+    action: Action,
+    scope: Scope,
+    reason: str,
+) -> tuple[bytes, ChangeEvent]:
+    key = block_key(scope, message.address)
+    event = ChangeEvent(
+        event_id=change_event_id(message.account_id, message.message_id, key),
+        action=action,
+        scope=scope,
+        address=message.address,
+        keyword=match.keyword,
+        rule=match.rule.name,
+        reason=reason,
+        source=source,
+        occurred_at=message.received_at,
+        language=match.language,
+        match=match.mode,
+    )
+    return key, event
+
+
+def _reply(message: InboundMessage, match: Match, rules: RuleSet, source: Source) -> ReplyRequest | None:
+    template = rules.reply_text(match)
+    if not template:
+        return None
+    values = {"keyword": match.keyword, "sender": message.sender, "account": message.account_id}
+    # One pass, so a substituted value that itself looks like a placeholder is left alone.
+    text = _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+    return ReplyRequest(
+        reply_id=reply_id(message.account_id, message.message_id),
+        intent=match.rule.intent,
+        account_id=message.account_id,
+        subaccount_id=message.subaccount_id,
+        channel=message.channel,
+        to=message.address,
+        sender=message.sender,
+        text=text,
+        keyword=match.keyword,
+        rule=match.rule.name,
+        source=source,
+        occurred_at=message.received_at,
+        language=match.language,
+        match=match.mode,
+    )

@@ -1,0 +1,1 @@
+"""``optout dev``: the embedded broker and Postgres, and the stack that runs on them."""

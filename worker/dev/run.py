@@ -1,0 +1,158 @@
+"""``optout dev`` (what ``make run`` runs): the whole system on one laptop.
+
+Starts the Tansu broker (unless ``OPTOUT_KAFKA_BOOTSTRAP`` is given) and the embedded Postgres
+(unless ``OPTOUT_DATABASE_URL`` is given), creates the topics, applies the migrations, then runs
+the classifier and the projector as two child processes (as in production: separate processes,
+separate metrics), prints where everything is, and on Ctrl-C stops the children (which finish and
+commit their batch), then the servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from worker.backoff import Backoff
+from worker.config import Settings, redact_url
+from worker.constants import METRICS_PORT_CLASSIFIER, METRICS_PORT_PROJECTOR
+from worker.dev.stack import Broker, free_port, port_is_free, start_broker, start_postgres
+from worker.errors import OptoutError
+
+BROKER_PORT = 9092
+_EXAMPLE = (
+    '{"message_id":"m1","channel":"sms","from":"+15551230001","to":"12345",'
+    '"account_id":"acme","text":"Stop.","received_at":"2026-11-24T12:00:00Z"}'
+)
+
+
+def run_dev(settings: Settings, explicit_bootstrap: bool) -> int:
+    data = settings.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    broker: Broker | None = None
+    children: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        bootstrap = settings.kafka_bootstrap
+        if not explicit_bootstrap:
+            port = BROKER_PORT if port_is_free(BROKER_PORT) else 0
+            broker = start_broker(port, log_path=data / "tansu.log")
+            bootstrap = broker.bootstrap
+        database_url = settings.database_url or start_postgres(data / "postgres").url
+        settings = settings.replace(kafka_bootstrap=bootstrap, database_url=database_url)
+        asyncio.run(_prepare(settings, fresh_broker=broker is not None))
+        ports = {
+            "classifier": _pick_port(settings.metrics_port, METRICS_PORT_CLASSIFIER),
+            "projector": _pick_port(settings.metrics_port, METRICS_PORT_PROJECTOR),
+        }
+        env = os.environ | {
+            "OPTOUT_KAFKA_BOOTSTRAP": bootstrap,
+            "OPTOUT_DATABASE_URL": database_url,
+            "OPTOUT_METRICS_HOST": "127.0.0.1",
+        }
+        for name, port in ports.items():
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "worker", name],
+                    env=env | {"OPTOUT_METRICS_PORT": str(port)},
+                    stdin=subprocess.DEVNULL,
+                    # Own process group: a terminal Ctrl-C reaches only us, and we stop the
+                    # workers first (they finish their batch) and the broker last.
+                    start_new_session=True,
+                )
+            )
+        _banner(settings, ports, broker)
+        while not stopping:
+            for child, name in zip(children, ports, strict=True):
+                if child.poll() is not None:
+                    print(
+                        f"optout dev: the {name} exited with code {child.returncode}; stopping",
+                        file=sys.stderr,
+                    )
+                    stopping = True
+            time.sleep(0.2)
+        return 0
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(45)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if broker is not None:
+            broker.stop()
+        print("optout dev: stopped", file=sys.stderr)
+
+
+async def _prepare(settings: Settings, fresh_broker: bool) -> None:
+    """Topics and migrations, waiting for a broker that is still coming up.
+
+    A fresh embedded broker is memory-only: its change topic is new and empty, so the projector
+    offsets that Postgres kept from the last run point past records it never saw. Forget them
+    (the blocklist state itself stays: it is still true).
+    """
+    from worker.store.migrate import migrate
+    from worker.store.postgres import forget_offsets
+    from worker.stream.kafka import ensure_topics
+
+    backoff = Backoff("Kafka", logging.getLogger("optout.dev"))
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            for line in await ensure_topics(settings, seconds=20):
+                print(f"topic    {line}", file=sys.stderr)
+            break
+        except OptoutError as exc:  # a ConfigError (say, a non-compacted topic) is final
+            if not exc.retriable or time.monotonic() > deadline:
+                raise
+            await backoff.failed(exc)
+    for name in await migrate(settings.database_url):
+        print(f"migrated {name}", file=sys.stderr)
+    if fresh_broker and await forget_offsets(settings.database_url, settings.topic_changes):
+        print(f"fresh broker: forgot the projector offsets of {settings.topic_changes}", file=sys.stderr)
+
+
+def _pick_port(configured: int | None, preferred: int) -> int:
+    if configured:
+        return configured
+    if port_is_free(preferred):
+        return preferred
+    return free_port()
+
+
+def _banner(settings: Settings, ports: dict[str, int], broker: Broker | None) -> None:
+    where = "embedded Tansu, memory-only" if broker else "external"
+    lines = [
+        "",
+        "optout dev is running. Ctrl-C stops everything.",
+        f"  Kafka bootstrap   {settings.kafka_bootstrap}  ({where})",
+        f"  Postgres          {redact_url(settings.database_url)}",
+        f"  classifier        http://127.0.0.1:{ports['classifier']}/metrics",
+        f"  projector         http://127.0.0.1:{ports['projector']}/metrics",
+        f"  topics            in {settings.topic_inbound} -> {settings.topic_changes} (compacted), "
+        f"{settings.topic_replies}, {settings.topic_dead_letter}",
+        f"  snapshots         {Path(settings.snapshot_dir).resolve()}  "
+        f"(http://127.0.0.1:{ports['projector']}/snapshots/latest)",
+        f"  data              {Path(settings.data_dir).resolve()}",
+        "",
+        "Try it (another terminal):",
+        f"  echo '{_EXAMPLE}' | OPTOUT_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} .venv/bin/optout produce",
+        "  .venv/bin/optout check +15551230001 --account acme",
+        "  .venv/bin/optout history +15551230001",
+        "",
+    ]
+    print("\n".join(lines), file=sys.stderr, flush=True)

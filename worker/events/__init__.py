@@ -1,0 +1,1 @@
+"""The event formats: decoding inbound messages, encoding what we emit, ordering, schemas."""

@@ -1,0 +1,1 @@
+"""Operator endpoints: Prometheus metrics and the ``/metrics`` / ``/healthz`` HTTP server."""

@@ -1,0 +1,272 @@
+"""The library a send service embeds: a live, in-memory blocklist current to within a second.
+
+::
+
+    view = await BlocklistView.open("kafka:9092", snapshot_dir="/var/lib/optout/snapshots")
+    if view.is_blocked("+15551234567", "acme", sender="12345", channel="sms"):
+        ...  # do not send
+    print(view.lag())  # how far behind the change topic the answers are
+    await view.close()
+
+It loads the newest snapshot that verifies (a corrupt or truncated one is refused with an error in
+the log and the previous one used), then tails the compacted change topic from the snapshot's
+offsets with a plain assigned consumer (no group: every send-service replica reads everything and
+commits nothing). With no usable snapshot it replays the topic from the beginning, which is
+slower but just as correct: the compacted topic holds every block identity's latest change.
+Changes are applied with the projector's last-writer-wins rule, so the view converges on exactly
+what Postgres holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from worker.constants import SNAPSHOT_DIR, TOPIC_CHANGES
+from worker.errors import InputError, ServiceUnavailableError, SnapshotError
+from worker.events.outgoing import decode_change
+from worker.sender.blockindex import BlockIndex, SnapshotEntryError
+from worker.snapshot.fetch import fetch_latest
+from worker.snapshot.manifest import Manifest
+from worker.snapshot.reader import latest_id, read_manifest, snapshot_ids, verified_lines
+
+log = logging.getLogger("optout.sender")
+
+#: Longest a fetch waits for new changes: the floor of the view's propagation delay.
+FETCH_MAX_WAIT_MS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ViewLag:
+    records: int | None
+    """Change-topic records not applied yet (None until every partition has answered a fetch)."""
+    seconds_since_fetch: float | None
+    """Since the last successful fetch: grows while the broker is unreachable."""
+    snapshot: str | None
+    """The snapshot the view started from (None: replayed the topic from the beginning)."""
+    applied: int
+    """Change events read from the topic since the snapshot."""
+    blocks: int
+    """Active blocks in the view now."""
+
+
+def load_latest(directory: Path, topic: str) -> tuple[BlockIndex, Manifest | None]:
+    """The newest snapshot in ``directory`` that verifies, as an index; (empty, None) if none does."""
+    candidates = snapshot_ids(directory)
+    latest = latest_id(directory)
+    if latest in candidates:  # the pointer first: it may be newer than a directory listing suggests
+        candidates.remove(latest)
+        candidates.insert(0, latest)
+    for snapshot in candidates:
+        path = directory / snapshot
+        try:
+            manifest = read_manifest(path)
+            if manifest.topic != topic:
+                raise SnapshotError(f"{path}: written for topic {manifest.topic}, not {topic}")
+            index = BlockIndex(manifest.count)
+            index.load(verified_lines(path, manifest.active), verified_lines(path, manifest.unblocked))
+        except (SnapshotError, SnapshotEntryError) as exc:
+            log.error("refusing snapshot %s: %s; trying the previous one", snapshot, exc)
+            continue
+        return index, manifest
+    if candidates:
+        log.error("no usable snapshot in %s: replaying %s from the beginning", directory, topic)
+    else:
+        log.info("no snapshot in %s: replaying %s from the beginning", directory, topic)
+    return BlockIndex(), None
+
+
+class BlocklistView:
+    """Use :meth:`open`; ``is_blocked`` is safe to call from the event loop at any rate."""
+
+    is_blocked: Callable[..., bool]
+
+    def __init__(self, index: BlockIndex, manifest: Manifest | None, consumer: AIOKafkaConsumer) -> None:
+        self._index = index
+        self._manifest = manifest
+        self._consumer = consumer
+        self._positions: dict[TopicPartition, int] = {}
+        self._applied = 0
+        self._last_fetch: float | None = None
+        self._task: asyncio.Task[None] | None = None
+        # Bound once: a send service calls this per message, one attribute lookup is all it costs.
+        self.is_blocked = index.is_blocked
+
+    @classmethod
+    async def open(
+        cls,
+        bootstrap_servers: str,
+        *,
+        topic: str = TOPIC_CHANGES,
+        snapshot_dir: str | Path | None = SNAPSHOT_DIR,
+        snapshot_url: str | None = None,
+        kafka_options: Mapping[str, Any] | None = None,
+        fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
+        start_timeout: float = 30.0,
+    ) -> BlocklistView:
+        """Load the newest good snapshot, then start tailing ``topic`` in the background.
+
+        With ``snapshot_url`` (the projector's HTTP address) the latest snapshot is first fetched
+        into ``snapshot_dir``; if the projector is unreachable, whatever that directory holds is
+        used (a warning says so).
+        """
+        if snapshot_url is not None and snapshot_dir is not None:
+            try:
+                await asyncio.to_thread(fetch_latest, snapshot_url, Path(snapshot_dir))
+            except (ServiceUnavailableError, SnapshotError) as exc:
+                log.warning("could not fetch a snapshot (using the local ones): %s", exc)
+        if snapshot_dir is None:
+            index, manifest = BlockIndex(), None
+        else:
+            index, manifest = await asyncio.to_thread(load_latest, Path(snapshot_dir), topic)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            **dict(kafka_options or {}),
+        )
+        try:
+            await asyncio.wait_for(consumer.start(), start_timeout)
+            partitions = await _partitions(consumer, topic, start_timeout)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await consumer.stop()
+            raise ServiceUnavailableError(
+                f"Kafka at {bootstrap_servers}: {type(exc).__name__}: {exc}"
+            ) from None
+        consumer.assign(partitions)
+        view = cls(index, manifest, consumer)
+        offsets = manifest.offsets if manifest is not None else {}
+        for tp in partitions:
+            start = offsets.get(tp.partition)
+            if start is None:
+                await consumer.seek_to_beginning(tp)
+                start = 0
+            else:
+                consumer.seek(tp, start)
+            view._positions[tp] = start
+        view._task = asyncio.create_task(view._tail(), name="optout-blocklist-view")
+        log.info(
+            "blocklist view: %d blocks from %s, tailing %s (%d partitions)",
+            index.blocks, manifest.id if manifest else "no snapshot", topic, len(partitions),
+        )  # fmt: skip
+        return view
+
+    @property
+    def manifest(self) -> Manifest | None:
+        return self._manifest
+
+    @property
+    def index(self) -> BlockIndex:
+        return self._index
+
+    def lag(self) -> ViewLag:
+        behind: int | None = 0
+        for tp, position in self._positions.items():
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                behind = None
+                break
+            assert behind is not None
+            behind += max(0, highwater - position)
+        since = None if self._last_fetch is None else time.monotonic() - self._last_fetch
+        return ViewLag(
+            behind, since, self._manifest.id if self._manifest else None, self._applied, self._index.blocks
+        )
+
+    async def wait_current(self, seconds: float = 30.0) -> bool:
+        """Wait until every change on the topic when called has been applied; False after ``seconds``.
+
+        The high watermark comes from fetch responses, so a fresh one needs a fetch *sent* after
+        this call: wait for two more responses per partition (the first may have been in flight),
+        then for the view to reach the watermark the second one reported.
+        """
+        deadline = time.monotonic() + seconds
+        consumer = self._consumer
+        called_ms = time.time() * 1000
+        seen: dict[TopicPartition, float] = {}
+        targets: dict[TopicPartition, int] = {}
+        while time.monotonic() < deadline:
+            for tp in self._positions:
+                polled = consumer.last_poll_timestamp(tp) if tp not in targets else None
+                if polled is None:
+                    continue
+                if tp not in seen:
+                    if polled > called_ms:
+                        seen[tp] = polled
+                elif polled > seen[tp]:
+                    targets[tp] = consumer.highwater(tp) or 0
+            if len(targets) == len(self._positions) and all(
+                self._positions[tp] >= end for tp, end in targets.items()
+            ):
+                return True
+            await asyncio.sleep(0.005)
+        return False
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    async def __aenter__(self) -> BlocklistView:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _tail(self) -> None:
+        consumer, index, positions = self._consumer, self._index, self._positions
+        failing = False
+        while True:
+            try:
+                batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
+            except KafkaError as exc:
+                if not failing:
+                    log.warning("blocklist view cannot fetch changes (answers are getting stale): %s", exc)
+                failing = True
+                await asyncio.sleep(1.0)
+                continue
+            if failing:
+                log.info("blocklist view fetching changes again")
+                failing = False
+            self._last_fetch = time.monotonic()
+            skipped = 0
+            for tp, records in batch.items():
+                for record in records:
+                    if record.value is None:
+                        continue
+                    try:
+                        index.apply(decode_change(record.value))
+                    except InputError:
+                        skipped += 1  # the projector dead-letters it; the view can only skip it
+                self._applied += len(records)
+                positions[tp] = records[-1].offset + 1
+            if skipped:
+                log.warning("blocklist view skipped %d malformed change events", skipped)
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str, seconds: float) -> list[TopicPartition]:
+    deadline = time.monotonic() + seconds
+    while True:
+        await consumer.topics()  # refreshes cluster metadata
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return [TopicPartition(topic, p) for p in sorted(partitions)]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topic {topic} does not exist")
+        await asyncio.sleep(0.5)

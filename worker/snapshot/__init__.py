@@ -1,0 +1,1 @@
+"""Snapshots: manifest, writer (COPY), reader, publishing, schedule, HTTP serving and fetching."""

@@ -1,0 +1,494 @@
+"""The Postgres side of the blocklist: history, last-writer-wins state and projector offsets.
+
+:meth:`Store.apply` writes a whole consumed batch (history rows, state rows, offsets) in one
+transaction with one set-based statement per table, so the projector's throughput does not
+depend on the batch size in round trips and a crash can never separate the rows from the offsets
+that say they were written. The state upsert compares versions in SQL, not only in Python: a
+second projector (during a rebalance) or a replayed batch can never overwrite a newer row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from worker.classify.scope import block_key
+from worker.config import redact_url
+from worker.errors import ConfigError, RefusedError, ServiceUnavailableError
+from worker.events.inbound import format_instant, parse_instant
+from worker.events.ordering import ACTION_RANK, latest_per_block
+from worker.model import ChangeEvent
+
+#: Seconds to wait for a connection: long enough for a busy server, short enough that the
+#: projector's backoff (not a hung connect) decides how often we try.
+CONNECT_TIMEOUT = 10.0
+
+_APP_NAME = {"application_name": "optout-worker"}
+
+#: Worth retrying: the server is down, restarting, full, or rolled us back (deadlock/serialization).
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # CannotConnectNow, AdminShutdown, CrashShutdown
+    asyncpg.exceptions.InsufficientResourcesError,  # TooManyConnections, disk full
+    asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
+    # The connection's protocol state got confused by a connection that died mid-operation
+    # ("cannot switch to state 15; another operation (2) is in progress", seen when backends are
+    # terminated during apply()); the connection is dropped and a new one fixes it.
+    asyncpg.exceptions.InternalClientError,
+)
+
+#: What may leave a connection half-dead: it is terminated rather than returned to the pool.
+_LOST: tuple[type[BaseException], ...] = (*_TRANSIENT, asyncpg.InterfaceError)
+
+#: The data, not the connection: the same statement would be refused again (a NUL in text, an index
+#: entry too large, a constraint). The projector finds the refused events and dead-letters them.
+_REFUSED: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.DataError,  # also asyncpg's own "invalid input for query argument"
+    asyncpg.exceptions.IntegrityConstraintViolationError,
+    asyncpg.exceptions.ProgramLimitExceededError,  # index row size exceeds the btree maximum
+)
+
+#: Not worth retrying: the settings are wrong and will stay wrong until someone changes them.
+_MISCONFIGURED: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.InvalidCatalogNameError,  # the database does not exist
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,  # unknown role, bad password
+    asyncpg.exceptions.ClientConfigurationError,  # unparsable DSN
+)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def translate_errors(dsn: str) -> Iterator[None]:
+    """Turn driver errors into the worker's own, so callers decide retry-or-exit from the class.
+
+    Callers show the message as is (the CLI prints it, the projector logs it and backs off), so it
+    is one line and never contains the password.
+    """
+    try:
+        yield
+    except _MISCONFIGURED as exc:
+        raise ConfigError(f"Postgres at {redact_url(dsn)}: {_one_line(exc)}") from None
+    except _TRANSIENT as exc:
+        raise ServiceUnavailableError(
+            f"Postgres at {redact_url(dsn)} is unavailable: {_one_line(exc)}"
+        ) from None
+    except _REFUSED as exc:
+        raise RefusedError(f"Postgres at {redact_url(dsn)} refused the data: {_one_line(exc)}") from None
+    except asyncpg.InterfaceError as exc:
+        if not _connection_lost(exc):
+            raise  # a programming error, not an outage: retrying would loop for ever
+        raise ServiceUnavailableError(
+            f"Postgres at {redact_url(dsn)} is unavailable: {_one_line(exc)}"
+        ) from None
+
+
+def _connection_lost(exc: asyncpg.InterfaceError) -> bool:
+    """asyncpg reports a connection that died inside a transaction or a pooled call as a plain
+    InterfaceError ("cannot call Transaction.__aexit__(): the underlying connection is closed",
+    "connection is closed"), which hides the socket error behind it; either way it is an outage."""
+    cause = exc.__context__ or exc.__cause__
+    return "closed" in str(exc) or isinstance(cause, _TRANSIENT)
+
+
+async def connect_once(dsn: str) -> asyncpg.Connection[asyncpg.Record]:
+    """A single connection (for migrations and admin work); errors translated like the pool's."""
+    with translate_errors(dsn):
+        return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, server_settings=_APP_NAME)
+
+
+async def forget_offsets(dsn: str, topic: str) -> int:
+    """Drop every stored offset of ``topic``: for a topic that was recreated empty (a fresh
+    memory-only dev broker), whose old offsets would point past records never applied."""
+    conn = await connect_once(dsn)
+    try:
+        with translate_errors(dsn):
+            return _affected(await conn.execute("DELETE FROM consumer_offsets WHERE topic = $1", topic))
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An event Postgres will not store, and why (one line, for the dead letter)."""
+
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    history_inserted: int
+    """Events not seen before (a replayed batch inserts 0)."""
+    state_changed: int
+    """State rows created or overwritten by a newer version."""
+
+
+# Column lists are spelled out once so the INSERTs, the unnest() casts and the Python tuples
+# cannot drift apart.
+_HISTORY_COLUMNS = (
+    ("event_id", "text"),
+    ("action", "text"),
+    ("level", "text"),
+    ("account_id", "text"),
+    ("subaccount_id", "text"),
+    ("sender", "text"),
+    ("channel", "text"),
+    ("address", "text"),
+    ("keyword", "text"),
+    ("rule", "text"),
+    ("reason", "text"),
+    ("source_topic", "text"),
+    ("source_partition", "integer"),
+    ("source_offset", "bigint"),
+    ("source_message_id", "text"),
+    ("occurred_at", "timestamptz"),
+    ("language", "text"),
+    ("match", "text"),
+)
+
+_STATE_KEY = ("address", "account_id", "level", "subaccount_id", "sender", "channel")
+_STATE_COLUMNS = (
+    ("address", "text"),
+    ("account_id", "text"),
+    ("level", "text"),
+    ("subaccount_id", "text"),
+    ("sender", "text"),
+    ("channel", "text"),
+    ("action", "text"),
+    ("action_rank", "smallint"),
+    ("occurred_at", "timestamptz"),
+    ("event_id", "text"),
+    ("keyword", "text"),
+    ("rule", "text"),
+    ("reason", "text"),
+    ("source_topic", "text"),
+    ("source_partition", "integer"),
+    ("source_offset", "bigint"),
+    ("source_message_id", "text"),
+)
+
+
+def _unnest(columns: tuple[tuple[str, str], ...]) -> str:
+    return ", ".join(f"${i}::{kind}[]" for i, (_, kind) in enumerate(columns, 1))
+
+
+def _names(columns: tuple[tuple[str, str], ...]) -> str:
+    return ", ".join(name for name, _ in columns)
+
+
+_INSERT_HISTORY = f"""
+INSERT INTO blocklist_history ({_names(_HISTORY_COLUMNS)})
+SELECT * FROM unnest({_unnest(_HISTORY_COLUMNS)})
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+_UPSERT_STATE = f"""
+INSERT INTO blocklist_state AS s ({_names(_STATE_COLUMNS)})
+SELECT * FROM unnest({_unnest(_STATE_COLUMNS)})
+ON CONFLICT ({", ".join(_STATE_KEY)}) DO UPDATE SET
+    {", ".join(f"{name} = EXCLUDED.{name}" for name, _ in _STATE_COLUMNS if name not in _STATE_KEY)},
+    updated_at = now()
+WHERE (EXCLUDED.occurred_at, EXCLUDED.action_rank, EXCLUDED.event_id)
+    > (s.occurred_at, s.action_rank, s.event_id)
+"""
+
+_UPSERT_OFFSETS = """
+INSERT INTO consumer_offsets AS o (consumer_group, topic, partition, next_offset)
+SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::bigint[])
+ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET
+    next_offset = GREATEST(o.next_offset, EXCLUDED.next_offset),
+    updated_at = now()
+WHERE EXCLUDED.next_offset > o.next_offset
+"""
+
+_OFFSETS = "SELECT partition, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2"
+
+_LEVEL_ORDER = "CASE level WHEN 'account' THEN 0 WHEN 'subaccount' THEN 1 ELSE 2 END"
+
+_BLOCK_SELECT = f"""
+SELECT level, account_id, NULLIF(subaccount_id, '') AS subaccount_id, NULLIF(sender, '') AS sender,
+       channel, address, keyword, rule, reason, occurred_at, event_id, source_message_id
+FROM blocklist_state
+WHERE address = $1 AND active AND {{where}}
+ORDER BY account_id, {_LEVEL_ORDER}, subaccount_id, sender, channel
+"""
+
+# The coverage rule of worker.classify.scope.covers(), as a predicate on the state table.
+_CHECK = _BLOCK_SELECT.format(
+    where="""account_id = $2
+      AND (level = 'account'
+           OR (level = 'subaccount' AND $3::text IS NOT NULL AND subaccount_id = $3::text)
+           OR (level = 'sender' AND $4::text IS NOT NULL AND sender = $4::text))
+      AND ($5::text IS NULL OR channel = '*' OR channel = $5::text)"""
+)
+
+_BLOCKS = _BLOCK_SELECT.format(where="($2::text IS NULL OR account_id = $2::text)")
+
+_HISTORY = """
+SELECT occurred_at, action, level, account_id, subaccount_id, sender, channel, keyword, rule, language,
+       match, reason, source_topic, source_partition, source_offset, source_message_id, event_id
+FROM blocklist_history
+WHERE address = $1 AND ($2::text IS NULL OR account_id = $2::text)
+ORDER BY occurred_at, CASE action WHEN 'block' THEN 1 ELSE 0 END, event_id
+"""
+
+
+def _history_row(event: ChangeEvent) -> tuple[Any, ...]:
+    scope, source = event.scope, event.source
+    return (
+        event.event_id,
+        event.action.value,
+        scope.level.value,
+        scope.account_id,
+        scope.subaccount_id,
+        scope.sender,
+        scope.channel,
+        event.address,
+        event.keyword,
+        event.rule,
+        event.reason,
+        source.topic,
+        source.partition,
+        source.offset,
+        source.message_id,
+        parse_instant(event.occurred_at, "occurred_at"),
+        event.language,
+        None if event.match is None else event.match.value,
+    )
+
+
+def _state_row(event: ChangeEvent) -> tuple[Any, ...]:
+    scope, source = event.scope, event.source
+    return (
+        event.address,
+        scope.account_id,
+        scope.level.value,
+        scope.subaccount_id or "",
+        scope.sender or "",
+        scope.channel,
+        event.action.value,
+        ACTION_RANK[event.action],
+        parse_instant(event.occurred_at, "occurred_at"),
+        event.event_id,
+        event.keyword,
+        event.rule,
+        event.reason,
+        source.topic,
+        source.partition,
+        source.offset,
+        source.message_id,
+    )
+
+
+def _state_key(event: ChangeEvent) -> bytes:
+    """The block key of the row the event lands in.
+
+    Computed here from the event, so no producer's key encoding can split one block into two
+    rows, and with '' folded into None the
+    way the table stores it: two events that hit one row must collapse to one upsert row, or
+    Postgres refuses the statement ("cannot affect row a second time").
+    """
+    scope = replace(
+        event.scope, subaccount_id=event.scope.subaccount_id or None, sender=event.scope.sender or None
+    )
+    return block_key(scope, event.address)
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Row tuples to one list per column: the shape unnest() takes."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def _affected(status: str) -> int:
+    """Rows written, from a command tag like ``INSERT 0 12``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _as_dict(record: asyncpg.Record) -> dict[str, Any]:
+    block = dict(record)
+    block["occurred_at"] = format_instant(record["occurred_at"])
+    return block
+
+
+#: A pooled or a plain connection: the writes below take either.
+_Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+
+
+def _rows(events: Sequence[ChangeEvent]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """History and state rows of a batch: one per event id, one per block (the newest).
+
+    Built (and timestamps validated) before a connection is taken, and sorted so two concurrent
+    projectors lock rows in the same order instead of deadlocking.
+    """
+    unique = {event.event_id: event for event in events}
+    history = [_history_row(unique[event_id]) for event_id in sorted(unique)]
+    winners = latest_per_block((_state_key(event), event) for event in events)
+    state = sorted(_state_row(winners[key]) for key in winners)
+    return history, state
+
+
+async def _write(conn: _Conn, history: list[tuple[Any, ...]], state: list[tuple[Any, ...]]) -> ApplyResult:
+    if not history:
+        return ApplyResult(0, 0)
+    inserted = _affected(await conn.execute(_INSERT_HISTORY, *_columns(history, len(_HISTORY_COLUMNS))))
+    changed = _affected(await conn.execute(_UPSERT_STATE, *_columns(state, len(_STATE_COLUMNS))))
+    return ApplyResult(inserted, changed)
+
+
+async def _bisect(
+    conn: _Conn,
+    indexed: list[tuple[int, ChangeEvent]],
+    refused: list[Refusal],
+) -> None:
+    try:
+        async with conn.transaction():  # a savepoint: a refused half is undone, an accepted one kept
+            await _write(conn, *_rows([event for _, event in indexed]))
+    except _REFUSED as exc:
+        if len(indexed) == 1:
+            refused.append(Refusal(indexed[0][0], _one_line(exc)))
+            return
+        middle = len(indexed) // 2
+        await _bisect(conn, indexed[:middle], refused)
+        await _bisect(conn, indexed[middle:], refused)
+
+
+class Store:
+    """A pool of connections to the blocklist database; ``async with await Store.connect(dsn) as
+    store:`` closes it on the way out."""
+
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], dsn: str) -> None:
+        self._pool = pool
+        self._dsn = dsn
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 4) -> Store:
+        with translate_errors(dsn):
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=CONNECT_TIMEOUT,
+                server_settings=_APP_NAME,
+            )
+        return cls(pool, dsn)
+
+    @property
+    def dsn(self) -> str:
+        return self._dsn
+
+    @property
+    def pool(self) -> asyncpg.Pool[asyncpg.Record]:
+        """For ad-hoc queries (tests, admin tools); the projector's writes go through :meth:`apply`."""
+        return self._pool
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[_Conn]:
+        """A pooled connection, errors translated; one that failed mid-operation is terminated,
+        never handed out again half-dead (asyncpg would only notice on its next use)."""
+        with translate_errors(self._dsn):
+            async with self._pool.acquire() as conn:
+                try:
+                    yield conn
+                except _LOST:
+                    # asyncpg already detached it from the pool if it noticed the loss itself.
+                    with contextlib.suppress(asyncpg.InterfaceError):
+                        conn.terminate()
+                    raise
+
+    async def load_offsets(self, group: str, topic: str) -> dict[int, int]:
+        with translate_errors(self._dsn):
+            rows = await self._pool.fetch(_OFFSETS, group, topic)
+        return {row["partition"]: row["next_offset"] for row in rows}
+
+    async def apply(
+        self,
+        group: str,
+        events: Sequence[ChangeEvent],
+        offsets: Mapping[tuple[str, int], int],
+    ) -> ApplyResult:
+        """Store a batch and the offsets after it, all or nothing.
+
+        Safe to repeat (history is keyed by event id, state only moves to a newer version, offsets
+        only move forward), which is what makes at-least-once delivery from Kafka exactly-once here.
+        """
+        history, state = _rows(events)
+        positions = sorted(
+            (group, topic, partition, offset) for (topic, partition), offset in offsets.items()
+        )
+        if not history and not positions:
+            return ApplyResult(0, 0)
+        async with self._connection() as conn, conn.transaction():
+            result = await _write(conn, history, state)
+            if positions:
+                await conn.execute(_UPSERT_OFFSETS, *_columns(positions, 4))
+        return result
+
+    async def find_refused(self, events: Sequence[ChangeEvent]) -> list[Refusal]:
+        """The events Postgres refuses, found by bisection in a transaction that is rolled back.
+
+        Called after :meth:`apply` raised :class:`RefusedError`, so the cost (a few savepoints per
+        refused event) is paid only then. Halves that are accepted stay applied inside the
+        transaction, so an event refused only in combination with earlier ones is found too.
+        """
+        refused: list[Refusal] = []
+        async with self._connection() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                await _bisect(conn, list(enumerate(events)), refused)
+            finally:
+                await transaction.rollback()
+        return refused
+
+    async def check(
+        self,
+        address: str,
+        account_id: str,
+        subaccount_id: str | None = None,
+        sender: str | None = None,
+        channel: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The active blocks that stop a message from account/subaccount/sender on ``channel``.
+
+        ``channel=None`` means "on any channel": every block of the account that would cover the
+        sender on some channel counts.
+        """
+        with translate_errors(self._dsn):
+            rows = await self._pool.fetch(_CHECK, address, account_id, subaccount_id, sender, channel)
+        return [_as_dict(row) for row in rows]
+
+    async def blocks(self, address: str, account_id: str | None = None) -> list[dict[str, Any]]:
+        """Every active block on ``address``, whoever it covers: context next to :meth:`check`."""
+        with translate_errors(self._dsn):
+            rows = await self._pool.fetch(_BLOCKS, address, account_id)
+        return [_as_dict(row) for row in rows]
+
+    async def history(self, address: str, account_id: str | None = None) -> list[dict[str, Any]]:
+        """Every change ever applied to ``address``, in the order last-writer-wins ranks them."""
+        with translate_errors(self._dsn):
+            rows = await self._pool.fetch(_HISTORY, address, account_id)
+        return [_as_dict(row) for row in rows]
