@@ -1,8 +1,9 @@
 """optout-worker: an open STOP/START/HELP engine for messaging platforms.
 
-Pure domain code (no I/O): normalize, rules, scope, classify, inbound, events, ordering, pipeline.
-I/O shells: classifier and projector (Kafka loops), store and migrate (Postgres), httpserver,
-cli, devstack.
+Pure (no I/O): ``classify`` (where STOP is decided) and ``events`` (the formats). The library send
+services embed: ``sender``. I/O shells: ``stream`` (the Kafka loops), ``store`` (Postgres),
+``snapshot``, ``ops`` (metrics, HTTP), ``dev`` (the embedded stack) and ``cli``.
+``tests/unit/test_boundaries.py`` holds the packages to that.
 """
 
 from importlib.metadata import PackageNotFoundError, version

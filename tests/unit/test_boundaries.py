@@ -142,6 +142,11 @@ def test_the_send_service_library_imports_no_server_or_driver(module: str) -> No
     assert _offenders(module, SERVERS_AND_DRIVERS) == []
 
 
+@pytest.mark.parametrize("module", _modules_of("worker.events"))
+def test_the_event_formats_import_no_io(module: str) -> None:
+    assert _offenders(module, (*SERVERS_AND_DRIVERS, "aiokafka")) == []
+
+
 @pytest.mark.parametrize("module", [*_modules_of("worker.classify"), *_modules_of("worker.sender"),
                                     *_modules_of("worker.events")])  # fmt: skip
 def test_pure_code_and_the_library_import_no_loop_server_or_store(module: str) -> None:
