@@ -32,12 +32,15 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     external = os.environ.get("OPTOUT_DATABASE_URL")
     if external:
-        return external
+        yield external
+        return
     data = tmp_path_factory.mktemp("pg") / "data"
-    return start_postgres(data, cleanup_mode="delete").url
+    server = start_postgres(data, cleanup_mode="delete")
+    yield server.url
+    server.server.cleanup()  # stopped here, not at exit: its directory is removed after the run
 
 
 @pytest.fixture(scope="session")
