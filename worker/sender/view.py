@@ -135,6 +135,8 @@ class BlocklistView:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=fetch_max_wait_ms,
+            # Only committed transactions: the classifier's exactly-once output (harmless elsewhere).
+            isolation_level="read_committed",
             **dict(kafka_options or {}),
         )
         try:

@@ -8,13 +8,22 @@ One iteration handles one ``getmany()`` batch as a unit:
 3. only then commit, per partition, the offset after the batch's last record.
 
 So an offset is committed only after everything derived from the records before it is durable.
-A crash between 2 and 3 reprocesses the batch: the same deterministic ids come out again and the
-projector and send services drop the duplicates.
+That is the **at-least-once** mode: a crash between 2 and 3 reprocesses the batch, the same
+deterministic ids come out again and the projector and send services drop the duplicates.
+
+Where the broker has transactions (Apache Kafka and the like) the classifier runs **exactly-once**
+instead: steps 2 and 3 become one transaction per partition of the batch, which commits the output
+and the consumed offset together, with a transactional producer per input partition (see
+:mod:`worker.stream.delivery` for why per partition, and how a new owner avoids stale offsets).
+``OPTOUT_DELIVERY`` chooses (``auto`` by default: exactly-once where the broker has transactions);
+the classifier logs the mode it runs in, in one line, at start. Producers are idempotent wherever
+the broker supports it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -28,16 +37,20 @@ from worker import __version__
 from worker.backoff import Backoff
 from worker.classify.rulesfile import load_rules
 from worker.config import Settings
+from worker.errors import ConfigError
 from worker.events.inbound import format_instant
 from worker.logs import KAFKA
 from worker.ops.metrics import ClassifierMetrics
 from worker.stream.batch import BatchOutput, classify_records
-from worker.stream.kafka import make_consumer, make_producer
+from worker.stream.delivery import AT_LEAST_ONCE, EXACTLY_ONCE, PartitionProducers
+from worker.stream.kafka import BrokerFeatures, make_consumer, make_producer
 from worker.stream.loop import (
+    Batch,
     CountingListener,
     RunStats,
     batches,
     close_clients,
+    detect_features,
     positions_after,
     produce_all,
     start_with_retry,
@@ -64,12 +77,32 @@ async def run_classifier(
     topics = settings.topics
     stats = RunStats()
     consumer = make_consumer(settings, settings.group_id, max_poll_records=settings.batch_max_records)
-    producer = make_producer(settings)
-    consumer.subscribe([topics.inbound], listener=CountingListener(metrics, log))
+    # The whole assignment, until the loop has positioned it (exactly-once mode only; see
+    # worker.stream.delivery). aiokafka rebalances eagerly: each assignment replaces the last.
+    unpositioned: set[TopicPartition] = set()
+
+    async def remember_assigned(assigned: set[TopicPartition]) -> None:
+        unpositioned.clear()
+        unpositioned.update(assigned)
+
+    consumer.subscribe([topics.inbound], listener=CountingListener(metrics, log, remember_assigned))
     producing = Backoff(KAFKA, log)
     committing = Backoff(KAFKA, log)
+    producer: Any = None
+    partitions: PartitionProducers | None = None
     try:
-        if not await start_with_retry([producer, consumer], metrics, log, stop):
+        features = await detect_features(
+            settings, metrics, log, stop, transactions=settings.delivery != AT_LEAST_ONCE
+        )
+        if features is None:
+            return stats
+        mode = delivery_mode(settings, features)
+        log.info("%s", mode_line(mode, features))
+        if mode == EXACTLY_ONCE:
+            partitions = PartitionProducers(settings, consumer, log)
+        else:
+            producer = make_producer(settings, idempotent=features.idempotence)
+        if not await start_with_retry([c for c in (producer, consumer) if c], metrics, log, stop):
             return stats
         log.info(
             "classifier consuming %s as group %s -> %s, %s, %s",
@@ -77,6 +110,18 @@ async def run_classifier(
         )  # fmt: skip
         async for batch in batches(consumer, settings, stop, burst):
             started = time.monotonic()
+            if partitions is not None:
+                if unpositioned:
+                    taking = set(unpositioned)
+                    unpositioned.clear()
+                    if not await partitions.take_over(taking, producing, stop):
+                        break
+                    continue  # fetched before the seek: the next batch starts at the committed offsets
+                if not await _transactional_batch(
+                    partitions, consumer, batch, rulebook, topics, producing, metrics, stop, stats, started
+                ):
+                    break
+                continue
             out = BatchOutput(emitted_at=format_instant(datetime.now(UTC)), worker_version=__version__)
             for records in batch.values():
                 classify_records(records, rulebook, out)
@@ -87,13 +132,94 @@ async def run_classifier(
                 break
             positions = positions_after(batch)
             await _commit(consumer, positions, committing, metrics, stop)
-            _observe(metrics, out, started)
+            _observe(metrics, out)
+            _observe_batch(metrics, out.consumed, started)
             update_lag(consumer, metrics, positions)
             stats.batch_done(out.consumed, started)
     finally:
-        await close_clients(log, consumer, producer)
+        if partitions is not None:
+            await partitions.close()
+        await close_clients(log, *(c for c in (consumer, producer) if c))
     log.info("classifier stopped after %d records in %d batches", stats.records, stats.batches)
     return stats
+
+
+async def _transactional_batch(
+    partitions: PartitionProducers,
+    consumer: Any,
+    batch: Batch,
+    rulebook: Any,
+    topics: Topics,
+    backoff: Backoff,
+    metrics: ClassifierMetrics,
+    stop: asyncio.Event,
+    stats: RunStats,
+    started: float,
+) -> bool:
+    """One transaction per partition of the batch, concurrently. False: stopping mid-batch."""
+    emitted_at = format_instant(datetime.now(UTC))
+    outputs: dict[TopicPartition, BatchOutput] = {}
+    for tp, records in batch.items():
+        out = outputs[tp] = BatchOutput(emitted_at=emitted_at, worker_version=__version__)
+        classify_records(records, rulebook, out)
+    results = await asyncio.gather(
+        *(
+            partitions.deliver(
+                tp,
+                _outgoing(topics, outputs[tp]),
+                batch[tp][0].offset,
+                batch[tp][-1].offset + 1,
+                backoff,
+                stop,
+            )
+            for tp in batch
+        )
+    )
+    consumed = 0
+    positions: dict[TopicPartition, int] = {}
+    for (tp, records), result in zip(batch.items(), results, strict=True):
+        if result.committed:
+            _observe(metrics, outputs[tp])
+            consumed += outputs[tp].consumed
+            positions[tp] = records[-1].offset + 1
+        elif result.fenced:
+            metrics.commit_failures.inc()
+            with contextlib.suppress(Exception):
+                consumer.pause(tp)  # until the next assignment, which repositions it
+        else:
+            return False
+    if positions:
+        _observe_batch(metrics, consumed, started)
+        update_lag(consumer, metrics, positions)
+        stats.batch_done(consumed, started)
+    return True
+
+
+def delivery_mode(settings: Settings, features: BrokerFeatures) -> str:
+    """``OPTOUT_DELIVERY`` against what the broker has; exactly-once on a broker without
+    transactions is a configuration error, not a silent downgrade."""
+    if settings.delivery == EXACTLY_ONCE and not features.transactions:
+        raise ConfigError(
+            f"OPTOUT_DELIVERY=exactly-once, but the broker at {settings.kafka_bootstrap} has no "
+            f"transactions ({features.detail}); use auto or at-least-once"
+        )
+    if settings.delivery == AT_LEAST_ONCE or not features.transactions:
+        return AT_LEAST_ONCE
+    return EXACTLY_ONCE
+
+
+def mode_line(mode: str, features: BrokerFeatures) -> str:
+    if mode == EXACTLY_ONCE:
+        return (
+            "delivery: exactly-once (a transactional producer per input partition commits the output "
+            "and the input offsets together; readers use read_committed)"
+        )
+    why = "OPTOUT_DELIVERY=at-least-once" if features.transactions else f"no transactions: {features.detail}"
+    producer = "idempotent" if features.idempotence else "plain (no idempotent producer on this broker)"
+    return (
+        f"delivery: at-least-once ({why}); a crash may produce a batch again with the same "
+        f"deterministic ids, which the projector and the send services drop; producer {producer}"
+    )
 
 
 def _outgoing(topics: Topics, out: BatchOutput) -> list[tuple[str, bytes | None, bytes]]:
@@ -131,7 +257,7 @@ async def _commit(
             await backoff.failed(exc)
 
 
-def _observe(metrics: ClassifierMetrics, out: BatchOutput, started: float) -> None:
+def _observe(metrics: ClassifierMetrics, out: BatchOutput) -> None:
     metrics.consumed.inc(out.consumed)
     for intent, count in out.intents.items():
         metrics.classified.labels(intent.value).inc(count)
@@ -141,8 +267,11 @@ def _observe(metrics: ClassifierMetrics, out: BatchOutput, started: float) -> No
         metrics.changes.inc(len(out.changes))
     if out.replies:
         metrics.replies.inc(len(out.replies))
-    metrics.batch_records.observe(out.consumed)
-    metrics.batch_duration.observe(time.monotonic() - started)
     now = time.time()
     for received in out.newest_received.values():
         metrics.delay.observe(max(0.0, now - received))
+
+
+def _observe_batch(metrics: ClassifierMetrics, consumed: int, started: float) -> None:
+    metrics.batch_records.observe(consumed)
+    metrics.batch_duration.observe(time.monotonic() - started)

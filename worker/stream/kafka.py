@@ -1,35 +1,48 @@
-"""Kafka clients built from :class:`Settings`, and topic creation/verification.
+"""Kafka clients built from :class:`Settings`, broker feature detection, and topic creation/verification.
 
-The producer is deliberately neither idempotent nor transactional: Tansu (the dev broker) supports
-neither, and we do not need them. Every event carries a deterministic id, so a batch produced
-twice after a crash is de-duplicated by its consumers, and offsets are committed only after the
-broker acknowledged everything derived from the records before them.
+Producers are idempotent where the broker supports it (Apache Kafka, MSK, Confluent, Redpanda) and
+plain where it does not (Tansu answers InitProducerId with UNKNOWN_SERVER_ERROR): :func:`probe_features`
+asks the broker once at start. The classifier's transactional producers are built by
+:mod:`worker.stream.delivery`. Consumers read committed data only (``read_committed``): a broker
+without transactions has no uncommitted data, and ignores the setting.
+
+Every event also carries a deterministic id, so in at-least-once mode a batch produced twice after
+a crash is de-duplicated by its consumers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+    RequestTimedOutError,
+)
 
 from worker.config import Settings
 from worker.errors import ConfigError, ServiceUnavailableError
+from worker.logs import KAFKA, capture_security_failures
 
 TOPIC_EXISTS = 36
 
 
 def client_kwargs(settings: Settings) -> dict[str, Any]:
+    capture_security_failures()
     kwargs: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap,
         "security_protocol": settings.security_protocol,
     }
     if settings.security_protocol in ("SSL", "SASL_SSL"):
-        kwargs["ssl_context"] = ssl.create_default_context(cafile=settings.ssl_cafile or None)
+        kwargs["ssl_context"] = ssl_context(settings)
     if settings.security_protocol.startswith("SASL"):
         kwargs["sasl_mechanism"] = settings.sasl_mechanism
         kwargs["sasl_plain_username"] = settings.sasl_username
@@ -37,15 +50,116 @@ def client_kwargs(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
-def make_producer(settings: Settings) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        **client_kwargs(settings),
-        acks="all",
-        enable_idempotence=False,
-        linger_ms=0,  # the loop already hands over a whole batch, then waits for its acks
-        max_batch_size=256 * 1024,
-        request_timeout_ms=15000,
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """The TLS context for Kafka: the CA bundle, and a client certificate for mTLS.
+
+    A file that is missing, unreadable or not PEM is a :class:`ConfigError` naming the setting and
+    the path (never the key password), not a traceback from deep inside ``ssl``.
+    """
+    files = (
+        ("OPTOUT_KAFKA_SSL_CAFILE", settings.ssl_cafile),
+        ("OPTOUT_KAFKA_SSL_CERTFILE", settings.ssl_certfile),
+        ("OPTOUT_KAFKA_SSL_KEYFILE", settings.ssl_keyfile),
     )
+    for env, path in files:
+        if path:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise ConfigError(f"{env} = {path}: cannot read: {exc.strerror}") from None
+    try:
+        context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"OPTOUT_KAFKA_SSL_CAFILE = {settings.ssl_cafile}: not a PEM CA bundle ({exc.reason or exc})"
+        ) from None
+    if settings.ssl_certfile:
+        try:
+            context.load_cert_chain(
+                settings.ssl_certfile,
+                settings.ssl_keyfile or None,
+                password=settings.ssl_key_password or None,
+            )
+        except (ssl.SSLError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise ConfigError(
+                f"OPTOUT_KAFKA_SSL_CERTFILE = {settings.ssl_certfile}"
+                + (f", OPTOUT_KAFKA_SSL_KEYFILE = {settings.ssl_keyfile}" if settings.ssl_keyfile else "")
+                + f": cannot load the client certificate and key ({reason}; a wrong or missing "
+                "OPTOUT_KAFKA_SSL_KEY_PASSWORD for an encrypted key reads the same)"
+            ) from None
+    return context
+
+
+def unavailable(settings: Settings, exc: BaseException) -> ServiceUnavailableError:
+    """The one-line error of a one-shot command that could not use Kafka: the authentication or TLS
+    failure aiokafka logged if there was one (its exception only says "Unable to bootstrap")."""
+    reason = KAFKA.take_security_failure()
+    if reason is None:
+        reason = str(exc) if type(exc).__name__ in str(exc) else f"{type(exc).__name__}: {exc}"
+    return ServiceUnavailableError(f"Kafka at {settings.kafka_bootstrap} is unavailable: {reason}")
+
+
+def make_producer(settings: Settings, *, idempotent: bool = False, **overrides: Any) -> AIOKafkaProducer:
+    """``idempotent`` only where :func:`probe_features` found the broker supports it."""
+    options: dict[str, Any] = {
+        "acks": "all",
+        "enable_idempotence": idempotent,
+        "linger_ms": 0,  # the loop already hands over a whole batch, then waits for its acks
+        "max_batch_size": 256 * 1024,
+        "request_timeout_ms": 15000,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**client_kwargs(settings), **options)
+
+
+#: Errors that mean "the broker could not be reached", not "the broker said no": a probe retries them.
+_UNREACHABLE = (KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerFeatures:
+    idempotence: bool
+    transactions: bool
+    detail: str
+    """Why not, when a feature is missing: the broker's answer to InitProducerId."""
+
+
+async def probe_features(
+    settings: Settings, *, transactions: bool = True, seconds: float = 30.0
+) -> BrokerFeatures:
+    """Ask the broker whether it has the idempotent and the transactional producer.
+
+    Both start with InitProducerId (with a transactional id, after FindCoordinator for the
+    transaction coordinator), so that is what is tried; ApiVersions is not enough, as Tansu lists
+    InitProducerId and answers it with UNKNOWN_SERVER_ERROR. The transactional probe uses its own
+    transactional id (``<group>.probe``), never one of the classifier's. A broker that cannot be
+    reached raises :class:`ServiceUnavailableError`: the caller retries (worker) or exits (command).
+    """
+    idempotence, detail = await _try_producer(settings, seconds, enable_idempotence=True)
+    if not idempotence or not transactions:
+        return BrokerFeatures(idempotence, False, detail)
+    has_tx, detail = await _try_producer(
+        settings, seconds, transactional_id=f"{settings.group_id}.probe", transaction_timeout_ms=10000
+    )
+    return BrokerFeatures(True, has_tx, detail)
+
+
+async def _try_producer(settings: Settings, seconds: float, **options: Any) -> tuple[bool, str]:
+    producer = make_producer(settings, **options)
+    try:
+        async with asyncio.timeout(seconds):
+            await producer.start()
+        return True, ""
+    except (*_UNREACHABLE, OSError, TimeoutError) as exc:
+        raise unavailable(settings, exc) from None
+    except KafkaError as exc:
+        if (reason := KAFKA.take_security_failure()) is not None:
+            raise ServiceUnavailableError(f"Kafka at {settings.kafka_bootstrap}: {reason}") from None
+        return False, f"InitProducerId answered {type(exc).__name__}"
+    finally:
+        await producer.stop()
 
 
 def make_consumer(settings: Settings, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
@@ -59,6 +173,9 @@ def make_consumer(settings: Settings, group_id: str | None, **overrides: Any) ->
         "fetch_max_bytes": 64 * 1024 * 1024,
         "fetch_max_wait_ms": 100,
         "max_poll_interval_ms": 300000,
+        # Only records of committed transactions (the classifier's exactly-once output); a broker
+        # without transactions has nothing else, and Tansu accepts and ignores the setting.
+        "isolation_level": "read_committed",
     }
     options.update(overrides)
     return AIOKafkaConsumer(**client_kwargs(settings), **options)
@@ -87,10 +204,7 @@ async def ensure_topics(settings: Settings, seconds: float = 30.0) -> list[str]:
         async with asyncio.timeout(seconds):
             return await _ensure_topics(settings)
     except (KafkaError, OSError, TimeoutError) as exc:
-        detail = str(exc) if type(exc).__name__ in str(exc) else f"{type(exc).__name__}: {exc}"
-        raise ServiceUnavailableError(
-            f"Kafka at {settings.kafka_bootstrap} is unavailable: {detail}"
-        ) from None
+        raise unavailable(settings, exc) from None
 
 
 async def _ensure_topics(settings: Settings) -> list[str]:

@@ -25,9 +25,10 @@ from aiokafka.errors import (
 
 from worker.backoff import Backoff
 from worker.config import Settings
-from worker.errors import OutputRefusedError
+from worker.errors import OutputRefusedError, ServiceUnavailableError
 from worker.logs import KAFKA
 from worker.ops.metrics import _Common
+from worker.stream.kafka import BrokerFeatures, probe_features
 
 #: With a stop requested and the broker unreachable, give up on a batch's output after this long;
 #: it was not committed, so the next run reprocesses it.
@@ -39,7 +40,7 @@ Batch = dict[TopicPartition, list[Any]]
 #: as an outage would stall every partition for ever; they stop the worker with one line instead.
 #: (Every record we produce is bounded: dead letters are cut, identifiers limited at decode time,
 #: so these mean a broker or topic setting such as max.message.bytes, or a missing ACL.)
-_REFUSED_FOR_GOOD: tuple[type[KafkaError], ...] = (
+REFUSED_FOR_GOOD: tuple[type[KafkaError], ...] = (
     MessageSizeTooLargeError,
     RecordTooLargeError,
     RecordListTooLargeError,
@@ -150,6 +151,23 @@ async def start_with_retry(
     return True
 
 
+async def detect_features(
+    settings: Settings, metrics: _Common, logger: logging.Logger, stop: asyncio.Event, *, transactions: bool
+) -> BrokerFeatures | None:
+    """The broker's producer features (:func:`probe_features`), waiting out an unreachable broker
+    (an authentication failure is reported as the outage's reason). None if stopped first."""
+    backoff = Backoff(KAFKA, logger)
+    while not stop.is_set():
+        try:
+            features = await probe_features(settings, transactions=transactions)
+            backoff.succeeded()
+            return features
+        except ServiceUnavailableError as exc:
+            metrics.retries.labels("kafka").inc()
+            await backoff.failed(exc)
+    return None
+
+
 def update_lag(consumer: Any, metrics: _Common, positions: dict[TopicPartition, int]) -> None:
     """Lag from the fetch responses' high watermark: no extra broker round trip per batch."""
     for tp, position in positions.items():
@@ -225,7 +243,7 @@ async def produce_all(
             backoff.succeeded()
             return True
         topic, exc = failure
-        if isinstance(exc, _REFUSED_FOR_GOOD):
+        if isinstance(exc, REFUSED_FOR_GOOD):
             raise OutputRefusedError(
                 f"Kafka refused a record on topic {topic} for good ({type(exc).__name__}: {exc}); "
                 "check the topic's max.message.bytes and the client's ACLs"

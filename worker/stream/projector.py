@@ -41,6 +41,7 @@ from worker.stream.loop import (
     RunStats,
     batches,
     close_clients,
+    detect_features,
     positions_after,
     produce_all,
     start_with_retry,
@@ -67,7 +68,6 @@ async def run_projector(
         return stats
     group, topic = settings.projector_group_id, settings.topic_changes
     consumer = make_consumer(settings, group, max_poll_records=settings.batch_max_records)
-    producer = make_producer(settings)
 
     # Partitions assigned since the last batch; the loop seeks them to the offsets stored in
     # Postgres *between* batches. Seeking inside the rebalance callback would race the fetcher: a
@@ -108,7 +108,13 @@ async def run_projector(
         if settings.snapshot_interval and not burst
         else None
     )
+    producer: Any = None
     try:
+        features = await detect_features(settings, metrics, log, stop, transactions=False)
+        if features is None:
+            return stats
+        # Dead letters only; idempotent where the broker allows, so a retried send is not doubled.
+        producer = make_producer(settings, idempotent=features.idempotence)
         if not await start_with_retry([producer, consumer], metrics, log, stop):
             return stats
         log.info("projector consuming %s as group %s into Postgres", topic, group)
@@ -138,7 +144,7 @@ async def run_projector(
         if snapshots is not None:
             snapshots.cancel()
             await asyncio.gather(snapshots, return_exceptions=True)
-        await close_clients(log, consumer, producer)
+        await close_clients(log, *(c for c in (consumer, producer) if c is not None))
         await store.close()
     log.info("projector stopped after %d records in %d batches", stats.records, stats.batches)
     return stats

@@ -1,0 +1,441 @@
+"""Delivery and security on the real Apache Kafka broker (issue 9): exactly-once classification
+through kill -9 and a rebalance, the idempotent producer, SASL_SSL with SCRAM-SHA-512 and mTLS.
+
+The broker is this module's session fixture (:mod:`tests.integration.kafka_fixtures`); without
+Java the module is skipped with one reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.integration.helpers import REPO, connection, env_for, mo, produce, spawn, wait_until
+from tests.integration.kafka_fixtures import (
+    PASSWORD,
+    USER,
+    committed_total,
+    create_topics,
+    duplicates,
+    read_all,
+    run_apache_kafka,
+)
+from worker.classify.rulesfile import load_rules
+from worker.config import Settings
+from worker.dev.kafka_broker import KafkaBroker
+from worker.stream.batch import BatchOutput, classify_records
+from worker.stream.classifier import delivery_mode, run_classifier
+from worker.stream.kafka import probe_features
+from worker.stream.projector import run_projector
+from worker.stream.topics import Topics
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """The session's Apache Kafka broker (PLAINTEXT, SASL_SSL/SCRAM-SHA-512 and mTLS listeners)."""
+    yield from run_apache_kafka(tmp_path_factory)
+
+
+# -- inputs and what they must produce -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    """Enough of a consumed record for :func:`classify_records` (ids do not depend on offsets)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+
+
+def inbound(count: int, prefix: str) -> list[bytes]:
+    """STOPs, STARTs, HELPs, chatter and a few malformed records, one subscriber each."""
+    words = ["STOP", "hello there", "HELP", "see you", "START", "unsubscribe", "ok", "STOP ALL"]
+    out = []
+    for i in range(count):
+        if i % 41 == 7:
+            out.append(f'{{"message_id": "broken-{i}",'.encode())
+        else:
+            out.append(mo(f"{prefix}-{i}", words[i % len(words)], f"+1555{i:07d}"))
+    return out
+
+
+@dataclass(frozen=True)
+class Expected:
+    changes: set[str]
+    replies: set[str]
+    dead_letters: int
+
+
+def expected(values: list[bytes]) -> Expected:
+    out = BatchOutput(emitted_at="2026-12-01T00:00:00.000000Z", worker_version="test")
+    records = [Record("in", 0, i, 0, b"k", value) for i, value in enumerate(values)]
+    classify_records(records, load_rules(None), out)
+    return Expected(
+        {orjson.loads(v)["event_id"] for _, v in out.changes},
+        {orjson.loads(v)["reply_id"] for _, v in out.replies},
+        len(out.dead_letters),
+    )
+
+
+async def produce_inbound(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    await produce(
+        bootstrap,
+        topic,
+        [(orjson.loads(v)["from"].encode() if b"from" in v else None, v, None) for v in values],
+    )
+
+
+async def assert_exactly_once(bootstrap: str, topics: Topics, want: Expected) -> dict[str, int]:
+    """read_committed: every expected change and reply once, nothing else; returns what a
+    read_uncommitted reader saw in addition (aborted output of killed transactions)."""
+    changes = [orjson.loads(r.value)["event_id"] for r in await read_all(bootstrap, topics.changes)]
+    replies = [orjson.loads(r.value)["reply_id"] for r in await read_all(bootstrap, topics.replies)]
+    letters = await read_all(bootstrap, topics.dead_letter)
+    assert duplicates(changes) == {}, "a change event appears twice"
+    assert duplicates(replies) == {}, "a reply request appears twice"
+    assert set(changes) == want.changes
+    assert set(replies) == want.replies
+    assert len(letters) == want.dead_letters
+    raw = await read_all(bootstrap, topics.changes, isolation_level="read_uncommitted")
+    return {"changes_committed": len(changes), "changes_uncommitted_reader": len(raw)}
+
+
+def kafka_env(broker: KafkaBroker, topics: Topics, suffix: str, **extra: str) -> dict[str, str]:
+    return env_for(broker.bootstrap, topics, suffix) | extra
+
+
+def settings_of(env: dict[str, str]) -> Settings:
+    return Settings.from_mapping(env)
+
+
+def optout(*args: str, env: dict[str, str], stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "worker", *args],
+        env=os.environ | env,
+        input=stdin,
+        capture_output=True,
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+async def wait_exit(process: subprocess.Popen[bytes], seconds: float) -> int:
+    deadline = time.monotonic() + seconds
+    while process.poll() is None:
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"process {process.pid} did not exit within {seconds}s")
+        await asyncio.sleep(0.1)
+    return process.returncode
+
+
+# -- delivery ------------------------------------------------------------------------------------------
+
+
+async def test_features_and_mode_on_kafka(kafka: KafkaBroker) -> None:
+    topics = await create_topics(kafka.bootstrap)
+    settings = settings_of(kafka_env(kafka, topics, "features"))
+    features = await probe_features(settings)
+    assert (features.idempotence, features.transactions) == (True, True)
+    assert delivery_mode(settings, features) == "exactly-once"
+    assert delivery_mode(settings.replace(delivery="at-least-once"), features) == "at-least-once"
+
+
+async def test_classifier_logs_its_mode_on_tansu_and_kafka(
+    broker: str, kafka: KafkaBroker, tmp_path: Path
+) -> None:
+    """One line says which mode it runs in: at-least-once on Tansu (no transactions), exactly-once on
+    Kafka; both produce the same outputs."""
+    values = inbound(50, "mode")
+    want = expected(values)
+    for name, bootstrap in (("tansu", broker), ("kafka", kafka.bootstrap)):
+        topics = await create_topics(bootstrap)
+        await produce_inbound(bootstrap, topics.inbound, values)
+        env = env_for(bootstrap, topics, f"mode-{name}")
+        features = await probe_features(settings_of(env))
+        log = tmp_path / f"{name}.log"
+        code = await wait_exit(spawn("classifier", env, log, "--burst"), 120)
+        text = log.read_text()
+        assert code == 0, text
+        lines = [line for line in text.splitlines() if "delivery:" in line]
+        assert len(lines) == 1, text
+        mode = "exactly-once" if features.transactions else "at-least-once"
+        assert f"delivery: {mode}" in lines[0]
+        if name == "kafka":
+            assert mode == "exactly-once"
+        changes = {orjson.loads(r.value)["event_id"] for r in await read_all(bootstrap, topics.changes)}
+        assert changes == want.changes
+
+
+async def test_exactly_once_through_kill_9(kafka: KafkaBroker, tmp_path: Path) -> None:
+    """SIGKILL the classifier twice while it is producing, restart it each time: a read_committed
+    reader sees every change event and reply request exactly once."""
+    bootstrap = kafka.bootstrap
+    topics = await create_topics(bootstrap)
+    values = inbound(30_000, "k9")
+    want = expected(values)
+    await produce_inbound(bootstrap, topics.inbound, values)
+    env = kafka_env(kafka, topics, "kill9", OPTOUT_DELIVERY="exactly-once", OPTOUT_BATCH_MAX_RECORDS="300")
+    group = env["OPTOUT_GROUP_ID"]
+    log = tmp_path / "classifier.log"
+    kills = []
+    for fraction in (0.2, 0.55):
+        child = spawn("classifier", env, log)
+        try:
+            await wait_until(
+                lambda f=fraction: _past(bootstrap, group, topics.inbound, len(values) * f),
+                120,
+                f"{fraction:.0%} of the input committed",
+                interval=0.05,
+            )
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+        kills.append(await committed_total(bootstrap, group, topics.inbound, 4))
+    assert kills[-1] < len(values), "the classifier finished before the second kill"
+    code = await wait_exit(spawn("classifier", env, log, "--burst"), 300)
+    assert code == 0, log.read_text()[-3000:]
+    assert await committed_total(bootstrap, group, topics.inbound, 4) == len(values)
+    seen = await assert_exactly_once(bootstrap, topics, want)
+    assert log.read_text().count("delivery: exactly-once") == 3
+    print(f"killed at {kills} of {len(values)} committed; {seen}")
+
+
+async def _past(bootstrap: str, group: str, topic: str, threshold: float) -> bool:
+    return await committed_total(bootstrap, group, topic, 4) >= threshold
+
+
+async def test_two_classifiers_rebalance_then_projector(
+    kafka: KafkaBroker, database_url: str, tmp_path: Path
+) -> None:
+    """Two classifiers share 8 partitions; one is killed mid-stream and the other takes its partitions
+    over; then the projector: every change lands in Postgres once, none is missing."""
+    bootstrap = kafka.bootstrap
+    topics = await create_topics(bootstrap, partitions=8)
+    values = inbound(24_000, "rb")
+    want = expected(values)
+    env = kafka_env(kafka, topics, "rebalance", OPTOUT_BATCH_MAX_RECORDS="300")
+    env["OPTOUT_DATABASE_URL"] = database_url
+    group = env["OPTOUT_GROUP_ID"]
+    first = spawn("classifier", env, tmp_path / "first.log")
+    second = spawn("classifier", env, tmp_path / "second.log")
+    try:
+        await wait_until(lambda: _assigned_both(tmp_path), 60, "both classifiers assigned partitions")
+        await produce_inbound(bootstrap, topics.inbound, values)
+        await wait_until(
+            lambda: _partitions_past(bootstrap, group, topics.inbound, len(values) * 0.25),
+            120,
+            "a quarter of the input committed",
+            interval=0.05,
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        at_kill = await committed_total(bootstrap, group, topics.inbound, 8)
+        await wait_until(
+            lambda: _partitions_past(bootstrap, group, topics.inbound, len(values)),
+            180,
+            "all input committed",
+        )
+    finally:
+        for child in (first, second):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in (first, second):
+            try:
+                child.wait(60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    second_log = (tmp_path / "second.log").read_text()
+    assert at_kill < len(values), "the input was done before the kill"
+    assigned = [line for line in second_log.splitlines() if "partitions assigned" in line]
+    assert assigned[-1].count(f"{topics.inbound}[") == 8, second_log  # took the killed one's over
+    await assert_exactly_once(bootstrap, topics, want)
+    stats = await run_projector(settings_of(env), database_url, burst=True)
+    assert stats.records == len(want.changes)
+    async with connection(database_url) as conn:
+        rows = await conn.fetchval("SELECT count(*) FROM blocklist_history")
+        distinct = await conn.fetchval("SELECT count(DISTINCT event_id) FROM blocklist_history")
+        ids = {row["event_id"] for row in await conn.fetch("SELECT event_id FROM blocklist_history")}
+    assert rows == distinct == len(want.changes)
+    assert ids == want.changes
+
+
+async def _assigned_both(directory: Path) -> bool:
+    logs = [directory / "first.log", directory / "second.log"]
+    return all(p.exists() and "partitions assigned: mo.inbound" in p.read_text() for p in logs)
+
+
+async def _partitions_past(bootstrap: str, group: str, topic: str, threshold: float) -> bool:
+    return await committed_total(bootstrap, group, topic, 8) >= threshold
+
+
+# -- security --------------------------------------------------------------------------------------
+
+
+def sasl_env(broker: KafkaBroker, topics: Topics, suffix: str, password: str = PASSWORD) -> dict[str, str]:
+    assert broker.sasl_ssl_bootstrap is not None
+    assert broker.tls is not None
+    return env_for(broker.sasl_ssl_bootstrap, topics, suffix) | {
+        "OPTOUT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "OPTOUT_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "OPTOUT_KAFKA_SASL_USERNAME": USER,
+        "OPTOUT_KAFKA_SASL_PASSWORD": password,
+        "OPTOUT_KAFKA_SSL_CAFILE": str(broker.tls.ca_cert),
+    }
+
+
+def mtls_env(broker: KafkaBroker, topics: Topics, suffix: str, **files: str) -> dict[str, str]:
+    assert broker.ssl_bootstrap is not None
+    assert broker.tls is not None
+    return (
+        env_for(broker.ssl_bootstrap, topics, suffix)
+        | {
+            "OPTOUT_KAFKA_SECURITY_PROTOCOL": "SSL",
+            "OPTOUT_KAFKA_SSL_CAFILE": str(broker.tls.ca_cert),
+            "OPTOUT_KAFKA_SSL_CERTFILE": str(broker.tls.client_cert),
+            "OPTOUT_KAFKA_SSL_KEYFILE": str(broker.tls.client_key),
+        }
+        | files
+    )
+
+
+def _topics_only(suffix: str) -> Topics:
+    return Topics(
+        f"mo.inbound.{suffix}", f"blocklist.changes.{suffix}", f"optout.replies.{suffix}", f"dlq.{suffix}"
+    )
+
+
+async def _round_trip(env: dict[str, str], topics: Topics) -> None:
+    """topics (verified), produce, classifier (exactly-once), then read its output back, all over
+    the secured listener. The topics were created beforehand over PLAINTEXT and waited for, so that
+    `optout topics` checks them rather than racing their creation (ensure_topics' business)."""
+    made = optout("topics", env=env)
+    assert made.returncode == 0, made.stderr.decode()
+    values = inbound(20, "sec")
+    fed = optout("produce", env=env, stdin=b"\n".join(values) + b"\n")
+    assert fed.returncode == 0, fed.stderr.decode()
+    settings = settings_of(env)
+    stats = await run_classifier(settings, burst=True)
+    assert stats.records == len(values)
+    from worker.stream.kafka import client_kwargs
+
+    client = {k: v for k, v in client_kwargs(settings).items() if k != "bootstrap_servers"}
+    changes = await read_all(settings.kafka_bootstrap, topics.changes, **client)
+    assert {orjson.loads(r.value)["event_id"] for r in changes} == expected(values).changes
+
+
+async def test_sasl_ssl_scram_sha_512(kafka: KafkaBroker) -> None:
+    topics = await create_topics(kafka.bootstrap)
+    await _round_trip(sasl_env(kafka, topics, "sasl"), topics)
+
+
+async def test_mtls_client_certificate(kafka: KafkaBroker) -> None:
+    topics = await create_topics(kafka.bootstrap)
+    await _round_trip(mtls_env(kafka, topics, "mtls"), topics)
+
+
+async def test_encrypted_client_key_needs_its_password(kafka: KafkaBroker, tmp_path: Path) -> None:
+    assert kafka.tls is not None
+    encrypted = tmp_path / "client.enc.key"
+    subprocess.run(
+        ["openssl", "pkey", "-in", str(kafka.tls.client_key), "-aes256", "-passout", "pass:s3cret",
+         "-out", str(encrypted)],
+        check=True,
+    )  # fmt: skip
+    topics = await create_topics(kafka.bootstrap)
+    env = mtls_env(kafka, topics, "mtlsenc", OPTOUT_KAFKA_SSL_KEYFILE=str(encrypted))
+    right = optout("topics", env=env | {"OPTOUT_KAFKA_SSL_KEY_PASSWORD": "s3cret"})
+    assert right.returncode == 0, right.stderr.decode()
+    wrong = optout("topics", env=env | {"OPTOUT_KAFKA_SSL_KEY_PASSWORD": "nope"})
+    lines = wrong.stderr.decode().strip().splitlines()
+    assert wrong.returncode == 2
+    assert len(lines) == 1, lines
+    assert "OPTOUT_KAFKA_SSL_CERTFILE" in lines[0]
+    assert "nope" not in lines[0]
+
+
+@pytest.mark.parametrize("command", ["topics", "produce"])
+def test_wrong_password_is_one_line_exit_1(kafka: KafkaBroker, command: str) -> None:
+    env = sasl_env(kafka, _topics_only("wrongpw"), "wrongpw", password="wrong-password")
+    result = optout(command, env=env, stdin=mo("w1", "STOP") + b"\n")
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 1, result.stderr.decode()
+    assert lines == [
+        f"optout: error: Kafka at {kafka.sasl_ssl_bootstrap} is unavailable: "
+        "authentication failed (SCRAM-SHA-512): invalid credentials"
+    ]
+
+
+def test_client_without_certificate_is_one_line_exit_1(kafka: KafkaBroker) -> None:
+    env = mtls_env(kafka, _topics_only("nocert"), "nocert")
+    for name in ("OPTOUT_KAFKA_SSL_CERTFILE", "OPTOUT_KAFKA_SSL_KEYFILE"):
+        env.pop(name)
+    result = optout("topics", env=env)
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 1, result.stderr.decode()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"optout: error: Kafka at {kafka.ssl_bootstrap} is unavailable: ")
+
+
+async def test_retrying_worker_says_why(kafka: KafkaBroker, tmp_path: Path) -> None:
+    env = sasl_env(kafka, _topics_only("wrongworker"), "wrongworker", password="wrong-password")
+    log = tmp_path / "classifier.log"
+    child = spawn("classifier", env, log)
+    try:
+        await wait_until(
+            lambda: _contains(
+                log, "Kafka unavailable (authentication failed (SCRAM-SHA-512): invalid credentials)"
+            ),
+            60,
+            "the outage line with its reason",
+        )
+        await asyncio.sleep(3)  # a few retries: still one line, no tracebacks
+    finally:
+        child.send_signal(signal.SIGTERM)
+        code = await wait_exit(child, 60)
+    text = log.read_text()
+    assert code == 0, text
+    assert text.count("Kafka unavailable") == 1, text
+    assert "Traceback" not in text
+    assert "wrong-password" not in text
+
+
+async def _contains(path: Path, text: str) -> bool:
+    return path.exists() and text in path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("setting", "content"),
+    [("OPTOUT_KAFKA_SSL_CAFILE", None), ("OPTOUT_KAFKA_SSL_CAFILE", b"not a pem"),
+     ("OPTOUT_KAFKA_SSL_CERTFILE", None), ("OPTOUT_KAFKA_SSL_CERTFILE", b"not a pem")],
+)  # fmt: skip
+def test_unusable_tls_file_is_one_line_naming_setting_and_path(
+    kafka: KafkaBroker, tmp_path: Path, setting: str, content: bytes | None
+) -> None:
+    path = tmp_path / "file.pem"
+    if content is not None:
+        path.write_bytes(content)
+    env = mtls_env(kafka, _topics_only("badfile"), "badfile") | {setting: str(path)}
+    for command in ("topics", "classifier"):
+        result = optout(command, env=env)
+        lines = result.stderr.decode().strip().splitlines()
+        assert result.returncode == 2, result.stderr.decode()
+        assert len(lines) == 1, lines
+        assert setting in lines[0]
+        assert str(path) in lines[0]
