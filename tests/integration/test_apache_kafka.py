@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -184,18 +185,23 @@ async def test_classifier_logs_its_mode_on_tansu_and_kafka(
 
 
 async def test_exactly_once_through_kill_9(kafka: KafkaBroker, tmp_path: Path) -> None:
-    """SIGKILL the classifier twice while it is producing, restart it each time: a read_committed
-    reader sees every change event and reply request exactly once."""
+    """SIGKILL the classifier three times while it is producing, restart it each time: a
+    read_committed reader sees every change event and reply request exactly once, none missing."""
+    await _kill_9_run(kafka, tmp_path, "exactly-once")
+
+
+async def _kill_9_run(kafka: KafkaBroker, tmp_path: Path, delivery: str) -> dict[str, int]:
     bootstrap = kafka.bootstrap
     topics = await create_topics(bootstrap)
     values = inbound(30_000, "k9")
     want = expected(values)
     await produce_inbound(bootstrap, topics.inbound, values)
-    env = kafka_env(kafka, topics, "kill9", OPTOUT_DELIVERY="exactly-once", OPTOUT_BATCH_MAX_RECORDS="300")
+    env = kafka_env(kafka, topics, "kill9", OPTOUT_DELIVERY=delivery, OPTOUT_BATCH_MAX_RECORDS="300")
     group = env["OPTOUT_GROUP_ID"]
     log = tmp_path / "classifier.log"
     kills = []
-    for fraction in (0.2, 0.55):
+    rng = random.Random(9)
+    for fraction in (0.15, 0.4, 0.65):
         child = spawn("classifier", env, log)
         try:
             await wait_until(
@@ -204,17 +210,19 @@ async def test_exactly_once_through_kill_9(kafka: KafkaBroker, tmp_path: Path) -
                 f"{fraction:.0%} of the input committed",
                 interval=0.05,
             )
+            await asyncio.sleep(rng.uniform(0.0, 0.3))  # not right after a commit: mid-transaction
         finally:
             child.send_signal(signal.SIGKILL)
             child.wait()
         kills.append(await committed_total(bootstrap, group, topics.inbound, 4))
-    assert kills[-1] < len(values), "the classifier finished before the second kill"
+    assert kills[-1] < len(values), "the classifier finished before the last kill"
     code = await wait_exit(spawn("classifier", env, log, "--burst"), 300)
     assert code == 0, log.read_text()[-3000:]
     assert await committed_total(bootstrap, group, topics.inbound, 4) == len(values)
     seen = await assert_exactly_once(bootstrap, topics, want)
-    assert log.read_text().count("delivery: exactly-once") == 3
+    assert log.read_text().count(f"delivery: {delivery}") == 4
     print(f"killed at {kills} of {len(values)} committed; {seen}")
+    return seen
 
 
 async def _past(bootstrap: str, group: str, topic: str, threshold: float) -> bool:
@@ -439,3 +447,5 @@ def test_unusable_tls_file_is_one_line_naming_setting_and_path(
         assert len(lines) == 1, lines
         assert setting in lines[0]
         assert str(path) in lines[0]
+
+

@@ -433,7 +433,9 @@ class KafkaBroker:
 
     def _format(self, libs: Path, properties: Path) -> None:
         """``StorageTool format`` with a fresh cluster id; SCRAM users exist only if created here."""
-        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # the tool's argument parser reads "-..." as an option
+            cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
         command = [*self._java(libs, "-Xmx256m"), "kafka.tools.StorageTool", "format"]
         command += ["--cluster-id", cluster_id, "--config", str(properties)]
         for name, password in self.scram_users.items():

@@ -97,7 +97,7 @@ async def run_classifier(
         if features is None:
             return stats
         mode = delivery_mode(settings, features)
-        log.info("%s", mode_line(mode, features))
+        log.info("%s", mode_line(settings, mode, features))
         if mode == EXACTLY_ONCE:
             partitions = PartitionProducers(settings, consumer, log)
         else:
@@ -208,13 +208,16 @@ def delivery_mode(settings: Settings, features: BrokerFeatures) -> str:
     return EXACTLY_ONCE
 
 
-def mode_line(mode: str, features: BrokerFeatures) -> str:
+def mode_line(settings: Settings, mode: str, features: BrokerFeatures) -> str:
     if mode == EXACTLY_ONCE:
         return (
             "delivery: exactly-once (a transactional producer per input partition commits the output "
             "and the input offsets together; readers use read_committed)"
         )
-    why = "OPTOUT_DELIVERY=at-least-once" if features.transactions else f"no transactions: {features.detail}"
+    if settings.delivery == AT_LEAST_ONCE:
+        why = "OPTOUT_DELIVERY=at-least-once"
+    else:
+        why = f"the broker has no transactions: {features.detail}"
     producer = "idempotent" if features.idempotence else "plain (no idempotent producer on this broker)"
     return (
         f"delivery: at-least-once ({why}); a crash may produce a batch again with the same "
