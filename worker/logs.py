@@ -88,8 +88,19 @@ def security_reason(error: BaseException) -> str | None:
 
     aiokafka raises only ``KafkaConnectionError: Unable to bootstrap`` when the broker refuses the
     credentials or the TLS handshake fails; the real reason is an argument of an ERROR record on
-    its logger, which :class:`SecurityCapture` hands to this function.
+    its logger (or that argument's cause), which :class:`SecurityCapture` hands to this function.
     """
+    seen: BaseException | None = error
+    for _ in range(4):  # the error and its causes
+        if seen is None:
+            return None
+        if (reason := _security_reason(seen)) is not None:
+            return reason
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _security_reason(error: BaseException) -> str | None:
     name = type(error).__name__
     if name in ("SaslAuthenticationFailed", "AuthenticationFailedError", "IllegalSaslStateError"):
         text = str(error)
@@ -97,9 +108,28 @@ def security_reason(error: BaseException) -> str | None:
         why = "invalid credentials" if "invalid credentials" in text else (text.split(": ", 1)[-1] or name)
         return f"authentication failed ({mechanism.group(1) if mechanism else 'SASL'}): {why}"
     if name == "UnsupportedSaslMechanismError":
-        return f"authentication failed: {error}"
+        return (
+            "authentication failed: the broker does not enable that SASL mechanism "
+            "(OPTOUT_KAFKA_SASL_MECHANISM)"
+        )
     if isinstance(error, ssl.SSLError):
-        return f"TLS handshake failed: {getattr(error, 'verify_message', None) or error.reason or error}"
+        if verify := getattr(error, "verify_message", None):
+            return (
+                f"TLS handshake failed: the broker's certificate does not verify ({verify}); "
+                "is OPTOUT_KAFKA_SSL_CAFILE the CA that signed it?"
+            )
+        reason = str(getattr(error, "reason", None) or error)
+        if "CERTIFICATE" in reason.upper() and "ALERT" in reason.upper():
+            return (
+                f"TLS handshake failed: the broker refused the client certificate ({reason}); "
+                "it wants one (OPTOUT_KAFKA_SSL_CERTFILE) that its CA signed"
+            )
+        return f"TLS handshake failed: {reason}"
+    expected = getattr(error, "expected", None)
+    if name == "IncompleteReadError" and isinstance(expected, int) and expected >> 16 == 0x1503:
+        # The size field of a Kafka response read 15 03 0x ..: a TLS alert record. A plaintext
+        # client talked to a TLS listener.
+        return "the broker's listener speaks TLS: set OPTOUT_KAFKA_SECURITY_PROTOCOL to SSL or SASL_SSL"
     return None
 
 

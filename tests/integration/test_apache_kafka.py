@@ -398,7 +398,10 @@ def test_client_without_certificate_is_one_line_exit_1(kafka: KafkaBroker) -> No
     lines = result.stderr.decode().strip().splitlines()
     assert result.returncode == 1, result.stderr.decode()
     assert len(lines) == 1, lines
-    assert lines[0].startswith(f"optout: error: Kafka at {kafka.ssl_bootstrap} is unavailable: ")
+    assert lines[0].startswith(
+        f"optout: error: Kafka at {kafka.ssl_bootstrap} is unavailable: "
+        "TLS handshake failed: the broker refused the client certificate"
+    )
 
 
 async def test_retrying_worker_says_why(kafka: KafkaBroker, tmp_path: Path) -> None:
@@ -447,5 +450,3 @@ def test_unusable_tls_file_is_one_line_naming_setting_and_path(
         assert len(lines) == 1, lines
         assert setting in lines[0]
         assert str(path) in lines[0]
-
-

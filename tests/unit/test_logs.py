@@ -56,3 +56,37 @@ async def test_backoff_doubles_up_to_the_maximum_and_resets() -> None:
     assert not backoff.failing
     assert backoff.delay == 0.001
     assert backoff.attempts == 0
+
+
+def test_security_failures_become_one_reason() -> None:
+    import asyncio
+    import ssl
+
+    from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
+
+    from worker.logs import KAFKA, security_reason
+
+    sasl = SaslAuthenticationFailed(
+        "Authentication failed during authentication due to invalid credentials "
+        "with SASL mechanism SCRAM-SHA-512"
+    )
+    assert security_reason(sasl) == "authentication failed (SCRAM-SHA-512): invalid credentials"
+    assert "OPTOUT_KAFKA_SASL_MECHANISM" in (security_reason(UnsupportedSaslMechanismError("x")) or "")
+    closed = KafkaConnectionError("Connection at 127.0.0.1:1 closed")
+    closed.__cause__ = ssl.SSLError(1, "[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate")
+    assert "refused the client certificate" in (security_reason(closed) or "")
+    tls_port = KafkaConnectionError("closed")
+    tls_port.__cause__ = asyncio.IncompleteReadError(b"\x15\x03\x03", 0x15030300)
+    assert "speaks TLS" in (security_reason(tls_port) or "")
+    assert security_reason(KafkaConnectionError("Connection refused")) is None
+
+    noise = KafkaNoiseFilter()
+    KAFKA.up()
+    try:
+        record = logging.LogRecord(
+            "aiokafka", logging.ERROR, __file__, 1, 'Unable connect to "%s:%s": %s', ("h", 1, sasl), None
+        )
+        assert noise.filter(record) is False
+        assert KAFKA.is_down
+    finally:
+        KAFKA.up()
