@@ -111,8 +111,10 @@ async def run_classifier(
         async for batch in batches(consumer, settings, stop, burst):
             started = time.monotonic()
             if partitions is not None:
-                if unpositioned:
-                    taking = set(unpositioned)
+                if unpositioned or not partitions.producers.keys() >= batch.keys():
+                    # A new assignment (or records of a partition we hold no producer for, should
+                    # a fetch ever beat the rebalance listener): own the whole assignment afresh.
+                    taking = set(unpositioned) or set(consumer.assignment())
                     unpositioned.clear()
                     if not await partitions.take_over(taking, producing, stop):
                         break
