@@ -105,9 +105,13 @@ async def connection(database_url: str) -> AsyncIterator[asyncpg.Connection[asyn
 
 
 async def read_topic(broker: str, topic: str, idle_ms: int = 700) -> list[Any]:
-    """Every record of ``topic`` from the beginning, until no more arrive for ``idle_ms``."""
+    """Every committed record of ``topic`` from the beginning, until no more arrive for ``idle_ms``
+    (read_committed, like every reader of the classifier's exactly-once output)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=broker, enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=broker,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
     )
     await consumer.start()
     try:
