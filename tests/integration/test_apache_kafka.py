@@ -450,3 +450,53 @@ def test_unusable_tls_file_is_one_line_naming_setting_and_path(
         assert len(lines) == 1, lines
         assert setting in lines[0]
         assert str(path) in lines[0]
+
+
+async def test_new_owner_reads_the_final_offset_never_a_stale_one(kafka: KafkaBroker) -> None:
+    """The stale-offset gap the per-partition design closes, head on: a take-over right after the
+    previous owner's commit reads the new offset, never the stale one (20 hand-overs, back to
+    back, inside the 20-45 ms window in which a plain OffsetFetch still answers the old offset).
+
+    A live zombie (fenced in this same process) is left out on purpose: on CPython 3.11.7 it made
+    pytest's late import of hypothesis fail with "SystemError: AST constructor recursion depth
+    mismatch" at the end of a run of this module alone; not understood yet (see the report)."""
+    import logging
+
+    from aiokafka import TopicPartition
+
+    from worker.backoff import Backoff
+    from worker.logs import KAFKA
+    from worker.stream.delivery import PartitionProducers
+    from worker.stream.kafka import make_consumer
+
+    topics = await create_topics(kafka.bootstrap, partitions=1)
+    settings = settings_of(kafka_env(kafka, topics, "fence"))
+    tp = TopicPartition(topics.inbound, 0)
+    log = logging.getLogger("test.fence")
+    stop = asyncio.Event()
+    owners = []
+    for _ in range(2):
+        consumer = make_consumer(settings, settings.group_id)
+        await consumer.start()
+        consumer.assign([tp])
+        owners.append((consumer, PartitionProducers(settings, consumer, log)))
+    (old_consumer, old), (new_consumer, new) = owners
+    backoff = Backoff(KAFKA, log)
+    try:
+        assert await old.take_over({tp}, backoff, stop)
+        assert await new.take_over({tp}, backoff, stop)
+        for offset in range(20):
+            owner, other = (new, old) if offset % 2 == 0 else (old, new)
+            other_consumer = old_consumer if owner is new else new_consumer
+            done = await owner.deliver(
+                tp, [(topics.changes, b"k", b"v%d" % offset)], offset, offset + 1, backoff, stop
+            )
+            assert done.committed
+            assert await other.take_over({tp}, backoff, stop)  # at once: inside the stale window
+            assert await other_consumer.position(tp) == offset + 1, f"stale offset on take-over {offset}"
+        values = [r.value for r in await read_all(kafka.bootstrap, topics.changes)]
+        assert values == [b"v%d" % i for i in range(20)]
+    finally:
+        for consumer, producers in owners:
+            await producers.close()
+            await consumer.stop()
