@@ -90,6 +90,7 @@ class PartitionProducers:
         self.consumer = consumer
         self.log = log
         self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
+        quiet_fenced_futures(asyncio.get_running_loop())
 
     async def take_over(self, partitions: set[TopicPartition], backoff: Backoff, stop: asyncio.Event) -> bool:
         """Own ``partitions`` (the whole new assignment): producers for each, fenced and settled,
@@ -214,3 +215,34 @@ class PartitionProducers:
         else:
             self.consumer.seek(tp, offset)
         return True
+
+
+_NEVER_RETRIEVED = "Future exception was never retrieved"
+
+
+def quiet_fenced_futures(loop: asyncio.AbstractEventLoop) -> None:
+    """Drop asyncio's "Future exception was never retrieved" reports of ``ProducerFenced`` (once per
+    loop; every other report goes to the handler that was there).
+
+    A fenced producer leaves the error on internal aiokafka futures nobody awaits; :meth:`deliver`
+    has handled it (the batch dropped, the partition left to its new owner). Reported, it is a
+    traceback at an arbitrary moment (whenever the garbage collector frees the future), and on
+    CPython 3.11.7 formatting that traceback there broke a later ``ast.parse`` in the same process
+    ("SystemError: AST constructor recursion depth mismatch", seen at the end of a test run).
+    """
+    previous = loop.get_exception_handler()
+    if getattr(previous, "quiets_fenced", False):
+        return
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") == _NEVER_RETRIEVED and isinstance(
+            context.get("exception"), ProducerFenced
+        ):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    handler.quiets_fenced = True  # type: ignore[attr-defined]
+    loop.set_exception_handler(handler)
