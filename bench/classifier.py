@@ -18,7 +18,9 @@ What it does, and why each step is shaped the way it is:
      does not.
    * ``classifier``: the real :func:`worker.stream.classifier.run_classifier` in burst mode: classify,
      produce changes/replies/dead letters, wait for the broker's acks, commit, per batch.
-   * ``faust`` (optional): a faust-streaming agent decoding the same topic, if installed.
+   * ``faust`` (optional): the faust-streaming peer doing the simplest version of the job
+     (:mod:`bench.peers.faust_app`), if installed. ``python -m bench.peers`` adds Quix Streams
+     and the three traffic mixes of issue 16.
 
 4. Checks the classifier's counts against the labels the generator put on every record, so a
    fast but wrong classifier cannot produce a good-looking report.
@@ -136,8 +138,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             keyword_ratio=args.keyword_ratio,
             bad_ratio=args.bad_ratio,
             seed=args.seed,
+            peer_output=f"bench.peer.faust.{suffix}",
         )
-        asyncio.run(create_topics(config))
+        asyncio.run(create_topics(config, extra=[config.peer_output]))
         with tempfile.TemporaryDirectory(prefix="optout-bench-") as tmp:
             config_path = Path(tmp) / "config.json"
             config_path.write_bytes(orjson.dumps(asdict(config)))
@@ -157,7 +160,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     faust_note = FAUST_MISSING
                 else:
                     faust_note = None
-                    progress("faust: faust-streaming agent + orjson.loads")
+                    progress("faust: the faust-streaming peer (bench/peers/faust_app.py)")
                     phases["faust"] = run_phase("faust", config_path, args.phase_timeout)
                 if faust_note is not None:
                     progress(faust_note)
@@ -175,8 +178,8 @@ def progress(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-async def create_topics(config: PhaseConfig) -> None:
-    """The four topics, as ``optout topics`` makes them: the change topic compacted."""
+async def create_topics(config: PhaseConfig, extra: Sequence[str] = ()) -> None:
+    """The four topics, as ``optout topics`` makes them (the change topic compacted), and ``extra``."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, request_timeout_ms=15_000)
@@ -189,6 +192,7 @@ async def create_topics(config: PhaseConfig) -> None:
                 NewTopic(config.changes, parts, 1, topic_configs={"cleanup.policy": "compact"}),
                 NewTopic(config.replies, parts, 1),
                 NewTopic(config.dead_letter, parts, 1),
+                *(NewTopic(name, parts, 1) for name in extra),
             ]
         )
         failed = [(name, code) for name, code, *_ in response.topic_errors if code != 0]
@@ -199,7 +203,16 @@ async def create_topics(config: PhaseConfig) -> None:
 
 
 async def topic_totals(config: PhaseConfig) -> dict[str, int]:
-    """Records on each output topic, counted by reading them: what the classifier made durable.
+    """Records on each of the classifier's output topics: what it made durable."""
+    return await count_topics(
+        config.bootstrap,
+        config.partitions,
+        {"changes": config.changes, "replies": config.replies, "dead_letter": config.dead_letter},
+    )
+
+
+async def count_topics(bootstrap: str, partitions: int, topics: dict[str, str]) -> dict[str, int]:
+    """Records on each topic (``{label: topic}``), counted by reading them.
 
     Counted, not taken from ``end_offsets()``: Tansu answers ListOffsets(latest) with the base
     offset of the partition's last batch, not the end, so that would undercount. The high
@@ -208,7 +221,7 @@ async def topic_totals(config: PhaseConfig) -> dict[str, int]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=config.bootstrap,
+        bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -217,12 +230,8 @@ async def topic_totals(config: PhaseConfig) -> dict[str, int]:
     await consumer.start()
     try:
         totals = {}
-        for label, topic in (
-            ("changes", config.changes),
-            ("replies", config.replies),
-            ("dead_letter", config.dead_letter),
-        ):
-            tps = [TopicPartition(topic, p) for p in range(config.partitions)]
+        for label, topic in topics.items():
+            tps = [TopicPartition(topic, p) for p in range(partitions)]
             consumer.assign(tps)
             count = empty_polls = 0
             while empty_polls < 3:
