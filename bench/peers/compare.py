@@ -196,7 +196,7 @@ def run_mix(
         for rep in range(args.repeats)
     }
     asyncio.run(create_topics(config, extra=list(peer_topics.values())))
-    progress(f"[{mix.name}] producing {args.messages:,} MOs ({mix.describe})")
+    progress(f"[{mix.name}] producing {args.messages:,} MOs ({mix.description})")
     produce = run_phase("produce", _write(config, tmp / f"{mix.name}.json"), args.phase_timeout)
     result = MixRun(mix, produce)
     if produce.error is not None:

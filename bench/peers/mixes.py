@@ -20,7 +20,7 @@ class Mix:
     """Per-intent shares of all records; ``None``: the workload's default keyword weights."""
 
     @property
-    def describe(self) -> str:
+    def description(self) -> str:
         if self.shares is None:
             return f"{self.keyword_ratio:.0%} keywords, the default keyword weights"
         parts = ", ".join(f"{_LABELS[intent]} {share:.0%}" for intent, share in self.shares.items())

@@ -82,7 +82,7 @@ def _mix(run: MixRun) -> dict[str, Any]:
     return {
         "name": run.mix.name,
         "title": run.mix.title,
-        "describe": run.mix.describe,
+        "description": run.mix.description,
         "keyword_ratio": run.mix.keyword_ratio,
         "shares": run.mix.shares,
         "produce_error": produce.error,
@@ -174,7 +174,7 @@ def _mix_lines(mix: dict[str, Any]) -> list[str]:
     keywords = sum(expected.get(k, 0) for k in ("opt_out", "opt_in", "help"))
     peer_hits = sum(peer.get(k, 0) for k in ("opt_out", "opt_in", "help"))
     lines = [
-        f"{mix['title']}: {mix['describe']}",
+        f"{mix['title']}: {mix['description']}",
         f"  {keywords:,} keyword MOs by the labels; the peers' exact match catches {peer_hits:,} of them",
     ]
     if mix["produce_error"]:
