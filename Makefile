@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint bench bench-classify eval clean
+.PHONY: run test test-unit test-integration lint bench bench-classifier bench-classify eval clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,17 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check worker tests bench
 	$(BIN)/mypy
 
-## bench: classifier throughput, batch latency and peak RSS against plain aiokafka on the same topic
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,local,bench]'
+	touch $(BENCH_STAMP)
+
+## bench: every contender (ceiling, classifier, Quix Streams, faust) on three traffic mixes: table, JSON, PNG
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench.peers $(BENCH_ARGS)
+
+## bench-classifier: the classifier alone against plain aiokafka: throughput, batch latency, peak RSS
+bench-classifier: $(STAMP)
 	$(BIN)/python -m bench.classifier $(BENCH_ARGS)
 
 ## bench-snapshot: write, load and query a snapshot of 10M active blocks (several minutes, ~4 GB disk)

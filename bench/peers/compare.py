@@ -8,7 +8,7 @@ with a fresh consumer group, each in its own child process (:mod:`bench.phases`)
 rotating the order between repeats so that no contender always runs first on a cold broker:
 
 * ``ceiling``: plain aiokafka consume + ``orjson.loads``: the yardstick;
-* ``classifier``: ``worker.classifier.run_classifier`` with its default rules: the real thing;
+* ``classifier``: ``worker.stream.classifier.run_classifier`` with its default rules: the real thing;
 * ``quix``: :mod:`bench.peers.quix_app`; ``faust``: :mod:`bench.peers.faust_app` (the simplest
   version of the job; optional, ``pip install -e '.[bench]'``).
 
@@ -141,7 +141,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def run(args: argparse.Namespace) -> tuple[list[MixRun], dict[str, str]]:
     """Start the broker, measure every mix, stop the broker whatever happens."""
-    from worker.devstack import start_broker
+    from worker.dev.stack import start_broker
 
     contenders, skipped = available(args.contenders)
     for name, why in skipped.items():
