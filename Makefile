@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint bench bench-classifier bench-classify eval clean
+.PHONY: run test test-unit test-integration lint bench bench-classifier bench-classify eval clean chaos
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,3 +65,7 @@ eval: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .optout .pytest_cache .mypy_cache .ruff_cache
+
+## chaos: the long fault run (200k MOs, SIGKILL/SIGSTOP, rebalances, Postgres restarts and outages): table + JSON
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
