@@ -53,6 +53,7 @@ def main() -> int:
         config = ChaosConfig(
             mos=args.mos, rate=args.rate, kills=args.kills, rebalances=args.rebalances,
             pg_stop_seconds=args.pg_stop_seconds, freezes=2, pg_restarts=2, pg_connection_kills=3, pg_slow=2,
+            net_faults=2, half_open_seconds=70,
         )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="optout-chaos-") as work:
         broker = start_broker(log_path=Path(work) / "tansu.log")

@@ -9,10 +9,14 @@ Faults (each counted in the table):
 - ``rebalance``: a third classifier and a second projector join, then leave (SIGTERM);
 - ``pg-restart``: ``pg_ctl stop -m immediate`` and start; ``pg-stop``: down for a while;
 - ``pg-kill-connections``: ``pg_terminate_backend`` on the workers' connections in a burst;
-- ``pg-slow``: a trigger that delays every offset write (a slow server) for a few seconds.
+- ``pg-slow``: a trigger that delays every offset write (a slow server) for a few seconds;
+- ``net-latency``, ``net-half-open``, ``net-reset``: through a fault-injecting proxy between the
+  projector and Postgres (:mod:`tests.chaos.proxy`): 200 ms per chunk for a while; nothing
+  forwarded and nothing closed for ``half_open_seconds`` (past the projector's 60 s statement
+  timeout in the long run); every connection aborted with a reset.
 
 Not yet here (see the issue): a broker restart with its data (Apache Kafka only), a full snapshot
-disk, and network faults through a fault-injecting proxy.
+disk, and network faults between the workers and the broker.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import orjson
 
+from tests.chaos.proxy import FaultProxy
 from tests.chaos.reference import Reference, compute_reference
 from tests.chaos.workload import make_workload
 from tests.integration.helpers import env_for, read_topic, spawn
@@ -55,6 +61,9 @@ class ChaosConfig:
     pg_stops: int = 1
     pg_connection_kills: int = 1
     pg_slow: int = 1
+    net_faults: int = 1
+    """Each of latency, half-open and reset between the projector and Postgres."""
+    half_open_seconds: float = 3.0
     seed: int = 12
     recover_seconds: float = 120.0
 
@@ -112,15 +121,24 @@ class Cluster:
     """The servers and worker processes of one run; every process is stopped on the way out."""
 
     def __init__(
-        self, broker: str, topics: Topics, postgres: EmbeddedPostgres, data: Path, logs: Path
+        self,
+        broker: str,
+        topics: Topics,
+        postgres: EmbeddedPostgres,
+        proxy: FaultProxy,
+        data: Path,
+        logs: Path,
     ) -> None:
         self.broker = broker
         self.topics = topics
         self.postgres = postgres
+        self.proxy = proxy
         self.data = data
         self.logs = logs
         suffix = uuid.uuid4().hex[:8]
-        self.env = env_for(broker, topics, suffix, postgres.url) | {
+        # The workers reach Postgres through the proxy; the monitor and the checks directly.
+        proxied = f"postgresql://postgres@127.0.0.1:{proxy.port}/postgres"
+        self.env = env_for(broker, topics, suffix, proxied) | {
             "OPTOUT_KAFKA_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
             "OPTOUT_BATCH_MAX_RECORDS": "500",
         }
@@ -172,6 +190,12 @@ class Cluster:
 
     def pg_start(self) -> None:
         self.postgres.server.ensure_postgres_running()
+
+
+def _socket_path(url: str) -> Path:
+    """The Unix socket of an embedded Postgres URL (``...?host=/dir``): the proxy's upstream."""
+    host = parse_qs(urlsplit(url).query)["host"][0]
+    return Path(host) / f".s.PGSQL.{urlsplit(url).port or 5432}"
 
 
 def _rss_mb(pid: int) -> float:
@@ -290,6 +314,7 @@ def _schedule(config: ChaosConfig, rng: random.Random) -> list[str]:
         + ["pg-stop"] * config.pg_stops
         + ["pg-kill-connections"] * config.pg_connection_kills
         + ["pg-slow"] * config.pg_slow
+        + ["net-latency", "net-half-open", "net-reset"] * config.net_faults
     )
     rng.shuffle(faults)
     return faults
@@ -323,6 +348,16 @@ async def _inject(name: str, cluster: Cluster, config: ChaosConfig, rng: random.
         await _kill_connections(cluster)
     elif name == "pg-slow":
         await _slow_postgres(cluster, 3.0)
+    elif name == "net-latency":
+        cluster.proxy.latency(0.2)
+        await asyncio.sleep(3.0)
+        cluster.proxy.latency(0.0)
+    elif name == "net-half-open":
+        cluster.proxy.stall()
+        await asyncio.sleep(config.half_open_seconds)
+        cluster.proxy.resume()
+    elif name == "net-reset":
+        cluster.proxy.reset()
     else:  # pragma: no cover - the schedule names only the faults above
         raise ValueError(name)
 
@@ -339,7 +374,8 @@ async def run_chaos(
     await migrate(postgres.url)
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    cluster = Cluster(broker, topics, postgres, data, logs)
+    proxy = await FaultProxy(_socket_path(postgres.url)).start()
+    cluster = Cluster(broker, topics, postgres, proxy, data, logs)
     monitor = Monitor(cluster, reference)
     stop_monitor = asyncio.Event()
     started = time.monotonic()
@@ -375,6 +411,7 @@ async def run_chaos(
     finally:
         stop_monitor.set()
         cluster.close()
+        await proxy.close()
         postgres.server.cleanup()
 
 

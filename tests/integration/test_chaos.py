@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 async def test_nothing_is_lost_or_applied_twice_under_faults(
     broker: str, topics: Topics, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    # 10 s of input at 300 MO/s, so the ten faults land while MOs are still arriving.
+    # 10 s of input at 300 MO/s, so the thirteen faults land while MOs are still arriving.
     config = ChaosConfig(mos=3_000, rate=300, kills=2, rebalances=1, pg_stop_seconds=2)
     result = await run_chaos(broker, topics, tmp_path_factory.mktemp("chaos"), config)
     print(table(result))
@@ -24,4 +24,4 @@ async def test_nothing_is_lost_or_applied_twice_under_faults(
     assert result.duplicated_rows == 0, result
     assert result.state_equal, result
     assert all(code == 0 for code in result.exit_codes.values()), result.exit_codes
-    assert sum(stats.count for stats in result.faults.values()) == 10
+    assert sum(stats.count for stats in result.faults.values()) == 13

@@ -24,6 +24,10 @@ from worker.events.inbound import format_instant, parse_instant
 from worker.events.ordering import ACTION_RANK, latest_per_block
 from worker.model import ChangeEvent
 
+#: Seconds any one statement of the projector may take before its connection counts as dead (a
+#: batch's statements take well under a second; a slow server is waited out, a stalled one not).
+COMMAND_TIMEOUT = 60.0
+
 #: Seconds to wait for a connection: long enough for a busy server, short enough that the
 #: projector's backoff (not a hung connect) decides how often we try.
 CONNECT_TIMEOUT = 10.0
@@ -374,13 +378,19 @@ class Store:
         self._dsn = dsn
 
     @classmethod
-    async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 4) -> Store:
+    async def connect(
+        cls, dsn: str, *, min_size: int = 1, max_size: int = 4, command_timeout: float | None = None
+    ) -> Store:
+        """``command_timeout`` bounds every statement, BEGIN and COMMIT included: without it a
+        half-open connection (a dead NAT entry, a stalled proxy) would hang the caller for ever,
+        since TCP keepalive notices only after hours. A timeout is an outage like any other."""
         with translate_errors(dsn):
             pool = await asyncpg.create_pool(
                 dsn,
                 min_size=min_size,
                 max_size=max_size,
                 timeout=CONNECT_TIMEOUT,
+                command_timeout=command_timeout,
                 server_settings=_APP_NAME,
             )
         return cls(pool, dsn)

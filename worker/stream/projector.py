@@ -32,7 +32,7 @@ from worker.model import ChangeEvent
 from worker.ops.metrics import ProjectorMetrics
 from worker.snapshot.schedule import snapshot_every
 from worker.store.migrate import migrate
-from worker.store.postgres import Store
+from worker.store.postgres import COMMAND_TIMEOUT, Store
 from worker.stream.batch import dead_letter
 from worker.stream.kafka import make_consumer, make_producer
 from worker.stream.loop import (
@@ -209,7 +209,7 @@ async def _connect(database_url: str, metrics: ProjectorMetrics, stop: asyncio.E
             await migrate(database_url)
             # No connection floor: asyncpg would reconnect in the background (and log a traceback
             # a second) while Postgres is away; the loop's own backoff decides when to try.
-            store = await Store.connect(database_url, min_size=0)
+            store = await Store.connect(database_url, min_size=0, command_timeout=COMMAND_TIMEOUT)
             backoff.succeeded()
             return store
         except OptoutError as exc:
