@@ -9,6 +9,7 @@ second projector (during a rebalance) or a replayed batch can never overwrite a 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -404,8 +405,13 @@ class Store:
         """For ad-hoc queries (tests, admin tools); the projector's writes go through :meth:`apply`."""
         return self._pool
 
-    async def close(self) -> None:
-        await self._pool.close()
+    async def close(self, timeout: float = 10.0) -> None:
+        """Close gracefully, or terminate after ``timeout``: a connection left half-open (or an
+        asyncpg cancel request stuck behind one) must not hang the worker's shutdown."""
+        try:
+            await asyncio.wait_for(self._pool.close(), timeout)
+        except TimeoutError:
+            self._pool.terminate()
 
     async def __aenter__(self) -> Store:
         return self
