@@ -15,14 +15,19 @@ Faults (each counted in the table):
   forwarded and nothing closed for ``half_open_seconds`` (past the projector's 60 s statement
   timeout in the long run); every connection aborted with a reset.
 
-Not yet here (see the issue): a broker restart with its data (Apache Kafka only), a full snapshot
-disk, and network faults between the workers and the broker.
+- ``disk-full``: the snapshot directory (a 4 MiB tmpfs, mounted when the run may mount one) is
+  filled to the last byte for a few seconds while the projector writes a snapshot every 2 s: its
+  snapshots fail and are retried, the projector applies on, and the last snapshot verifies.
+
+Not yet here (see the issue): a broker restart with its data (Apache Kafka only) and network faults
+between the workers and the broker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import signal
 import subprocess
@@ -41,6 +46,8 @@ from tests.chaos.reference import Reference, compute_reference
 from tests.chaos.workload import make_workload
 from tests.integration.helpers import env_for, read_topic, spawn
 from worker.dev.stack import EmbeddedPostgres, start_postgres
+from worker.errors import SnapshotError
+from worker.snapshot.reader import latest_id, read_manifest, verified_lines
 from worker.store.migrate import migrate
 from worker.stream.topics import Topics
 
@@ -64,6 +71,7 @@ class ChaosConfig:
     net_faults: int = 1
     """Each of latency, half-open and reset between the projector and Postgres."""
     half_open_seconds: float = 3.0
+    disk_full: int = 1
     seed: int = 12
     recover_seconds: float = 120.0
 
@@ -87,6 +95,8 @@ class RunResult:
     unexpected: int
     duplicated_rows: int
     state_equal: bool
+    snapshot_ok: bool | None
+    """Whether the last snapshot verifies (None: none was written)."""
     replies_expected: int
     replies_duplicated: int
     max_lag: int
@@ -102,6 +112,7 @@ class RunResult:
             and self.unexpected == 0
             and self.duplicated_rows == 0
             and self.state_equal
+            and self.snapshot_ok is not False
             and all(code == 0 for code in self.exit_codes.values())
         )
 
@@ -133,6 +144,7 @@ class Cluster:
         self.topics = topics
         self.postgres = postgres
         self.proxy = proxy
+        self.snapshots = data.parent / "snapshots"
         self.data = data
         self.logs = logs
         suffix = uuid.uuid4().hex[:8]
@@ -141,6 +153,8 @@ class Cluster:
         self.env = env_for(broker, topics, suffix, proxied) | {
             "OPTOUT_KAFKA_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
             "OPTOUT_BATCH_MAX_RECORDS": "500",
+            "OPTOUT_SNAPSHOT_DIR": str(self.snapshots),
+            "OPTOUT_SNAPSHOT_INTERVAL": "2",
         }
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
         self.exit_codes: dict[str, int | None] = {}
@@ -190,6 +204,43 @@ class Cluster:
 
     def pg_start(self) -> None:
         self.postgres.server.ensure_postgres_running()
+
+
+def _fill(path: Path) -> None:
+    """Write until the file system is full (ENOSPC)."""
+    chunk = b"\0" * 65536
+    with path.open("wb") as file:
+        try:
+            while True:
+                file.write(chunk)
+                file.flush()
+        except OSError:
+            pass
+
+
+def _mount_small_disk(path: Path) -> bool:
+    """A 4 MiB tmpfs at ``path`` for the disk-full fault; False (fault skipped) where the run may
+    not mount (not root, no CAP_SYS_ADMIN)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return False
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path)], capture_output=True)
+    return done.returncode == 0
+
+
+def _last_snapshot_verifies(directory: Path) -> bool | None:
+    """None when no snapshot was written, else whether the latest one reads back intact."""
+    latest = latest_id(directory)
+    if latest is None:
+        return None
+    try:
+        manifest = read_manifest(directory / latest)
+        for data in (manifest.active, manifest.unblocked):
+            for _ in verified_lines(directory / latest, data):
+                pass
+    except SnapshotError:
+        return False
+    return True
 
 
 def _socket_path(url: str) -> Path:
@@ -304,7 +355,7 @@ async def _kill_connections(cluster: Cluster) -> None:
         await conn.close()
 
 
-def _schedule(config: ChaosConfig, rng: random.Random) -> list[str]:
+def _schedule(config: ChaosConfig, rng: random.Random, snapshots_mounted: bool) -> list[str]:
     faults = (
         ["kill-classifier"] * config.kills
         + ["kill-projector"] * config.kills
@@ -315,6 +366,7 @@ def _schedule(config: ChaosConfig, rng: random.Random) -> list[str]:
         + ["pg-kill-connections"] * config.pg_connection_kills
         + ["pg-slow"] * config.pg_slow
         + ["net-latency", "net-half-open", "net-reset"] * config.net_faults
+        + (["disk-full"] * config.disk_full if snapshots_mounted else [])
     )
     rng.shuffle(faults)
     return faults
@@ -358,6 +410,10 @@ async def _inject(name: str, cluster: Cluster, config: ChaosConfig, rng: random.
         cluster.proxy.resume()
     elif name == "net-reset":
         cluster.proxy.reset()
+    elif name == "disk-full":
+        await asyncio.to_thread(_fill, cluster.snapshots / "filler")
+        await asyncio.sleep(4.0)
+        (cluster.snapshots / "filler").unlink()
     else:  # pragma: no cover - the schedule names only the faults above
         raise ValueError(name)
 
@@ -376,6 +432,7 @@ async def run_chaos(
     logs.mkdir(parents=True, exist_ok=True)
     proxy = await FaultProxy(_socket_path(postgres.url)).start()
     cluster = Cluster(broker, topics, postgres, proxy, data, logs)
+    snapshots_mounted = _mount_small_disk(cluster.snapshots)
     monitor = Monitor(cluster, reference)
     stop_monitor = asyncio.Event()
     started = time.monotonic()
@@ -387,12 +444,14 @@ async def run_chaos(
         producing = asyncio.create_task(
             _produce(broker, topics.inbound, workload.records, config.rate, monitor)
         )
-        schedule = _schedule(config, rng)
+        schedule = _schedule(config, rng, snapshots_mounted)
         spacing = max(1.0, config.mos / config.rate / max(1, len(schedule)))
         for name in schedule:
             await asyncio.sleep(rng.uniform(0.3, spacing))
             since, count = time.monotonic(), monitor.count
             expected = reference.changes_after[max(0, monitor.produced - 1)]
+            with (logs / "faults.log").open("a") as journal:
+                journal.write(f"{time.strftime('%H:%M:%S')} {name}\n")
             await _inject(name, cluster, config, rng)
             recovered = await monitor.recovery(since, count, expected, config.recover_seconds)
             stats = faults.setdefault(name, FaultStats())
@@ -413,6 +472,8 @@ async def run_chaos(
         cluster.close()
         await proxy.close()
         postgres.server.cleanup()
+        if snapshots_mounted:
+            subprocess.run(["umount", "-l", str(cluster.snapshots)], check=False)
 
 
 async def _result(
@@ -451,6 +512,7 @@ async def _result(
         unexpected=len(got - reference.event_ids),
         duplicated_rows=len(ids) - len(got),
         state_equal=state == set(reference.state),
+        snapshot_ok=_last_snapshot_verifies(cluster.snapshots),
         replies_expected=len(reference.reply_ids),
         replies_duplicated=len(replies) - len(set(replies)),
         max_lag=monitor.max_lag,

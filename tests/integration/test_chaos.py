@@ -24,4 +24,5 @@ async def test_nothing_is_lost_or_applied_twice_under_faults(
     assert result.duplicated_rows == 0, result
     assert result.state_equal, result
     assert all(code == 0 for code in result.exit_codes.values()), result.exit_codes
-    assert sum(stats.count for stats in result.faults.values()) == 13
+    assert result.snapshot_ok is True  # snapshots every 2 s, the last one verifies
+    assert sum(stats.count for stats in result.faults.values()) >= 13  # 14 where a tmpfs can be mounted

@@ -19,7 +19,7 @@ from worker.errors import ServiceUnavailableError, SnapshotError
 from worker.ops.metrics import ProjectorMetrics
 from worker.snapshot.reader import read_manifest, snapshot_ids
 from worker.snapshot.writer import Progress, WriteResult, write_snapshot
-from worker.store.postgres import Store, translate_errors
+from worker.store.postgres import COMMAND_TIMEOUT, Store, translate_errors
 
 log = logging.getLogger("optout.snapshot")
 
@@ -29,7 +29,7 @@ RETRY_SECONDS = 60.0
 
 async def take_snapshot(settings: Settings, store: Store, progress: Progress | None = None) -> WriteResult:
     with translate_errors(store.dsn):
-        async with store.pool.acquire() as conn:
+        async with store.pool.acquire(timeout=COMMAND_TIMEOUT) as conn:  # bounded: see Store
             result = await write_snapshot(
                 conn,
                 settings.snapshot_dir,

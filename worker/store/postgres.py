@@ -29,6 +29,9 @@ from worker.model import ChangeEvent
 #: batch's statements take well under a second; a slow server is waited out, a stalled one not).
 COMMAND_TIMEOUT = 60.0
 
+#: Seconds a graceful close of the pool may take before its connections are terminated.
+CLOSE_TIMEOUT = 10.0
+
 #: Seconds to wait for a connection: long enough for a busy server, short enough that the
 #: projector's backoff (not a hung connect) decides how often we try.
 CONNECT_TIMEOUT = 10.0
@@ -405,11 +408,11 @@ class Store:
         """For ad-hoc queries (tests, admin tools); the projector's writes go through :meth:`apply`."""
         return self._pool
 
-    async def close(self, timeout: float = 10.0) -> None:
-        """Close gracefully, or terminate after ``timeout``: a connection left half-open (or an
+    async def close(self) -> None:
+        """Close gracefully, or terminate after CLOSE_TIMEOUT: a connection left half-open (or an
         asyncpg cancel request stuck behind one) must not hang the worker's shutdown."""
         try:
-            await asyncio.wait_for(self._pool.close(), timeout)
+            await asyncio.wait_for(self._pool.close(), CLOSE_TIMEOUT)
         except TimeoutError:
             self._pool.terminate()
 
@@ -426,7 +429,11 @@ class Store:
         """A pooled connection, errors translated; one that failed mid-operation is terminated,
         never handed out again half-dead (asyncpg would only notice on its next use)."""
         with translate_errors(self._dsn):
-            async with self._pool.acquire() as conn:
+            # Bounded both ways: acquire() waits for a free connection, and the same timeout bounds
+            # the release, which waits for asyncpg's cancellation of a timed-out statement; on a
+            # half-open connection that cancellation may never be acknowledged, and an unbounded
+            # release would leak the connection until the pool has none left (seen in chaos runs).
+            async with self._pool.acquire(timeout=COMMAND_TIMEOUT) as conn:
                 try:
                     yield conn
                 except _LOST:
@@ -436,8 +443,8 @@ class Store:
                     raise
 
     async def load_offsets(self, group: str, topic: str) -> dict[int, int]:
-        with translate_errors(self._dsn):
-            rows = await self._pool.fetch(_OFFSETS, group, topic)
+        async with self._connection() as conn:
+            rows = await conn.fetch(_OFFSETS, group, topic)
         return {row["partition"]: row["next_offset"] for row in rows}
 
     async def apply(
@@ -493,18 +500,18 @@ class Store:
         ``channel=None`` means "on any channel": every block of the account that would cover the
         sender on some channel counts.
         """
-        with translate_errors(self._dsn):
-            rows = await self._pool.fetch(_CHECK, address, account_id, subaccount_id, sender, channel)
+        async with self._connection() as conn:
+            rows = await conn.fetch(_CHECK, address, account_id, subaccount_id, sender, channel)
         return [_as_dict(row) for row in rows]
 
     async def blocks(self, address: str, account_id: str | None = None) -> list[dict[str, Any]]:
         """Every active block on ``address``, whoever it covers: context next to :meth:`check`."""
-        with translate_errors(self._dsn):
-            rows = await self._pool.fetch(_BLOCKS, address, account_id)
+        async with self._connection() as conn:
+            rows = await conn.fetch(_BLOCKS, address, account_id)
         return [_as_dict(row) for row in rows]
 
     async def history(self, address: str, account_id: str | None = None) -> list[dict[str, Any]]:
         """Every change ever applied to ``address``, in the order last-writer-wins ranks them."""
-        with translate_errors(self._dsn):
-            rows = await self._pool.fetch(_HISTORY, address, account_id)
+        async with self._connection() as conn:
+            rows = await conn.fetch(_HISTORY, address, account_id)
         return [_as_dict(row) for row in rows]
