@@ -12,7 +12,9 @@ It loads the newest snapshot that verifies (a corrupt or truncated one is refuse
 the log and the previous one used), then tails the compacted change topic from the snapshot's
 offsets with a plain assigned consumer (no group: every send-service replica reads everything and
 commits nothing). With no usable snapshot it replays the topic from the beginning, which is
-slower but just as correct: the compacted topic holds every block identity's latest change.
+slower but just as correct: the compacted topic holds every block identity's latest change. So it
+does when a snapshot's offset lies past its partition's end: the topic was recreated since, and
+the snapshot's offsets count records of another incarnation.
 Changes are applied with the projector's last-writer-wins rule, so the view converges on exactly
 what Postgres holds.
 """
@@ -49,7 +51,8 @@ FETCH_MAX_WAIT_MS = 100
 @dataclass(frozen=True, slots=True)
 class ViewLag:
     records: int | None
-    """Change-topic records not applied yet (None until every partition has answered a fetch)."""
+    """Change-topic records not applied yet (None until every partition has answered a fetch and
+    the snapshot's offsets have been checked against the partitions' ends)."""
     seconds_since_fetch: float | None
     """Since the last successful fetch: grows while the broker is unreachable."""
     snapshot: str | None
