@@ -1,12 +1,15 @@
 """Classifier benchmark: throughput, batch latency and peak RSS against plain aiokafka.
 
-``python -m bench.classifier [--messages N] [--partitions P] [--keyword-ratio R] [--json]``
-(or ``make bench BENCH_ARGS='--messages 100000'``).
+``python -m bench.classifier [--broker tansu|kafka] [--messages N] [--partitions P] [--json]``
+(or ``make bench BROKER=kafka BENCH_ARGS='--messages 100000'``).
 
 What it does, and why each step is shaped the way it is:
 
-1. Starts its own memory-only Tansu broker on a free port, so it needs nothing running and
-   cannot disturb (or be disturbed by) a ``make run`` stack; uuid-suffixed topics keep runs apart.
+1. Starts its own broker on a free port, so it needs nothing running and cannot disturb (or be
+   disturbed by) a ``make run`` stack; uuid-suffixed topics keep runs apart. ``--broker tansu``
+   (the default) is the memory-only Tansu; ``--broker kafka`` is Apache Kafka
+   (:mod:`worker.dev.kafka_broker`, one KRaft process, its data in a temporary directory: real
+   segment files and page cache, as in production).
 2. Produces N realistic inbound messages (:mod:`bench.workload`): chat in several scripts, a few
    percent keyword MOs in the forms subscribers type, 0.1% bad records.
 3. Runs each measured phase in its own child process (:mod:`bench.phases`), so each peak RSS
@@ -65,7 +68,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.classifier",
         description="Classifier throughput, batch latency and peak RSS against plain aiokafka "
-        "on the same topic, on a private Tansu broker.",
+        "on the same topic, on a private broker (Tansu or Apache Kafka).",
+    )
+    parser.add_argument(
+        "--broker",
+        choices=("tansu", "kafka"),
+        default="tansu",
+        help="tansu (memory-only, default) or kafka (Apache Kafka 4 from Maven Central jars; needs java)",
     )
     parser.add_argument("--messages", type=_positive, default=500_000, help="inbound records (500000)")
     parser.add_argument("--partitions", type=_positive, default=4, help="inbound topic partitions (4)")
@@ -76,7 +85,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--phase-timeout", type=_positive, default=900, help="seconds before a phase is killed (900)"
     )
     parser.add_argument("--skip-faust", action="store_true", help="do not run the faust peer")
-    parser.add_argument("--broker-log", type=Path, help="write the Tansu broker's log here")
+    parser.add_argument("--broker-log", type=Path, help="write the Tansu broker's log here (tansu only)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     args = parser.parse_args(argv)
     if args.keyword_ratio + args.bad_ratio > 1:
@@ -121,11 +130,18 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Start the broker, run the phases in order, stop the broker whatever happens."""
-    from worker.dev.stack import start_broker
+    from worker.dev.kafka_broker import KafkaBroker
+    from worker.dev.stack import Broker, start_broker, start_kafka
 
     suffix = uuid.uuid4().hex[:10]
-    progress(f"starting a Tansu broker (memory-only) for {args.messages:,} messages")
-    broker = start_broker(log_path=args.broker_log)
+    kafka_dir = tempfile.TemporaryDirectory(prefix="optout-bench-kafka-")
+    broker: Broker | KafkaBroker
+    if args.broker == "kafka":
+        progress(f"starting an Apache Kafka broker (data in {kafka_dir.name}) for {args.messages:,} messages")
+        broker = start_kafka(Path(kafka_dir.name) / "kafka")
+    else:
+        progress(f"starting a Tansu broker (memory-only) for {args.messages:,} messages")
+        broker = start_broker(log_path=args.broker_log)
     try:
         config = PhaseConfig(
             bootstrap=broker.bootstrap,
@@ -170,6 +186,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         progress("stopping the broker")
         broker.stop()
+        kafka_dir.cleanup()
     return build_report(args, phases, outputs, faust_note)
 
 
@@ -348,6 +365,10 @@ def build_report(
         "checks": checks,
         "machine": machine_info(),
     }
+    if getattr(args, "broker", "tansu") == "kafka":
+        from worker.dev.kafka_broker import kafka_version
+
+        report["machine"]["broker"] = f"Apache Kafka {kafka_version()} (KRaft, one process), same machine"
     failed = [name for name, p in phases.items() if p.error is not None]
     report["ok"] = not failed and all(c["ok"] for c in checks) and classifier is not None
     report["failed_phases"] = failed

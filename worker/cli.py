@@ -63,7 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("address")
     history.add_argument("--account")
     command("produce", "send inbound-message JSON lines from stdin to the inbound topic (key: from)")
-    command("dev", "the whole stack on one machine: embedded broker and Postgres, classifier, projector")
+    dev = command(
+        "dev", "the whole stack on one machine: embedded broker and Postgres, classifier, projector"
+    )
+    dev.add_argument(
+        "--broker",
+        choices=("tansu", "kafka"),
+        default="tansu",
+        help="the embedded broker: tansu (memory-only, the default) or kafka (Apache Kafka 4 from Maven "
+        "Central jars, data under the data dir; needs java, and mvn for the first fetch)",
+    )
     command("snapshot", "write a blocklist snapshot now (as the projector does every interval)")
     command("topics", "create the topics if missing and verify their configuration (idempotent)")
     command("migrate", "apply pending Postgres migrations (idempotent)")
@@ -359,6 +368,7 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     return run_dev(
         settings,
         explicit_bootstrap="OPTOUT_KAFKA_BOOTSTRAP" in os.environ or args.kafka_bootstrap is not None,
+        broker_kind=args.broker,
     )
 
 

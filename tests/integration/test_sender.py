@@ -13,8 +13,10 @@ from tests.integration.helpers import (
     change,
     change_records,
     connection,
+    on_partitions,
     produce,
     random_changes,
+    recreate_topic,
     settings_for,
     snapshot,
 )
@@ -151,3 +153,43 @@ async def test_a_remote_view_fetches_the_snapshot_over_http(
         http.stop()
     with pytest.raises(ServiceUnavailableError):
         fetch_latest(url, cache, timeout=2)
+
+
+async def test_a_view_seeded_from_a_snapshot_of_a_recreated_topic_replays_it(
+    broker: str,
+    topics: Topics,
+    group_suffix: str,
+    database_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The defect of issue 9: ``make run`` restarted (new topics, old snapshots on disk), or a change
+    topic deleted and created again. The snapshot's offsets (40 per partition) belong to the old
+    incarnation: partitions 1-3 now end at 5, before them; partition 0 has grown to 45, past them, so
+    seeking there would skip 40 new records without any sign. Postgres keeps its state (the
+    projector forgets its offsets, as ``optout dev`` does, or finds them past the end) and replays
+    the new topic; the view must do the same rather than report itself current."""
+    settings = settings_for(broker, topics, group_suffix, OPTOUT_SNAPSHOT_DIR=str(tmp_path))
+    old = [change(f"+1555100{i:04d}", "block") for i in range(160)]
+    await produce(broker, topics.changes, on_partitions(old, [i % 4 for i in range(160)]))
+    await run_projector(settings, database_url, burst=True)
+    manifest = await snapshot(settings, database_url)
+    assert dict(manifest.offsets) == {0: 40, 1: 40, 2: 40, 3: 40}
+
+    await recreate_topic(broker, topics.changes)
+    new = [change(f"+1555200{i:04d}", "block") for i in range(60)]
+    await produce(broker, topics.changes, on_partitions(new, [0] * 45 + [1, 2, 3] * 5))
+    await run_projector(settings, database_url, burst=True)  # finds its stored offsets untrustworthy
+    expected = await postgres_blocks(database_url)
+    assert {b[0] for b in expected} >= {e.address for e in new}, "Postgres has every new STOP"
+    assert len(expected) == 220
+
+    view = await BlocklistView.open(broker, topic=topics.changes, snapshot_dir=tmp_path)
+    try:
+        assert view.manifest == manifest
+        assert await view.wait_current(30)
+        assert view_blocks(view) == expected
+        assert view.lag().records == 0
+    finally:
+        await view.close()
+    assert "cannot be trusted" in caplog.text

@@ -134,3 +134,12 @@ def test_the_dev_banner_masks_the_database_password(capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err
     assert "postgresql://optout:***@localhost/optout" in err
     assert "s3cret" not in err
+
+
+def test_dev_takes_the_broker_as_a_choice() -> None:
+    from worker.cli import build_parser
+
+    assert build_parser().parse_args(["dev"]).broker == "tansu"
+    assert build_parser().parse_args(["dev", "--broker", "kafka"]).broker == "kafka"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["dev", "--broker", "redpanda"])

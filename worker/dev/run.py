@@ -1,6 +1,7 @@
 """``optout dev`` (what ``make run`` runs): the whole system on one laptop.
 
-Starts the Tansu broker (unless ``OPTOUT_KAFKA_BOOTSTRAP`` is given) and the embedded Postgres
+Starts the Tansu broker, or Apache Kafka with ``--broker kafka`` (unless ``OPTOUT_KAFKA_BOOTSTRAP``
+is given), and the embedded Postgres
 (unless ``OPTOUT_DATABASE_URL`` is given), creates the topics, applies the migrations, then runs
 the classifier and the projector as two child processes (as in production: separate processes,
 separate metrics), prints where everything is, and on Ctrl-C stops the children (which finish and
@@ -21,7 +22,8 @@ from pathlib import Path
 from worker.backoff import Backoff
 from worker.config import Settings, redact_url
 from worker.constants import METRICS_PORT_CLASSIFIER, METRICS_PORT_PROJECTOR
-from worker.dev.stack import Broker, free_port, port_is_free, start_broker, start_postgres
+from worker.dev.kafka_broker import KafkaBroker
+from worker.dev.stack import Broker, free_port, port_is_free, start_broker, start_kafka, start_postgres
 from worker.errors import OptoutError
 
 BROKER_PORT = 9092
@@ -31,10 +33,11 @@ _EXAMPLE = (
 )
 
 
-def run_dev(settings: Settings, explicit_bootstrap: bool) -> int:
+def run_dev(settings: Settings, explicit_bootstrap: bool, broker_kind: str = "tansu") -> int:
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
-    broker: Broker | None = None
+    broker: Broker | KafkaBroker | None = None
+    fresh_broker = False
     children: list[subprocess.Popen[bytes]] = []
     stopping = False
 
@@ -48,11 +51,17 @@ def run_dev(settings: Settings, explicit_bootstrap: bool) -> int:
         bootstrap = settings.kafka_bootstrap
         if not explicit_bootstrap:
             port = BROKER_PORT if port_is_free(BROKER_PORT) else 0
-            broker = start_broker(port, log_path=data / "tansu.log")
+            if broker_kind == "kafka":
+                # Kafka keeps its topics under the data dir: only a newly formatted one is fresh.
+                broker = start_kafka(data / "kafka", port)
+                fresh_broker = "format" in broker.timings
+            else:
+                broker = start_broker(port, log_path=data / "tansu.log")
+                fresh_broker = True
             bootstrap = broker.bootstrap
         database_url = settings.database_url or start_postgres(data / "postgres").url
         settings = settings.replace(kafka_bootstrap=bootstrap, database_url=database_url)
-        asyncio.run(_prepare(settings, fresh_broker=broker is not None))
+        asyncio.run(_prepare(settings, fresh_broker=fresh_broker))
         ports = {
             "classifier": _pick_port(settings.metrics_port, METRICS_PORT_CLASSIFIER),
             "projector": _pick_port(settings.metrics_port, METRICS_PORT_PROJECTOR),
@@ -134,8 +143,11 @@ def _pick_port(configured: int | None, preferred: int) -> int:
     return free_port()
 
 
-def _banner(settings: Settings, ports: dict[str, int], broker: Broker | None) -> None:
-    where = "embedded Tansu, memory-only" if broker else "external"
+def _banner(settings: Settings, ports: dict[str, int], broker: Broker | KafkaBroker | None) -> None:
+    if isinstance(broker, KafkaBroker):
+        where = f"embedded Apache Kafka, data in {broker.data_dir}"
+    else:
+        where = "embedded Tansu, memory-only" if broker else "external"
     lines = [
         "",
         "optout dev is running. Ctrl-C stops everything.",

