@@ -49,6 +49,9 @@ from worker.stream.loop import (
 
 log = logging.getLogger("optout.projector")
 
+#: How long a stopping projector waits for a cancelled snapshot to unwind.
+SNAPSHOT_CANCEL_SECONDS = 5.0
+
 
 async def run_projector(
     settings: Settings,
@@ -162,7 +165,10 @@ async def run_projector(
     finally:
         if snapshots is not None:
             snapshots.cancel()
-            await asyncio.gather(snapshots, return_exceptions=True)
+            # A snapshot cancelled mid-COPY makes asyncpg send the server a cancel request and
+            # wait for it (up to the statement timeout); the snapshot is abandoned anyway, so the
+            # shutdown waits a few seconds at most, then the store is closed (or terminated).
+            await asyncio.wait([snapshots], timeout=SNAPSHOT_CANCEL_SECONDS)
         await close_clients(log, consumer, producer)
         await store.close()
     log.info("projector stopped after %d records in %d batches", stats.records, stats.batches)
