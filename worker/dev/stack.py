@@ -36,7 +36,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Can a server listen on ``port``? Probed as servers bind (``SO_REUSEADDR``): a port whose only
+    use is a connection in TIME_WAIT (a recent HTTP request to it) is free, not busy."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
