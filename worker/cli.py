@@ -20,7 +20,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from worker import __version__
-from worker.config import Settings, add_arguments
+from worker.config import Settings, add_arguments, unknown_variables
 from worker.errors import ConfigError, OptoutError, ServiceUnavailableError
 from worker.ops.httpserver import HttpServer, WSGIApp, start_http
 
@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_mapping(os.environ, flags)
         _configure_logging(settings.log_level)
+        for warning in unknown_variables(os.environ):
+            log.warning("%s", warning)
         handler = _COMMANDS[args.command]
         return handler(settings, args)
     except ConfigError as exc:
@@ -174,11 +176,21 @@ def _start_http(
     try:
         http = start_http(registry, settings.metrics_host, port, health, routes)
     except OSError as exc:
-        raise ConfigError(
-            f"OPTOUT_METRICS_PORT={port}: cannot listen on {settings.metrics_host}:{port}: {exc.strerror}"
-        ) from None
+        raise ConfigError(_listen_error(settings.metrics_host, port, exc)) from None
     log.info("metrics on %s", http.metrics_url)
     return http
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    """Blame the setting that is wrong: a host that does not resolve or is not this machine's is
+    OPTOUT_METRICS_HOST's fault; a port in use or reserved is OPTOUT_METRICS_PORT's."""
+    import errno
+    import socket
+
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+        return f"OPTOUT_METRICS_HOST={host}: cannot listen on {host}:{port}: {reason}"
+    return f"OPTOUT_METRICS_PORT={port}: cannot listen on {host}:{port}: {reason}"
 
 
 def cmd_classify(settings: Settings, args: argparse.Namespace) -> int:
@@ -310,10 +322,11 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.snapshot.schedule import take_snapshot
+    from worker.snapshot.schedule import check_writable, take_snapshot
     from worker.snapshot.writer import terminal_progress
     from worker.store.postgres import Store
 
+    check_writable(settings.snapshot_dir)
     url = database_url(settings)
 
     async def run() -> int:

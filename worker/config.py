@@ -54,9 +54,24 @@ def redact_url(url: str) -> str:
         if parts.password is not None:
             host = parts.netloc.rsplit("@", 1)[1]
             parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
-        return urlunsplit(parts._replace(query=_PASSWORD_PARAM.sub(r"\1***", parts.query)))
+        shown = urlunsplit(parts._replace(query=_PASSWORD_PARAM.sub(r"\1***", parts.query)))
     except ValueError:
         return "<unparsable URL>"
+    return _mask_userinfo(shown)
+
+
+def _mask_userinfo(url: str) -> str:
+    """A malformed URL ("postgresql//u:pw@h", "u:pw@h") hides its password from urlsplit: mask
+    whatever follows the first ``:`` of the part before the last ``@``."""
+    at = url.rfind("@")
+    if at < 0:
+        return url
+    start = url.find("//", 0, at)
+    start = start + 2 if start >= 0 else 0
+    colon = url.find(":", start, at)
+    if colon < 0 or url[colon:at] == ":***":
+        return url
+    return f"{url[:colon]}:***{url[at:]}"
 
 
 def _database_url(value: str) -> str:
@@ -65,22 +80,30 @@ def _database_url(value: str) -> str:
     return value
 
 
+def _int(value: str, expected: str) -> int:
+    """``int(value)``, or a ValueError that says what was expected (not Python's own message)."""
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(expected) from None
+
+
 def _port(value: str) -> int:
-    port = int(value)
+    port = _int(value, "a TCP port 0-65535 (0 picks a free port)")
     if not 0 <= port <= 65535:
         raise ValueError("a TCP port 0-65535 (0 picks a free port)")
     return port
 
 
 def _positive(value: str) -> int:
-    number = int(value)
+    number = _int(value, "a whole number >= 1")
     if number < 1:
         raise ValueError("a whole number >= 1")
     return number
 
 
 def _seconds(value: str) -> int:
-    number = int(value)
+    number = _int(value, "a whole number of seconds >= 0")
     if number < 0:
         raise ValueError("a whole number of seconds >= 0")
     return number
@@ -90,6 +113,22 @@ def _rules(value: str) -> str:
     if value and not Path(value).is_file():
         raise ValueError(f"a readable rules file; {value} does not exist")
     return value
+
+
+def _readable_file(what: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if not value:
+            return value
+        path = Path(value)
+        if not path.is_file():
+            raise ValueError(f"{what}; {value} does not exist or is not a file")
+        try:
+            path.open("rb").close()
+        except OSError as exc:
+            raise ValueError(f"{what}; {value} cannot be read: {exc.strerror}") from None
+        return value
+
+    return parse
 
 
 def _choice(*options: str) -> Callable[[str], str]:
@@ -176,7 +215,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sasl_username", "OPTOUT_KAFKA_SASL_USERNAME", "", str, "Kafka SASL user name"),
     Setting("sasl_password", "OPTOUT_KAFKA_SASL_PASSWORD", "", str, "Kafka SASL password",
             secret=True),
-    Setting("ssl_cafile", "OPTOUT_KAFKA_SSL_CAFILE", "", str,
+    Setting("ssl_cafile", "OPTOUT_KAFKA_SSL_CAFILE", "", _readable_file("a readable CA bundle (PEM)"),
             "CA bundle for Kafka TLS; empty: the system's"),
     Setting("log_level", "OPTOUT_LOG_LEVEL", "INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"),
             "log level"),
@@ -283,3 +322,23 @@ def markdown_table() -> str:
         for s in SETTINGS
     ]
     return "\n".join(rows)
+
+
+#: ``OPTOUT_*`` variables read outside :data:`SETTINGS` (not settings of a worker, but not typos).
+OTHER_VARIABLES: frozenset[str] = frozenset()
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """One warning per ``OPTOUT_*`` variable that no setting reads (a typo is otherwise silently
+    ignored), naming the closest known one."""
+    import difflib
+
+    known = {s.env for s in SETTINGS} | OTHER_VARIABLES
+    warnings = []
+    for name in sorted(n for n in env if n.startswith("OPTOUT_") and n not in known):
+        # Compared without the shared prefix, which would make every name look alike.
+        suffixes = {k.removeprefix("OPTOUT_"): k for k in known}
+        close = difflib.get_close_matches(name.removeprefix("OPTOUT_"), sorted(suffixes), 1, 0.75)
+        hint = f"; did you mean {suffixes[close[0]]}?" if close else ""
+        warnings.append(f"{name} is not an optout setting and is ignored{hint}")
+    return warnings

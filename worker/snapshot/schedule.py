@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
 from datetime import datetime
+from pathlib import Path
 
 import asyncpg
 
@@ -27,7 +29,21 @@ log = logging.getLogger("optout.snapshot")
 RETRY_SECONDS = 60.0
 
 
+def check_writable(directory: Path) -> None:
+    """Fail with a line naming OPTOUT_SNAPSHOT_DIR when snapshots cannot be written there, before
+    Postgres is asked for anything (whose error handling would call it an outage)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise SnapshotError(
+            f"OPTOUT_SNAPSHOT_DIR={directory}: cannot write snapshots there: {exc.strerror or exc}"
+        ) from None
+
+
 async def take_snapshot(settings: Settings, store: Store, progress: Progress | None = None) -> WriteResult:
+    check_writable(settings.snapshot_dir)
     with translate_errors(store.dsn):
         async with store.pool.acquire() as conn:
             result = await write_snapshot(
