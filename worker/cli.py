@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import orjson
@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         _configure_logging(settings.log_level)
         for warning in unknown_variables(os.environ):
             log.warning("%s", warning)
+        if args.command != "dev":
+            settings = with_dev_stack(settings, os.environ, args.kafka_bootstrap)
         handler = _COMMANDS[args.command]
         return handler(settings, args)
     except ConfigError as exc:
@@ -106,12 +108,36 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 def database_url(settings: Settings) -> str:
-    """``OPTOUT_DATABASE_URL``, else the embedded Postgres under the data dir (started if needed)."""
+    """``OPTOUT_DATABASE_URL``, else the running ``optout dev``'s (from ``.optout/dev.json``).
+
+    Only ``optout dev`` starts an embedded Postgres: any other command without a database fails
+    with one line saying what to set.
+    """
     if settings.database_url:
         return settings.database_url
-    from worker.dev.stack import start_postgres
+    from worker.dev.state import read_state, state_path
 
-    return start_postgres(settings.data_dir / "postgres").url
+    state = read_state(settings.data_dir)
+    if state and state.get("database_url"):
+        return str(state["database_url"])
+    raise ConfigError(
+        "OPTOUT_DATABASE_URL is not set and no `optout dev` is running here "
+        f"({state_path(settings.data_dir)} not found): set OPTOUT_DATABASE_URL, or start the dev "
+        "stack with `make run`"
+    )
+
+
+def with_dev_stack(settings: Settings, env: Mapping[str, str], flag: str | None) -> Settings:
+    """A command other than ``optout dev`` with no Kafka bootstrap set uses the running dev
+    stack's broker (which may have had to take another port than the default)."""
+    if flag is not None or "OPTOUT_KAFKA_BOOTSTRAP" in env:
+        return settings
+    from worker.dev.state import read_state
+
+    state = read_state(settings.data_dir)
+    if state and state.get("kafka_bootstrap"):
+        return settings.replace(kafka_bootstrap=str(state["kafka_bootstrap"]))
+    return settings
 
 
 def cmd_classifier(settings: Settings, args: argparse.Namespace) -> int:

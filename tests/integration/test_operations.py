@@ -40,3 +40,35 @@ def test_an_unwritable_snapshot_directory_is_named_not_blamed_on_postgres(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"optout: error: OPTOUT_SNAPSHOT_DIR={bad}: cannot write snapshots there")
     assert "Postgres" not in lines[0]
+
+
+def test_a_one_shot_command_without_a_database_starts_nothing_and_says_what_to_set(tmp_path: Path) -> None:
+    result = optout("check", "+15551230001", "--account", "acme", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "optout: error: OPTOUT_DATABASE_URL is not set and no `optout dev` is running here "
+        "(.optout/dev.json not found): set OPTOUT_DATABASE_URL, or start the dev stack with `make run`"
+    ]
+    assert not (tmp_path / ".optout").exists()
+
+
+async def test_an_unmigrated_database_says_run_optout_migrate(postgres_url: str) -> None:
+    import uuid
+
+    import asyncpg
+
+    from worker.dev.stack import with_database
+
+    name = f"optout_empty_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        for command in (["check", "+1555", "--account", "acme"], ["history", "+1555"]):
+            result = optout(*command, env={"OPTOUT_DATABASE_URL": with_database(postgres_url, name)})
+            assert result.returncode == 2, result.stderr
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1, result.stderr
+            assert lines[0].endswith("has no optout tables: run `optout migrate` first")
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -22,6 +22,7 @@ from worker.backoff import Backoff
 from worker.config import Settings, redact_url
 from worker.constants import METRICS_PORT_CLASSIFIER, METRICS_PORT_PROJECTOR
 from worker.dev.stack import Broker, free_port, port_is_free, start_broker, start_postgres
+from worker.dev.state import remove_state, write_state
 from worker.errors import OptoutError
 
 BROKER_PORT = 9092
@@ -73,6 +74,13 @@ def run_dev(settings: Settings, explicit_bootstrap: bool) -> int:
                     start_new_session=True,
                 )
             )
+        write_state(
+            data,
+            kafka_bootstrap=bootstrap,
+            database_url=database_url,
+            metrics={name: f"http://127.0.0.1:{port}/metrics" for name, port in ports.items()},
+            snapshots=f"http://127.0.0.1:{ports['projector']}/snapshots/latest",
+        )
         _banner(settings, ports, broker)
         while not stopping:
             for child, name in zip(children, ports, strict=True):
@@ -93,6 +101,7 @@ def run_dev(settings: Settings, explicit_bootstrap: bool) -> int:
                 child.wait(45)
             except subprocess.TimeoutExpired:
                 child.kill()
+        remove_state(data)
         if broker is not None:
             broker.stop()
         print("optout dev: stopped", file=sys.stderr)
