@@ -393,11 +393,15 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.config import SETTINGS
     from worker.dev.run import run_dev
 
+    # Settings given as flags reach the workers too (they read only the environment).
+    flags = {s.env: getattr(args, s.field) for s in SETTINGS if getattr(args, s.field, None) is not None}
     return run_dev(
         settings,
         explicit_bootstrap="OPTOUT_KAFKA_BOOTSTRAP" in os.environ or args.kafka_bootstrap is not None,
+        child_env=flags,
     )
 
 

@@ -3,9 +3,14 @@ commands that never start servers, health endpoints that tell liveness from read
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +77,79 @@ async def test_an_unmigrated_database_says_run_optout_migrate(postgres_url: str)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+def _dev(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OPTOUT_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", "dev"],
+        env=clean | {"OPTOUT_DATA_DIR": str(tmp_path / "data"), "OPTOUT_METRICS_PORT": "0"} | env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_optout_dev_fails_and_announces_nothing_when_a_worker_cannot_start(
+    broker: str, database_url: str, tmp_path: Path
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        dev = _dev(
+            tmp_path,
+            {
+                "OPTOUT_KAFKA_BOOTSTRAP": broker,
+                "OPTOUT_DATABASE_URL": database_url,
+                "OPTOUT_METRICS_PORT": str(port),
+                "OPTOUT_TOPIC_INBOUND": f"in.{port}",
+            },
+        )
+        _, stderr = dev.communicate(timeout=120)
+    assert dev.returncode != 0, stderr
+    assert "is running" not in stderr
+    assert "the classifier could not start (exit code 2)" in stderr
+    assert f"OPTOUT_METRICS_PORT={port}: cannot listen" in stderr
+    assert not (tmp_path / "data" / "dev.json").exists()
+
+
+def test_optout_dev_refuses_a_bad_rules_file_before_starting_anything(tmp_path: Path) -> None:
+    (tmp_path / "rules.json").write_text('{"version": 1, ')
+    result = optout("dev", env={"OPTOUT_RULES": "rules.json"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("optout: error: rules file rules.json")
+    assert not (tmp_path / ".optout").exists()
+
+
+def test_sighup_stops_optout_dev_its_workers_broker_and_postgres(tmp_path: Path) -> None:
+    import psutil  # type: ignore[import-untyped]
+
+    dev = _dev(tmp_path, {"OPTOUT_SNAPSHOT_INTERVAL": "0"})
+    state = tmp_path / "data" / "dev.json"
+    pidfile = tmp_path / "data" / "postgres" / "postmaster.pid"
+    processes: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not state.exists():
+            assert dev.poll() is None, dev.communicate()[1]
+            assert time.monotonic() < deadline, "optout dev did not come up"
+            time.sleep(0.2)
+        found = json.loads(state.read_text())
+        assert found["pid"] == dev.pid
+        processes = psutil.Process(dev.pid).children()  # the broker and both workers
+        assert len(processes) == 3
+        processes.append(psutil.Process(int(pidfile.read_text().split()[0])))
+        dev.send_signal(signal.SIGHUP)
+        _, stderr = dev.communicate(timeout=90)
+        assert dev.returncode == 0, stderr
+        _, alive = psutil.wait_procs(processes, timeout=20)
+        assert alive == [], f"still running after SIGHUP: {alive}"
+        assert not state.exists()
+        assert not pidfile.exists()
+    finally:
+        for process in [psutil.Process(dev.pid), *processes] if dev.poll() is None else processes:
+            with contextlib.suppress(psutil.Error):
+                process.kill()

