@@ -153,3 +153,19 @@ def test_sighup_stops_optout_dev_its_workers_broker_and_postgres(tmp_path: Path)
         for process in [psutil.Process(dev.pid), *processes] if dev.poll() is None else processes:
             with contextlib.suppress(psutil.Error):
                 process.kill()
+
+
+def test_the_benchmarks_postgres_is_stopped_before_its_directory_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psutil
+
+    from worker.dev.stack import postgres_url_for
+
+    monkeypatch.delenv("OPTOUT_DATABASE_URL", raising=False)
+    with postgres_url_for(tmp_path / "pg") as url:
+        assert url.startswith("postgresql://")
+        pid = int((tmp_path / "pg" / "postmaster.pid").read_text().split()[0])
+        assert psutil.pid_exists(pid)
+    assert not (tmp_path / "pg" / "postmaster.pid").exists()
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -174,3 +175,21 @@ def with_database(url: str, database: str) -> str:
 
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + database))
+
+
+@contextlib.contextmanager
+def postgres_url_for(data_dir: Path) -> Iterator[str]:
+    """``OPTOUT_DATABASE_URL`` if set, else an embedded Postgres in ``data_dir`` that is stopped when
+    the block ends (before a temporary ``data_dir`` is removed: never a postmaster left running
+    on a deleted directory)."""
+    import os
+
+    external = os.environ.get("OPTOUT_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = start_postgres(data_dir)
+    try:
+        yield server.url
+    finally:
+        server.stop()
