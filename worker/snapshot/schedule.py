@@ -64,21 +64,35 @@ async def take_snapshot(settings: Settings, store: Store, progress: Progress | N
     return result
 
 
+def newest_snapshot_time(directory: Path) -> float | None:
+    """Unix time the newest readable snapshot in ``directory`` was written, or None."""
+    for snapshot in snapshot_ids(directory):
+        try:
+            return datetime.fromisoformat(read_manifest(directory / snapshot).created_at).timestamp()
+        except (SnapshotError, ValueError):
+            continue
+    return None
+
+
 def seconds_until_due(settings: Settings, now: float) -> float:
     """0 when no snapshot exists or the newest is an interval old; else the time left."""
-    for snapshot in snapshot_ids(settings.snapshot_dir):
-        try:
-            created = datetime.fromisoformat(read_manifest(settings.snapshot_dir / snapshot).created_at)
-        except SnapshotError:
-            continue
-        return max(0.0, created.timestamp() + settings.snapshot_interval - now)
-    return 0.0
+    created = newest_snapshot_time(settings.snapshot_dir)
+    if created is None:
+        return 0.0
+    return max(0.0, created + settings.snapshot_interval - now)
 
 
 async def snapshot_every(
     settings: Settings, store: Store, metrics: ProjectorMetrics, stop: asyncio.Event
 ) -> None:
-    """The projector's background task; it never ends the projector, whatever fails."""
+    """The projector's background task; it never ends the projector, whatever fails.
+
+    The last-success gauge starts from the newest snapshot on disk, so a restart (every deploy)
+    does not look like a snapshot that never happened; when none is recent one is written at once.
+    """
+    newest = newest_snapshot_time(settings.snapshot_dir)
+    if newest is not None:
+        metrics.snapshot_written.set(newest)
     wait = seconds_until_due(settings, time.time())
     while not stop.is_set():
         try:
