@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from worker.heartbeat import HEARTBEAT
 from worker.logs import ServiceState
 
 
@@ -40,7 +41,9 @@ class Backoff:
         """Record a failed attempt and sleep before the next one."""
         self.attempts += 1
         self.state.down(f"{type(error).__name__}: {str(error) or 'no detail'}")
+        HEARTBEAT.tick()  # waiting out an outage is progress: live, though not ready
         await asyncio.sleep(self.delay)
+        HEARTBEAT.tick()
         self.delay = min(self.delay * 2, self.maximum)
 
     def succeeded(self) -> None:

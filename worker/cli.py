@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -22,7 +22,11 @@ from prometheus_client import CollectorRegistry
 from worker import __version__
 from worker.config import Settings, add_arguments, unknown_variables
 from worker.errors import ConfigError, OptoutError, ServiceUnavailableError
+from worker.logs import KAFKA, POSTGRES, ServiceState
 from worker.ops.httpserver import HttpServer, WSGIApp, start_http
+
+if TYPE_CHECKING:
+    from worker.ops.health import Health
 
 log = logging.getLogger("optout")
 
@@ -150,6 +154,7 @@ def cmd_classifier(settings: Settings, args: argparse.Namespace) -> int:
         settings,
         METRICS_PORT_CLASSIFIER,
         lambda registry, stop: run_classifier(settings, burst=args.burst, registry=registry, stop=stop),
+        services=(KAFKA,),
     )
 
 
@@ -164,6 +169,7 @@ def cmd_projector(settings: Settings, args: argparse.Namespace) -> int:
         METRICS_PORT_PROJECTOR,
         lambda registry, stop: run_projector(settings, url, burst=args.burst, registry=registry, stop=stop),
         routes={PREFIX + "/": snapshot_app(settings.snapshot_dir)},
+        services=(KAFKA, POSTGRES),
     )
 
 
@@ -172,14 +178,17 @@ def _serve(
     default_port: int,
     loop: Callable[[CollectorRegistry, asyncio.Event], Coroutine[Any, Any, object]],
     routes: dict[str, WSGIApp] | None = None,
+    services: tuple[ServiceState, ...] = (),
 ) -> int:
-    """Run a worker loop with its metrics endpoint; SIGTERM/SIGINT stop it between batches."""
+    """Run a worker loop with its HTTP endpoint (metrics, liveness, readiness, ``routes``);
+    SIGTERM/SIGINT stop it between batches. ``services``: those whose outage makes it unready."""
+    from worker.ops.health import Health
 
     async def run() -> int:
         stop = _stop_on_signals()
         registry = CollectorRegistry()
         port = default_port if settings.metrics_port is None else settings.metrics_port
-        http = _start_http(registry, settings, port, stop, routes)
+        http = _start_http(registry, settings, port, Health(services, stopping=stop.is_set), routes)
         try:
             await loop(registry, stop)
         finally:
@@ -193,14 +202,13 @@ def _start_http(
     registry: CollectorRegistry,
     settings: Settings,
     port: int,
-    stop: asyncio.Event,
+    health: Health,
     routes: dict[str, WSGIApp] | None = None,
 ) -> HttpServer:
-    def health() -> tuple[bool, bytes]:
-        return (not stop.is_set(), orjson.dumps({"status": "stopping" if stop.is_set() else "ok"}))
-
     try:
-        http = start_http(registry, settings.metrics_host, port, health, routes)
+        http = start_http(
+            registry, settings.metrics_host, port, health.liveness, health.routes() | (routes or {})
+        )
     except OSError as exc:
         raise ConfigError(_listen_error(settings.metrics_host, port, exc)) from None
     log.info("metrics on %s", http.metrics_url)

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,85 @@ def test_the_benchmarks_postgres_is_stopped_before_its_directory_is_removed(
         assert psutil.pid_exists(pid)
     assert not (tmp_path / "pg" / "postmaster.pid").exists()
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def _get(url: str) -> tuple[int, dict[str, object]]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _wait_for(url: str, status: int, seconds: float = 60) -> dict[str, object]:
+    deadline = time.monotonic() + seconds
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            got, body = _get(url)
+        except OSError as exc:
+            last = exc
+        else:
+            if got == status:
+                return body
+            last = (got, body)
+        time.sleep(0.2)
+    raise AssertionError(f"{url} never answered {status}; last: {last}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_a_worker_without_kafka_is_live_but_not_ready_and_ready_once_assigned(
+    broker: str, tmp_path: Path
+) -> None:
+    from tests.integration.helpers import REPO
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"OPTOUT_METRICS_PORT": str(port), "OPTOUT_METRICS_HOST": "127.0.0.1"}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OPTOUT_")}
+    unreachable = subprocess.Popen(
+        [sys.executable, "-m", "worker", "classifier"],
+        env=clean | env | {"OPTOUT_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}"},
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(f"{base}/livez", 200)
+        body = _wait_for(f"{base}/readyz", 503)
+        assert "not connected to Kafka yet" in body["reasons"]  # type: ignore[operator]
+        assert _get(f"{base}/healthz")[0] == 200
+    finally:
+        unreachable.terminate()
+        unreachable.wait(30)
+    suffix = uuid.uuid4().hex[:8]
+    topics = {
+        "OPTOUT_TOPIC_INBOUND": f"in.{suffix}",
+        "OPTOUT_TOPIC_CHANGES": f"ch.{suffix}",
+        "OPTOUT_TOPIC_REPLIES": f"re.{suffix}",
+        "OPTOUT_TOPIC_DEAD_LETTER": f"dl.{suffix}",
+        "OPTOUT_GROUP_ID": f"g.{suffix}",
+    }
+    assert optout("topics", env={"OPTOUT_KAFKA_BOOTSTRAP": broker} | topics).returncode == 0
+    connected = subprocess.Popen(
+        [sys.executable, "-m", "worker", "classifier"],
+        env=clean | env | topics | {"OPTOUT_KAFKA_BOOTSTRAP": broker},
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        body = _wait_for(f"{base}/readyz", 200, seconds=90)
+        assert body["status"] == "ready"
+    finally:
+        connected.terminate()
+        assert connected.wait(30) == 0
