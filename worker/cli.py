@@ -164,11 +164,18 @@ def cmd_projector(settings: Settings, args: argparse.Namespace) -> int:
     from worker.stream.projector import run_projector
 
     url = database_url(settings)
+    token = settings.snapshot_bearer_token()
+    if token is None and settings.metrics_host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "/snapshots (every blocked address) is served on %s without a token: set "
+            "OPTOUT_SNAPSHOT_TOKEN_FILE, or OPTOUT_METRICS_HOST=127.0.0.1",
+            settings.metrics_host,
+        )
     return _serve(
         settings,
         METRICS_PORT_PROJECTOR,
         lambda registry, stop: run_projector(settings, url, burst=args.burst, registry=registry, stop=stop),
-        routes={PREFIX + "/": snapshot_app(settings.snapshot_dir)},
+        routes={PREFIX + "/": snapshot_app(settings.snapshot_dir, token)},
         services=(KAFKA, POSTGRES),
     )
 

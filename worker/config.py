@@ -187,7 +187,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("metrics_port", "OPTOUT_METRICS_PORT", "", lambda v: _port(v) if v else None,
             "port of /metrics; 0 picks a free one; empty: 9464 classifier, 9465 projector"),
     Setting("metrics_host", "OPTOUT_METRICS_HOST", "0.0.0.0", str,
-            "address the metrics server binds"),
+            "address the HTTP server binds (/metrics, /livez, /readyz and the projector's /snapshots); "
+            "127.0.0.1: this machine only"),
+    Setting("snapshot_token", "OPTOUT_SNAPSHOT_TOKEN", "", str,
+            "bearer token that GET /snapshots requires; empty: none (then keep the port private)",
+            secret=True),
+    Setting("snapshot_token_file", "OPTOUT_SNAPSHOT_TOKEN_FILE", "",
+            _readable_file("a readable file holding the token"),
+            "file holding that token (a mounted secret); instead of OPTOUT_SNAPSHOT_TOKEN"),
     Setting("data_dir", "OPTOUT_DATA_DIR", constants.DATA_DIR, Path,
             "local state of `optout dev`: embedded Postgres, broker log, dev.json"),
     Setting("snapshot_dir", "OPTOUT_SNAPSHOT_DIR", constants.SNAPSHOT_DIR, Path,
@@ -235,6 +242,8 @@ class Settings:
     rules: str
     metrics_port: int | None
     metrics_host: str
+    snapshot_token: str
+    snapshot_token_file: str
     data_dir: Path
     snapshot_dir: Path
     snapshot_interval: int
@@ -292,6 +301,22 @@ class Settings:
             raise ConfigError(
                 f"OPTOUT_KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs OPTOUT_KAFKA_SASL_USERNAME"
             )
+
+    def snapshot_bearer_token(self) -> str | None:
+        """The token ``/snapshots`` requires (from the file or the variable), or None."""
+        if self.snapshot_token and self.snapshot_token_file:
+            raise ConfigError("set OPTOUT_SNAPSHOT_TOKEN or OPTOUT_SNAPSHOT_TOKEN_FILE, not both")
+        if not self.snapshot_token_file:
+            return self.snapshot_token or None
+        try:
+            token = Path(self.snapshot_token_file).read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"OPTOUT_SNAPSHOT_TOKEN_FILE={self.snapshot_token_file}: cannot read: {exc}"
+            ) from None
+        if not token:
+            raise ConfigError(f"OPTOUT_SNAPSHOT_TOKEN_FILE={self.snapshot_token_file}: the file is empty")
+        return token
 
     def replace(self, **changes: Any) -> Settings:
         current = {f.name: getattr(self, f.name) for f in fields(self)}
