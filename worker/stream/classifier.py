@@ -25,7 +25,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry
 
 from worker import __version__
-from worker.backoff import Backoff
+from worker.backoff import Backoff, wake_on
 from worker.classify.rulesfile import load_rules
 from worker.config import Settings
 from worker.events.inbound import format_instant
@@ -61,6 +61,7 @@ async def run_classifier(
     tune_gc_for_throughput()
     metrics = ClassifierMetrics(registry if registry is not None else CollectorRegistry())
     stop = stop if stop is not None else asyncio.Event()
+    wake_on(stop)
     topics = settings.topics
     stats = RunStats()
     consumer = make_consumer(settings, settings.group_id, max_poll_records=settings.batch_max_records)

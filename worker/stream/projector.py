@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from worker import __version__
-from worker.backoff import Backoff
+from worker.backoff import Backoff, wake_on
 from worker.config import Settings
 from worker.errors import DeadLetterCode, InputError, OptoutError, RefusedError, ServiceUnavailableError
 from worker.events.inbound import format_instant
@@ -61,6 +61,7 @@ async def run_projector(
     """Run until ``stop`` is set (or, with ``burst``, until the change topic is drained and idle)."""
     metrics = ProjectorMetrics(registry if registry is not None else CollectorRegistry())
     stop = stop if stop is not None else asyncio.Event()
+    wake_on(stop)
     stats = RunStats()
     store = await _connect(database_url, metrics, stop)
     if store is None:
