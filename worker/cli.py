@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--subaccount")
     check.add_argument("--sender")
     check.add_argument("--channel", help="sms, whatsapp, ...; omitted: blocks on any channel count")
+    check.add_argument(
+        "--exit-status",
+        action="store_true",
+        help="for scripts: exit 0 when not blocked, 1 when blocked, 2 on any error (bad settings, "
+        "Postgres unreachable)",
+    )
     history = command("history", "ADDRESS's opt-out/opt-in history, oldest first, as JSON lines")
     history.add_argument("address")
     history.add_argument("--account")
@@ -91,9 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OptoutError as exc:  # an outage at a one-shot command, or data a server refused
         print(f"optout: error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if getattr(args, "exit_status", False) else 1  # with --exit-status, 1 means blocked
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: with --exit-status, never let it look like "blocked" (1)
+        if not getattr(args, "exit_status", False):
+            raise
+        print(f"optout: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
 
 
 def _configure_logging(level: str) -> None:
@@ -282,7 +293,7 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
             "other_blocks": [block for block in every if block["event_id"] not in ids],
         }
         sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
-        return 0
+        return 1 if args.exit_status and result["blocked"] else 0
 
     return asyncio.run(run())
 

@@ -252,3 +252,21 @@ def test_a_worker_without_kafka_is_live_but_not_ready_and_ready_once_assigned(
     finally:
         connected.terminate()
         assert connected.wait(30) == 0
+
+
+async def test_check_exit_status_is_0_not_blocked_1_blocked_2_error(database_url: str) -> None:
+    from tests.unit.factories import change_event
+    from worker.store.postgres import Store
+
+    async with await Store.connect(database_url, min_size=1, max_size=1) as store:
+        await store.apply("g", [change_event("+15550000001", "block")], {("t", 0): 1})
+    env = {"OPTOUT_DATABASE_URL": database_url}
+    blocked = optout("check", "+15550000001", "--account", "acme", "--exit-status", env=env)
+    assert blocked.returncode == 1, blocked.stderr
+    assert json.loads(blocked.stdout)["blocked"] is True
+    free = optout("check", "+15550000002", "--account", "acme", "--exit-status", env=env)
+    assert free.returncode == 0, free.stderr
+    unreachable = {"OPTOUT_DATABASE_URL": "postgresql://optout@127.0.0.1:1/optout"}
+    assert optout("check", "+1", "--account", "acme", "--exit-status", env=unreachable).returncode == 2
+    assert optout("check", "+1", "--account", "acme", env=unreachable).returncode == 1  # unchanged without
+    assert optout("check", "+15550000001", "--account", "acme", env=env).returncode == 0
