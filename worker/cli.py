@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = {k: v for k, v in vars(args).items() if isinstance(v, str)}
     try:
         settings = Settings.from_mapping(os.environ, flags)
-        _configure_logging(settings.log_level)
+        _configure_logging(settings.log_level, settings.log_format)
         for warning in unknown_variables(os.environ):
             log.warning("%s", warning)
         if args.command != "dev":
@@ -107,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str, fmt: str) -> None:
     from worker.logs import configure
 
-    configure(level)
+    configure(level, fmt)
 
 
 def _stop_on_signals() -> asyncio.Event:

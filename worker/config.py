@@ -226,6 +226,9 @@ SETTINGS: tuple[Setting, ...] = (
             "CA bundle for Kafka TLS; empty: the system's"),
     Setting("log_level", "OPTOUT_LOG_LEVEL", "INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"),
             "log level"),
+    Setting("log_format", "OPTOUT_LOG_FORMAT", "text", _choice("text", "json"),
+            "text: one readable line per event; json: one JSON object per line (time in UTC, level, "
+            "logger, event, fields) for log collectors"),
 )  # fmt: skip
 
 
@@ -260,6 +263,7 @@ class Settings:
     sasl_password: str
     ssl_cafile: str
     log_level: str
+    log_format: str
 
     def __repr__(self) -> str:
         """Every setting, with the SASL password and the database URL's password masked."""
