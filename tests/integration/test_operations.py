@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from worker.stream.topics import Topics
+
 pytestmark = pytest.mark.integration
 
 
@@ -270,3 +272,22 @@ async def test_check_exit_status_is_0_not_blocked_1_blocked_2_error(database_url
     assert optout("check", "+1", "--account", "acme", "--exit-status", env=unreachable).returncode == 2
     assert optout("check", "+1", "--account", "acme", env=unreachable).returncode == 1  # unchanged without
     assert optout("check", "+15550000001", "--account", "acme", env=env).returncode == 0
+
+
+async def test_dead_letters_are_logged_once_per_batch_with_their_codes(
+    broker: str, topics: Topics, group_suffix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from tests.integration.helpers import mo, produce, settings_for
+    from worker.stream.classifier import run_classifier
+
+    bad = [(None, b"not json", 0)] * 20 + [(None, b"[1]", 0)] * 3 + [(None, mo("m1", "STOP"), 0)]
+    await produce(broker, topics.inbound, bad)
+    with caplog.at_level(logging.WARNING, logger="optout.classifier"):
+        stats = await run_classifier(settings_for(broker, topics, group_suffix), burst=True)
+    assert stats.records == 24
+    lines = [r for r in caplog.records if "dead-lettered" in r.getMessage()]
+    assert len(lines) == stats.batches == 1
+    assert lines[0].getMessage() == "dead-lettered 23 inbound records (invalid_json: 20, not_an_object: 3)"
+    assert lines[0].dead_letters == {"invalid_json": 20, "not_an_object": 3}  # type: ignore[attr-defined]

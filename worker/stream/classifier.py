@@ -32,6 +32,7 @@ from worker.events.inbound import format_instant
 from worker.logs import KAFKA
 from worker.ops.metrics import ClassifierMetrics
 from worker.stream.batch import BatchOutput, classify_records
+from worker.stream.deadletters import log_dead_letters
 from worker.stream.kafka import make_consumer, make_producer
 from worker.stream.loop import (
     CountingListener,
@@ -138,6 +139,8 @@ def _observe(metrics: ClassifierMetrics, out: BatchOutput, started: float) -> No
         metrics.classified.labels(intent.value).inc(count)
     for code, count in out.dead_by_code.items():
         metrics.dead_lettered.labels(code.value).inc(count)
+    if out.dead_by_code:
+        log_dead_letters(log, out.dead_by_code, "inbound records")
     if out.changes:
         metrics.changes.inc(len(out.changes))
     if out.replies:

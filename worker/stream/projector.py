@@ -34,6 +34,7 @@ from worker.snapshot.schedule import snapshot_every
 from worker.store.migrate import migrate
 from worker.store.postgres import Store
 from worker.stream.batch import dead_letter
+from worker.stream.deadletters import log_dead_letters
 from worker.stream.kafka import make_consumer, make_producer
 from worker.stream.loop import (
     Batch,
@@ -297,6 +298,8 @@ async def _dead_letter(
         return False
     for _, error in bad:
         metrics.dead_lettered.labels(error.code.value).inc()
-    codes = sorted({error.code.value for _, error in bad})
-    log.warning("dead-lettered %d change events (%s)", len(bad), ", ".join(codes))
+    by_code: dict[DeadLetterCode, int] = {}
+    for _, error in bad:
+        by_code[error.code] = by_code.get(error.code, 0) + 1
+    log_dead_letters(log, by_code, "change events")
     return True
