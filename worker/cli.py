@@ -166,6 +166,7 @@ def cmd_classifier(settings: Settings, args: argparse.Namespace) -> int:
         METRICS_PORT_CLASSIFIER,
         lambda registry, stop: run_classifier(settings, burst=args.burst, registry=registry, stop=stop),
         services=(KAFKA,),
+        role="classifier",
     )
 
 
@@ -188,6 +189,7 @@ def cmd_projector(settings: Settings, args: argparse.Namespace) -> int:
         lambda registry, stop: run_projector(settings, url, burst=args.burst, registry=registry, stop=stop),
         routes={PREFIX + "/": snapshot_app(settings.snapshot_dir, token)},
         services=(KAFKA, POSTGRES),
+        role="projector",
     )
 
 
@@ -197,14 +199,17 @@ def _serve(
     loop: Callable[[CollectorRegistry, asyncio.Event], Coroutine[Any, Any, object]],
     routes: dict[str, WSGIApp] | None = None,
     services: tuple[ServiceState, ...] = (),
+    role: str = "worker",
 ) -> int:
     """Run a worker loop with its HTTP endpoint (metrics, liveness, readiness, ``routes``);
     SIGTERM/SIGINT stop it between batches. ``services``: those whose outage makes it unready."""
     from worker.ops.health import Health
+    from worker.ops.metrics import register_process_metrics
 
     async def run() -> int:
         stop = _stop_on_signals()
         registry = CollectorRegistry()
+        register_process_metrics(registry, role)
         port = default_port if settings.metrics_port is None else settings.metrics_port
         http = _start_http(registry, settings, port, Health(services, stopping=stop.is_set), routes)
         try:
