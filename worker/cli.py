@@ -31,16 +31,54 @@ if TYPE_CHECKING:
 log = logging.getLogger("optout")
 
 
+#: The settings groups (:data:`worker.config.HELP_GROUPS`) each command's ``--help`` shows; the
+#: others are accepted but not listed. ``dev`` shows them all.
+_KAFKA, _TOPICS, _PG, _HTTP = (
+    "Kafka",
+    "topics and consumer groups",
+    "Postgres",
+    "HTTP: /metrics, /livez, /readyz, /snapshots",
+)
+_SNAP, _RULES, _BATCH, _LOGS = "snapshots", "classification", "batching", "logs and local state"
+_SHOWN: dict[str, tuple[str, ...] | None] = {
+    "classifier": (_KAFKA, _TOPICS, _RULES, _HTTP, _BATCH, _LOGS),
+    "projector": (_KAFKA, _TOPICS, _PG, _HTTP, _SNAP, _BATCH, _LOGS),
+    "classify": (_RULES, _LOGS),
+    "check": (_PG, _LOGS),
+    "history": (_PG, _LOGS),
+    "produce": (_KAFKA, _TOPICS, _LOGS),
+    "tail": (_KAFKA, _TOPICS, _LOGS),
+    "dev": None,
+    "snapshot": (_PG, _SNAP, _TOPICS, _LOGS),
+    "topics": (_KAFKA, _TOPICS, _LOGS),
+    "migrate": (_PG, _LOGS),
+}
+
+_EPILOG = (
+    "Every setting is a flag or an OPTOUT_* environment variable (the flag wins); settings of other "
+    "commands are accepted too. All of them: `optout dev --help` or the README's Configuration table."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="optout", description="Opt-out (STOP/START/HELP) engine for messaging platforms."
+        prog="optout",
+        description="Opt-out (STOP/START/HELP) engine for messaging platforms.",
+        epilog="`optout COMMAND --help` for a command's options and settings.",
     )
     parser.add_argument("--version", action="version", version=f"optout-worker {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subs: dict[str, argparse.ArgumentParser] = {}
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
-        add_arguments(sub)
+        sub = commands.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=_EPILOG,
+            formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=32),
+        )
+        subs[name] = sub
         return sub
 
     for name, help in (
@@ -58,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "precision and recall per intent, language and category and the targets; exit 1 if one is missed",
     )
     check = command("check", "is ADDRESS blocked for a message from this account/subaccount/sender?")
-    check.add_argument("address")
+    check.add_argument("address", metavar="ADDRESS")
     check.add_argument("--account", required=True)
     check.add_argument("--subaccount")
     check.add_argument("--sender")
@@ -70,13 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
         "Postgres unreachable)",
     )
     history = command("history", "ADDRESS's opt-out/opt-in history, oldest first, as JSON lines")
-    history.add_argument("address")
+    history.add_argument("address", metavar="ADDRESS")
     history.add_argument("--account")
     command("produce", "send inbound-message JSON lines from stdin to the inbound topic (key: from)")
     command("dev", "the whole stack on one machine: embedded broker and Postgres, classifier, projector")
     command("snapshot", "write a blocklist snapshot now (as the projector does every interval)")
     command("topics", "create the topics if missing and verify their configuration (idempotent)")
     command("migrate", "apply pending Postgres migrations (idempotent)")
+    for name, sub in subs.items():
+        # The usage line shows the command's own arguments; the settings are one [SETTINGS].
+        own = sub.format_usage().removeprefix("usage: ").replace(" [-h]", "").strip()
+        sub.usage = f"{own} [SETTINGS]"
+        add_arguments(sub, _SHOWN.get(name))
     return parser
 
 

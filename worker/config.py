@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -183,7 +183,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("projector_group_id", "OPTOUT_PROJECTOR_GROUP_ID", constants.GROUP_PROJECTOR, _group,
             "projector consumer group (offsets live in Postgres)"),
     Setting("rules", "OPTOUT_RULES", "", _rules,
-            "rules file (JSON or TOML, schemas/rules.v1.json); empty: built-in English rules"),
+            "rules file (JSON or TOML, schemas/rules.v1.json) layered on the built-in rules; empty: the "
+            "built-in rules of all 7 language packs (en, es, fr, de, pt, it, nl)"),
     Setting("metrics_port", "OPTOUT_METRICS_PORT", "", lambda v: _port(v) if v else None,
             "port of /metrics; 0 picks a free one; empty: 9464 classifier, 9465 projector"),
     Setting("metrics_host", "OPTOUT_METRICS_HOST", "0.0.0.0", str,
@@ -328,16 +329,46 @@ class Settings:
         return Settings(**current)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per setting; defaults stay None so the environment can fill them in."""
-    group = parser.add_argument_group("settings (each also an OPTOUT_* environment variable)")
+#: Settings grouped for ``--help``, by the start of their variable name (after ``OPTOUT_``); the
+#: first match wins, and a setting no prefix matches goes to "other settings".
+HELP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Kafka", ("KAFKA_",)),
+    (
+        "topics and consumer groups",
+        ("TOPIC_", "GROUP_ID", "PROJECTOR_GROUP_ID", "PARTITIONS", "REPLICATION_"),
+    ),
+    ("Postgres", ("DATABASE_",)),
+    ("HTTP: /metrics, /livez, /readyz, /snapshots", ("METRICS_", "SNAPSHOT_TOKEN")),
+    ("snapshots", ("SNAPSHOT_",)),
+    ("classification", ("RULES",)),
+    ("batching", ("BATCH_", "POLL_", "BURST_")),
+    ("logs and local state", ("LOG_", "DATA_DIR")),
+)
+
+
+def help_group(setting: Setting) -> str:
+    name = setting.env.removeprefix("OPTOUT_")
+    return next((title for title, starts in HELP_GROUPS if name.startswith(starts)), "other settings")
+
+
+def add_arguments(parser: argparse.ArgumentParser, shown: Sequence[str] | None = None) -> None:
+    """One flag per setting, in titled groups; defaults stay None so the environment can fill them
+    in. Only the groups in ``shown`` (None: all) appear in ``--help``; the others' flags are still
+    accepted, so a script can pass the same flags to every command."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
     for setting in SETTINGS:
-        group.add_argument(
+        title = help_group(setting)
+        visible = shown is None or title in shown or title == "other settings"
+        if visible and title not in groups:
+            groups[title] = parser.add_argument_group(f"{title} (flag, or its OPTOUT_* variable)")
+        target = groups[title] if visible else parser
+        default = setting.default or "empty"
+        target.add_argument(
             setting.flag,
             dest=setting.field,
             default=None,
-            metavar=setting.env,
-            help=f"{setting.help} (default: {setting.default or 'empty'})",
+            metavar="V",
+            help=f"{setting.help} ({setting.env}, default {default})" if visible else argparse.SUPPRESS,
         )
 
 
