@@ -111,6 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("address", metavar="ADDRESS")
     history.add_argument("--account")
     command("produce", "send inbound-message JSON lines from stdin to the inbound topic (key: from)")
+    tail = command(
+        "tail", "print what the workers write to a topic, decoded (dead letters with their reason)"
+    )
+    tail.add_argument(
+        "what", choices=["replies", "changes", "dead-letters"], metavar="replies|changes|dead-letters"
+    )
+    tail.add_argument(
+        "--from-beginning", action="store_true", help="from the start of the topic (default: new only)"
+    )
+    tail.add_argument("--limit", type=int, metavar="N", help="exit after N records")
+    tail.add_argument("--json", action="store_true", help="one decoded JSON event per line instead of text")
     command("dev", "the whole stack on one machine: embedded broker and Postgres, classifier, projector")
     command("snapshot", "write a blocklist snapshot now (as the projector does every interval)")
     command("topics", "create the topics if missing and verify their configuration (idempotent)")
@@ -421,6 +432,15 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.ops.tail import tail
+
+    asyncio.run(
+        tail(settings, args.what, from_beginning=args.from_beginning, limit=args.limit, json_lines=args.json)
+    )
+    return 0
+
+
 def cmd_snapshot(settings: Settings, args: argparse.Namespace) -> int:
     from worker.snapshot.schedule import check_writable, take_snapshot
     from worker.snapshot.writer import terminal_progress
@@ -489,5 +509,6 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "snapshot": cmd_snapshot,
     "topics": cmd_topics,
     "produce": cmd_produce,
+    "tail": cmd_tail,
     "migrate": cmd_migrate,
 }

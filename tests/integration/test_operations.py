@@ -291,3 +291,29 @@ async def test_dead_letters_are_logged_once_per_batch_with_their_codes(
     assert len(lines) == stats.batches == 1
     assert lines[0].getMessage() == "dead-lettered 23 inbound records (invalid_json: 20, not_an_object: 3)"
     assert lines[0].dead_letters == {"invalid_json": 20, "not_an_object": 3}  # type: ignore[attr-defined]
+
+
+async def test_optout_tail_prints_changes_replies_and_dead_letters_with_their_reason(
+    broker: str, topics: Topics, group_suffix: str
+) -> None:
+    from tests.integration.helpers import env_for, mo, produce, settings_for
+    from worker.stream.classifier import run_classifier
+
+    await produce(broker, topics.inbound, [(None, b"not json", 0), (None, mo("m1", "STOP"), 1)])
+    await run_classifier(settings_for(broker, topics, group_suffix), burst=True)
+    env = env_for(broker, topics, group_suffix)
+    dead = optout("tail", "dead-letters", "--from-beginning", "--limit", "1", env=env)
+    assert dead.returncode == 0, dead.stderr
+    lines = dead.stdout.splitlines()
+    assert "invalid_json  at the classifier:" in lines[0]
+    assert f"(from {topics.inbound}[0]@0;" in lines[0]
+    assert lines[1] == "    value: 'not json'"
+    changes = optout("tail", "changes", "--from-beginning", "--limit", "1", env=env)
+    assert changes.returncode == 0, changes.stderr
+    assert "BLOCK    +15550000001  account acme on sms  keyword 'STOP'" in changes.stdout
+    replies = optout("tail", "replies", "--from-beginning", "--limit", "1", "--json", env=env)
+    assert replies.returncode == 0, replies.stderr
+    assert json.loads(replies.stdout)["in_reply_to"]
+    missing = optout("tail", "changes", env=env | {"OPTOUT_TOPIC_CHANGES": f"nope.{group_suffix}"})
+    assert missing.returncode == 1
+    assert missing.stderr.strip().endswith("does not exist at " + broker)

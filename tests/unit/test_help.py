@@ -10,6 +10,7 @@ COMMANDS = [
     "classifier",
     "projector",
     "classify",
+    "tail",
     "check",
     "history",
     "produce",
