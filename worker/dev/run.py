@@ -210,11 +210,16 @@ def _pick_port(configured: int | None, preferred: int) -> int:
         return configured
     if configured is None and port_is_free(preferred):
         return preferred
-    return free_port()
+    port = free_port()
+    if configured is None:  # say so: commands and dashboards that assume the default would miss it
+        print(f"optout dev: port {preferred} is in use; using {port} instead", file=sys.stderr)
+    return port
 
 
 def _banner(settings: Settings, ports: dict[str, int], broker: Broker | None) -> None:
     where = "embedded Tansu, memory-only" if broker else "external"
+    if broker and not broker.bootstrap.endswith(f":{BROKER_PORT}"):
+        where += f"; port {BROKER_PORT} was in use"
     lines = [
         "",
         "optout dev is running. Ctrl-C stops everything.",
@@ -227,6 +232,8 @@ def _banner(settings: Settings, ports: dict[str, int], broker: Broker | None) ->
         f"  snapshots         {Path(settings.snapshot_dir).resolve()}  "
         f"(http://127.0.0.1:{ports['projector']}/snapshots/latest)",
         f"  data              {Path(settings.data_dir).resolve()}",
+        "",
+        f"Commands run from {Path.cwd()} find these servers in {state_path(settings.data_dir)}.",
         "",
         "Try it (another terminal):",
         f"  echo '{_EXAMPLE}' | OPTOUT_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} .venv/bin/optout produce",
