@@ -182,7 +182,8 @@ def _get(url: str) -> tuple[int, dict[str, object]]:
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        with error:
+            return error.code, json.loads(error.read())
 
 
 def _wait_for(url: str, status: int, seconds: float = 60) -> dict[str, object]:

@@ -178,6 +178,7 @@ async def test_snapshots_protected_by_a_token_answer_401_without_it_and_200_with
             request = urllib.request.Request(f"{url}{PREFIX}/latest", headers=headers)
             with pytest.raises(urllib.error.HTTPError) as refused:
                 await asyncio.to_thread(urllib.request.urlopen, request, timeout=10)
+            refused.value.close()
             assert refused.value.code == 401
             assert refused.value.headers["WWW-Authenticate"].startswith("Bearer")
         request = urllib.request.Request(

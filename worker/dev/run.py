@@ -194,7 +194,8 @@ def _wait_until_serving(
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{ports[name]}/livez", timeout=1):
                     del waiting[name]
-            except urllib.error.HTTPError:
+            except urllib.error.HTTPError as error:
+                error.close()
                 del waiting[name]  # it answers: started (whether or not it is live yet)
             except (OSError, ValueError):
                 pass

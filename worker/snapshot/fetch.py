@@ -68,6 +68,7 @@ def _get(url: str, headers: dict[str, str], timeout: float) -> bytes | None:
             body: bytes = response.read()
             return body
     except urllib.error.HTTPError as error:
+        error.close()  # it holds the response (and its socket) open
         if error.code == 304:
             return None
         if error.code == 401:
