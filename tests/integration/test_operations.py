@@ -109,13 +109,19 @@ def test_optout_dev_fails_and_announces_nothing_when_a_worker_cannot_start(
                 "OPTOUT_DATABASE_URL": database_url,
                 "OPTOUT_METRICS_PORT": str(port),
                 "OPTOUT_TOPIC_INBOUND": f"in.{port}",
+                "OPTOUT_TOPIC_CHANGES": f"ch.{port}",
+                "OPTOUT_TOPIC_REPLIES": f"re.{port}",
+                "OPTOUT_TOPIC_DEAD_LETTER": f"dl.{port}",
+                "OPTOUT_GROUP_ID": f"cg.{port}",
+                "OPTOUT_PROJECTOR_GROUP_ID": f"pg.{port}",
             },
         )
         _, stderr = dev.communicate(timeout=120)
     assert dev.returncode != 0, stderr
     assert "is running" not in stderr
-    assert "the classifier could not start (exit code 2)" in stderr
-    assert f"OPTOUT_METRICS_PORT={port}: cannot listen" in stderr
+    # The classifier gets the busy port (the projector the next one, which may be taken too).
+    assert "could not start (exit code 2); stopping" in stderr
+    assert "cannot listen on 127.0.0.1:" in stderr
     assert not (tmp_path / "data" / "dev.json").exists()
 
 
