@@ -32,7 +32,10 @@ def _missing(what: str, setting: str, exc: ImportError) -> ConfigError:
 def die_with_parent() -> None:
     """In a child before exec (``preexec_fn``): on Linux, get SIGTERM when the parent dies, however
     it dies (a closed terminal, SIGKILL). The dev stack's servers and workers run in their own
-    sessions, so without this they would outlive ``optout dev`` and hold its ports."""
+    sessions, so without this they would outlive ``optout dev`` and hold its ports. (The signal
+    follows the *thread* that started the child: start servers from the main thread.) The embedded
+    Postgres cannot use it (pg_ctl daemonizes it): ``optout dev`` stops it at exit, and after a
+    SIGKILL the next ``optout dev`` attaches to it and stops it then."""
     import signal
     import sys
 
