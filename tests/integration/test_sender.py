@@ -193,3 +193,70 @@ async def test_a_view_seeded_from_a_snapshot_of_a_recreated_topic_replays_it(
     finally:
         await view.close()
     assert "cannot be trusted" in caplog.text
+
+
+async def test_snapshots_protected_by_a_token_answer_401_without_it_and_200_with_it(
+    broker: str, topics: Topics, group_suffix: str, database_url: str, tmp_path: Path
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    served, cache = tmp_path / "projector", tmp_path / "sender"
+    settings = settings_for(broker, topics, group_suffix, OPTOUT_SNAPSHOT_DIR=str(served))
+    await produce(broker, topics.changes, change_records([change("+1", "block")]))
+    await run_projector(settings, database_url, burst=True)
+    manifest = await snapshot(settings, database_url)
+    token = "s3cret-token"
+    http = start_http(
+        CollectorRegistry(),
+        "127.0.0.1",
+        0,
+        lambda: (True, b"{}"),
+        {PREFIX + "/": snapshot_app(served, token)},
+    )
+    url = f"http://127.0.0.1:{http.port}"
+    try:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            request = urllib.request.Request(f"{url}{PREFIX}/latest", headers=headers)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                await asyncio.to_thread(urllib.request.urlopen, request, timeout=10)
+            refused.value.close()
+            assert refused.value.code == 401
+            assert refused.value.headers["WWW-Authenticate"].startswith("Bearer")
+        request = urllib.request.Request(
+            f"{url}{PREFIX}/latest", headers={"Authorization": f"Bearer {token}"}
+        )
+        with await asyncio.to_thread(urllib.request.urlopen, request, timeout=10) as response:
+            assert response.status == 200
+        with pytest.raises(ServiceUnavailableError, match="401"):
+            await asyncio.to_thread(fetch_latest, url, cache)
+        assert await asyncio.to_thread(fetch_latest, url, cache, token=token) == manifest
+        view = await BlocklistView.open(
+            broker,
+            topic=topics.changes,
+            snapshot_dir=tmp_path / "view",
+            snapshot_url=url,
+            snapshot_token=token,
+        )
+        try:
+            assert view.manifest == manifest
+        finally:
+            await view.close()
+    finally:
+        http.stop()
+
+
+def test_the_snapshot_token_comes_from_a_file_or_the_environment(tmp_path: Path) -> None:
+    from worker.config import Settings
+    from worker.errors import ConfigError
+
+    assert Settings.from_mapping({}).snapshot_bearer_token() is None
+    assert Settings.from_mapping({"OPTOUT_SNAPSHOT_TOKEN": "abc"}).snapshot_bearer_token() == "abc"
+    (tmp_path / "token").write_text("from-file\n")
+    from_file = Settings.from_mapping({"OPTOUT_SNAPSHOT_TOKEN_FILE": str(tmp_path / "token")})
+    assert from_file.snapshot_bearer_token() == "from-file"
+    assert "from-file" not in repr(from_file)
+    assert "abc" not in repr(Settings.from_mapping({"OPTOUT_SNAPSHOT_TOKEN": "abc"}))
+    (tmp_path / "empty").write_text("")
+    with pytest.raises(ConfigError, match=r"OPTOUT_SNAPSHOT_TOKEN_FILE=.*empty"):
+        Settings.from_mapping({"OPTOUT_SNAPSHOT_TOKEN_FILE": str(tmp_path / "empty")}).snapshot_bearer_token()

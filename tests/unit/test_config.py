@@ -59,7 +59,7 @@ def test_secrets_are_not_echoed() -> None:
     assert "'x'" in str(caught.value)
     for setting in SETTINGS:
         if setting.secret:
-            assert setting.env == "OPTOUT_KAFKA_SASL_PASSWORD"
+            assert setting.env in ("OPTOUT_KAFKA_SASL_PASSWORD", "OPTOUT_SNAPSHOT_TOKEN")
 
 
 def test_multiple_bootstrap_servers_are_normalized() -> None:

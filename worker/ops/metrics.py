@@ -126,3 +126,25 @@ class ProjectorMetrics(_Common):
         self.snapshot_failures = Counter(
             "optout_snapshot_failures_total", "Snapshots that failed (retried sooner).", registry=registry
         )
+
+
+def register_process_metrics(registry: CollectorRegistry, role: str) -> None:
+    """What every process exposes besides its own counters: ``optout_build_info`` (always 1; its
+    labels say which version and role run, and its absence that none does: the
+    OptoutWorkerAbsent alert) and the standard ``process_*`` and ``python_info`` collectors
+    (CPU, resident memory, open file descriptors, start time)."""
+    import platform
+
+    from prometheus_client import PlatformCollector, ProcessCollector
+
+    from worker import __version__
+
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    info = Gauge(
+        "optout_build_info",
+        "Always 1: the running version and role (classifier or projector).",
+        ["version", "role", "python"],
+        registry=registry,
+    )
+    info.labels(__version__, role, platform.python_version()).set(1)

@@ -115,6 +115,7 @@ class BlocklistView:
         topic: str = TOPIC_CHANGES,
         snapshot_dir: str | Path | None = SNAPSHOT_DIR,
         snapshot_url: str | None = None,
+        snapshot_token: str | None = None,
         kafka_options: Mapping[str, Any] | None = None,
         fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
         start_timeout: float = 30.0,
@@ -123,11 +124,12 @@ class BlocklistView:
 
         With ``snapshot_url`` (the projector's HTTP address) the latest snapshot is first fetched
         into ``snapshot_dir``; if the projector is unreachable, whatever that directory holds is
-        used (a warning says so).
+        used (a warning says so). ``snapshot_token``: the projector's OPTOUT_SNAPSHOT_TOKEN, sent
+        as ``Authorization: Bearer`` when it protects ``/snapshots``.
         """
         if snapshot_url is not None and snapshot_dir is not None:
             try:
-                await asyncio.to_thread(fetch_latest, snapshot_url, Path(snapshot_dir))
+                await asyncio.to_thread(fetch_latest, snapshot_url, Path(snapshot_dir), token=snapshot_token)
             except (ServiceUnavailableError, SnapshotError) as exc:
                 log.warning("could not fetch a snapshot (using the local ones): %s", exc)
         if snapshot_dir is None:

@@ -85,6 +85,10 @@ def translate_errors(dsn: str) -> Iterator[None]:
     """
     try:
         yield
+    except asyncpg.exceptions.UndefinedTableError:
+        raise ConfigError(
+            f"Postgres at {redact_url(dsn)} has no optout tables: run `optout migrate` first"
+        ) from None
     except _MISCONFIGURED as exc:
         raise ConfigError(f"Postgres at {redact_url(dsn)}: {_one_line(exc)}") from None
     except _TRANSIENT as exc:

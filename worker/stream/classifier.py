@@ -25,13 +25,14 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry
 
 from worker import __version__
-from worker.backoff import Backoff
+from worker.backoff import Backoff, wake_on
 from worker.classify.rulesfile import load_rules
 from worker.config import Settings
 from worker.events.inbound import format_instant
 from worker.logs import KAFKA
 from worker.ops.metrics import ClassifierMetrics
 from worker.stream.batch import BatchOutput, classify_records
+from worker.stream.deadletters import log_dead_letters
 from worker.stream.kafka import make_consumer, make_producer
 from worker.stream.loop import (
     CountingListener,
@@ -61,6 +62,7 @@ async def run_classifier(
     tune_gc_for_throughput()
     metrics = ClassifierMetrics(registry if registry is not None else CollectorRegistry())
     stop = stop if stop is not None else asyncio.Event()
+    wake_on(stop)
     topics = settings.topics
     stats = RunStats()
     consumer = make_consumer(settings, settings.group_id, max_poll_records=settings.batch_max_records)
@@ -137,6 +139,8 @@ def _observe(metrics: ClassifierMetrics, out: BatchOutput, started: float) -> No
         metrics.classified.labels(intent.value).inc(count)
     for code, count in out.dead_by_code.items():
         metrics.dead_lettered.labels(code.value).inc(count)
+    if out.dead_by_code:
+        log_dead_letters(log, out.dead_by_code, "inbound records")
     if out.changes:
         metrics.changes.inc(len(out.changes))
     if out.replies:

@@ -26,6 +26,7 @@ from aiokafka.errors import (
 from worker.backoff import Backoff
 from worker.config import Settings
 from worker.errors import OutputRefusedError
+from worker.heartbeat import HEARTBEAT, WORKER
 from worker.logs import KAFKA
 from worker.ops.metrics import _Common
 
@@ -112,6 +113,7 @@ class CountingListener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         revoked = set(revoked)
+        WORKER.partitions = max(0, WORKER.partitions - len(revoked))
         self.metrics.rebalances.labels("revoked").inc()
         for tp in revoked:
             with contextlib.suppress(KeyError):
@@ -121,6 +123,7 @@ class CountingListener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         assigned = set(assigned)
+        WORKER.partitions = len(assigned)
         self.metrics.rebalances.labels("assigned").inc()
         self.logger.info("partitions assigned: %s", _names(assigned) or "none")
         if self.on_assigned is not None:
@@ -147,6 +150,7 @@ async def start_with_retry(
                 metrics.retries.labels("kafka").inc()
                 await backoff.failed(exc)
         backoff.succeeded()
+    WORKER.connected = True
     return True
 
 
@@ -189,6 +193,7 @@ async def batches(
             timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_max_records
         )
         KAFKA.tick()
+        HEARTBEAT.tick()
         if after_poll is not None:
             await after_poll()
         if not batch:

@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from worker import __version__
-from worker.backoff import Backoff
+from worker.backoff import Backoff, wake_on
 from worker.config import Settings
 from worker.errors import DeadLetterCode, InputError, OptoutError, RefusedError, ServiceUnavailableError
 from worker.events.inbound import format_instant
@@ -34,6 +34,7 @@ from worker.snapshot.schedule import snapshot_every
 from worker.store.migrate import migrate
 from worker.store.postgres import COMMAND_TIMEOUT, Store
 from worker.stream.batch import dead_letter
+from worker.stream.deadletters import log_dead_letters
 from worker.stream.kafka import make_consumer, make_producer
 from worker.stream.loop import (
     Batch,
@@ -64,6 +65,7 @@ async def run_projector(
     """Run until ``stop`` is set (or, with ``burst``, until the change topic is drained and idle)."""
     metrics = ProjectorMetrics(registry if registry is not None else CollectorRegistry())
     stop = stop if stop is not None else asyncio.Event()
+    wake_on(stop)
     stats = RunStats()
     store = await _connect(database_url, metrics, stop)
     if store is None:
@@ -327,6 +329,8 @@ async def _dead_letter(
         return False
     for _, error in bad:
         metrics.dead_lettered.labels(error.code.value).inc()
-    codes = sorted({error.code.value for _, error in bad})
-    log.warning("dead-lettered %d change events (%s)", len(bad), ", ".join(codes))
+    by_code: dict[DeadLetterCode, int] = {}
+    for _, error in bad:
+        by_code[error.code] = by_code.get(error.code, 0) + 1
+    log_dead_letters(log, by_code, "change events")
     return True
