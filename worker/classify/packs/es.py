@@ -87,6 +87,12 @@ SPANISH = LanguagePack(
         ),
         Phrase(
             _O,
+            r"\b(?:para|paren|pare|deja|dejen|deje) ya de "
+            r"(?:enviar|mandar|escribir|molestar|contactar|llamar)\w*",
+            ("ya",),
+        ),
+        Phrase(
+            _O,
             r"\bdesuscrib\w*|\bdesinscrib\w*",
             (
                 "desuscribir",
@@ -105,7 +111,7 @@ SPANISH = LanguagePack(
         *heads(
             _I,
             "volver a|quiero",
-            rf" (?:recibir(?: los| sus| tus| estos)? {_ES_MSGS}|suscribirme)\b",
+            rf" (?:recibir(?: los| las| sus| tus| estos| estas)? {_ES_MSGS}|suscribirme)\b",
             ("suscribirme", *_ES_MSG_WORDS),
         ),
         *heads(
@@ -125,6 +131,10 @@ SPANISH = LanguagePack(
     ),
     conjunctions=words("y e"),
     negations=r"\b(?:no|nunca|jam[aá]s|ni)\b",
+    wrong_number=(
+        Phrase(_O, r"\b(?:n[uú]mero|persona) equivocad[oa]\b", ("número", "persona")),
+        Phrase(_O, r"\bequivoc\w* de (?:n[uú]mero|persona)\b", ("número", "persona")),
+    ),
     replies={
         _O: "Te has dado de baja y no recibirás más mensajes de {sender}. Responde ALTA para volver a "
         "suscribirte.",
