@@ -137,11 +137,12 @@ def classify(text: str, rules: RuleSet, doubts: list[Doubt] | None = None) -> Ma
         lead = _leading(text, words, rules)
         if lead is not None and lead.rule.intent is Intent.OPT_OUT:
             return lead
-    elif short and len(words) <= _FUZZY_LEADING_WORDS:
+    elif short and 1 < len(words) <= _FUZZY_LEADING_WORDS:
         fuzzy = rules.fuzzy.get(first.decode(errors="replace"))
         if fuzzy is not None and _only_courtesy(words[1:], rules):
             if not fuzzy[0].guarded:
-                return fuzzy[1]
+                near = fuzzy[1]
+                return Match(near.rule, near.keyword, MatchMode.LEADING, near.language, fuzzy=True)
             if doubts is not None:
                 doubts.append(Doubt("fuzzy_guarded", fuzzy[1], first.decode(errors="replace")))
     phrases = rules.phrases
@@ -163,7 +164,12 @@ def classify(text: str, rules: RuleSet, doubts: list[Doubt] | None = None) -> Ma
         line = text.strip().split("\n", 1)[0]
         if line.strip():
             return classify(line, rules, doubts)
-    if lead is None and doubts is not None and not rules.commands.isdisjoint(words):
+    if (
+        lead is None
+        and doubts is not None
+        and len(words) <= _MAX_COMPLAINT_WORDS
+        and not rules.commands.isdisjoint(words)
+    ):
         word = next(w for w in words if w in rules.commands)
         candidate = rules.table.get(word.decode(errors="replace"))
         if candidate is not None:

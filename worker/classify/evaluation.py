@@ -10,6 +10,14 @@ surface form: case, punctuation, quotes, spacing, full-width, emoji, invisible c
 ``leading`` (a keyword with a brand, number or courtesy), ``phrase`` (a request in the
 subscriber's own words) and ``ordinary`` (chat; intent ``none``).
 
+The fresh held-out set (``tests/corpus/fresh.jsonl``) writes ``group`` instead of ``category``
+(:data:`GROUPS`), and is then held to issue 15's targets. A labeled review record is a line of the
+review topic (``schemas/review-request.v1.json``) with a ``label`` added by the person who read it::
+
+    {"schema": "optout.review-request.v1", "text": "stoop", ..., "label": "none"}
+
+and is read as a sample of group ``review`` (its language: the record's, else its first candidate's).
+
 A prediction counts as right only when its intent equals the label: an opt-in read as an opt-out
 is a false positive of ``opt_out`` and a false negative of ``opt_in``.
 """
@@ -29,7 +37,7 @@ from worker.model import Intent
 CATEGORIES = ("keyword", "surface", "leading", "phrase", "ordinary")
 #: The groups of the fresh held-out set (tests/corpus/fresh.jsonl), given as ``group`` instead of
 #: ``category``: how a message is built, written by an author who never saw the packs.
-GROUPS = ("typo", "complaint", "wrong_number", "short_want", "hard_negative", "other")
+GROUPS = ("typo", "complaint", "wrong_number", "short_want", "hard_negative", "other", "review")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +110,13 @@ def load_corpus(lines: Iterable[bytes], origin: str = "corpus") -> list[Sample]:
             continue
         try:
             doc = orjson.loads(line)
-            category = doc["category"] if "category" in doc else doc["group"]
-            sample = Sample(str(doc["text"]), Intent(doc["intent"]), str(doc["language"]), str(category))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            if "label" in doc:  # a labeled review record (schemas/review-request.v1.json + "label")
+                language = doc.get("language") or doc["candidates"][0]["language"]
+                sample = Sample(str(doc["text"]), Intent(doc["label"]), str(language), "review")
+            else:
+                category = doc["category"] if "category" in doc else doc["group"]
+                sample = Sample(str(doc["text"]), Intent(doc["intent"]), str(doc["language"]), str(category))
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
             raise ConfigError(f"{origin}:{number}: not a corpus line: {type(exc).__name__}: {exc}") from None
         if sample.category not in CATEGORIES + GROUPS:
             raise ConfigError(
