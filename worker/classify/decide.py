@@ -41,6 +41,8 @@ _NEGATION_WINDOW = 4
 _CLAUSE_END = re.compile(r"[,.;:!?¿¡]")
 #: Sentence ends that set a keyword apart from what follows: "STOP. who gave you my number".
 _SENTENCE_END = re.compile(r"[,.;:!\n]")
+#: The shortest mangled keyword: a four-letter keyword less one letter.
+_FUZZY_MIN_CHARS = 3
 #: Messages longer than this (normalized) are never read for mangled keywords: short replies only.
 _FUZZY_MAX_CHARS = 24
 #: A keyword split by a space ("S top", "st op") is looked for in messages of at most this many words.
@@ -50,6 +52,8 @@ _FUZZY_LEADING_WORDS = 4
 #: Sentence words that may follow a capitalized keyword in a complaint ("STOP this is the 4th text",
 #: "STOP or I'm calling my lawyer"); any other sentence word after it makes a sentence ("STOP by").
 _COMPLAINT_WORDS = frozenset((b"this", b"or", b"i", b"you", b"we", b"now"))
+#: What "stop" may be an order about in a complaint: "stop it now", "Stop that".
+_OBJECTS = frozenset((b"it", b"that", b"this"))
 #: Messages with more words than this are not read for a keyword with a complaint.
 _MAX_COMPLAINT_WORDS = 16
 
@@ -59,8 +63,8 @@ class Doubt:
     """Why the rules are unsure of a message, and what it might have been: for the review queue.
 
     ``reason`` is one of ``fuzzy_guarded`` (a mangled keyword that is also a real word: "stoop"),
-    ``negated_phrase`` (a phrase after a negation cue: "I don't know, just unsubscribe me") and
-    ``keyword_in_text`` (an opt-out keyword inside a longer text that matched nothing).
+    ``negated_phrase`` (a phrase after a negation cue: "I don't want to opt out") and
+    ``keyword_in_text`` (an opt-out keyword in capitals inside a longer text that matched nothing).
     """
 
     reason: str
@@ -112,8 +116,7 @@ def classify(text: str, rules: RuleSet, doubts: list[Doubt] | None = None) -> Ma
     match = rules.table.get(key)
     if match is not None or not key:
         return match
-    short = len(key) <= _FUZZY_MAX_CHARS
-    if short:
+    if _FUZZY_MIN_CHARS <= len(key) <= rules.fuzzy_chars and " " not in key:  # "stpo"; "stoop" is guarded
         fuzzy = rules.fuzzy.get(key)
         if fuzzy is not None:
             if not fuzzy[0].guarded:
@@ -127,54 +130,79 @@ def classify(text: str, rules: RuleSet, doubts: list[Doubt] | None = None) -> Ma
         spelled = rules.table.get(b"".join(words).decode(errors="replace"))
         if spelled is not None:
             return spelled
-    if short and 1 < len(words) <= _SPLIT_MAX_WORDS:
-        split = _split(words, rules)
-        if split is not None:
-            return split
     lead = None
     first = words[0]
     if first in rules.openers and len(words) <= _MAX_LEADING_WORDS and "?" not in text and "¿" not in text:
         lead = _leading(text, words, rules)
         if lead is not None and lead.rule.intent is Intent.OPT_OUT:
             return lead
-    elif short and 1 < len(words) <= _FUZZY_LEADING_WORDS:
-        fuzzy = rules.fuzzy.get(first.decode(errors="replace"))
-        if fuzzy is not None and _only_courtesy(words[1:], rules):
-            if not fuzzy[0].guarded:
-                near = fuzzy[1]
-                return Match(near.rule, near.keyword, MatchMode.LEADING, near.language, fuzzy=True)
-            if doubts is not None:
-                doubts.append(Doubt("fuzzy_guarded", fuzzy[1], first.decode(errors="replace")))
-    phrases = rules.phrases
-    if phrases is not None and not phrases.triggers.isdisjoint(words):
-        found = _phrase(key, words, phrases, doubts)
-        if found is not None and (lead is None or found.rule.intent is Intent.OPT_OUT):
-            return found
+    if not rules.gate.isdisjoint(words):  # a phrase's trigger word or an opt-out keyword
+        phrases = rules.phrases
+        if phrases is not None and not phrases.triggers.isdisjoint(words):
+            found = _phrase(key, words, phrases, doubts)
+            if found is not None and (lead is None or found.rule.intent is Intent.OPT_OUT):
+                return found
+        if lead is not None:
+            return lead
+        commands = rules.commands
+        if (
+            (first in commands or words[-1] in commands or first in rules.courtesy)
+            and len(words) <= _MAX_COMPLAINT_WORDS
+            and not commands.isdisjoint(words)
+        ):
+            complaint = _complaint(text, key, words, rules)
+            if complaint is not None:
+                return complaint
+    elif lead is not None:
+        return lead
     if (
-        lead is None
-        and len(words) <= _MAX_COMPLAINT_WORDS
-        and (first in rules.openers or words[-1] in rules.commands)
+        1 < len(words) <= _FUZZY_LEADING_WORDS
+        and len(key) <= _FUZZY_MAX_CHARS
+        and (
+            first in rules.prefixes
+            or (first not in rules.openers and (words[-1] in rules.courtesy or not words[-1].isalpha()))
+        )
     ):
-        complaint = _complaint(text, key, words, rules)
-        if complaint is not None:
-            return complaint
-    if lead is None and "\n" in text:
+        second = _short_look(words, rules, doubts)
+        if second is not None:
+            return second
+    if "\n" in text:
         # A keyword alone on the first line, then a signature or a quoted message:
         # "STOP\n\nSent from my iPhone", "Arret\n--\nJean".
         line = text.strip().split("\n", 1)[0]
         if line.strip():
             return classify(line, rules, doubts)
-    if (
-        lead is None
-        and doubts is not None
-        and len(words) <= _MAX_COMPLAINT_WORDS
-        and not rules.commands.isdisjoint(words)
-    ):
-        word = next(w for w in words if w in rules.commands)
-        candidate = rules.table.get(word.decode(errors="replace"))
-        if candidate is not None:
-            doubts.append(Doubt("keyword_in_text", candidate, word.decode(errors="replace")))
-    return lead
+    if doubts is not None and len(words) <= _MAX_COMPLAINT_WORDS and not rules.commands.isdisjoint(words):
+        # An opt-out keyword in capitals inside a text that matched nothing: "is STOP free?",
+        # "yes STOP the deliveries". In lower case it is nearly always chat ("when does the sale end").
+        for word in words:
+            if word in rules.commands:
+                written = word.decode(errors="replace")
+                candidate = rules.table.get(written)
+                if candidate is not None and written.upper() in text:
+                    doubts.append(Doubt("keyword_in_text", candidate, written))
+                    break
+    return None
+
+
+def _short_look(words: list[bytes], rules: RuleSet, doubts: list[Doubt] | None) -> Match | None:
+    """A short message of a few words: a split keyword ("S top", "opt uot") or a mangled first
+    word before courtesy words ("sotp svp", "stpp bitte")."""
+    if len(words) <= _SPLIT_MAX_WORDS and words[0] in rules.prefixes:
+        split = _split(words, rules)
+        if split is not None:
+            return split
+    if words[0] in rules.openers or not _only_courtesy(words[1:], rules):
+        return None
+    written = words[0].decode(errors="replace")
+    fuzzy = rules.fuzzy.get(written)
+    if fuzzy is not None:
+        near = fuzzy[1]
+        if not fuzzy[0].guarded:
+            return Match(near.rule, near.keyword, MatchMode.LEADING, near.language, fuzzy=True)
+        if doubts is not None:
+            doubts.append(Doubt("fuzzy_guarded", near, written))
+    return None
 
 
 def _split(words: list[bytes], rules: RuleSet) -> Match | None:
@@ -182,7 +210,9 @@ def _split(words: list[bytes], rules: RuleSet) -> Match | None:
     a part is a word of its own ("so top")."""
     joined = b"".join(words).decode(errors="replace")
     match = rules.table.get(joined)
-    if match is not None and match.rule.match is not MatchMode.PHRASE:
+    if match is not None:
+        if match.rule.match is MatchMode.PHRASE:
+            return None
         return Match(match.rule, match.keyword, MatchMode.EXACT, match.language, fuzzy=True)
     fuzzy = rules.fuzzy.get(joined)
     if fuzzy is None or fuzzy[0].guarded:
@@ -213,13 +243,23 @@ def _complaint(text: str, key: str, words: list[bytes], rules: RuleSet) -> Match
       "I've told you 3 times STOP". "stop by later?" and "Stop by later" stay chat.
     """
     clauses = _SENTENCE_END.split(key)
+    lead_clause = tokens(clauses[0])
+    start = 0
+    while start < len(lead_clause) - 1 and lead_clause[start] in rules.courtesy:
+        start += 1
+    head = lead_clause[start:]
+    if (
+        len(head) >= 2
+        and head[0] in rules.commands
+        and head[1] in _OBJECTS
+        and all(word in rules.courtesy for word in head[2:])
+    ):  # "stop it now", "Stop that", "stop it, I'm reporting you"
+        match = rules.table.get(head[0].decode(errors="replace"))
+        if match is not None:
+            return Match(match.rule, match.keyword, MatchMode.LEADING, match.language)
     if len(clauses) > 1:
-        lead_clause = tokens(clauses[0])
-        start = 0
-        while start < len(lead_clause) - 1 and lead_clause[start] in rules.courtesy:
-            start += 1
-        head = b" ".join(lead_clause[start:]).decode(errors="replace")
-        match = rules.table.get(head) if head.encode() in rules.commands else None
+        alone = b" ".join(head).decode(errors="replace")
+        match = rules.table.get(alone) if alone.encode() in rules.commands else None
         if match is not None and not clauses[1].startswith("?"):
             return Match(match.rule, match.keyword, MatchMode.LEADING, match.language)
         tail = [word for word in tokens(clauses[-1]) if word not in rules.courtesy]

@@ -119,6 +119,8 @@ class RuleSet:
     """
 
     table: Mapping[str, Match]
+    """Normalized whole message → match: every keyword, and the mangled spellings of the packs'
+    keywords that are no real word (``Match.fuzzy``)."""
     replies: Mapping[Intent, ReplyTexts]
     languages: tuple[str, ...] = (Language.EN,)
     first: Mapping[bytes, tuple[Lead, ...]] = field(default_factory=dict)
@@ -137,7 +139,16 @@ class RuleSet:
     set apart by punctuation or capitals, opt out with a complaint around them."""
     fuzzy: Mapping[str, tuple[fuzzy.Fuzzy, Match]] = field(default_factory=dict)
     """Mangled spellings of the packs' keywords (:mod:`worker.classify.fuzzy`) and the match each
-    stands for (guarded ones too: the review queue wants the candidate)."""
+    stands for, guarded ones (real words: never a match) too, for the review queue. A dict of its
+    own rather than entries of :attr:`table`: tens of thousands of entries there would slow every
+    message's lookup (cache misses), where this one is only read for short one-word messages."""
+    fuzzy_chars: int = 0
+    """The longest spelling in :attr:`fuzzy`: longer messages skip the lookup."""
+    gate: frozenset[bytes] = frozenset()
+    """The phrases' trigger words and :attr:`commands`: one set operation turns away most chat
+    before both the phrase and the complaint steps."""
+    prefixes: frozenset[bytes] = frozenset()
+    """Prefixes of one-word keywords: the first part of a split keyword ("S top", "st op")."""
 
     def reply_text(self, match: Match) -> str | None:
         """The reply template for ``match``: its language, else the set's first language, else ``*``."""
@@ -335,6 +346,28 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
                 replies.setdefault(intent, {}).update(texts)
     packs = [PACKS[Language(language)] for language in languages if language in PACKS]
     first = _leads(entries)
+    phrases = _phrases(patterns, literals, packs)
+    near = _fuzzy(tuple(languages), entries) if builtin_kept else {}
+    # Mangled spellings that are no real word join the exact table: "stpo" costs the one lookup
+    # "stop" costs, and ordinary chat pays nothing more.
+    commands = frozenset(
+        words[0]
+        for key, m in entries.items()
+        if m.rule.intent is Intent.OPT_OUT
+        and m.rule.match is MatchMode.LEADING
+        and m.rule.brands
+        and len(words := tokens(key)) == 1
+    )
+    # The first part of a split keyword ("S top", "st op"); not a word of its own ("can", "i").
+    words_of_packs = {w for pack in packs for w in (*pack.ordinary, *pack.conjunctions)}
+    words_of_packs |= {w for language in languages for w in GUARDS.get(language, "").split()}
+    prefixes = {
+        key[:end].encode()
+        for key, m in entries.items()
+        if m.rule.match is not MatchMode.PHRASE and key.isalpha()
+        for end in range(1, len(key))
+        if key[:end] not in words_of_packs
+    }
     courtesy = _encoded(word for pack in packs for word in pack.courtesy)
     return RuleSet(
         table=MappingProxyType(entries),
@@ -351,17 +384,13 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
         courtesy=courtesy,
         ordinary=_encoded(word for pack in packs for word in pack.ordinary),
         conjunctions=_encoded(word for pack in packs for word in pack.conjunctions),
-        phrases=_phrases(patterns, literals, packs),
+        phrases=phrases,
         openers=frozenset(first) | courtesy,
-        commands=frozenset(
-            words[0]
-            for key, m in entries.items()
-            if m.rule.intent is Intent.OPT_OUT
-            and m.rule.match is MatchMode.LEADING
-            and m.rule.brands
-            and len(words := tokens(key)) == 1
-        ),
-        fuzzy=_fuzzy(tuple(languages), entries) if builtin_kept else {},
+        commands=commands,
+        gate=commands if phrases is None else commands | phrases.triggers,
+        fuzzy=near,
+        fuzzy_chars=max(map(len, near), default=0),
+        prefixes=frozenset(prefixes),
     )
 
 
@@ -382,9 +411,7 @@ def fuzzed_keywords(packs: Iterable[LanguagePack]) -> list[tuple[str, Intent]]:
     return list(out.items())
 
 
-def _fuzzy(
-    languages: tuple[str, ...], entries: Mapping[str, Match]
-) -> Mapping[str, tuple[fuzzy.Fuzzy, Match]]:
+def _fuzzy(languages: tuple[str, ...], entries: Mapping[str, Match]) -> dict[str, tuple[fuzzy.Fuzzy, Match]]:
     table = _fuzzy_table(tuple(language for language in languages if language in PACKS))
     out: dict[str, tuple[fuzzy.Fuzzy, Match]] = {}
     for spelling, found in table.items():
@@ -397,7 +424,7 @@ def _fuzzy(
             found,
             Match(match.rule, match.keyword, MatchMode.EXACT, match.language, fuzzy=True),
         )
-    return MappingProxyType(out)
+    return out
 
 
 @functools.cache

@@ -56,17 +56,11 @@ ENGLISH = LanguagePack(
         *heads(
             _O, "take|get|drop|cross", r" (?:me|us|my (?:number|name)|this (?:number|phone)) off\b", ("off",)
         ),
-        Phrase(
-            _O,
-            r"^(?:(?:please|pls|just|ok|now|oh|omg|seriously) )*stop (?:it|that|this)"
-            r"(?: now| already| please| pls| right now)?(?:$|[,.!;])",
-            ("stop",),
-        ),
         Phrase(_O, r"\bi (?:just )?want out\b", ("out",)),
         Phrase(
             _O,
             rf"\b(?:i'm|im|i am) (?:so )?done with (?:(?:these|your|the|this|ur|all|those) )?{_EN_MSGS}\b",
-            ("done",),
+            _EN_MSG_WORDS,
         ),
         *heads(
             _O,
@@ -148,9 +142,7 @@ ENGLISH = LanguagePack(
             rf" (?:sending|texting|messaging) (?:me )?(?:again|{_EN_MSGS})\b",
             ("sending", "texting", "messaging"),
         ),
-        Phrase(
-            _I, rf"\bwant (?:the |your |ur |those |these )?{_EN_MSGS} (?:again|back)\b", ("again", "back")
-        ),
+        Phrase(_I, rf"\bwant (?:the |your |ur |those |these )?{_EN_MSGS} (?:again|back)\b", _EN_MSG_WORDS),
         Phrase(_H, r"\bwhat(?:'s| is) this (?:program|service|list|subscription)\b", ("program", "service")),
         *heads(
             _I, "receive|get", rf" (?:your |the |these |those |)(?:text )?{_EN_MSGS} again\b", _EN_MSG_WORDS
@@ -179,11 +171,11 @@ ENGLISH = LanguagePack(
     negations=r"\b(?:don't|dont|do not|doesn't|didn't|did not|never|not|won't|wont|can't|cannot)\b",
     wrong_number=(
         Phrase(_O, r"\bwrong (?:number|#|person|guy|girl|lady|man|contact|phone|name)(?!\w)", ("wrong",)),
-        Phrase(_O, r"\bnot the (?:right|correct) (?:person|number|guy)\b", ("right", "correct")),
+        Phrase(_O, r"\bnot the (?:right|correct) (?:person|guy)\b", ("person", "guy")),
         Phrase(
             _O,
-            r"\b(?:nobody|no one|noone) (?:here )?(?:named|called|by (?:that|the) name)\b",
-            ("named", "called", "name"),
+            r"\b(?:nobody|noone) (?:here )?(?:named|called|by (?:that|the) name)\b",
+            ("nobody", "noone"),
         ),
         Phrase(
             _O,

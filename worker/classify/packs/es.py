@@ -13,6 +13,10 @@ _ES_MSG_WORDS = (
     "notificaciones", "alertas",
 )  # fmt: skip
 _ES_MSGS = any_of(_ES_MSG_WORDS)
+_ES_STOP_VERBS = (
+    "enviar", "enviarme", "enviarnos", "mandar", "mandarme", "escribir", "escribirme", "molestar",
+    "molestarme", "contactar", "contactarme", "llamar", "llamarme",
+)  # fmt: skip
 
 SPANISH = LanguagePack(
     language=Language.ES,
@@ -89,7 +93,7 @@ SPANISH = LanguagePack(
             _O,
             r"\b(?:para|paren|pare|deja|dejen|deje) ya de "
             r"(?:enviar|mandar|escribir|molestar|contactar|llamar)\w*",
-            ("ya",),
+            _ES_STOP_VERBS,
         ),
         Phrase(
             _O,
