@@ -270,7 +270,11 @@ def _complaint(text: str, key: str, words: list[bytes], rules: RuleSet) -> Match
     if "?" in text or "¿" in text:
         return None
     written = text.split()
-    for word, index, beside in ((words[0], 0, words[1:2]), (words[-1], -1, words[-2:-1])):
+    after = next((w for w in words[1:] if w not in rules.courtesy), None)  # "STOP ALL by": "by"
+    for word, index, beside in (
+        (words[0], 0, [] if after is None else [after]),
+        (words[-1], -1, words[-2:-1]),
+    ):
         if beside and beside[0] in rules.ordinary and beside[0] not in _COMPLAINT_WORDS:
             continue  # "STOP by later", "the bus STOP"
         if word in rules.commands and len(written) > 1:
