@@ -52,6 +52,11 @@ _FUZZY_LEADING_WORDS = 4
 #: Sentence words that may follow a capitalized keyword in a complaint ("STOP this is the 4th text",
 #: "STOP or I'm calling my lawyer"); any other sentence word after it makes a sentence ("STOP by").
 _COMPLAINT_WORDS = frozenset((b"this", b"or", b"i", b"you", b"we", b"now"))
+#: Negation words (as tokens: "don't" is "don" "t") that keep a trailing capitalized keyword chat.
+_NEGATORS = frozenset(
+    word.encode()
+    for word in ["t", "not", "no", "never", "don", "dont", "won", "cannot", "nicht", "kein", "pas", "ne", "niet", "geen", "non", "nao", "não", "nunca", "jamais", "ni", "mai"]
+)
 #: What "stop" may be an order about in a complaint: "stop it now", "Stop that".
 _OBJECTS = frozenset((b"it", b"that", b"this"))
 #: Messages with more words than this are not read for a keyword with a complaint.
@@ -277,6 +282,8 @@ def _complaint(text: str, key: str, words: list[bytes], rules: RuleSet) -> Match
     ):
         if beside and beside[0] in rules.ordinary and beside[0] not in _COMPLAINT_WORDS:
             continue  # "STOP by later", "the bus STOP"
+        if index and not _NEGATORS.isdisjoint(words[-4:-1]):
+            continue  # "please don't STOP"
         if word in rules.commands and len(written) > 1:
             original = written[index].strip(string.punctuation)
             if len(original) > 2 and original.isupper() and original.casefold().encode() == word:

@@ -178,6 +178,9 @@ def test_a_keyword_with_a_complaint_opts_out(text: str) -> None:
         "cancel my order",
         "Stop & Shop has it cheaper btw",
         "don't stop, I love these",
+        "Don't STOP",
+        "please don't STOP sending the coupons",
+        "ne STOP pas",
     ],
 )
 def test_chat_around_a_keyword_stays_chat(text: str) -> None:
