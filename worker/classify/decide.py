@@ -55,9 +55,29 @@ _COMPLAINT_WORDS = frozenset((b"this", b"or", b"i", b"you", b"we", b"now"))
 #: Negation words (as tokens: "don't" is "don" "t") that keep a trailing capitalized keyword chat.
 _NEGATORS = frozenset(
     word.encode()
-    for word in (
-        "t not no never don dont won cannot nicht kein pas ne niet geen non nao não nunca jamais ni mai"
-    ).split()
+    for word in [
+        "t",
+        "not",
+        "no",
+        "never",
+        "don",
+        "dont",
+        "won",
+        "cannot",
+        "nicht",
+        "kein",
+        "pas",
+        "ne",
+        "niet",
+        "geen",
+        "non",
+        "nao",
+        "não",
+        "nunca",
+        "jamais",
+        "ni",
+        "mai",
+    ]
 )
 #: What "stop" may be an order about in a complaint: "stop it now", "Stop that".
 _OBJECTS = frozenset((b"it", b"that", b"this"))
