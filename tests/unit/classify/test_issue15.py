@@ -291,3 +291,24 @@ def test_labeled_review_records_are_an_eval_corpus() -> None:
     ]
     report = evaluate(samples, BASE)
     assert report.by_category["review"] == (1, 2)
+
+
+def test_reviews_are_counted_per_reason_from_the_first_scrape() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from worker.constants import REVIEW_REASONS
+    from worker.ops.metrics import ClassifierMetrics
+
+    registry = CollectorRegistry()
+    metrics = ClassifierMetrics(registry)
+    for reason_ in REVIEW_REASONS:
+        assert registry.get_sample_value("optout_reviews_produced_total", {"reason": reason_}) == 0
+    metrics.reviews.labels("fuzzy_guarded").inc(2)
+    assert registry.get_sample_value("optout_reviews_produced_total", {"reason": "fuzzy_guarded"}) == 2
+
+
+def test_the_review_reasons_are_the_schema_enum() -> None:
+    from worker.constants import REVIEW_REASONS
+
+    schema = schemas.load(schemas.REVIEW)
+    assert tuple(schema["properties"]["reasons"]["items"]["enum"]) == REVIEW_REASONS
