@@ -153,13 +153,14 @@ def classify(text: str, rules: RuleSet, doubts: list[Doubt] | None = None) -> Ma
     words = key.encode().translate(SEPARATORS).split()
     if not words:
         return None
-    if len(key) <= 2 * len(words) - 1:  # every word one letter: "S T O P", "s.t.o.p"
+    count = len(words)
+    if len(key) <= 2 * count - 1:  # every word one letter: "S T O P", "s.t.o.p"
         spelled = rules.table.get(b"".join(words).decode(errors="replace"))
         if spelled is not None:
             return spelled
     lead = None
     first = words[0]
-    if first in rules.openers and len(words) <= _MAX_LEADING_WORDS and "?" not in text and "¿" not in text:
+    if first in rules.openers and count <= _MAX_LEADING_WORDS and "?" not in text and "¿" not in text:
         lead = _leading(text, words, rules)
         if lead is not None and lead.rule.intent is Intent.OPT_OUT:
             return lead
@@ -174,7 +175,7 @@ def classify(text: str, rules: RuleSet, doubts: list[Doubt] | None = None) -> Ma
         commands = rules.commands
         if (
             (first in commands or words[-1] in commands or first in rules.courtesy)
-            and len(words) <= _MAX_COMPLAINT_WORDS
+            and count <= _MAX_COMPLAINT_WORDS
             and not commands.isdisjoint(words)
         ):
             complaint = _complaint(text, key, words, rules)
@@ -183,7 +184,7 @@ def classify(text: str, rules: RuleSet, doubts: list[Doubt] | None = None) -> Ma
     elif lead is not None:
         return lead
     if (
-        1 < len(words) <= _FUZZY_LEADING_WORDS
+        1 < count <= _FUZZY_LEADING_WORDS
         and len(key) <= _FUZZY_MAX_CHARS
         and (
             first in rules.prefixes
@@ -199,7 +200,7 @@ def classify(text: str, rules: RuleSet, doubts: list[Doubt] | None = None) -> Ma
         line = text.strip().split("\n", 1)[0]
         if line.strip():
             return classify(line, rules, doubts)
-    if doubts is not None and len(words) <= _MAX_COMPLAINT_WORDS and not rules.commands.isdisjoint(words):
+    if doubts is not None and count <= _MAX_COMPLAINT_WORDS and not rules.commands.isdisjoint(words):
         # An opt-out keyword in capitals inside a text that matched nothing: "is STOP free?",
         # "yes STOP the deliveries". In lower case it is nearly always chat ("when does the sale end").
         for word in words:
