@@ -39,6 +39,8 @@ _MAX_NAME_WORDS = 2
 #: How many words before a phrase are searched for a negation cue ("I do not want to opt out").
 _NEGATION_WINDOW = 4
 _CLAUSE_END = re.compile(r"[,.;:!?¿¡]")
+#: Characters that end a clause right after a keyword ("STOP, who gave you my number").
+_SEPARATORS = frozenset(",.;:!\n")
 #: Sentence ends that set a keyword apart from what follows: "STOP. who gave you my number".
 _SENTENCE_END = re.compile(r"[,.;:!\n]")
 #: The shortest mangled keyword: a four-letter keyword less one letter.
@@ -143,7 +145,7 @@ def classify(text: str, rules: RuleSet, doubts: list[Doubt] | None = None) -> Ma
     match = rules.table.get(key)
     if match is not None or not key:
         return match
-    if _FUZZY_MIN_CHARS <= len(key) <= rules.fuzzy_chars and " " not in key:  # "stpo"; "stoop" is guarded
+    if " " not in key and _FUZZY_MIN_CHARS <= len(key) <= rules.fuzzy_chars:  # "stpo"; "stoop" is guarded
         fuzzy = rules.fuzzy.get(key)
         if fuzzy is not None:
             if not fuzzy[0].guarded:
@@ -176,7 +178,7 @@ def classify(text: str, rules: RuleSet, doubts: list[Doubt] | None = None) -> Ma
         if (
             (first in commands or words[-1] in commands or first in rules.courtesy)
             and count <= _MAX_COMPLAINT_WORDS
-            and not commands.isdisjoint(words)
+            and _set_apart(text, key, words, rules)
         ):
             complaint = _complaint(text, key, words, rules)
             if complaint is not None:
@@ -188,7 +190,7 @@ def classify(text: str, rules: RuleSet, doubts: list[Doubt] | None = None) -> Ma
         and len(key) <= _FUZZY_MAX_CHARS
         and (
             first in rules.prefixes
-            or (first not in rules.openers and (words[-1] in rules.courtesy or not words[-1].isalpha()))
+            or (first not in rules.openers and (words[-1] in rules.courtesy or words[-1].isdigit()))
         )
     ):
         second = _short_look(words, rules, doubts)
@@ -211,6 +213,33 @@ def classify(text: str, rules: RuleSet, doubts: list[Doubt] | None = None) -> Ma
                     doubts.append(Doubt("keyword_in_text", candidate, written))
                     break
     return None
+
+
+def _set_apart(text: str, key: str, words: list[bytes], rules: RuleSet) -> bool:
+    """Cheap signs that an opt-out keyword may stand apart from the sentence around it, before
+    :func:`_complaint` reads the clauses: the first or last word is one and punctuation, an object
+    ("stop it") or capitals set it apart, or the message starts with courtesy words and has one."""
+    commands = rules.commands
+    first, last = words[0], words[-1]
+    if first in commands:
+        written = first.decode(errors="replace")
+        if key[len(written) : len(written) + 1] in _SEPARATORS or (len(words) > 1 and words[1] in _OBJECTS):
+            return True
+        if written.upper() in text:
+            return True
+    if last in commands and len(words) > 1:
+        written = last.decode(errors="replace")
+        if (
+            key[: -len(written)].rstrip()[-1:] in _SEPARATORS
+            or words[-2] in rules.courtesy  # "..., pls remove": the clause is read after all
+            or written.upper() in text
+        ):
+            return True
+    if first in rules.courtesy:  # "please just stop, I'm begging you"
+        for word in words[1:_MAX_LEADING_WORDS]:
+            if word not in rules.courtesy:
+                return word in commands
+    return False
 
 
 def _short_look(words: list[bytes], rules: RuleSet, doubts: list[Doubt] | None) -> Match | None:
