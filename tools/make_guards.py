@@ -32,7 +32,8 @@ EXTRA: dict[str, set[str]] = {"en": {"stoop", "stomp", "atop", "stow", "slop", "
 REMOVE: dict[str, set[str]] = {"de": {"stpo"}}
 
 
-def main() -> None:
+def render() -> str:
+    """The text of worker/classify/packs/guards.py."""
     keywords = [keyword for keyword, _ in fuzzed_keywords(list(PACKS.values()))]
     every = {keyword for pack in PACKS.values() for group in pack.keywords for keyword in group.keywords}
     keys = {normalize(k) for k in every} | {strip_accents(normalize(k)) for k in every}
@@ -51,12 +52,15 @@ def main() -> None:
         found = {v for k in keywords for v in variants(k) if v not in keys and v in words}
         found |= EXTRA.get(language.value, set())
         found -= REMOVE.get(language.value, set())
-        print(language.value, len(found), file=sys.stderr)
         lines.append(f'    "{language.value}": (')
         lines += [f'        "{chunk} "' for chunk in textwrap.wrap(" ".join(sorted(found)), 96)]
         lines.append("    ),")
     lines.append("}")
-    Path("worker/classify/packs/guards.py").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    Path("worker/classify/packs/guards.py").write_text(render())
 
 
 if __name__ == "__main__":
