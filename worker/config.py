@@ -178,6 +178,8 @@ SETTINGS: tuple[Setting, ...] = (
             "reply-request topic (confirmations, HELP) for the send service"),
     Setting("topic_dead_letter", "OPTOUT_TOPIC_DEAD_LETTER", constants.TOPIC_DEAD_LETTER, _topic,
             "dead-letter topic for records that cannot be processed"),
+    Setting("topic_review", "OPTOUT_TOPIC_REVIEW", constants.TOPIC_REVIEW, _topic,
+            "review topic: messages the rules were unsure of, for a person to label"),
     Setting("group_id", "OPTOUT_GROUP_ID", constants.GROUP_CLASSIFIER, _group,
             "classifier consumer group"),
     Setting("projector_group_id", "OPTOUT_PROJECTOR_GROUP_ID", constants.GROUP_PROJECTOR, _group,
@@ -241,6 +243,7 @@ class Settings:
     topic_changes: str
     topic_replies: str
     topic_dead_letter: str
+    topic_review: str
     group_id: str
     projector_group_id: str
     rules: str
@@ -273,7 +276,13 @@ class Settings:
 
     @property
     def topics(self) -> Topics:
-        return Topics(self.topic_inbound, self.topic_changes, self.topic_replies, self.topic_dead_letter)
+        return Topics(
+            self.topic_inbound,
+            self.topic_changes,
+            self.topic_replies,
+            self.topic_dead_letter,
+            self.topic_review,
+        )
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str], flags: Mapping[str, str | None] | None = None) -> Settings:
@@ -299,9 +308,15 @@ class Settings:
         return settings
 
     def _check_together(self) -> None:
-        names = [self.topic_inbound, self.topic_changes, self.topic_replies, self.topic_dead_letter]
+        names = [
+            self.topic_inbound,
+            self.topic_changes,
+            self.topic_replies,
+            self.topic_dead_letter,
+            self.topic_review,
+        ]
         if len(set(names)) != len(names):
-            raise ConfigError(f"the four topics must be different, got {', '.join(names)}")
+            raise ConfigError(f"the five topics must be different, got {', '.join(names)}")
         if self.security_protocol.startswith("SASL") and not self.sasl_username:
             raise ConfigError(
                 f"OPTOUT_KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs OPTOUT_KAFKA_SASL_USERNAME"

@@ -120,6 +120,7 @@ async def topics(broker: str) -> Topics:
         changes=f"blocklist.changes.{suffix}",
         replies=f"optout.replies.{suffix}",
         dead_letter=f"mo.inbound.dlq.{suffix}",
+        review=f"optout.review.{suffix}",
     )
     admin = AIOKafkaAdminClient(bootstrap_servers=broker)
     await admin.start()
@@ -130,6 +131,7 @@ async def topics(broker: str) -> Topics:
                 NewTopic(names.changes, 4, 1, topic_configs={"cleanup.policy": "compact"}),
                 NewTopic(names.replies, 4, 1),
                 NewTopic(names.dead_letter, 4, 1),
+                NewTopic(names.review, 4, 1),
             ]
         )
     finally:

@@ -39,6 +39,7 @@ def env_for(broker: str, topics: Topics, suffix: str, database_url: str = "") ->
         "OPTOUT_TOPIC_CHANGES": topics.changes,
         "OPTOUT_TOPIC_REPLIES": topics.replies,
         "OPTOUT_TOPIC_DEAD_LETTER": topics.dead_letter,
+        "OPTOUT_TOPIC_REVIEW": topics.review,
         "OPTOUT_GROUP_ID": f"classifier-{suffix}",
         "OPTOUT_PROJECTOR_GROUP_ID": f"projector-{suffix}",
         "OPTOUT_DATABASE_URL": database_url,

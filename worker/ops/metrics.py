@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from worker.constants import REVIEW_REASONS
 from worker.errors import DeadLetterCode
 from worker.model import Intent
 
@@ -68,6 +69,14 @@ class ClassifierMetrics(_Common):
             "optout_changes_produced_total", "Blocklist change events produced.", registry=registry
         )
         self.replies = Counter("optout_replies_produced_total", "Reply requests produced.", registry=registry)
+        self.reviews = Counter(
+            "optout_reviews_produced_total",
+            "Review requests produced (messages the rules were unsure of), by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in REVIEW_REASONS:
+            self.reviews.labels(reason)
         self.batch_records = Histogram(
             "optout_batch_records", "Records per batch.", buckets=_BATCH_SIZES, registry=registry
         )

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from worker.classify.decide import classify, decide
-from worker.classify.rules import RuleBook
+from worker.classify.decide import Doubt, classify, decide
+from worker.classify.rules import Match, RuleBook
 from worker.errors import DeadLetterCode, InputError
-from worker.events.inbound import decode, to_message
-from worker.events.outgoing import dead_letter_key, encode_change, encode_dead_letter, encode_reply
+from worker.events.inbound import decode, format_instant, to_message
+from worker.events.outgoing import (
+    dead_letter_key,
+    encode_change,
+    encode_dead_letter,
+    encode_reply,
+    encode_review,
+)
 from worker.model import Intent, Source
 
 
@@ -45,6 +51,9 @@ class BatchOutput:
     changes: list[tuple[bytes, bytes]] = field(default_factory=list)
     replies: list[tuple[bytes, bytes]] = field(default_factory=list)
     dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    reviews: list[tuple[bytes, bytes]] = field(default_factory=list)
+    """Review requests: messages the rules were unsure of (keyed by account id)."""
+    reviews_by_reason: dict[str, int] = field(default_factory=dict)
     consumed: int = 0
     intents: dict[Intent, int] = field(default_factory=dict)
     dead_by_code: dict[DeadLetterCode, int] = field(default_factory=dict)
@@ -60,6 +69,7 @@ def classify_records(records: Sequence[RecordLike], rulebook: RuleBook, out: Bat
     none = 0
     received = None
     record = None
+    doubts: list[Doubt] = []  # filled by classify only when it is unsure: the review queue
     for record in records:
         try:
             doc, received = decode(record.value)
@@ -67,7 +77,10 @@ def classify_records(records: Sequence[RecordLike], rulebook: RuleBook, out: Bat
             _dead_letter(record, error, out)
             continue
         rules = uniform or resolve(doc["account_id"], doc.get("subaccount_id"), doc["to"])
-        match = classify(doc["text"], rules)
+        match = classify(doc["text"], rules, doubts)
+        if doubts:
+            _review(record, doc, format_instant(received), match, doubts, out)
+            doubts.clear()
         if match is None:
             none += 1
             continue
@@ -83,6 +96,47 @@ def classify_records(records: Sequence[RecordLike], rulebook: RuleBook, out: Bat
         out.intents[Intent.NONE] = out.intents.get(Intent.NONE, 0) + none
     if record is not None and received is not None:
         out.newest_received[(record.topic, record.partition)] = received.timestamp()
+
+
+def _review(
+    record: RecordLike,
+    doc: dict[str, Any],
+    received: str,
+    match: Match | None,
+    doubts: list[Doubt],
+    out: BatchOutput,
+) -> None:
+    candidates = [
+        {
+            "reason": d.reason,
+            "word": d.word,
+            "intent": d.candidate.rule.intent.value,
+            "rule": d.candidate.rule.name,
+            "keyword": d.candidate.keyword,
+            "language": d.candidate.language,
+        }
+        for d in doubts
+    ]
+    for doubt in doubts:
+        out.reviews_by_reason[doubt.reason] = out.reviews_by_reason.get(doubt.reason, 0) + 1
+    account = doc["account_id"]
+    out.reviews.append(
+        (
+            account.encode(),
+            encode_review(
+                account_id=account,
+                message_id=doc["message_id"],
+                text=doc["text"],
+                language=None if match is None else match.language,
+                predicted=Intent.NONE.value if match is None else match.rule.intent.value,
+                rule=None if match is None else match.rule.name,
+                candidates=candidates,
+                source=Source(record.topic, record.partition, record.offset, doc["message_id"]),
+                occurred_at=received,
+                emitted_at=out.emitted_at,
+            ),
+        )
+    )
 
 
 def _dead_letter(record: RecordLike, error: InputError, out: BatchOutput) -> None:

@@ -103,6 +103,7 @@ def _outgoing(topics: Topics, out: BatchOutput) -> list[tuple[str, bytes | None,
         *((topics.changes, key, value) for key, value in out.changes),
         *((topics.replies, key, value) for key, value in out.replies),
         *((topics.dead_letter, key, value) for key, value in out.dead_letters),
+        *((topics.review, key, value) for key, value in out.reviews),
     ]
 
 
@@ -137,6 +138,8 @@ def _observe(metrics: ClassifierMetrics, out: BatchOutput, started: float) -> No
     metrics.consumed.inc(out.consumed)
     for intent, count in out.intents.items():
         metrics.classified.labels(intent.value).inc(count)
+    for reason, count in out.reviews_by_reason.items():
+        metrics.reviews.labels(reason).inc(count)
     for code, count in out.dead_by_code.items():
         metrics.dead_lettered.labels(code.value).inc(count)
     if out.dead_by_code:

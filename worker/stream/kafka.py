@@ -73,6 +73,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.topic_changes, parts, rf, topic_configs=configs),
         NewTopic(settings.topic_replies, parts, rf),
         NewTopic(settings.topic_dead_letter, parts, rf),
+        NewTopic(settings.topic_review, parts, rf),
     ]
 
 
