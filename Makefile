@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test test-unit test-integration lint bench bench-classifier bench-classify eval clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml worker/stream/_murmur2.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
