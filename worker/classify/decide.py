@@ -236,13 +236,30 @@ def _change(
     return key, event
 
 
+#: Filled-in reply texts: a storm repeats a few (template, keyword, sender, account) combinations.
+_REPLY_TEXTS: dict[tuple[str, str, str, str], str] = {}
+_REPLY_TEXTS_MAX = 4096
+
+
+def _reply_text(template: str, keyword: str, sender: str, account: str) -> str:
+    """``template`` with its placeholders filled in (cached: a dict lookup instead of a regex pass)."""
+    cache_key = (template, keyword, sender, account)
+    text = _REPLY_TEXTS.get(cache_key)
+    if text is None:
+        values = {"keyword": keyword, "sender": sender, "account": account}
+        # One pass, so a substituted value that itself looks like a placeholder is left alone.
+        text = _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+        if len(_REPLY_TEXTS) >= _REPLY_TEXTS_MAX:
+            _REPLY_TEXTS.clear()  # bounded: many senders or accounts just mean fewer hits
+        _REPLY_TEXTS[cache_key] = text
+    return text
+
+
 def _reply(message: InboundMessage, match: Match, rules: RuleSet, source: Source) -> ReplyRequest | None:
     template = rules.reply_text(match)
     if not template:
         return None
-    values = {"keyword": match.keyword, "sender": message.sender, "account": message.account_id}
-    # One pass, so a substituted value that itself looks like a placeholder is left alone.
-    text = _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+    text = _reply_text(template, match.keyword, message.sender, message.account_id)
     return ReplyRequest(
         reply_id=reply_id(message.account_id, message.message_id),
         intent=match.rule.intent,
