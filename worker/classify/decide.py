@@ -282,6 +282,37 @@ def _reply(message: InboundMessage, match: Match, rules: RuleSet, source: Source
     )
 
 
+_ScopeParts = tuple[tuple[tuple[Any, ...], dict[str, Any]], ...]
+#: Per (intent, level, all channels, account, subaccount, sender, channel): the scopes a keyword MO
+#: affects, each as its block key's leading fields and its event document. Never mutated.
+_SCOPES: dict[tuple[Any, ...], _ScopeParts] = {}
+_SCOPES_MAX = 4096
+
+
+def _scopes(
+    intent: Intent, rule: Rule, account: str, sub: str | None, sender: str, channel: str
+) -> _ScopeParts:
+    """The scopes :func:`decide` would build for these fields, cached (bounded like the texts)."""
+    cache_key = (intent, rule.level, rule.all_channels, account, sub, sender, channel)
+    parts = _SCOPES.get(cache_key)
+    if parts is None:
+        if intent is Intent.OPT_OUT:
+            scopes: tuple[Scope, ...] = (
+                block_scope(rule.level, rule.all_channels, account, sub, sender, channel),
+            )
+        elif intent is Intent.OPT_IN:
+            scopes = covering_scopes(Target(account, sub, sender, channel))
+        else:
+            scopes = ()
+        parts = tuple(
+            ((s.level, s.account_id, s.subaccount_id, s.sender, s.channel), scope_document(s)) for s in scopes
+        )
+        if len(_SCOPES) >= _SCOPES_MAX:
+            _SCOPES.clear()
+        _SCOPES[cache_key] = parts
+    return parts
+
+
 def decide_encoded(
     doc: dict[str, Any],
     received_at: str,
@@ -297,7 +328,7 @@ def decide_encoded(
     Appends the encoded (key, value) change and reply records of a matched inbound document to
     ``changes`` and ``replies``: byte for byte what ``decide(to_message(doc, ...), ...)`` encoded
     with ``encode_change``/``encode_reply`` gives (``tests/unit/stream/test_pipeline.py`` checks it
-    on the benchmark's workload), without building the message, event and reply objects: in a STOP
+    on random batches), without building the message, event and reply objects: in a STOP
     storm those objects were about half the cost of a keyword MO. ``doc`` is a document
     :func:`worker.events.inbound.decode` accepted, ``received_at`` its canonical timestamp and
     ``source`` the record's coordinates as the events carry them (shared by all its events).
@@ -307,16 +338,13 @@ def decide_encoded(
     account, sub, message_id = doc["account_id"], doc.get("subaccount_id"), doc["message_id"]
     sender, address, channel = doc["to"], doc["from"], doc["channel"]  # MO: from the subscriber
     if intent is Intent.OPT_OUT:
-        scope = block_scope(rule.level, rule.all_channels, account, sub, sender, channel)
-        scopes: tuple[Scope, ...] = (scope,)
         action, reason = Action.BLOCK, "opt_out_keyword"
     elif intent is Intent.OPT_IN:
-        scopes = covering_scopes(Target(account, sub, sender, channel))
         action, reason = Action.UNBLOCK, "opt_in_keyword"
     else:  # help: a reply only
-        scopes, action, reason = (), Action.BLOCK, ""
-    for scope in scopes:
-        key = block_key(scope, address)
+        action, reason = Action.BLOCK, ""
+    for identity, scope_doc in _scopes(intent, rule, account, sub, sender, channel):
+        key = orjson.dumps([*identity, address])  # block_key(scope, address)
         changes.append(
             (
                 key,
@@ -325,7 +353,7 @@ def decide_encoded(
                         "schema": SCHEMA_CHANGE,
                         "event_id": change_event_id(account, message_id, key),
                         "action": action,
-                        "scope": scope_document(scope),
+                        "scope": scope_doc,
                         "address": address,
                         "keyword": match.keyword,
                         "rule": rule.name,
