@@ -87,11 +87,13 @@ async def send_batches(
         transactional = _transactional(producer)
         for (topic, partition), group in groups.items():
             if transactional:
-                # send() registers each partition it writes to in the open transaction; send_batch()
-                # leaves that to aiokafka's accumulator, which does it only in some versions. A
-                # partition missing from the transaction would be written outside it (lost on
-                # abort, invisible to read_committed consumers), so register it here; doing it
-                # twice is harmless (a set). Only for a producer with a transactional_id.
+                # send() registers each partition it writes to in the open transaction. For
+                # send_batch() that is not part of aiokafka's contract (0.14 happens to do it inside
+                # MessageAccumulator._append_batch, an internal detail), and a partition the
+                # transaction does not know cannot be written in it: the broker refuses the
+                # produce, or an older one lets the batch fall outside the transaction. So register
+                # it here, before its first batch; a second registration is a no-op (a set).
+                # Only for a producer with a transactional_id (exactly-once mode, issue 9).
                 producer._txn_manager.maybe_add_partition_to_txn(TopicPartition(topic, partition))
             batch = producer.create_batch()
             for key, value in group:
