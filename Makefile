@@ -10,7 +10,7 @@ BROKER ?= tansu
 
 .PHONY: run test test-unit test-integration test-kafka lint bench bench-classifier bench-classify eval clean chaos
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml worker/stream/_murmur2.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,local]'

@@ -12,11 +12,15 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 from worker.classify.normalize import SEPARATORS, normalize, tokens
 from worker.classify.rules import WRONG_NUMBER, Match, Phrases, Rule, RuleSet
 from worker.classify.scope import block_key, block_scope, covering_scopes
-from worker.events.outgoing import change_event_id, reply_id
+from worker.constants import SCHEMA_CHANGE, SCHEMA_REPLY
+from worker.events.outgoing import change_event_id, reply_id, scope_document
 from worker.model import (
     Action,
     ChangeEvent,
@@ -501,13 +505,30 @@ def _change(
     return key, event
 
 
+#: Filled-in reply texts: a storm repeats a few (template, keyword, sender, account) combinations.
+_REPLY_TEXTS: dict[tuple[str, str, str, str], str] = {}
+_REPLY_TEXTS_MAX = 4096
+
+
+def _reply_text(template: str, keyword: str, sender: str, account: str) -> str:
+    """``template`` with its placeholders filled in (cached: a dict lookup instead of a regex pass)."""
+    cache_key = (template, keyword, sender, account)
+    text = _REPLY_TEXTS.get(cache_key)
+    if text is None:
+        values = {"keyword": keyword, "sender": sender, "account": account}
+        # One pass, so a substituted value that itself looks like a placeholder is left alone.
+        text = _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+        if len(_REPLY_TEXTS) >= _REPLY_TEXTS_MAX:
+            _REPLY_TEXTS.clear()  # bounded: many senders or accounts just mean fewer hits
+        _REPLY_TEXTS[cache_key] = text
+    return text
+
+
 def _reply(message: InboundMessage, match: Match, rules: RuleSet, source: Source) -> ReplyRequest | None:
     template = rules.reply_text(match)
     if not template:
         return None
-    values = {"keyword": match.keyword, "sender": message.sender, "account": message.account_id}
-    # One pass, so a substituted value that itself looks like a placeholder is left alone.
-    text = _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+    text = _reply_text(template, match.keyword, message.sender, message.account_id)
     return ReplyRequest(
         reply_id=reply_id(message.account_id, message.message_id),
         intent=match.rule.intent,
@@ -523,4 +544,120 @@ def _reply(message: InboundMessage, match: Match, rules: RuleSet, source: Source
         occurred_at=message.received_at,
         language=match.language,
         match=match.mode,
+    )
+
+
+_ScopeParts = tuple[tuple[tuple[Any, ...], dict[str, Any]], ...]
+#: Per (intent, level, all channels, account, subaccount, sender, channel): the scopes a keyword MO
+#: affects, each as its block key's leading fields and its event document. Never mutated.
+_SCOPES: dict[tuple[Any, ...], _ScopeParts] = {}
+_SCOPES_MAX = 4096
+
+
+def _scopes(
+    intent: Intent, rule: Rule, account: str, sub: str | None, sender: str, channel: str
+) -> _ScopeParts:
+    """The scopes :func:`decide` would build for these fields, cached (bounded like the texts)."""
+    cache_key = (intent, rule.level, rule.all_channels, account, sub, sender, channel)
+    parts = _SCOPES.get(cache_key)
+    if parts is None:
+        if intent is Intent.OPT_OUT:
+            scopes: tuple[Scope, ...] = (
+                block_scope(rule.level, rule.all_channels, account, sub, sender, channel),
+            )
+        elif intent is Intent.OPT_IN:
+            scopes = covering_scopes(Target(account, sub, sender, channel))
+        else:
+            scopes = ()
+        parts = tuple(
+            ((s.level, s.account_id, s.subaccount_id, s.sender, s.channel), scope_document(s)) for s in scopes
+        )
+        if len(_SCOPES) >= _SCOPES_MAX:
+            _SCOPES.clear()
+        _SCOPES[cache_key] = parts
+    return parts
+
+
+def decide_encoded(
+    doc: dict[str, Any],
+    received_at: str,
+    match: Match,
+    rules: RuleSet,
+    source: dict[str, Any],
+    emitted_at: str,
+    changes: list[tuple[bytes, bytes]],
+    replies: list[tuple[bytes, bytes]],
+) -> None:
+    """:func:`decide` and :mod:`worker.events.outgoing`'s encoders in one pass, for the hot loop.
+
+    Appends the encoded (key, value) change and reply records of a matched inbound document to
+    ``changes`` and ``replies``: byte for byte what ``decide(to_message(doc, ...), ...)`` encoded
+    with ``encode_change``/``encode_reply`` gives (``tests/unit/stream/test_pipeline.py`` checks it
+    on random batches), without building the message, event and reply objects: in a STOP
+    storm those objects were about half the cost of a keyword MO. ``doc`` is a document
+    :func:`worker.events.inbound.decode` accepted, ``received_at`` its canonical timestamp and
+    ``source`` the record's coordinates as the events carry them (shared by all its events).
+    """
+    rule = match.rule
+    intent = rule.intent
+    account, sub, message_id = doc["account_id"], doc.get("subaccount_id"), doc["message_id"]
+    sender, address, channel = doc["to"], doc["from"], doc["channel"]  # MO: from the subscriber
+    if intent is Intent.OPT_OUT:
+        action, reason = Action.BLOCK, "opt_out_keyword"
+    elif intent is Intent.OPT_IN:
+        action, reason = Action.UNBLOCK, "opt_in_keyword"
+    else:  # help: a reply only
+        action, reason = Action.BLOCK, ""
+    for identity, scope_doc in _scopes(intent, rule, account, sub, sender, channel):
+        key = orjson.dumps([*identity, address])  # block_key(scope, address)
+        changes.append(
+            (
+                key,
+                orjson.dumps(
+                    {
+                        "schema": SCHEMA_CHANGE,
+                        "event_id": change_event_id(account, message_id, key),
+                        "action": action,
+                        "scope": scope_doc,
+                        "address": address,
+                        "keyword": match.keyword,
+                        "rule": rule.name,
+                        "reason": reason,
+                        "language": match.language,
+                        "match": match.mode,
+                        "source": source,
+                        "occurred_at": received_at,
+                        "emitted_at": emitted_at,
+                    }
+                ),
+            )
+        )
+    template = rules.reply_text(match)
+    if not template:
+        return
+    replies.append(
+        (
+            address.encode(),
+            orjson.dumps(
+                {
+                    "schema": SCHEMA_REPLY,
+                    "reply_id": reply_id(account, message_id),
+                    "intent": intent,
+                    "account_id": account,
+                    "subaccount_id": sub,
+                    "channel": channel,
+                    "to": address,
+                    "from": sender,
+                    "text": _reply_text(template, match.keyword, sender, account),
+                    "keyword": match.keyword,
+                    "rule": rule.name,
+                    "language": match.language,
+                    "match": match.mode,
+                    "in_reply_to": message_id,
+                    "source": source,
+                    "occurred_at": received_at,
+                    "emitted_at": emitted_at,
+                }
+            ),
+        )
     )

@@ -57,7 +57,7 @@ def _source(source: Source) -> dict[str, Any]:
 
 def scope_document(scope: Scope) -> dict[str, Any]:
     return {
-        "level": scope.level.value,
+        "level": scope.level,  # orjson writes an enum as its value
         "account_id": scope.account_id,
         "subaccount_id": scope.subaccount_id,
         "sender": scope.sender,
@@ -70,7 +70,7 @@ def encode_change(event: ChangeEvent, emitted_at: str) -> bytes:
         {
             "schema": SCHEMA_CHANGE,
             "event_id": event.event_id,
-            "action": event.action.value,
+            "action": event.action,
             "scope": scope_document(event.scope),
             "address": event.address,
             "keyword": event.keyword,
@@ -154,7 +154,7 @@ def encode_reply(reply: ReplyRequest, emitted_at: str) -> bytes:
         {
             "schema": SCHEMA_REPLY,
             "reply_id": reply.reply_id,
-            "intent": reply.intent.value,
+            "intent": reply.intent,
             "account_id": reply.account_id,
             "subaccount_id": reply.subaccount_id,
             "channel": reply.channel,
