@@ -1,12 +1,15 @@
 """Classifier benchmark: throughput, batch latency and peak RSS against plain aiokafka.
 
-``python -m bench.classifier [--messages N] [--partitions P] [--keyword-ratio R] [--json]``
-(or ``make bench BENCH_ARGS='--messages 100000'``).
+``python -m bench.classifier [--broker tansu|kafka] [--messages N] [--partitions P] [--json]``
+(or ``make bench BROKER=kafka BENCH_ARGS='--messages 100000'``).
 
 What it does, and why each step is shaped the way it is:
 
-1. Starts its own memory-only Tansu broker on a free port, so it needs nothing running and
-   cannot disturb (or be disturbed by) a ``make run`` stack; uuid-suffixed topics keep runs apart.
+1. Starts its own broker on a free port, so it needs nothing running and cannot disturb (or be
+   disturbed by) a ``make run`` stack; uuid-suffixed topics keep runs apart. ``--broker tansu``
+   (the default) is the memory-only Tansu; ``--broker kafka`` is Apache Kafka
+   (:mod:`worker.dev.kafka_broker`, one KRaft process, its data in a temporary directory: real
+   segment files and page cache, as in production).
 2. Produces N realistic inbound messages (:mod:`bench.workload`): chat in several scripts, a few
    percent keyword MOs in the forms subscribers type, 0.1% bad records.
 3. Runs each measured phase in its own child process (:mod:`bench.phases`), so each peak RSS
@@ -18,7 +21,9 @@ What it does, and why each step is shaped the way it is:
      does not.
    * ``classifier``: the real :func:`worker.stream.classifier.run_classifier` in burst mode: classify,
      produce changes/replies/dead letters, wait for the broker's acks, commit, per batch.
-   * ``faust`` (optional): a faust-streaming agent decoding the same topic, if installed.
+   * ``faust`` (optional): the faust-streaming peer doing the simplest version of the job
+     (:mod:`bench.peers.faust_app`), if installed. ``python -m bench.peers`` adds Quix Streams
+     and the three traffic mixes of issue 16.
 
 4. Checks the classifier's counts against the labels the generator put on every record, so a
    fast but wrong classifier cannot produce a good-looking report.
@@ -63,7 +68,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.classifier",
         description="Classifier throughput, batch latency and peak RSS against plain aiokafka "
-        "on the same topic, on a private Tansu broker.",
+        "on the same topic, on a private broker (Tansu or Apache Kafka).",
+    )
+    parser.add_argument(
+        "--broker",
+        choices=("tansu", "kafka"),
+        default="tansu",
+        help="tansu (memory-only, default) or kafka (Apache Kafka 4 from Maven Central jars; needs java)",
     )
     parser.add_argument("--messages", type=_positive, default=500_000, help="inbound records (500000)")
     parser.add_argument("--partitions", type=_positive, default=4, help="inbound topic partitions (4)")
@@ -74,7 +85,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--phase-timeout", type=_positive, default=900, help="seconds before a phase is killed (900)"
     )
     parser.add_argument("--skip-faust", action="store_true", help="do not run the faust peer")
-    parser.add_argument("--broker-log", type=Path, help="write the Tansu broker's log here")
+    parser.add_argument("--broker-log", type=Path, help="write the Tansu broker's log here (tansu only)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     args = parser.parse_args(argv)
     if args.keyword_ratio + args.bad_ratio > 1:
@@ -119,11 +130,18 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Start the broker, run the phases in order, stop the broker whatever happens."""
-    from worker.dev.stack import start_broker
+    from worker.dev.kafka_broker import KafkaBroker
+    from worker.dev.stack import Broker, start_broker, start_kafka
 
     suffix = uuid.uuid4().hex[:10]
-    progress(f"starting a Tansu broker (memory-only) for {args.messages:,} messages")
-    broker = start_broker(log_path=args.broker_log)
+    kafka_dir = tempfile.TemporaryDirectory(prefix="optout-bench-kafka-")
+    broker: Broker | KafkaBroker
+    if args.broker == "kafka":
+        progress(f"starting an Apache Kafka broker (data in {kafka_dir.name}) for {args.messages:,} messages")
+        broker = start_kafka(Path(kafka_dir.name) / "kafka")
+    else:
+        progress(f"starting a Tansu broker (memory-only) for {args.messages:,} messages")
+        broker = start_broker(log_path=args.broker_log)
     try:
         config = PhaseConfig(
             bootstrap=broker.bootstrap,
@@ -136,8 +154,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             keyword_ratio=args.keyword_ratio,
             bad_ratio=args.bad_ratio,
             seed=args.seed,
+            peer_output=f"bench.peer.faust.{suffix}",
         )
-        asyncio.run(create_topics(config))
+        asyncio.run(create_topics(config, extra=[config.peer_output]))
         with tempfile.TemporaryDirectory(prefix="optout-bench-") as tmp:
             config_path = Path(tmp) / "config.json"
             config_path.write_bytes(orjson.dumps(asdict(config)))
@@ -157,7 +176,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     faust_note = FAUST_MISSING
                 else:
                     faust_note = None
-                    progress("faust: faust-streaming agent + orjson.loads")
+                    progress("faust: the faust-streaming peer (bench/peers/faust_app.py)")
                     phases["faust"] = run_phase("faust", config_path, args.phase_timeout)
                 if faust_note is not None:
                     progress(faust_note)
@@ -167,6 +186,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         progress("stopping the broker")
         broker.stop()
+        kafka_dir.cleanup()
     return build_report(args, phases, outputs, faust_note)
 
 
@@ -175,8 +195,8 @@ def progress(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-async def create_topics(config: PhaseConfig) -> None:
-    """The four topics, as ``optout topics`` makes them: the change topic compacted."""
+async def create_topics(config: PhaseConfig, extra: Sequence[str] = ()) -> None:
+    """The four topics, as ``optout topics`` makes them (the change topic compacted), and ``extra``."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, request_timeout_ms=15_000)
@@ -189,6 +209,7 @@ async def create_topics(config: PhaseConfig) -> None:
                 NewTopic(config.changes, parts, 1, topic_configs={"cleanup.policy": "compact"}),
                 NewTopic(config.replies, parts, 1),
                 NewTopic(config.dead_letter, parts, 1),
+                *(NewTopic(name, parts, 1) for name in extra),
             ]
         )
         failed = [(name, code) for name, code, *_ in response.topic_errors if code != 0]
@@ -199,7 +220,16 @@ async def create_topics(config: PhaseConfig) -> None:
 
 
 async def topic_totals(config: PhaseConfig) -> dict[str, int]:
-    """Records on each output topic, counted by reading them: what the classifier made durable.
+    """Records on each of the classifier's output topics: what it made durable."""
+    return await count_topics(
+        config.bootstrap,
+        config.partitions,
+        {"changes": config.changes, "replies": config.replies, "dead_letter": config.dead_letter},
+    )
+
+
+async def count_topics(bootstrap: str, partitions: int, topics: dict[str, str]) -> dict[str, int]:
+    """Records on each topic (``{label: topic}``), counted by reading them.
 
     Counted, not taken from ``end_offsets()``: Tansu answers ListOffsets(latest) with the base
     offset of the partition's last batch, not the end, so that would undercount. The high
@@ -208,7 +238,7 @@ async def topic_totals(config: PhaseConfig) -> dict[str, int]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=config.bootstrap,
+        bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -217,12 +247,8 @@ async def topic_totals(config: PhaseConfig) -> dict[str, int]:
     await consumer.start()
     try:
         totals = {}
-        for label, topic in (
-            ("changes", config.changes),
-            ("replies", config.replies),
-            ("dead_letter", config.dead_letter),
-        ):
-            tps = [TopicPartition(topic, p) for p in range(config.partitions)]
+        for label, topic in topics.items():
+            tps = [TopicPartition(topic, p) for p in range(partitions)]
             consumer.assign(tps)
             count = empty_polls = 0
             while empty_polls < 3:
@@ -339,6 +365,10 @@ def build_report(
         "checks": checks,
         "machine": machine_info(),
     }
+    if getattr(args, "broker", "tansu") == "kafka":
+        from worker.dev.kafka_broker import kafka_version
+
+        report["machine"]["broker"] = f"Apache Kafka {kafka_version()} (KRaft, one process), same machine"
     failed = [name for name, p in phases.items() if p.error is not None]
     report["ok"] = not failed and all(c["ok"] for c in checks) and classifier is not None
     report["failed_phases"] = failed

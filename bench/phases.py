@@ -9,6 +9,8 @@ not stdout, so a library that prints cannot corrupt the result.
 Throughput windows are the same for the ceiling and the classifier: from the moment the first
 non-empty ``getmany()`` returns to the moment the last batch is done. Group join and the burst
 run's final idle wait are outside the window, so neither flatters nor penalizes either side.
+Every phase also reports that window in monotonic time, and :func:`main` turns it into the CPU
+seconds the process spent inside it (:mod:`bench.cpuclock`): the cost per MO, whatever the rate.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from bench.cpuclock import CpuTrace
 from bench.workload import Expect, Workload, generate
 
 #: Records per chunk of un-awaited sends: large enough to keep the producer's batches full,
@@ -50,6 +54,11 @@ class PhaseConfig:
     keyword_ratio: float
     bad_ratio: float
     seed: int
+    keyword_shares: dict[str, float] | None = None
+    """Per-intent shares of all records (``{"opt_out": 0.09, ...}``); ``None``: ``keyword_ratio``
+    split by the workload's default keyword weights."""
+    peer_output: str = ""
+    """The topic a peer (Quix, faust) writes its events to."""
 
 
 @dataclass(slots=True)
@@ -66,6 +75,12 @@ class PhaseResult:
     batch_seconds: list[float] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    window: list[float] = field(default_factory=list)
+    """``[start, end]`` of the measured window, ``time.monotonic()`` of the phase's process."""
+    cpu_seconds: float = 0.0
+    """CPU (user + system, all threads) the process spent inside ``window``."""
+    process_cpu_seconds: float = 0.0
+    """CPU the process spent in all, start-up and group join included."""
 
     @property
     def rate(self) -> float:
@@ -79,12 +94,15 @@ class PhaseResult:
         return cls(**orjson.loads(raw))
 
 
-def _maxrss_kb() -> int:
+def maxrss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
 
 def _workload(config: PhaseConfig) -> Workload:
-    return Workload(config.messages, config.keyword_ratio, config.bad_ratio, seed=config.seed)
+    shares = tuple(config.keyword_shares.items()) if config.keyword_shares is not None else None
+    return Workload(
+        config.messages, config.keyword_ratio, config.bad_ratio, seed=config.seed, keyword_shares=shares
+    )
 
 
 # --- produce ------------------------------------------------------------------------------------
@@ -104,14 +122,16 @@ async def produce(config: PhaseConfig) -> PhaseResult:
         request_timeout_ms=30_000,
     )
     expected: Counter[str] = Counter()
+    peer_expected: Counter[str] = Counter()
     value_bytes = 0
     try:
         await producer.start()
-        result.start_rss_kb = _maxrss_kb()
+        result.start_rss_kb = maxrss_kb()
         started = time.monotonic()
         pending = []
         for record in generate(_workload(config)):
             expected[record.expect.value] += 1
+            peer_expected[_peer_action(record.value)] += 1
             value_bytes += len(record.value)
             # send() only waits when the accumulator is full; the future resolves on the ack.
             pending.append(await producer.send(config.inbound, record.value, key=record.key))
@@ -123,8 +143,23 @@ async def produce(config: PhaseConfig) -> PhaseResult:
         result.records = sum(expected.values())
     finally:
         await producer.stop()
-    result.extra = {"expected": dict(expected), "value_bytes": value_bytes}
+    result.extra = {
+        "expected": dict(expected),
+        "peer_expected": dict(peer_expected),
+        "value_bytes": value_bytes,
+    }
     return result
+
+
+def _peer_action(value: bytes) -> str:
+    """What the peers make of a record (:mod:`bench.peers.keywords`), so their output can be checked."""
+    from bench.peers.keywords import event_for
+
+    try:
+        event = event_for(orjson.loads(value))
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return "skipped"
+    return "none" if event is None else str(event["action"])
 
 
 # --- ceiling ------------------------------------------------------------------------------------
@@ -150,7 +185,7 @@ async def ceiling(config: PhaseConfig) -> PhaseResult:
     try:
         await consumer.start()
         last_data = time.monotonic()
-        result.start_rss_kb = _maxrss_kb()
+        result.start_rss_kb = maxrss_kb()
         while consumed < config.messages:
             batch = await consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS)
             now = time.monotonic()
@@ -171,7 +206,9 @@ async def ceiling(config: PhaseConfig) -> PhaseResult:
             result.batches += 1
             result.batch_seconds.append(time.monotonic() - now)
         result.records = consumed
-        result.seconds = time.monotonic() - first if first is not None else 0.0
+        if first is not None:
+            result.window = [first, time.monotonic()]
+            result.seconds = result.window[1] - first
     finally:
         await consumer.stop()
     result.extra = {"undecodable": undecodable}
@@ -201,12 +238,13 @@ async def classifier(config: PhaseConfig) -> PhaseResult:
         }
     )
     registry = CollectorRegistry()
-    result = PhaseResult("classifier", start_rss_kb=_maxrss_kb())
+    result = PhaseResult("classifier", start_rss_kb=maxrss_kb())
     stats = await run_classifier(settings, burst=True, registry=registry)
     result.records = stats.records
     result.batches = stats.batches
     result.batch_seconds = list(stats.batch_seconds)
     if stats.first_record_at is not None and stats.last_batch_done_at is not None:
+        result.window = [stats.first_record_at, stats.last_batch_done_at]
         result.seconds = stats.last_batch_done_at - stats.first_record_at
     if stats.records < config.messages:
         result.error = f"the classifier stopped after {stats.records} of {config.messages} records"
@@ -232,64 +270,37 @@ async def classifier(config: PhaseConfig) -> PhaseResult:
     return result
 
 
-# --- faust (optional peer) ----------------------------------------------------------------------
+# --- peers (optional: pip install -e '.[bench]') -------------------------------------------------
 
 
-async def faust_peer(config: PhaseConfig) -> PhaseResult:
-    """A faust-streaming agent that decodes every value: what a stream framework costs on top."""
-    import faust
+def _faust(config: PhaseConfig) -> PhaseResult:
+    from bench.peers.faust_app import measure
 
-    result = PhaseResult("faust")
-    # Faust's defaults except where parity with the worker's consumer matters: records per poll,
-    # and the session timeout (Tansu holds a first join for about half of it; faust's default
-    # 60 s would add half a minute of start-up, outside the measured window but tedious).
-    app = faust.App(
-        f"bench-faust-{uuid.uuid4().hex[:10]}",
-        broker=f"kafka://{config.bootstrap}",
-        store="memory://",
-        web_enabled=False,
-        topic_partitions=config.partitions,
-        topic_allow_declare=False,
-        consumer_auto_offset_reset="earliest",
-        broker_max_poll_records=MAX_RECORDS,
-        stream_buffer_maxsize=MAX_RECORDS,
-        broker_session_timeout=10.0,
-    )
-    topic = app.topic(config.inbound, key_type=bytes, value_type=bytes, value_serializer="raw")
-    done = asyncio.Event()
-    state = {"consumed": 0, "undecodable": 0}
-    window: list[float] = []
-
-    async def decode(stream: Any) -> None:
-        async for value in stream:
-            if not window:
-                window.append(time.monotonic())
-            try:
-                orjson.loads(value)
-            except orjson.JSONDecodeError:
-                state["undecodable"] += 1
-            state["consumed"] += 1
-            if state["consumed"] >= config.messages:
-                window.append(time.monotonic())
-                done.set()
-
-    app.agent(topic)(decode)  # not as a decorator: faust's types depend on its version
-    result.start_rss_kb = _maxrss_kb()
-    await app.start()
-    try:
-        await asyncio.wait_for(done.wait(), timeout=max(120.0, config.messages / 1000))
-    except TimeoutError:
-        result.error = f"faust consumed {state['consumed']} of {config.messages} records in time"
-    finally:
-        await app.stop()
-    result.records = state["consumed"]
-    if len(window) == 2:
-        result.seconds = window[1] - window[0]
-    result.extra = {"undecodable": state["undecodable"]}
-    return result
+    return asyncio.run(measure(config))
 
 
-PHASES = {"produce": produce, "ceiling": ceiling, "classifier": classifier, "faust": faust_peer}
+def _quix(config: PhaseConfig) -> PhaseResult:
+    from bench.peers.quix_app import measure
+
+    return measure(config)  # Quix runs its own blocking poll loop, in the main thread
+
+
+def _in_loop(
+    phase: Callable[[PhaseConfig], Coroutine[Any, Any, PhaseResult]],
+) -> Callable[[PhaseConfig], PhaseResult]:
+    def run(config: PhaseConfig) -> PhaseResult:
+        return asyncio.run(phase(config))
+
+    return run
+
+
+PHASES: dict[str, Callable[[PhaseConfig], PhaseResult]] = {
+    "produce": _in_loop(produce),
+    "ceiling": _in_loop(ceiling),
+    "classifier": _in_loop(classifier),
+    "faust": _faust,
+    "quix": _quix,
+}
 
 
 def main(argv: list[str]) -> int:
@@ -300,12 +311,18 @@ def main(argv: list[str]) -> int:
     config = PhaseConfig(**orjson.loads(Path(config_path).read_bytes()))
     # The worker logs each batch at DEBUG and its lifecycle at INFO; only problems belong here.
     logging.basicConfig(level=logging.WARNING, format=f"[{phase}] %(levelname)s %(name)s: %(message)s")
+    trace = CpuTrace().start()
     try:
-        result = asyncio.run(PHASES[phase](config))
+        result = PHASES[phase](config)
     except Exception as exc:  # report it: the parent prints it and still stops the broker
         logging.getLogger("bench").exception("phase %s failed", phase)
         result = PhaseResult(phase, error=f"{type(exc).__name__}: {exc}")
-    result.peak_rss_kb = _maxrss_kb()
+    trace.stop()
+    if len(result.window) == 2:
+        result.cpu_seconds = trace.between(*result.window)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result.process_cpu_seconds = usage.ru_utime + usage.ru_stime
+    result.peak_rss_kb = maxrss_kb()
     Path(result_path).write_bytes(result.to_json())
     return 0 if result.error is None else 1
 

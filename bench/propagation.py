@@ -93,14 +93,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from aiokafka import AIOKafkaProducer
 
     from worker.config import Settings
-    from worker.dev.stack import start_broker, start_postgres, with_database
+    from worker.dev.stack import postgres_url_for, start_broker, with_database
     from worker.sender.view import BlocklistView
     from worker.stream.kafka import ensure_topics
 
-    with tempfile.TemporaryDirectory(prefix="optout-bench-propagation-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="optout-bench-propagation-") as tmp,
+        postgres_url_for(Path(tmp) / "pg") as server,  # stopped before tmp is removed
+    ):
         work = Path(tmp)
         broker = start_broker(log_path=work / "tansu.log")
-        server = os.environ.get("OPTOUT_DATABASE_URL") or start_postgres(work / "pg", "stop").url
         database = with_database(server, f"optout_prop_{uuid.uuid4().hex[:8]}")
         await _create_database(server, database)
         env = {

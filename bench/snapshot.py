@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
 import random
 import resource
 import subprocess
@@ -77,13 +76,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from worker.dev.stack import start_postgres, with_database
+    from worker.dev.stack import postgres_url_for, with_database
     from worker.snapshot.writer import terminal_progress, write_snapshot
     from worker.store.migrate import migrate
 
-    with tempfile.TemporaryDirectory(prefix="optout-bench-snapshot-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="optout-bench-snapshot-") as tmp,
+        postgres_url_for(Path(tmp) / "pg") as server,  # stopped before tmp is removed
+    ):
         work = Path(tmp)
-        server = os.environ.get("OPTOUT_DATABASE_URL") or start_postgres(work / "pg", "stop").url
         name = f"optout_bench_{uuid.uuid4().hex[:8]}"
         admin = await asyncpg.connect(server)
         await admin.execute(f'CREATE DATABASE "{name}"')

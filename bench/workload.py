@@ -136,6 +136,10 @@ class Workload:
     subscribers: int = 100_000
     accounts: int = 36
     seed: int = 20261124
+    keyword_shares: tuple[tuple[str, float], ...] | None = None
+    """Per-intent shares of all records, e.g. ``(("opt_out", 0.09), ("opt_in", 0.01), ("help", 0.01))``
+    for a campaign's replies; replaces ``keyword_ratio``. ``None`` keeps ``keyword_ratio`` split by
+    the :data:`KEYWORDS` weights (and the same bytes as before shares existed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +169,9 @@ def generate(workload: Workload) -> Iterator[Record]:
     clock = time.time() - workload.messages * step
     second_cache: tuple[int, str] = (-1, "")
     kw_cut = workload.keyword_ratio
+    by_intent = _forms_by_intent(workload.keyword_shares) if workload.keyword_shares else None
+    if by_intent is not None:
+        kw_cut = by_intent[-1][0]
     bad_cut = kw_cut + workload.bad_ratio
     for i in range(workload.messages):
         # Skewed activity: squaring a uniform draw favours the low indices (the chatty few).
@@ -189,7 +196,11 @@ def generate(workload: Workload) -> Iterator[Record]:
             doc["subaccount_id"] = None
         roll = rng.random()
         if roll < kw_cut:
-            text = rng.choices(keyword_forms, cum_weights=keyword_cum)[0]
+            if by_intent is None:
+                text = rng.choices(keyword_forms, cum_weights=keyword_cum)[0]
+            else:  # the roll picks the intent, then the intent's forms keep their relative weights
+                _, forms, cum = next(entry for entry in by_intent if roll < entry[0])
+                text = rng.choices(forms, cum_weights=cum)[0]
             expect = keyword_expect[text]
         else:
             text = rng.choice(chats)
@@ -201,6 +212,21 @@ def generate(workload: Workload) -> Iterator[Record]:
             yield Record(key, _spoil(rng, doc), Expect.DEAD_LETTER)
         else:
             yield Record(key, orjson.dumps(doc), expect)
+
+
+def _forms_by_intent(
+    shares: tuple[tuple[str, float], ...],
+) -> list[tuple[float, list[str], list[int]]]:
+    """``(cumulative share, forms, cumulative weights)`` per intent, in the order given."""
+    table = []
+    cut = 0.0
+    for intent, share in shares:
+        forms = [(k, w) for k, e, w in KEYWORDS if e.value == intent]
+        if not forms:
+            raise ValueError(f"no keyword forms for intent {intent!r}")
+        cut += share
+        table.append((cut, [k for k, _ in forms], list(itertools.accumulate(w for _, w in forms))))
+    return table
 
 
 def _chat(rng: random.Random) -> str:

@@ -9,12 +9,26 @@ the command line is respected.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 
 import pytest
 
 _PRIVATE: list[str] = []
+
+#: The brokers the integration suite runs on (``--broker`` or ``OPTOUT_TEST_BROKER``; Tansu by default).
+BROKERS = ("tansu", "kafka")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--broker",
+        choices=BROKERS,
+        default=os.environ.get("OPTOUT_TEST_BROKER") or "tansu",
+        help="the broker the integration tests run on: tansu (embedded, default) or kafka "
+        "(Apache Kafka from Maven Central jars; needs java). Default: $OPTOUT_TEST_BROKER or tansu.",
+    )
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -13,30 +13,72 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from prometheus_client import CollectorRegistry
 
 from worker import __version__
-from worker.config import Settings, add_arguments
+from worker.config import Settings, add_arguments, unknown_variables
 from worker.errors import ConfigError, OptoutError
+from worker.logs import KAFKA, POSTGRES, ServiceState
 from worker.ops.httpserver import HttpServer, WSGIApp, start_http
+
+if TYPE_CHECKING:
+    from worker.ops.health import Health
 
 log = logging.getLogger("optout")
 
 
+#: The settings groups (:data:`worker.config.HELP_GROUPS`) each command's ``--help`` shows; the
+#: others are accepted but not listed. ``dev`` shows them all.
+_KAFKA, _TOPICS, _PG, _HTTP = (
+    "Kafka",
+    "topics and consumer groups",
+    "Postgres",
+    "HTTP: /metrics, /livez, /readyz, /snapshots",
+)
+_SNAP, _RULES, _BATCH, _LOGS = "snapshots", "classification", "batching", "logs and local state"
+_SHOWN: dict[str, tuple[str, ...] | None] = {
+    "classifier": (_KAFKA, _TOPICS, _RULES, _HTTP, _BATCH, _LOGS),
+    "projector": (_KAFKA, _TOPICS, _PG, _HTTP, _SNAP, _BATCH, _LOGS),
+    "classify": (_RULES, _LOGS),
+    "check": (_PG, _LOGS),
+    "history": (_PG, _LOGS),
+    "produce": (_KAFKA, _TOPICS, _LOGS),
+    "tail": (_KAFKA, _TOPICS, _LOGS),
+    "dev": None,
+    "snapshot": (_PG, _SNAP, _TOPICS, _LOGS),
+    "topics": (_KAFKA, _TOPICS, _LOGS),
+    "migrate": (_PG, _LOGS),
+}
+
+_EPILOG = (
+    "Every setting is a flag or an OPTOUT_* environment variable (the flag wins); settings of other "
+    "commands are accepted too. All of them: `optout dev --help` or the README's Configuration table."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="optout", description="Opt-out (STOP/START/HELP) engine for messaging platforms."
+        prog="optout",
+        description="Opt-out (STOP/START/HELP) engine for messaging platforms.",
+        epilog="`optout COMMAND --help` for a command's options and settings.",
     )
     parser.add_argument("--version", action="version", version=f"optout-worker {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subs: dict[str, argparse.ArgumentParser] = {}
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
-        add_arguments(sub)
+        sub = commands.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=_EPILOG,
+            formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=32),
+        )
+        subs[name] = sub
         return sub
 
     for name, help in (
@@ -54,19 +96,50 @@ def build_parser() -> argparse.ArgumentParser:
         "precision and recall per intent, language and category and the targets; exit 1 if one is missed",
     )
     check = command("check", "is ADDRESS blocked for a message from this account/subaccount/sender?")
-    check.add_argument("address")
+    check.add_argument("address", metavar="ADDRESS")
     check.add_argument("--account", required=True)
     check.add_argument("--subaccount")
     check.add_argument("--sender")
     check.add_argument("--channel", help="sms, whatsapp, ...; omitted: blocks on any channel count")
+    check.add_argument(
+        "--exit-status",
+        action="store_true",
+        help="for scripts: exit 0 when not blocked, 1 when blocked, 2 on any error (bad settings, "
+        "Postgres unreachable)",
+    )
     history = command("history", "ADDRESS's opt-out/opt-in history, oldest first, as JSON lines")
-    history.add_argument("address")
+    history.add_argument("address", metavar="ADDRESS")
     history.add_argument("--account")
     command("produce", "send inbound-message JSON lines from stdin to the inbound topic (key: from)")
-    command("dev", "the whole stack on one machine: embedded broker and Postgres, classifier, projector")
+    tail = command(
+        "tail", "print what the workers write to a topic, decoded (dead letters with their reason)"
+    )
+    tail.add_argument(
+        "what", choices=["replies", "changes", "dead-letters"], metavar="replies|changes|dead-letters"
+    )
+    tail.add_argument(
+        "--from-beginning", action="store_true", help="from the start of the topic (default: new only)"
+    )
+    tail.add_argument("--limit", type=int, metavar="N", help="exit after N records")
+    tail.add_argument("--json", action="store_true", help="one decoded JSON event per line instead of text")
+    dev = command(
+        "dev", "the whole stack on one machine: embedded broker and Postgres, classifier, projector"
+    )
+    dev.add_argument(
+        "--broker",
+        choices=("tansu", "kafka"),
+        default="tansu",
+        help="the embedded broker: tansu (memory-only, the default) or kafka (Apache Kafka 4 from Maven "
+        "Central jars, data under the data dir; needs java, and mvn for the first fetch)",
+    )
     command("snapshot", "write a blocklist snapshot now (as the projector does every interval)")
     command("topics", "create the topics if missing and verify their configuration (idempotent)")
     command("migrate", "apply pending Postgres migrations (idempotent)")
+    for name, sub in subs.items():
+        # The usage line shows the command's own arguments; the settings are one [SETTINGS].
+        own = sub.format_usage().removeprefix("usage: ").replace(" [-h]", "").strip()
+        sub.usage = f"{own} [SETTINGS]"
+        add_arguments(sub, _SHOWN.get(name))
     return parser
 
 
@@ -75,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     flags = {k: v for k, v in vars(args).items() if isinstance(v, str)}
     try:
         settings = Settings.from_mapping(os.environ, flags)
-        _configure_logging(settings.log_level, one_shot=args.command not in _WORKERS)
+        _configure_logging(settings.log_level, settings.log_format, one_shot=args.command not in _WORKERS)
+        for warning in unknown_variables(os.environ):
+            log.warning("%s", warning)
+        if args.command != "dev":
+            settings = with_dev_stack(settings, os.environ, args.kafka_bootstrap)
         handler = _COMMANDS[args.command]
         return handler(settings, args)
     except ConfigError as exc:
@@ -83,19 +160,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OptoutError as exc:  # an outage at a one-shot command, or data a server refused
         print(f"optout: error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if getattr(args, "exit_status", False) else 1  # with --exit-status, 1 means blocked
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: with --exit-status, never let it look like "blocked" (1)
+        if not getattr(args, "exit_status", False):
+            raise
+        print(f"optout: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
 
 
 #: Commands that run until stopped and retry outages; the others are one-shot and exit on one.
 _WORKERS = frozenset({"classifier", "projector", "dev"})
 
 
-def _configure_logging(level: str, one_shot: bool = False) -> None:
+def _configure_logging(level: str, fmt: str, one_shot: bool = False) -> None:
     from worker.logs import configure
 
-    configure(level)
+    configure(level, fmt)
     if one_shot and level != "DEBUG":
         # A one-shot command does not retry: its "service unavailable" state line would only say
         # first what the command's own one-line error (exit 1) says anyway.
@@ -113,12 +195,36 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 def database_url(settings: Settings) -> str:
-    """``OPTOUT_DATABASE_URL``, else the embedded Postgres under the data dir (started if needed)."""
+    """``OPTOUT_DATABASE_URL``, else the running ``optout dev``'s (from ``.optout/dev.json``).
+
+    Only ``optout dev`` starts an embedded Postgres: any other command without a database fails
+    with one line saying what to set.
+    """
     if settings.database_url:
         return settings.database_url
-    from worker.dev.stack import start_postgres
+    from worker.dev.state import read_state, state_path
 
-    return start_postgres(settings.data_dir / "postgres").url
+    state = read_state(settings.data_dir)
+    if state and state.get("database_url"):
+        return str(state["database_url"])
+    raise ConfigError(
+        "OPTOUT_DATABASE_URL is not set and no `optout dev` is running here "
+        f"({state_path(settings.data_dir)} not found): set OPTOUT_DATABASE_URL, or start the dev "
+        "stack with `make run`"
+    )
+
+
+def with_dev_stack(settings: Settings, env: Mapping[str, str], flag: str | None) -> Settings:
+    """A command other than ``optout dev`` with no Kafka bootstrap set uses the running dev
+    stack's broker (which may have had to take another port than the default)."""
+    if flag is not None or "OPTOUT_KAFKA_BOOTSTRAP" in env:
+        return settings
+    from worker.dev.state import read_state
+
+    state = read_state(settings.data_dir)
+    if state and state.get("kafka_bootstrap"):
+        return settings.replace(kafka_bootstrap=str(state["kafka_bootstrap"]))
+    return settings
 
 
 def cmd_classifier(settings: Settings, args: argparse.Namespace) -> int:
@@ -132,6 +238,8 @@ def cmd_classifier(settings: Settings, args: argparse.Namespace) -> int:
         settings,
         METRICS_PORT_CLASSIFIER,
         lambda registry, stop: run_classifier(settings, burst=args.burst, registry=registry, stop=stop),
+        services=(KAFKA,),
+        role="classifier",
     )
 
 
@@ -142,11 +250,20 @@ def cmd_projector(settings: Settings, args: argparse.Namespace) -> int:
 
     _check_kafka_tls(settings)
     url = database_url(settings)
+    token = settings.snapshot_bearer_token()
+    if token is None and settings.metrics_host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "/snapshots (every blocked address) is served on %s without a token: set "
+            "OPTOUT_SNAPSHOT_TOKEN_FILE, or OPTOUT_METRICS_HOST=127.0.0.1",
+            settings.metrics_host,
+        )
     return _serve(
         settings,
         METRICS_PORT_PROJECTOR,
         lambda registry, stop: run_projector(settings, url, burst=args.burst, registry=registry, stop=stop),
-        routes={PREFIX + "/": snapshot_app(settings.snapshot_dir)},
+        routes={PREFIX + "/": snapshot_app(settings.snapshot_dir, token)},
+        services=(KAFKA, POSTGRES),
+        role="projector",
     )
 
 
@@ -162,14 +279,20 @@ def _serve(
     default_port: int,
     loop: Callable[[CollectorRegistry, asyncio.Event], Coroutine[Any, Any, object]],
     routes: dict[str, WSGIApp] | None = None,
+    services: tuple[ServiceState, ...] = (),
+    role: str = "worker",
 ) -> int:
-    """Run a worker loop with its metrics endpoint; SIGTERM/SIGINT stop it between batches."""
+    """Run a worker loop with its HTTP endpoint (metrics, liveness, readiness, ``routes``);
+    SIGTERM/SIGINT stop it between batches. ``services``: those whose outage makes it unready."""
+    from worker.ops.health import Health
+    from worker.ops.metrics import register_process_metrics
 
     async def run() -> int:
         stop = _stop_on_signals()
         registry = CollectorRegistry()
+        register_process_metrics(registry, role)
         port = default_port if settings.metrics_port is None else settings.metrics_port
-        http = _start_http(registry, settings, port, stop, routes)
+        http = _start_http(registry, settings, port, Health(services, stopping=stop.is_set), routes)
         try:
             await loop(registry, stop)
         finally:
@@ -183,20 +306,29 @@ def _start_http(
     registry: CollectorRegistry,
     settings: Settings,
     port: int,
-    stop: asyncio.Event,
+    health: Health,
     routes: dict[str, WSGIApp] | None = None,
 ) -> HttpServer:
-    def health() -> tuple[bool, bytes]:
-        return (not stop.is_set(), orjson.dumps({"status": "stopping" if stop.is_set() else "ok"}))
-
     try:
-        http = start_http(registry, settings.metrics_host, port, health, routes)
+        http = start_http(
+            registry, settings.metrics_host, port, health.liveness, health.routes() | (routes or {})
+        )
     except OSError as exc:
-        raise ConfigError(
-            f"OPTOUT_METRICS_PORT={port}: cannot listen on {settings.metrics_host}:{port}: {exc.strerror}"
-        ) from None
+        raise ConfigError(_listen_error(settings.metrics_host, port, exc)) from None
     log.info("metrics on %s", http.metrics_url)
     return http
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    """Blame the setting that is wrong: a host that does not resolve or is not this machine's is
+    OPTOUT_METRICS_HOST's fault; a port in use or reserved is OPTOUT_METRICS_PORT's."""
+    import errno
+    import socket
+
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+        return f"OPTOUT_METRICS_HOST={host}: cannot listen on {host}:{port}: {reason}"
+    return f"OPTOUT_METRICS_PORT={port}: cannot listen on {host}:{port}: {reason}"
 
 
 def cmd_classify(settings: Settings, args: argparse.Namespace) -> int:
@@ -247,7 +379,7 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
             "other_blocks": [block for block in every if block["event_id"] not in ids],
         }
         sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
-        return 0
+        return 1 if args.exit_status and result["blocked"] else 0
 
     return asyncio.run(run())
 
@@ -326,11 +458,21 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.ops.tail import tail
+
+    asyncio.run(
+        tail(settings, args.what, from_beginning=args.from_beginning, limit=args.limit, json_lines=args.json)
+    )
+    return 0
+
+
 def cmd_snapshot(settings: Settings, args: argparse.Namespace) -> int:
-    from worker.snapshot.schedule import take_snapshot
+    from worker.snapshot.schedule import check_writable, take_snapshot
     from worker.snapshot.writer import terminal_progress
     from worker.store.postgres import Store
 
+    check_writable(settings.snapshot_dir)
     url = database_url(settings)
 
     async def run() -> int:
@@ -371,11 +513,16 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.config import SETTINGS
     from worker.dev.run import run_dev
 
+    # Settings given as flags reach the workers too (they read only the environment).
+    flags = {s.env: getattr(args, s.field) for s in SETTINGS if getattr(args, s.field, None) is not None}
     return run_dev(
         settings,
         explicit_bootstrap="OPTOUT_KAFKA_BOOTSTRAP" in os.environ or args.kafka_bootstrap is not None,
+        broker_kind=args.broker,
+        child_env=flags,
     )
 
 
@@ -389,5 +536,6 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "snapshot": cmd_snapshot,
     "topics": cmd_topics,
     "produce": cmd_produce,
+    "tail": cmd_tail,
     "migrate": cmd_migrate,
 }

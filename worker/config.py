@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -54,9 +54,24 @@ def redact_url(url: str) -> str:
         if parts.password is not None:
             host = parts.netloc.rsplit("@", 1)[1]
             parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
-        return urlunsplit(parts._replace(query=_PASSWORD_PARAM.sub(r"\1***", parts.query)))
+        shown = urlunsplit(parts._replace(query=_PASSWORD_PARAM.sub(r"\1***", parts.query)))
     except ValueError:
         return "<unparsable URL>"
+    return _mask_userinfo(shown)
+
+
+def _mask_userinfo(url: str) -> str:
+    """A malformed URL ("postgresql//u:pw@h", "u:pw@h") hides its password from urlsplit: mask
+    whatever follows the first ``:`` of the part before the last ``@``."""
+    at = url.rfind("@")
+    if at < 0:
+        return url
+    start = url.find("//", 0, at)
+    start = start + 2 if start >= 0 else 0
+    colon = url.find(":", start, at)
+    if colon < 0 or url[colon:at] == ":***":
+        return url
+    return f"{url[:colon]}:***{url[at:]}"
 
 
 def _database_url(value: str) -> str:
@@ -65,22 +80,30 @@ def _database_url(value: str) -> str:
     return value
 
 
+def _int(value: str, expected: str) -> int:
+    """``int(value)``, or a ValueError that says what was expected (not Python's own message)."""
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(expected) from None
+
+
 def _port(value: str) -> int:
-    port = int(value)
+    port = _int(value, "a TCP port 0-65535 (0 picks a free port)")
     if not 0 <= port <= 65535:
         raise ValueError("a TCP port 0-65535 (0 picks a free port)")
     return port
 
 
 def _positive(value: str) -> int:
-    number = int(value)
+    number = _int(value, "a whole number >= 1")
     if number < 1:
         raise ValueError("a whole number >= 1")
     return number
 
 
 def _seconds(value: str) -> int:
-    number = int(value)
+    number = _int(value, "a whole number of seconds >= 0")
     if number < 0:
         raise ValueError("a whole number of seconds >= 0")
     return number
@@ -90,6 +113,22 @@ def _rules(value: str) -> str:
     if value and not Path(value).is_file():
         raise ValueError(f"a readable rules file; {value} does not exist")
     return value
+
+
+def _readable_file(what: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if not value:
+            return value
+        path = Path(value)
+        if not path.is_file():
+            raise ValueError(f"{what}; {value} does not exist or is not a file")
+        try:
+            path.open("rb").close()
+        except OSError as exc:
+            raise ValueError(f"{what}; {value} cannot be read: {exc.strerror}") from None
+        return value
+
+    return parse
 
 
 def _choice(*options: str) -> Callable[[str], str]:
@@ -130,7 +169,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("kafka_bootstrap", "OPTOUT_KAFKA_BOOTSTRAP", constants.KAFKA_BOOTSTRAP, _bootstrap,
             "Kafka bootstrap servers, host:port[,host:port]"),
     Setting("database_url", "OPTOUT_DATABASE_URL", "", _database_url,
-            "Postgres URL; empty: the embedded Postgres under the data dir", redact=redact_url),
+            "Postgres URL; empty: the running `optout dev`'s (from <data dir>/dev.json)", redact=redact_url),
     Setting("topic_inbound", "OPTOUT_TOPIC_INBOUND", constants.TOPIC_INBOUND, _topic,
             "inbound-message topic the classifier reads"),
     Setting("topic_changes", "OPTOUT_TOPIC_CHANGES", constants.TOPIC_CHANGES, _topic,
@@ -139,18 +178,28 @@ SETTINGS: tuple[Setting, ...] = (
             "reply-request topic (confirmations, HELP) for the send service"),
     Setting("topic_dead_letter", "OPTOUT_TOPIC_DEAD_LETTER", constants.TOPIC_DEAD_LETTER, _topic,
             "dead-letter topic for records that cannot be processed"),
+    Setting("topic_review", "OPTOUT_TOPIC_REVIEW", constants.TOPIC_REVIEW, _topic,
+            "review topic: messages the rules were unsure of, for a person to label"),
     Setting("group_id", "OPTOUT_GROUP_ID", constants.GROUP_CLASSIFIER, _group,
             "classifier consumer group"),
     Setting("projector_group_id", "OPTOUT_PROJECTOR_GROUP_ID", constants.GROUP_PROJECTOR, _group,
             "projector consumer group (offsets live in Postgres)"),
     Setting("rules", "OPTOUT_RULES", "", _rules,
-            "rules file (JSON or TOML, schemas/rules.v1.json); empty: built-in English rules"),
+            "rules file (JSON or TOML, schemas/rules.v1.json) layered on the built-in rules; empty: the "
+            "built-in rules of all 7 language packs (en, es, fr, de, pt, it, nl)"),
     Setting("metrics_port", "OPTOUT_METRICS_PORT", "", lambda v: _port(v) if v else None,
             "port of /metrics; 0 picks a free one; empty: 9464 classifier, 9465 projector"),
     Setting("metrics_host", "OPTOUT_METRICS_HOST", "0.0.0.0", str,
-            "address the metrics server binds"),
+            "address the HTTP server binds (/metrics, /livez, /readyz and the projector's /snapshots); "
+            "127.0.0.1: this machine only"),
+    Setting("snapshot_token", "OPTOUT_SNAPSHOT_TOKEN", "", str,
+            "bearer token that GET /snapshots requires; empty: none (then keep the port private)",
+            secret=True),
+    Setting("snapshot_token_file", "OPTOUT_SNAPSHOT_TOKEN_FILE", "",
+            _readable_file("a readable file holding the token"),
+            "file holding that token (a mounted secret); instead of OPTOUT_SNAPSHOT_TOKEN"),
     Setting("data_dir", "OPTOUT_DATA_DIR", constants.DATA_DIR, Path,
-            "local state: embedded Postgres, broker log"),
+            "local state of `optout dev`: embedded Postgres, broker log, dev.json"),
     Setting("snapshot_dir", "OPTOUT_SNAPSHOT_DIR", constants.SNAPSHOT_DIR, Path,
             "where the projector writes snapshots and send services read them"),
     Setting("snapshot_interval", "OPTOUT_SNAPSHOT_INTERVAL", str(constants.SNAPSHOT_INTERVAL), _seconds,
@@ -189,6 +238,9 @@ SETTINGS: tuple[Setting, ...] = (
             "ids), or auto: exactly-once where the broker has transactions"),
     Setting("log_level", "OPTOUT_LOG_LEVEL", "INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"),
             "log level"),
+    Setting("log_format", "OPTOUT_LOG_FORMAT", "text", _choice("text", "json"),
+            "text: one readable line per event; json: one JSON object per line (time in UTC, level, "
+            "logger, event, fields) for log collectors"),
 )  # fmt: skip
 
 
@@ -200,11 +252,14 @@ class Settings:
     topic_changes: str
     topic_replies: str
     topic_dead_letter: str
+    topic_review: str
     group_id: str
     projector_group_id: str
     rules: str
     metrics_port: int | None
     metrics_host: str
+    snapshot_token: str
+    snapshot_token_file: str
     data_dir: Path
     snapshot_dir: Path
     snapshot_interval: int
@@ -225,6 +280,7 @@ class Settings:
     ssl_key_password: str
     delivery: str
     log_level: str
+    log_format: str
 
     def __repr__(self) -> str:
         """Every setting, with the passwords (SASL, TLS key, database URL) masked."""
@@ -233,7 +289,13 @@ class Settings:
 
     @property
     def topics(self) -> Topics:
-        return Topics(self.topic_inbound, self.topic_changes, self.topic_replies, self.topic_dead_letter)
+        return Topics(
+            self.topic_inbound,
+            self.topic_changes,
+            self.topic_replies,
+            self.topic_dead_letter,
+            self.topic_review,
+        )
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str], flags: Mapping[str, str | None] | None = None) -> Settings:
@@ -259,9 +321,15 @@ class Settings:
         return settings
 
     def _check_together(self) -> None:
-        names = [self.topic_inbound, self.topic_changes, self.topic_replies, self.topic_dead_letter]
+        names = [
+            self.topic_inbound,
+            self.topic_changes,
+            self.topic_replies,
+            self.topic_dead_letter,
+            self.topic_review,
+        ]
         if len(set(names)) != len(names):
-            raise ConfigError(f"the four topics must be different, got {', '.join(names)}")
+            raise ConfigError(f"the five topics must be different, got {', '.join(names)}")
         if self.security_protocol.startswith("SASL") and not self.sasl_username:
             raise ConfigError(
                 f"OPTOUT_KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs OPTOUT_KAFKA_SASL_USERNAME"
@@ -277,22 +345,68 @@ class Settings:
                 f"OPTOUT_KAFKA_SECURITY_PROTOCOL={self.security_protocol} does not use TLS (SSL or SASL_SSL)"
             )
 
+    def snapshot_bearer_token(self) -> str | None:
+        """The token ``/snapshots`` requires (from the file or the variable), or None."""
+        if self.snapshot_token and self.snapshot_token_file:
+            raise ConfigError("set OPTOUT_SNAPSHOT_TOKEN or OPTOUT_SNAPSHOT_TOKEN_FILE, not both")
+        if not self.snapshot_token_file:
+            return self.snapshot_token or None
+        try:
+            token = Path(self.snapshot_token_file).read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"OPTOUT_SNAPSHOT_TOKEN_FILE={self.snapshot_token_file}: cannot read: {exc}"
+            ) from None
+        if not token:
+            raise ConfigError(f"OPTOUT_SNAPSHOT_TOKEN_FILE={self.snapshot_token_file}: the file is empty")
+        return token
+
     def replace(self, **changes: Any) -> Settings:
         current = {f.name: getattr(self, f.name) for f in fields(self)}
         current.update(changes)
         return Settings(**current)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per setting; defaults stay None so the environment can fill them in."""
-    group = parser.add_argument_group("settings (each also an OPTOUT_* environment variable)")
+#: Settings grouped for ``--help``, by the start of their variable name (after ``OPTOUT_``); the
+#: first match wins, and a setting no prefix matches goes to "other settings".
+HELP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Kafka", ("KAFKA_",)),
+    (
+        "topics and consumer groups",
+        ("TOPIC_", "GROUP_ID", "PROJECTOR_GROUP_ID", "PARTITIONS", "REPLICATION_"),
+    ),
+    ("Postgres", ("DATABASE_",)),
+    ("HTTP: /metrics, /livez, /readyz, /snapshots", ("METRICS_", "SNAPSHOT_TOKEN")),
+    ("snapshots", ("SNAPSHOT_",)),
+    ("classification", ("RULES",)),
+    ("batching", ("BATCH_", "POLL_", "BURST_")),
+    ("logs and local state", ("LOG_", "DATA_DIR")),
+)
+
+
+def help_group(setting: Setting) -> str:
+    name = setting.env.removeprefix("OPTOUT_")
+    return next((title for title, starts in HELP_GROUPS if name.startswith(starts)), "other settings")
+
+
+def add_arguments(parser: argparse.ArgumentParser, shown: Sequence[str] | None = None) -> None:
+    """One flag per setting, in titled groups; defaults stay None so the environment can fill them
+    in. Only the groups in ``shown`` (None: all) appear in ``--help``; the others' flags are still
+    accepted, so a script can pass the same flags to every command."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
     for setting in SETTINGS:
-        group.add_argument(
+        title = help_group(setting)
+        visible = shown is None or title in shown or title == "other settings"
+        if visible and title not in groups:
+            groups[title] = parser.add_argument_group(f"{title} (flag, or its OPTOUT_* variable)")
+        target = groups[title] if visible else parser
+        default = setting.default or "empty"
+        target.add_argument(
             setting.flag,
             dest=setting.field,
             default=None,
-            metavar=setting.env,
-            help=f"{setting.help} (default: {setting.default or 'empty'})",
+            metavar="V",
+            help=f"{setting.help} ({setting.env}, default {default})" if visible else argparse.SUPPRESS,
         )
 
 
@@ -306,3 +420,24 @@ def markdown_table() -> str:
         for s in SETTINGS
     ]
     return "\n".join(rows)
+
+
+#: ``OPTOUT_*`` variables read outside :data:`SETTINGS` (not settings of a worker, but not typos).
+#: OPTOUT_* variables read by something other than a setting: not typos, so no warning.
+OTHER_VARIABLES: frozenset[str] = frozenset({"OPTOUT_TEST_BROKER"})  # the test suite's broker choice
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """One warning per ``OPTOUT_*`` variable that no setting reads (a typo is otherwise silently
+    ignored), naming the closest known one."""
+    import difflib
+
+    known = {s.env for s in SETTINGS} | OTHER_VARIABLES
+    warnings = []
+    for name in sorted(n for n in env if n.startswith("OPTOUT_") and n not in known):
+        # Compared without the shared prefix, which would make every name look alike.
+        suffixes = {k.removeprefix("OPTOUT_"): k for k in known}
+        close = difflib.get_close_matches(name.removeprefix("OPTOUT_"), sorted(suffixes), 1, 0.75)
+        hint = f"; did you mean {suffixes[close[0]]}?" if close else ""
+        warnings.append(f"{name} is not an optout setting and is ignored{hint}")
+    return warnings

@@ -12,6 +12,7 @@ TOPIC_INBOUND: Final = "mo.inbound"
 TOPIC_CHANGES: Final = "blocklist.changes"
 TOPIC_REPLIES: Final = "optout.replies"
 TOPIC_DEAD_LETTER: Final = "mo.inbound.dlq"
+TOPIC_REVIEW: Final = "optout.review"
 
 GROUP_CLASSIFIER: Final = "optout-classifier"
 GROUP_PROJECTOR: Final = "optout-projector"
@@ -37,6 +38,9 @@ ALL_CHANNELS: Final = "*"
 SCHEMA_CHANGE: Final = "optout.blocklist-change.v1"
 SCHEMA_REPLY: Final = "optout.reply-request.v1"
 SCHEMA_DEAD_LETTER: Final = "optout.dead-letter.v1"
+SCHEMA_REVIEW: Final = "optout.review-request.v1"
+#: Why a message goes to the review topic (worker.classify.decide.Doubt.reason).
+REVIEW_REASONS: Final = ("fuzzy_guarded", "negated_phrase", "keyword_in_text")
 
 #: Classifier batching: one getmany() batch is decoded, classified, produced and committed as a unit.
 MAX_BATCH_RECORDS: Final = 5000

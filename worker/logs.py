@@ -192,9 +192,13 @@ class PostgresNoiseFilter(logging.Filter):
         return False
 
 
-def configure(level: str) -> None:
+def configure(level: str, fmt: str = "text") -> None:
+    """``fmt``: ``text`` (one readable line per event) or ``json`` (:class:`JsonFormatter`)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     if level != "DEBUG":
         handler.addFilter(KafkaNoiseFilter())
         handler.addFilter(PostgresNoiseFilter())
@@ -205,3 +209,34 @@ def configure(level: str) -> None:
     if level != "DEBUG":
         logging.getLogger("aiokafka").setLevel(logging.WARNING)  # group joins are ours to report
     capture_security_failures()
+
+
+#: Attributes every LogRecord has; anything else on a record came from ``extra=`` and is a field.
+_RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time`` (UTC, RFC 3339 with ``Z``), ``level``, ``logger``,
+    ``event`` (the message), then the record's ``extra=`` fields and ``exception`` if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import datetime
+
+        import orjson
+
+        moment = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+        entry: dict[str, object] = {
+            "time": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRIBUTES and key not in entry:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()

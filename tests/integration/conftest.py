@@ -1,5 +1,9 @@
-"""Real servers, started once per test session: a Tansu broker and Postgres.
+"""Real servers, started once per test session: a broker (Tansu or Apache Kafka) and Postgres.
 
+The broker is Tansu unless ``--broker kafka`` or ``OPTOUT_TEST_BROKER=kafka`` asks for Apache Kafka
+(:mod:`worker.dev.kafka_broker`: one KRaft process from Maven Central jars, its data in this run's
+private temporary directory, stopped when the session ends). ``make test`` runs the suite on both.
+A test that only makes sense on one broker says so with ``@pytest.mark.broker("kafka", reason=...)``.
 Postgres is ``OPTOUT_DATABASE_URL`` when set, else an embedded server in a temporary directory.
 Each test gets its own database (cloned from a migrated template, so it is fast) and its own
 uuid-named topics and consumer groups, so tests never see each other's data.
@@ -16,6 +20,7 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from worker.dev.kafka_broker import KafkaBroker, cached_libs, missing_tools
 from worker.dev.stack import start_broker, start_postgres, with_database
 from worker.store.migrate import migrate
 from worker.stream.topics import Topics
@@ -23,12 +28,49 @@ from worker.stream.topics import Topics
 pytestmark = pytest.mark.integration
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "broker(kind, reason): run this test only on that broker (tansu or kafka), else skip"
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    kind = item.config.getoption("--broker")
+    for mark in item.iter_markers("broker"):
+        if kind not in mark.args:
+            pytest.skip(f"{'/'.join(mark.args)} only: {mark.kwargs.get('reason', '')}".rstrip(": "))
+
+
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("broker") / "tansu.log"
-    running = start_broker(log_path=log)
-    yield running.bootstrap
-    running.stop()
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """``tansu`` or ``kafka``: which broker this session's ``broker`` fixture runs."""
+    kind = str(request.config.getoption("--broker"))
+    if kind not in ("tansu", "kafka"):
+        raise pytest.UsageError(f"OPTOUT_TEST_BROKER={kind!r}: use tansu or kafka")
+    return kind
+
+
+@pytest.fixture(scope="session")
+def broker(broker_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's broker's bootstrap address; the broker is stopped when the session ends."""
+    data = tmp_path_factory.mktemp("broker")
+    if broker_kind == "tansu":
+        running = start_broker(log_path=data / "tansu.log")
+        try:
+            yield running.bootstrap
+        finally:
+            running.stop()
+        return
+    missing = missing_tools(need_maven=cached_libs() is None)
+    if missing is not None:
+        pytest.exit(f"OPTOUT_TEST_BROKER=kafka needs {missing}", returncode=4)
+    # The tests use 2 s sessions so that rebalances are quick; Kafka refuses under 6 s by default.
+    kafka = KafkaBroker(data / "kafka", config={"group.min.session.timeout.ms": "1000"})
+    try:
+        kafka.start()
+        yield kafka.bootstrap
+    finally:
+        kafka.stop()
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +120,7 @@ async def topics(broker: str) -> Topics:
         changes=f"blocklist.changes.{suffix}",
         replies=f"optout.replies.{suffix}",
         dead_letter=f"mo.inbound.dlq.{suffix}",
+        review=f"optout.review.{suffix}",
     )
     admin = AIOKafkaAdminClient(bootstrap_servers=broker)
     await admin.start()
@@ -88,6 +131,7 @@ async def topics(broker: str) -> Topics:
                 NewTopic(names.changes, 4, 1, topic_configs={"cleanup.policy": "compact"}),
                 NewTopic(names.replies, 4, 1),
                 NewTopic(names.dead_letter, 4, 1),
+                NewTopic(names.review, 4, 1),
             ]
         )
     finally:

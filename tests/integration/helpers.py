@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.unit.factories import change_event, inbound_json
 from worker.classify.scope import block_key
@@ -38,6 +39,7 @@ def env_for(broker: str, topics: Topics, suffix: str, database_url: str = "") ->
         "OPTOUT_TOPIC_CHANGES": topics.changes,
         "OPTOUT_TOPIC_REPLIES": topics.replies,
         "OPTOUT_TOPIC_DEAD_LETTER": topics.dead_letter,
+        "OPTOUT_TOPIC_REVIEW": topics.review,
         "OPTOUT_GROUP_ID": f"classifier-{suffix}",
         "OPTOUT_PROJECTOR_GROUP_ID": f"projector-{suffix}",
         "OPTOUT_DATABASE_URL": database_url,
@@ -246,3 +248,46 @@ def random_changes(rng: random.Random, count: int, start: int = 0) -> list[Chang
 async def snapshot(settings: Settings, database_url: str) -> Manifest:
     async with await Store.connect(database_url) as store:
         return (await take_snapshot(settings, store)).manifest
+
+
+async def recreate_topic(
+    broker: str, topic: str, partitions: int = 4, configs: Mapping[str, str] | None = None
+) -> None:
+    """Delete ``topic`` and create it again, empty (what a restarted memory-only broker or an
+    operator's delete-and-create does). Apache Kafka deletes asynchronously: create is retried
+    while it still answers TOPIC_ALREADY_EXISTS, then we wait until the new topic has leaders."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    await admin.start()
+    try:
+        await admin.delete_topics([topic])
+        deadline = time.monotonic() + 30
+        while True:
+            response = await admin.create_topics(
+                [NewTopic(topic, partitions, 1, topic_configs=dict(configs or {"cleanup.policy": "compact"}))]
+            )
+            code = response.topic_errors[0][1]
+            if code == 0:
+                break
+            assert code == 36, f"create {topic}: error {code}"  # still being deleted: try again
+            assert time.monotonic() < deadline, f"{topic} was still being deleted after 30 s"
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    # The new incarnation is ready once a producer can write to every partition of it.
+    producer = AIOKafkaProducer(bootstrap_servers=broker)
+    await producer.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(await producer.partitions_for(topic)) < partitions:
+            assert time.monotonic() < deadline, f"{topic} has no {partitions} partitions"
+            await asyncio.sleep(0.2)
+            await producer.client.force_metadata_update()
+    finally:
+        await producer.stop()
+
+
+def on_partitions(
+    events: Iterable[ChangeEvent], partitions: Iterable[int]
+) -> list[tuple[bytes | None, bytes | None, int | None]]:
+    """:func:`change_records` with an explicit partition for each event (in order)."""
+    return [(key, value, p) for (key, value, _), p in zip(change_records(events), partitions, strict=True)]

@@ -166,7 +166,13 @@ async def test_waits_out_an_unreachable_broker(tmp_path: Path, group_suffix: str
     """Broker down at start: one clear log line, retries with backoff, then works once it is up."""
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"
-    topics = Topics(f"in.{group_suffix}", f"ch.{group_suffix}", f"re.{group_suffix}", f"dl.{group_suffix}")
+    topics = Topics(
+        f"in.{group_suffix}",
+        f"ch.{group_suffix}",
+        f"re.{group_suffix}",
+        f"dl.{group_suffix}",
+        f"rv.{group_suffix}",
+    )
     env = env_for(bootstrap, topics, group_suffix)
     log = tmp_path / "classifier.log"
     child = spawn("classifier", env, log)

@@ -53,20 +53,25 @@ async def test_topics_is_idempotent_and_creates_a_compacted_change_topic(
         "OPTOUT_TOPIC_CHANGES": f"changes.{group_suffix}",
         "OPTOUT_TOPIC_REPLIES": f"replies.{group_suffix}",
         "OPTOUT_TOPIC_DEAD_LETTER": f"dlq.{group_suffix}",
+        "OPTOUT_TOPIC_REVIEW": f"review.{group_suffix}",
         "OPTOUT_PARTITIONS": "3",
     }
     first = optout("topics", env=env)
     second = optout("topics", env=env)
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
-    assert first.stdout.decode().count("created") == 4
-    assert second.stdout.decode().count("exists") == 4
+    assert first.stdout.decode().count("created") == 5
+    assert second.stdout.decode().count("exists") == 5
     assert f"changes.{group_suffix} (cleanup.policy=compact)" in second.stdout.decode()
 
 
 async def test_topics_refuses_a_change_topic_that_is_not_compacted(broker: str, group_suffix: str) -> None:
     topics = Topics(
-        f"in.{group_suffix}", f"changes.{group_suffix}", f"re.{group_suffix}", f"dl.{group_suffix}"
+        f"in.{group_suffix}",
+        f"changes.{group_suffix}",
+        f"re.{group_suffix}",
+        f"dl.{group_suffix}",
+        f"rv.{group_suffix}",
     )
     admin = AIOKafkaAdminClient(bootstrap_servers=broker)
     await admin.start()

@@ -143,7 +143,7 @@ async def test_a_stored_offset_past_the_end_replays_the_partition(
         await run_projector(settings, database_url, burst=True)
         addresses = sorted(r["address"] for r in await conn.fetch("SELECT address FROM blocklist_state"))
     assert addresses == ["+15556660001", "+15556660002"]
-    assert "is past its end (2): topic recreated? replaying it" in caplog.text
+    assert "[1] 100 > 2 is past its end: topic recreated? replaying its 4 assigned partitions" in caplog.text
 
 
 async def test_forget_offsets(database_url: str) -> None:

@@ -13,8 +13,10 @@ from tests.integration.helpers import (
     change,
     change_records,
     connection,
+    on_partitions,
     produce,
     random_changes,
+    recreate_topic,
     settings_for,
     snapshot,
 )
@@ -151,3 +153,110 @@ async def test_a_remote_view_fetches_the_snapshot_over_http(
         http.stop()
     with pytest.raises(ServiceUnavailableError):
         fetch_latest(url, cache, timeout=2)
+
+
+async def test_a_view_seeded_from_a_snapshot_of_a_recreated_topic_replays_it(
+    broker: str,
+    topics: Topics,
+    group_suffix: str,
+    database_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The defect of issue 9: ``make run`` restarted (new topics, old snapshots on disk), or a change
+    topic deleted and created again. The snapshot's offsets (40 per partition) belong to the old
+    incarnation: partitions 1-3 now end at 5, before them; partition 0 has grown to 45, past them, so
+    seeking there would skip 40 new records without any sign. Postgres keeps its state (the
+    projector forgets its offsets, as ``optout dev`` does, or finds them past the end) and replays
+    the new topic; the view must do the same rather than report itself current."""
+    settings = settings_for(broker, topics, group_suffix, OPTOUT_SNAPSHOT_DIR=str(tmp_path))
+    old = [change(f"+1555100{i:04d}", "block") for i in range(160)]
+    await produce(broker, topics.changes, on_partitions(old, [i % 4 for i in range(160)]))
+    await run_projector(settings, database_url, burst=True)
+    manifest = await snapshot(settings, database_url)
+    assert dict(manifest.offsets) == {0: 40, 1: 40, 2: 40, 3: 40}
+
+    await recreate_topic(broker, topics.changes)
+    new = [change(f"+1555200{i:04d}", "block") for i in range(60)]
+    await produce(broker, topics.changes, on_partitions(new, [0] * 45 + [1, 2, 3] * 5))
+    await run_projector(settings, database_url, burst=True)  # finds its stored offsets untrustworthy
+    expected = await postgres_blocks(database_url)
+    assert {b[0] for b in expected} >= {e.address for e in new}, "Postgres has every new STOP"
+    assert len(expected) == 220
+
+    view = await BlocklistView.open(broker, topic=topics.changes, snapshot_dir=tmp_path)
+    try:
+        assert view.manifest == manifest
+        assert await view.wait_current(30)
+        assert view_blocks(view) == expected
+        assert view.lag().records == 0
+    finally:
+        await view.close()
+    assert "cannot be trusted" in caplog.text
+
+
+async def test_snapshots_protected_by_a_token_answer_401_without_it_and_200_with_it(
+    broker: str, topics: Topics, group_suffix: str, database_url: str, tmp_path: Path
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    served, cache = tmp_path / "projector", tmp_path / "sender"
+    settings = settings_for(broker, topics, group_suffix, OPTOUT_SNAPSHOT_DIR=str(served))
+    await produce(broker, topics.changes, change_records([change("+1", "block")]))
+    await run_projector(settings, database_url, burst=True)
+    manifest = await snapshot(settings, database_url)
+    token = "s3cret-token"
+    http = start_http(
+        CollectorRegistry(),
+        "127.0.0.1",
+        0,
+        lambda: (True, b"{}"),
+        {PREFIX + "/": snapshot_app(served, token)},
+    )
+    url = f"http://127.0.0.1:{http.port}"
+    try:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            request = urllib.request.Request(f"{url}{PREFIX}/latest", headers=headers)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                await asyncio.to_thread(urllib.request.urlopen, request, timeout=10)
+            refused.value.close()
+            assert refused.value.code == 401
+            assert refused.value.headers["WWW-Authenticate"].startswith("Bearer")
+        request = urllib.request.Request(
+            f"{url}{PREFIX}/latest", headers={"Authorization": f"Bearer {token}"}
+        )
+        with await asyncio.to_thread(urllib.request.urlopen, request, timeout=10) as response:
+            assert response.status == 200
+        with pytest.raises(ServiceUnavailableError, match="401"):
+            await asyncio.to_thread(fetch_latest, url, cache)
+        assert await asyncio.to_thread(fetch_latest, url, cache, token=token) == manifest
+        view = await BlocklistView.open(
+            broker,
+            topic=topics.changes,
+            snapshot_dir=tmp_path / "view",
+            snapshot_url=url,
+            snapshot_token=token,
+        )
+        try:
+            assert view.manifest == manifest
+        finally:
+            await view.close()
+    finally:
+        http.stop()
+
+
+def test_the_snapshot_token_comes_from_a_file_or_the_environment(tmp_path: Path) -> None:
+    from worker.config import Settings
+    from worker.errors import ConfigError
+
+    assert Settings.from_mapping({}).snapshot_bearer_token() is None
+    assert Settings.from_mapping({"OPTOUT_SNAPSHOT_TOKEN": "abc"}).snapshot_bearer_token() == "abc"
+    (tmp_path / "token").write_text("from-file\n")
+    from_file = Settings.from_mapping({"OPTOUT_SNAPSHOT_TOKEN_FILE": str(tmp_path / "token")})
+    assert from_file.snapshot_bearer_token() == "from-file"
+    assert "from-file" not in repr(from_file)
+    assert "abc" not in repr(Settings.from_mapping({"OPTOUT_SNAPSHOT_TOKEN": "abc"}))
+    (tmp_path / "empty").write_text("")
+    with pytest.raises(ConfigError, match=r"OPTOUT_SNAPSHOT_TOKEN_FILE=.*empty"):
+        Settings.from_mapping({"OPTOUT_SNAPSHOT_TOKEN_FILE": str(tmp_path / "empty")}).snapshot_bearer_token()

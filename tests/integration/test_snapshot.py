@@ -253,3 +253,29 @@ async def test_optout_snapshot_command(
     assert summary["manifest"]["count"] == 0
     assert Path(summary["path"]).parent == tmp_path / "s"
     assert os.readlink(tmp_path / "s" / "latest") == summary["manifest"]["id"]
+
+
+async def test_after_a_restart_the_last_success_gauge_starts_from_the_newest_snapshot_on_disk(
+    database_url: str, tmp_path: Path
+) -> None:
+    from datetime import datetime
+
+    from worker.config import Settings
+    from worker.ops.metrics import ProjectorMetrics
+    from worker.snapshot.schedule import snapshot_every, take_snapshot
+    from worker.store.postgres import Store
+
+    settings = Settings.from_mapping(
+        {"OPTOUT_SNAPSHOT_DIR": str(tmp_path), "OPTOUT_SNAPSHOT_INTERVAL": "3600"}
+    )
+    async with await Store.connect(database_url, min_size=1, max_size=1) as store:
+        written = await take_snapshot(settings, store)
+        registry = CollectorRegistry()
+        stop = asyncio.Event()
+        task = asyncio.create_task(snapshot_every(settings, store, ProjectorMetrics(registry), stop))
+        await asyncio.sleep(0.3)
+        stop.set()
+        await task
+    created = datetime.fromisoformat(written.manifest.created_at).timestamp()
+    assert registry.get_sample_value("optout_snapshot_last_success_timestamp_seconds") == created
+    assert snapshot_ids(tmp_path) == [written.manifest.id]  # recent enough: none written at start

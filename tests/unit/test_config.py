@@ -58,7 +58,7 @@ def test_secrets_are_not_echoed() -> None:
         Settings.from_mapping({"OPTOUT_METRICS_PORT": "x"}, {})
     assert "'x'" in str(caught.value)
     secrets = {setting.env for setting in SETTINGS if setting.secret}
-    assert secrets == {"OPTOUT_KAFKA_SASL_PASSWORD", "OPTOUT_KAFKA_SSL_KEY_PASSWORD"}
+    assert secrets == {"OPTOUT_KAFKA_SASL_PASSWORD", "OPTOUT_KAFKA_SSL_KEY_PASSWORD", "OPTOUT_SNAPSHOT_TOKEN"}
 
 
 def test_tls_key_password_is_masked_and_tls_files_need_tls() -> None:
@@ -151,3 +151,12 @@ def test_the_dev_banner_masks_the_database_password(capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err
     assert "postgresql://optout:***@localhost/optout" in err
     assert "s3cret" not in err
+
+
+def test_dev_takes_the_broker_as_a_choice() -> None:
+    from worker.cli import build_parser
+
+    assert build_parser().parse_args(["dev"]).broker == "tansu"
+    assert build_parser().parse_args(["dev", "--broker", "kafka"]).broker == "kafka"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["dev", "--broker", "redpanda"])

@@ -12,11 +12,15 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass
+from typing import Any
 
-from worker.classify.normalize import SEPARATORS, normalize
-from worker.classify.rules import Match, Phrases, Rule, RuleSet
+import orjson
+
+from worker.classify.normalize import SEPARATORS, normalize, tokens
+from worker.classify.rules import WRONG_NUMBER, Match, Phrases, Rule, RuleSet
 from worker.classify.scope import block_key, block_scope, covering_scopes
-from worker.events.outgoing import change_event_id, reply_id
+from worker.constants import SCHEMA_CHANGE, SCHEMA_REPLY
+from worker.events.outgoing import change_event_id, reply_id, scope_document
 from worker.model import (
     Action,
     ChangeEvent,
@@ -39,6 +43,66 @@ _MAX_NAME_WORDS = 2
 #: How many words before a phrase are searched for a negation cue ("I do not want to opt out").
 _NEGATION_WINDOW = 4
 _CLAUSE_END = re.compile(r"[,.;:!?¿¡]")
+#: Characters that end a clause right after a keyword ("STOP, who gave you my number").
+_SEPARATORS = frozenset(",.;:!\n")
+#: Sentence ends that set a keyword apart from what follows: "STOP. who gave you my number".
+_SENTENCE_END = re.compile(r"[,.;:!\n]")
+#: The shortest mangled keyword: a four-letter keyword less one letter.
+_FUZZY_MIN_CHARS = 3
+#: Messages longer than this (normalized) are never read for mangled keywords: short replies only.
+_FUZZY_MAX_CHARS = 24
+#: A keyword split by a space ("S top", "st op") is looked for in messages of at most this many words.
+_SPLIT_MAX_WORDS = 3
+#: A mangled first word is a leading keyword in messages of at most this many words ("sotp svp").
+_FUZZY_LEADING_WORDS = 4
+#: Sentence words that may follow a capitalized keyword in a complaint ("STOP this is the 4th text",
+#: "STOP or I'm calling my lawyer"); any other sentence word after it makes a sentence ("STOP by").
+_COMPLAINT_WORDS = frozenset((b"this", b"or", b"i", b"you", b"we", b"now"))
+#: Negation words (as tokens: "don't" is "don" "t") that keep a trailing capitalized keyword chat.
+_NEGATORS = frozenset(
+    word.encode()
+    for word in [
+        "t",
+        "not",
+        "no",
+        "never",
+        "don",
+        "dont",
+        "won",
+        "cannot",
+        "nicht",
+        "kein",
+        "pas",
+        "ne",
+        "niet",
+        "geen",
+        "non",
+        "nao",
+        "não",
+        "nunca",
+        "jamais",
+        "ni",
+        "mai",
+    ]
+)
+#: What "stop" may be an order about in a complaint: "stop it now", "Stop that".
+_OBJECTS = frozenset((b"it", b"that", b"this"))
+#: Messages with more words than this are not read for a keyword with a complaint.
+_MAX_COMPLAINT_WORDS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Doubt:
+    """Why the rules are unsure of a message, and what it might have been: for the review queue.
+
+    ``reason`` is one of ``fuzzy_guarded`` (a mangled keyword that is also a real word: "stoop"),
+    ``negated_phrase`` (a phrase after a negation cue: "I don't want to opt out") and
+    ``keyword_in_text`` (an opt-out keyword in capitals inside a longer text that matched nothing).
+    """
+
+    reason: str
+    candidate: Match
+    word: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +113,7 @@ class Decision:
     reply: ReplyRequest | None
 
 
-def classify(text: str, rules: RuleSet) -> Match | None:
+def classify(text: str, rules: RuleSet, doubts: list[Doubt] | None = None) -> Match | None:
     """The rule the message matches, or None for an ordinary message.
 
     In order of cost, each step only for messages the previous ones did not decide:
@@ -68,38 +132,221 @@ def classify(text: str, rules: RuleSet) -> Match | None:
     in a message of several lines that matched nothing, the first line on its own (a keyword
     followed by a signature).
 
+    Short messages get a look for mangled keywords (:mod:`worker.classify.fuzzy`): the whole
+    message ("stpo", "sstopp"), its words joined ("S top"), or its first word before courtesy
+    words ("sotp svp"); one dict lookup each. A leading opt-out keyword set apart by punctuation
+    ("STOP. who gave you my number", "Enough already, stop") or written in capitals before a
+    sentence that is no question ("STOP you people are relentless") opts out: a complaint.
+
     An opt-out wins over an opt-in or help found by another step: a missed opt-out is the costly
     mistake. Ordinary chat usually pays one normalization, one lookup, one tokenization and two
     set operations.
+
+    ``doubts``, when given, collects what the rules were unsure of on the way (:class:`Doubt`): the
+    review queue's input, found by this same pass.
     """
     key = normalize(text)
     match = rules.table.get(key)
     if match is not None or not key:
         return match
+    if " " not in key and _FUZZY_MIN_CHARS <= len(key) <= rules.fuzzy_chars:  # "stpo"; "stoop" is guarded
+        fuzzy = rules.fuzzy.get(key)
+        if fuzzy is not None:
+            if not fuzzy[0].guarded:
+                return fuzzy[1]
+            if doubts is not None:
+                doubts.append(Doubt("fuzzy_guarded", fuzzy[1], key))
     words = key.encode().translate(SEPARATORS).split()
     if not words:
         return None
-    if len(key) <= 2 * len(words) - 1:  # every word one letter: "S T O P", "s.t.o.p"
+    count = len(words)
+    if len(key) <= 2 * count - 1:  # every word one letter: "S T O P", "s.t.o.p"
         spelled = rules.table.get(b"".join(words).decode(errors="replace"))
         if spelled is not None:
             return spelled
     lead = None
-    if words[0] in rules.openers and len(words) <= _MAX_LEADING_WORDS and "?" not in text and "¿" not in text:
+    first = words[0]
+    if first in rules.openers and count <= _MAX_LEADING_WORDS and "?" not in text and "¿" not in text:
         lead = _leading(text, words, rules)
         if lead is not None and lead.rule.intent is Intent.OPT_OUT:
             return lead
-    phrases = rules.phrases
-    if phrases is not None and not phrases.triggers.isdisjoint(words):
-        found = _phrase(key, words, phrases)
-        if found is not None and (lead is None or found.rule.intent is Intent.OPT_OUT):
-            return found
-    if lead is None and "\n" in text:
+    if not rules.gate.isdisjoint(words):  # a phrase's trigger word or an opt-out keyword
+        phrases = rules.phrases
+        if phrases is not None and not phrases.triggers.isdisjoint(words):
+            found = _phrase(key, words, phrases, doubts)
+            if found is not None and (lead is None or found.rule.intent is Intent.OPT_OUT):
+                return found
+        if lead is not None:
+            return lead
+        commands = rules.commands
+        if (
+            (first in commands or words[-1] in commands or first in rules.courtesy)
+            and count <= _MAX_COMPLAINT_WORDS
+            and _set_apart(text, key, words, rules)
+        ):
+            complaint = _complaint(text, key, words, rules)
+            if complaint is not None:
+                return complaint
+    elif lead is not None:
+        return lead
+    if (
+        1 < count <= _FUZZY_LEADING_WORDS
+        and len(key) <= _FUZZY_MAX_CHARS
+        and (
+            first in rules.prefixes
+            or (first not in rules.openers and (words[-1] in rules.courtesy or words[-1].isdigit()))
+        )
+    ):
+        second = _short_look(words, rules, doubts)
+        if second is not None:
+            return second
+    if "\n" in text:
         # A keyword alone on the first line, then a signature or a quoted message:
         # "STOP\n\nSent from my iPhone", "Arret\n--\nJean".
-        first = text.strip().split("\n", 1)[0]
-        if first.strip():
-            return classify(first, rules)
-    return lead
+        line = text.strip().split("\n", 1)[0]
+        if line.strip():
+            return classify(line, rules, doubts)
+    if doubts is not None and count <= _MAX_COMPLAINT_WORDS and not rules.commands.isdisjoint(words):
+        # An opt-out keyword in capitals inside a text that matched nothing: "is STOP free?",
+        # "yes STOP the deliveries". In lower case it is nearly always chat ("when does the sale end").
+        for word in words:
+            if word in rules.commands:
+                written = word.decode(errors="replace")
+                candidate = rules.table.get(written)
+                if candidate is not None and written.upper() in text:
+                    doubts.append(Doubt("keyword_in_text", candidate, written))
+                    break
+    return None
+
+
+def _set_apart(text: str, key: str, words: list[bytes], rules: RuleSet) -> bool:
+    """Cheap signs that an opt-out keyword may stand apart from the sentence around it, before
+    :func:`_complaint` reads the clauses: the first or last word is one and punctuation, an object
+    ("stop it") or capitals set it apart, or the message starts with courtesy words and has one."""
+    commands = rules.commands
+    first, last = words[0], words[-1]
+    if first in commands:
+        written = first.decode(errors="replace")
+        if key[len(written) : len(written) + 1] in _SEPARATORS or (len(words) > 1 and words[1] in _OBJECTS):
+            return True
+        if written.upper() in text:
+            return True
+    if last in commands and len(words) > 1:
+        written = last.decode(errors="replace")
+        if (
+            key[: -len(written)].rstrip()[-1:] in _SEPARATORS
+            or words[-2] in rules.courtesy  # "..., pls remove": the clause is read after all
+            or written.upper() in text
+        ):
+            return True
+    if first in rules.courtesy:  # "please just stop, I'm begging you"
+        for word in words[1:_MAX_LEADING_WORDS]:
+            if word not in rules.courtesy:
+                return word in commands
+    return False
+
+
+def _short_look(words: list[bytes], rules: RuleSet, doubts: list[Doubt] | None) -> Match | None:
+    """A short message of a few words: a split keyword ("S top", "opt uot") or a mangled first
+    word before courtesy words ("sotp svp", "stpp bitte")."""
+    if len(words) <= _SPLIT_MAX_WORDS and words[0] in rules.prefixes:
+        split = _split(words, rules)
+        if split is not None:
+            return split
+    if words[0] in rules.openers or not _only_courtesy(words[1:], rules):
+        return None
+    written = words[0].decode(errors="replace")
+    fuzzy = rules.fuzzy.get(written)
+    if fuzzy is not None:
+        near = fuzzy[1]
+        if not fuzzy[0].guarded:
+            return Match(near.rule, near.keyword, MatchMode.LEADING, near.language, fuzzy=True)
+        if doubts is not None:
+            doubts.append(Doubt("fuzzy_guarded", near, written))
+    return None
+
+
+def _split(words: list[bytes], rules: RuleSet) -> Match | None:
+    """A keyword split by a space: "S top", "st op", "unsub scribe"; mangled too ("opt uot"), unless
+    a part is a word of its own ("so top")."""
+    joined = b"".join(words).decode(errors="replace")
+    match = rules.table.get(joined)
+    if match is not None:
+        if match.rule.match is MatchMode.PHRASE:
+            return None
+        return Match(match.rule, match.keyword, MatchMode.EXACT, match.language, fuzzy=True)
+    fuzzy = rules.fuzzy.get(joined)
+    if fuzzy is None or fuzzy[0].guarded:
+        return None
+    if any(w in rules.ordinary or w in rules.courtesy or w in rules.keyword_words for w in words):
+        return None
+    return fuzzy[1]
+
+
+def _only_courtesy(words: list[bytes], rules: RuleSet) -> bool:
+    """Whether ``words`` are all courtesy words, numbers or emoji: what may follow a mangled keyword."""
+    for word in words:
+        if word in rules.courtesy or word.isdigit():
+            continue
+        if any(char.isalnum() for char in word.decode(errors="replace")):
+            return False
+    return True
+
+
+def _complaint(text: str, key: str, words: list[bytes], rules: RuleSet) -> Match | None:
+    """A leading or trailing opt-out keyword with a complaint or an order around it.
+
+    * the keyword (after courtesy words) ends a sentence of its own at the start: "STOP. I never
+      signed up", "stop, who gave you my number", "please just stop, I'm begging you";
+    * or it is a sentence of its own at the end: "Enough already, stop", "this is harassment. stop";
+    * or it is written in capitals and followed by a sentence with no question mark: "STOP you
+      people are relentless", "STOP or I'm calling my lawyer", or is the capitalized last word:
+      "I've told you 3 times STOP". "stop by later?" and "Stop by later" stay chat.
+    """
+    clauses = _SENTENCE_END.split(key)
+    lead_clause = tokens(clauses[0])
+    start = 0
+    while start < len(lead_clause) - 1 and lead_clause[start] in rules.courtesy:
+        start += 1
+    head = lead_clause[start:]
+    if (
+        len(head) >= 2
+        and head[0] in rules.commands
+        and head[1] in _OBJECTS
+        and all(word in rules.courtesy for word in head[2:])
+    ):  # "stop it now", "Stop that", "stop it, I'm reporting you"
+        match = rules.table.get(head[0].decode(errors="replace"))
+        if match is not None:
+            return Match(match.rule, match.keyword, MatchMode.LEADING, match.language)
+    if len(clauses) > 1:
+        alone = b" ".join(head).decode(errors="replace")
+        match = rules.table.get(alone) if alone.encode() in rules.commands else None
+        if match is not None and not clauses[1].startswith("?"):
+            return Match(match.rule, match.keyword, MatchMode.LEADING, match.language)
+        tail = [word for word in tokens(clauses[-1]) if word not in rules.courtesy]
+        if len(tail) == 1 and tail[0] in rules.commands:
+            match = rules.table.get(tail[0].decode(errors="replace"))
+            if match is not None:
+                return Match(match.rule, match.keyword, MatchMode.LEADING, match.language)
+    if "?" in text or "¿" in text:
+        return None
+    written = text.split()
+    after = next((w for w in words[1:] if w not in rules.courtesy), None)  # "STOP ALL by": "by"
+    for word, index, beside in (
+        (words[0], 0, [] if after is None else [after]),
+        (words[-1], -1, words[-2:-1]),
+    ):
+        if beside and beside[0] in rules.ordinary and beside[0] not in _COMPLAINT_WORDS:
+            continue  # "STOP by later", "the bus STOP"
+        if index and not _NEGATORS.isdisjoint(words[-4:-1]):
+            continue  # "please don't STOP"
+        if word in rules.commands and len(written) > 1:
+            original = written[index].strip(string.punctuation)
+            if len(original) > 2 and original.isupper() and original.casefold().encode() == word:
+                match = rules.table.get(word.decode(errors="replace"))
+                if match is not None:
+                    return Match(match.rule, match.keyword, MatchMode.LEADING, match.language)
+    return None
 
 
 def _leading(text: str, words: list[bytes], rules: RuleSet) -> Match | None:
@@ -156,7 +403,9 @@ def _capitalized(text: str, words: list[bytes]) -> bool:
     return True
 
 
-def _phrase(key: str, words: list[bytes], phrases: Phrases) -> Match | None:
+def _phrase(
+    key: str, words: list[bytes], phrases: Phrases, doubts: list[Doubt] | None = None
+) -> Match | None:
     """The first phrase (an opt-out if any) whose trigger word is in ``words`` and that is not negated.
 
     ``search`` in a loop rather than ``finditer``: an iterator costs more than the search itself.
@@ -178,6 +427,16 @@ def _phrase(key: str, words: list[bytes], phrases: Phrases) -> Match | None:
                         return match
                     found = found or match
                     break
+                if doubts is not None and item.rule.intent is Intent.OPT_OUT:
+                    # Negated: "I don't want to opt out", or a cue that belongs elsewhere ("I don't
+                    # know who you are, unsubscribe me" is caught; "not sure. opt me out" too).
+                    doubts.append(
+                        Doubt(
+                            "negated_phrase",
+                            Match(item.rule, hit.group(), MatchMode.PHRASE, item.language),
+                            hit.group(),
+                        )
+                    )
                 hit = item.regex.search(key, hit.end())
     return found
 
@@ -201,7 +460,7 @@ def decide(message: InboundMessage, match: Match, rules: RuleSet, source: Source
             message.sender,
             message.channel,
         )
-        changes.append(_change(message, match, source, Action.BLOCK, scope, "opt_out_keyword"))
+        changes.append(_change(message, match, source, Action.BLOCK, scope, reason(match)))
     elif intent is Intent.OPT_IN:
         target = Target(message.account_id, message.subaccount_id, message.sender, message.channel)
         changes.extend(
@@ -209,6 +468,16 @@ def decide(message: InboundMessage, match: Match, rules: RuleSet, source: Source
             for scope in covering_scopes(target)
         )
     return Decision(intent, tuple(changes), _reply(message, match, rules, source))
+
+
+def reason(match: Match) -> str:
+    """The ``reason`` of an opt-out's change event: a wrong-number reply and a mangled keyword say
+    so, so history and replies can tell them apart from a plain STOP."""
+    if match.rule.name == WRONG_NUMBER:
+        return "opt_out_wrong_number"
+    if match.fuzzy:
+        return "opt_out_typo"
+    return "opt_out_keyword"
 
 
 def _change(
@@ -236,13 +505,30 @@ def _change(
     return key, event
 
 
+#: Filled-in reply texts: a storm repeats a few (template, keyword, sender, account) combinations.
+_REPLY_TEXTS: dict[tuple[str, str, str, str], str] = {}
+_REPLY_TEXTS_MAX = 4096
+
+
+def _reply_text(template: str, keyword: str, sender: str, account: str) -> str:
+    """``template`` with its placeholders filled in (cached: a dict lookup instead of a regex pass)."""
+    cache_key = (template, keyword, sender, account)
+    text = _REPLY_TEXTS.get(cache_key)
+    if text is None:
+        values = {"keyword": keyword, "sender": sender, "account": account}
+        # One pass, so a substituted value that itself looks like a placeholder is left alone.
+        text = _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+        if len(_REPLY_TEXTS) >= _REPLY_TEXTS_MAX:
+            _REPLY_TEXTS.clear()  # bounded: many senders or accounts just mean fewer hits
+        _REPLY_TEXTS[cache_key] = text
+    return text
+
+
 def _reply(message: InboundMessage, match: Match, rules: RuleSet, source: Source) -> ReplyRequest | None:
     template = rules.reply_text(match)
     if not template:
         return None
-    values = {"keyword": match.keyword, "sender": message.sender, "account": message.account_id}
-    # One pass, so a substituted value that itself looks like a placeholder is left alone.
-    text = _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+    text = _reply_text(template, match.keyword, message.sender, message.account_id)
     return ReplyRequest(
         reply_id=reply_id(message.account_id, message.message_id),
         intent=match.rule.intent,
@@ -258,4 +544,120 @@ def _reply(message: InboundMessage, match: Match, rules: RuleSet, source: Source
         occurred_at=message.received_at,
         language=match.language,
         match=match.mode,
+    )
+
+
+_ScopeParts = tuple[tuple[tuple[Any, ...], dict[str, Any]], ...]
+#: Per (intent, level, all channels, account, subaccount, sender, channel): the scopes a keyword MO
+#: affects, each as its block key's leading fields and its event document. Never mutated.
+_SCOPES: dict[tuple[Any, ...], _ScopeParts] = {}
+_SCOPES_MAX = 4096
+
+
+def _scopes(
+    intent: Intent, rule: Rule, account: str, sub: str | None, sender: str, channel: str
+) -> _ScopeParts:
+    """The scopes :func:`decide` would build for these fields, cached (bounded like the texts)."""
+    cache_key = (intent, rule.level, rule.all_channels, account, sub, sender, channel)
+    parts = _SCOPES.get(cache_key)
+    if parts is None:
+        if intent is Intent.OPT_OUT:
+            scopes: tuple[Scope, ...] = (
+                block_scope(rule.level, rule.all_channels, account, sub, sender, channel),
+            )
+        elif intent is Intent.OPT_IN:
+            scopes = covering_scopes(Target(account, sub, sender, channel))
+        else:
+            scopes = ()
+        parts = tuple(
+            ((s.level, s.account_id, s.subaccount_id, s.sender, s.channel), scope_document(s)) for s in scopes
+        )
+        if len(_SCOPES) >= _SCOPES_MAX:
+            _SCOPES.clear()
+        _SCOPES[cache_key] = parts
+    return parts
+
+
+def decide_encoded(
+    doc: dict[str, Any],
+    received_at: str,
+    match: Match,
+    rules: RuleSet,
+    source: dict[str, Any],
+    emitted_at: str,
+    changes: list[tuple[bytes, bytes]],
+    replies: list[tuple[bytes, bytes]],
+) -> None:
+    """:func:`decide` and :mod:`worker.events.outgoing`'s encoders in one pass, for the hot loop.
+
+    Appends the encoded (key, value) change and reply records of a matched inbound document to
+    ``changes`` and ``replies``: byte for byte what ``decide(to_message(doc, ...), ...)`` encoded
+    with ``encode_change``/``encode_reply`` gives (``tests/unit/stream/test_pipeline.py`` checks it
+    on random batches), without building the message, event and reply objects: in a STOP
+    storm those objects were about half the cost of a keyword MO. ``doc`` is a document
+    :func:`worker.events.inbound.decode` accepted, ``received_at`` its canonical timestamp and
+    ``source`` the record's coordinates as the events carry them (shared by all its events).
+    """
+    rule = match.rule
+    intent = rule.intent
+    account, sub, message_id = doc["account_id"], doc.get("subaccount_id"), doc["message_id"]
+    sender, address, channel = doc["to"], doc["from"], doc["channel"]  # MO: from the subscriber
+    if intent is Intent.OPT_OUT:
+        action, reason = Action.BLOCK, "opt_out_keyword"
+    elif intent is Intent.OPT_IN:
+        action, reason = Action.UNBLOCK, "opt_in_keyword"
+    else:  # help: a reply only
+        action, reason = Action.BLOCK, ""
+    for identity, scope_doc in _scopes(intent, rule, account, sub, sender, channel):
+        key = orjson.dumps([*identity, address])  # block_key(scope, address)
+        changes.append(
+            (
+                key,
+                orjson.dumps(
+                    {
+                        "schema": SCHEMA_CHANGE,
+                        "event_id": change_event_id(account, message_id, key),
+                        "action": action,
+                        "scope": scope_doc,
+                        "address": address,
+                        "keyword": match.keyword,
+                        "rule": rule.name,
+                        "reason": reason,
+                        "language": match.language,
+                        "match": match.mode,
+                        "source": source,
+                        "occurred_at": received_at,
+                        "emitted_at": emitted_at,
+                    }
+                ),
+            )
+        )
+    template = rules.reply_text(match)
+    if not template:
+        return
+    replies.append(
+        (
+            address.encode(),
+            orjson.dumps(
+                {
+                    "schema": SCHEMA_REPLY,
+                    "reply_id": reply_id(account, message_id),
+                    "intent": intent,
+                    "account_id": account,
+                    "subaccount_id": sub,
+                    "channel": channel,
+                    "to": address,
+                    "from": sender,
+                    "text": _reply_text(template, match.keyword, sender, account),
+                    "keyword": match.keyword,
+                    "rule": rule.name,
+                    "language": match.language,
+                    "match": match.mode,
+                    "in_reply_to": message_id,
+                    "source": source,
+                    "occurred_at": received_at,
+                    "emitted_at": emitted_at,
+                }
+            ),
+        )
     )

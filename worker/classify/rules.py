@@ -20,8 +20,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from worker.classify import fuzzy
 from worker.classify.normalize import normalize, strip_accents, tokens
 from worker.classify.packs import DEFAULT_LANGUAGES, ENGLISH, PACKS, LanguagePack, Phrase
+from worker.classify.packs.guards import GUARDS
 from worker.model import Intent, Language, MatchMode, ScopeLevel
 
 ReplyTexts = Mapping[str, str | None]
@@ -70,6 +72,8 @@ class Match:
     """How the message matched: the whole message, a leading keyword, or a phrase inside it."""
     language: str = Language.EN
     """The rule's language (the rule set's first language when the rule names none)."""
+    fuzzy: bool = False
+    """The message held a mangled spelling of the keyword ("stpo", "sstopp", "S top")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,8 @@ class RuleSet:
     """
 
     table: Mapping[str, Match]
+    """Normalized whole message → match: every keyword, and the mangled spellings of the packs'
+    keywords that are no real word (``Match.fuzzy``)."""
     replies: Mapping[Intent, ReplyTexts]
     languages: tuple[str, ...] = (Language.EN,)
     first: Mapping[bytes, tuple[Lead, ...]] = field(default_factory=dict)
@@ -128,6 +134,21 @@ class RuleSet:
     openers: frozenset[bytes] = frozenset()
     """First words that can start a leading match (a leading keyword's first word or a courtesy
     word): one set lookup turns away most chat before any leading-keyword work."""
+    commands: frozenset[bytes] = frozenset()
+    """Single-word opt-out keywords that take a brand (STOP, UNSUBSCRIBE, BAJA...): those that,
+    set apart by punctuation or capitals, opt out with a complaint around them."""
+    fuzzy: Mapping[str, tuple[fuzzy.Fuzzy, Match]] = field(default_factory=dict)
+    """Mangled spellings of the packs' keywords (:mod:`worker.classify.fuzzy`) and the match each
+    stands for, guarded ones (real words: never a match) too, for the review queue. A dict of its
+    own rather than entries of :attr:`table`: tens of thousands of entries there would slow every
+    message's lookup (cache misses), where this one is only read for short one-word messages."""
+    fuzzy_chars: int = 0
+    """The longest spelling in :attr:`fuzzy`: longer messages skip the lookup."""
+    gate: frozenset[bytes] = frozenset()
+    """The phrases' trigger words and :attr:`commands`: one set operation turns away most chat
+    before both the phrase and the complaint steps."""
+    prefixes: frozenset[bytes] = frozenset()
+    """Prefixes of one-word keywords: the first part of a split keyword ("S top", "st op")."""
 
     def reply_text(self, match: Match) -> str | None:
         """The reply template for ``match``: its language, else the set's first language, else ``*``."""
@@ -148,6 +169,11 @@ def _pick(texts: ReplyTexts, language: str, default: str) -> tuple[bool, str | N
     return False, None
 
 
+#: The rule name of the built-in wrong-number phrases ("wrong number", "I'm not Maria"): an opt-out
+#: on by default, switched off per scope by a rules file's ``"wrong_number": false``.
+WRONG_NUMBER = "wrong_number"
+
+
 def _pack_rules(pack: LanguagePack) -> tuple[Rule, ...]:
     rules = [
         Rule(
@@ -161,6 +187,17 @@ def _pack_rules(pack: LanguagePack) -> tuple[Rule, ...]:
         )
         for g in pack.keywords
     ]
+    if pack.wrong_number:
+        rules.append(
+            Rule(
+                WRONG_NUMBER,
+                Intent.OPT_OUT,
+                (),
+                match=MatchMode.PHRASE,
+                language=pack.language,
+                patterns=pack.wrong_number,
+            )
+        )
     for intent, name in (
         (Intent.OPT_OUT, "stop_phrase"),
         (Intent.OPT_IN, "start_phrase"),
@@ -203,6 +240,8 @@ class Layer:
     """The language packs this layer selects (most specific layer wins); None: as below."""
     builtin: bool = False
     """The built-in layer: its rules are those of the selected language packs."""
+    wrong_number: bool | None = None
+    """Whether wrong-number replies opt out (most specific layer wins); None: as below (on)."""
 
 
 @dataclass(slots=True)
@@ -254,9 +293,16 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
     """Compile a layer stack, least specific first, into the :class:`RuleSet` the classifier uses."""
     layers = tuple(layers)
     languages: tuple[str, ...] = DEFAULT_LANGUAGES
+    wrong_number = True
+    builtin_kept = False
     for layer in layers:
         if layer.languages is not None:
             languages = layer.languages
+        if layer.wrong_number is not None:
+            wrong_number = layer.wrong_number
+        if not layer.inherit:
+            builtin_kept = False
+        builtin_kept = builtin_kept or layer.builtin
     default = languages[0]
     entries: dict[str, Match] = {}
     patterns: list[tuple[Rule, str, Phrase]] = []
@@ -273,6 +319,7 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
                 for language in languages
                 if language in PACK_RULES
                 for rule in PACK_RULES[Language(language)]
+                if wrong_number or rule.name != WRONG_NUMBER
             ]
         else:
             rules = list(layer.rules)
@@ -299,6 +346,28 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
                 replies.setdefault(intent, {}).update(texts)
     packs = [PACKS[Language(language)] for language in languages if language in PACKS]
     first = _leads(entries)
+    phrases = _phrases(patterns, literals, packs)
+    near = _fuzzy(tuple(languages), entries) if builtin_kept else {}
+    # Mangled spellings that are no real word join the exact table: "stpo" costs the one lookup
+    # "stop" costs, and ordinary chat pays nothing more.
+    commands = frozenset(
+        words[0]
+        for key, m in entries.items()
+        if m.rule.intent is Intent.OPT_OUT
+        and m.rule.match is MatchMode.LEADING
+        and m.rule.brands
+        and len(words := tokens(key)) == 1
+    )
+    # The first part of a split keyword ("S top", "st op"); not a word of its own ("can", "i").
+    words_of_packs = {w for pack in packs for w in (*pack.ordinary, *pack.conjunctions)}
+    words_of_packs |= {w for language in languages for w in GUARDS.get(language, "").split()}
+    prefixes = {
+        key[:end].encode()
+        for key, m in entries.items()
+        if m.rule.match is not MatchMode.PHRASE and key.isalpha()
+        for end in range(1, len(key))
+        if key[:end] not in words_of_packs
+    }
     courtesy = _encoded(word for pack in packs for word in pack.courtesy)
     return RuleSet(
         table=MappingProxyType(entries),
@@ -315,9 +384,60 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
         courtesy=courtesy,
         ordinary=_encoded(word for pack in packs for word in pack.ordinary),
         conjunctions=_encoded(word for pack in packs for word in pack.conjunctions),
-        phrases=_phrases(patterns, literals, packs),
+        phrases=phrases,
         openers=frozenset(first) | courtesy,
+        commands=commands,
+        gate=commands if phrases is None else commands | phrases.triggers,
+        fuzzy=near,
+        fuzzy_chars=max(map(len, near), default=0),
+        prefixes=frozenset(prefixes),
     )
+
+
+def fuzzed_keywords(packs: Iterable[LanguagePack]) -> list[tuple[str, Intent]]:
+    """The packs' keywords that are fuzzed, normalized (and without accents): single words of at
+    least four letters that take a brand in leading mode (see :mod:`worker.classify.fuzzy`)."""
+    out: dict[str, Intent] = {}
+    for pack in packs:
+        for group in pack.keywords:
+            if group.mode is not MatchMode.LEADING:
+                continue
+            for keyword in group.keywords:
+                key = normalize(keyword)
+                for spelling in (key, strip_accents(key)):
+                    least = fuzzy.MIN_LETTERS if group.brands else fuzzy.MIN_EVERYDAY_LETTERS
+                    if spelling.isalpha() and len(spelling) >= least:
+                        out.setdefault(spelling, group.intent)
+    return list(out.items())
+
+
+def _fuzzy(languages: tuple[str, ...], entries: Mapping[str, Match]) -> dict[str, tuple[fuzzy.Fuzzy, Match]]:
+    table = _fuzzy_table(tuple(language for language in languages if language in PACKS))
+    out: dict[str, tuple[fuzzy.Fuzzy, Match]] = {}
+    for spelling, found in table.items():
+        if spelling in entries:
+            continue
+        match = entries.get(found.keyword)
+        if match is None or match.rule.match is not MatchMode.LEADING:
+            continue
+        out[spelling] = (
+            found,
+            Match(match.rule, match.keyword, MatchMode.EXACT, match.language, fuzzy=True),
+        )
+    return out
+
+
+@functools.cache
+def _fuzzy_table(languages: tuple[str, ...]) -> Mapping[str, fuzzy.Fuzzy]:
+    """Mangled spellings per language selection, shared by every rule set with those languages."""
+    packs = [PACKS[Language(language)] for language in languages]
+    guards = {word for language in languages for word in GUARDS.get(language, "").split()}
+    for pack in packs:
+        guards.update(pack.ordinary, pack.courtesy, pack.conjunctions)
+        guards.update(strip_accents(word) for word in (*pack.ordinary, *pack.courtesy))
+    keys = {normalize(k) for p in packs for g in p.keywords for k in g.keywords}
+    keys |= {strip_accents(k) for k in keys}
+    return fuzzy.table(fuzzed_keywords(packs), dict.fromkeys(keys), frozenset(guards))
 
 
 def _encoded(words: Iterable[str]) -> frozenset[bytes]:

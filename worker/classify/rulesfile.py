@@ -113,7 +113,13 @@ def _layer(doc: Mapping[str, Any], where: str) -> Layer:
         )
     replies = {Intent(k): _texts(v) for k, v in doc.get("replies", {}).items()}
     languages = tuple(doc["languages"]) if "languages" in doc else None
-    return Layer(doc.get("inherit", True), tuple(rules), MappingProxyType(replies), languages)
+    return Layer(
+        doc.get("inherit", True),
+        tuple(rules),
+        MappingProxyType(replies),
+        languages,
+        wrong_number=doc.get("wrong_number"),
+    )
 
 
 def _texts(value: str | Mapping[str, str | None] | None) -> Reply:

@@ -59,7 +59,7 @@ def block_key(scope: Scope, address: str) -> bytes:
     """The change topic's record key: the block's identity, so compaction keeps its latest state."""
     return orjson.dumps(
         [
-            scope.level.value,
+            scope.level,  # orjson writes an enum as its value
             scope.account_id,
             scope.subaccount_id,
             scope.sender,

@@ -540,3 +540,25 @@ rootLogger.appenderRef.out.ref = out
 logger.request.name = kafka.request.logger
 logger.request.level = warn
 """
+
+
+def _main(argv: Sequence[str]) -> int:
+    """``python -m worker.dev.kafka_broker --missing``: print what this machine lacks to run the
+    Apache Kafka broker (one line), or nothing; the Makefile uses it to skip the Kafka test half."""
+    if list(argv) != ["--missing"]:
+        print("usage: python -m worker.dev.kafka_broker --missing")
+        return 2
+    try:
+        cached = cached_libs() is not None
+    except (OSError, KafkaBrokerError):
+        cached = False
+    missing = missing_tools(need_maven=not cached)
+    if missing:
+        print(missing)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(_main(sys.argv[1:]))

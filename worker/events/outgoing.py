@@ -20,6 +20,7 @@ from worker.constants import (
     SCHEMA_CHANGE,
     SCHEMA_DEAD_LETTER,
     SCHEMA_REPLY,
+    SCHEMA_REVIEW,
 )
 from worker.errors import DeadLetterCode, InputError
 from worker.events.fields import field_problem
@@ -56,7 +57,7 @@ def _source(source: Source) -> dict[str, Any]:
 
 def scope_document(scope: Scope) -> dict[str, Any]:
     return {
-        "level": scope.level.value,
+        "level": scope.level,  # orjson writes an enum as its value
         "account_id": scope.account_id,
         "subaccount_id": scope.subaccount_id,
         "sender": scope.sender,
@@ -69,7 +70,7 @@ def encode_change(event: ChangeEvent, emitted_at: str) -> bytes:
         {
             "schema": SCHEMA_CHANGE,
             "event_id": event.event_id,
-            "action": event.action.value,
+            "action": event.action,
             "scope": scope_document(event.scope),
             "address": event.address,
             "keyword": event.keyword,
@@ -153,7 +154,7 @@ def encode_reply(reply: ReplyRequest, emitted_at: str) -> bytes:
         {
             "schema": SCHEMA_REPLY,
             "reply_id": reply.reply_id,
-            "intent": reply.intent.value,
+            "intent": reply.intent,
             "account_id": reply.account_id,
             "subaccount_id": reply.subaccount_id,
             "channel": reply.channel,
@@ -226,3 +227,43 @@ def _excerpt(data: bytes | None, limit: int) -> tuple[str | None, dict[str, Any]
         return base64.b64encode(data).decode(), None
     info = {"truncated": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     return base64.b64encode(data[:limit]).decode(), info
+
+
+def review_id(account_id: str, message_id: str) -> str:
+    return derive_id("review", account_id, message_id)
+
+
+def encode_review(
+    *,
+    account_id: str,
+    message_id: str,
+    text: str,
+    language: str | None,
+    predicted: str,
+    rule: str | None,
+    candidates: list[dict[str, Any]],
+    source: Source,
+    occurred_at: str,
+    emitted_at: str,
+) -> bytes:
+    """A message the rules were unsure of, for a person to label (``schemas/review-request.v1.json``).
+
+    ``candidates``: per doubt, its ``reason``, the ``word`` it is about and what it might have been
+    (``intent``, ``rule``, ``keyword``, ``language``).
+    """
+    return orjson.dumps(
+        {
+            "schema": SCHEMA_REVIEW,
+            "review_id": review_id(account_id, message_id),
+            "account_id": account_id,
+            "text": text,
+            "language": language,
+            "predicted": predicted,
+            "rule": rule,
+            "reasons": sorted({c["reason"] for c in candidates}),
+            "candidates": candidates,
+            "source": _source(source),
+            "occurred_at": occurred_at,
+            "emitted_at": emitted_at,
+        }
+    )

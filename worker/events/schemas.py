@@ -20,6 +20,7 @@ INBOUND = "inbound-message.v1.json"
 CHANGE = "blocklist-change.v1.json"
 REPLY = "reply-request.v1.json"
 DEAD_LETTER = "dead-letter.v1.json"
+REVIEW = "review-request.v1.json"
 MANIFEST = "snapshot-manifest.v1.json"
 SNAPSHOT_ENTRY = "snapshot-entry.v1.json"
 

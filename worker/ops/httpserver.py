@@ -1,4 +1,5 @@
-"""The operator HTTP endpoint of each process: ``/metrics`` and ``/healthz``.
+"""The operator HTTP endpoint of each process: ``/metrics``, ``/healthz`` (liveness; ``/livez`` and
+``/readyz`` come as routes from :mod:`worker.ops.health`).
 
 A small WSGI app on prometheus-client's threaded server: scrapes and downloads run on their own
 threads and never touch the event loop. ``routes`` adds paths; a route ending in ``/`` also serves
@@ -64,7 +65,7 @@ def start_http(
             handler = next((app for prefix, app in prefixes if path.startswith(prefix)), None)
         if handler is None:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"not found; try /metrics or /healthz\n"]
+            return [b"not found; try /metrics, /livez or /readyz\n"]
         return handler(environ, start_response)
 
     server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_SilentHandler)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from worker.constants import REVIEW_REASONS
 from worker.errors import DeadLetterCode
 from worker.model import Intent
 
@@ -68,6 +69,14 @@ class ClassifierMetrics(_Common):
             "optout_changes_produced_total", "Blocklist change events produced.", registry=registry
         )
         self.replies = Counter("optout_replies_produced_total", "Reply requests produced.", registry=registry)
+        self.reviews = Counter(
+            "optout_reviews_produced_total",
+            "Review requests produced (messages the rules were unsure of), by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in REVIEW_REASONS:
+            self.reviews.labels(reason)
         self.batch_records = Histogram(
             "optout_batch_records", "Records per batch.", buckets=_BATCH_SIZES, registry=registry
         )
@@ -126,3 +135,25 @@ class ProjectorMetrics(_Common):
         self.snapshot_failures = Counter(
             "optout_snapshot_failures_total", "Snapshots that failed (retried sooner).", registry=registry
         )
+
+
+def register_process_metrics(registry: CollectorRegistry, role: str) -> None:
+    """What every process exposes besides its own counters: ``optout_build_info`` (always 1; its
+    labels say which version and role run, and its absence that none does: the
+    OptoutWorkerAbsent alert) and the standard ``process_*`` and ``python_info`` collectors
+    (CPU, resident memory, open file descriptors, start time)."""
+    import platform
+
+    from prometheus_client import PlatformCollector, ProcessCollector
+
+    from worker import __version__
+
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    info = Gauge(
+        "optout_build_info",
+        "Always 1: the running version and role (classifier or projector).",
+        ["version", "role", "python"],
+        registry=registry,
+    )
+    info.labels(__version__, role, platform.python_version()).set(1)

@@ -12,7 +12,9 @@ It loads the newest snapshot that verifies (a corrupt or truncated one is refuse
 the log and the previous one used), then tails the compacted change topic from the snapshot's
 offsets with a plain assigned consumer (no group: every send-service replica reads everything and
 commits nothing). With no usable snapshot it replays the topic from the beginning, which is
-slower but just as correct: the compacted topic holds every block identity's latest change.
+slower but just as correct: the compacted topic holds every block identity's latest change. So it
+does when a snapshot's offset lies past its partition's end: the topic was recreated since, and
+the snapshot's offsets count records of another incarnation.
 Changes are applied with the projector's last-writer-wins rule, so the view converges on exactly
 what Postgres holds.
 """
@@ -49,7 +51,8 @@ FETCH_MAX_WAIT_MS = 100
 @dataclass(frozen=True, slots=True)
 class ViewLag:
     records: int | None
-    """Change-topic records not applied yet (None until every partition has answered a fetch)."""
+    """Change-topic records not applied yet (None until every partition has answered a fetch and
+    the snapshot's offsets have been checked against the partitions' ends)."""
     seconds_since_fetch: float | None
     """Since the last successful fetch: grows while the broker is unreachable."""
     snapshot: str | None
@@ -96,6 +99,8 @@ class BlocklistView:
         self._manifest = manifest
         self._consumer = consumer
         self._positions: dict[TopicPartition, int] = {}
+        # Partitions sought to a snapshot's offset, until a fetch tells their high watermark.
+        self._unverified: dict[TopicPartition, int] = {}
         self._applied = 0
         self._last_fetch: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -110,6 +115,7 @@ class BlocklistView:
         topic: str = TOPIC_CHANGES,
         snapshot_dir: str | Path | None = SNAPSHOT_DIR,
         snapshot_url: str | None = None,
+        snapshot_token: str | None = None,
         kafka_options: Mapping[str, Any] | None = None,
         fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
         start_timeout: float = 30.0,
@@ -118,11 +124,12 @@ class BlocklistView:
 
         With ``snapshot_url`` (the projector's HTTP address) the latest snapshot is first fetched
         into ``snapshot_dir``; if the projector is unreachable, whatever that directory holds is
-        used (a warning says so).
+        used (a warning says so). ``snapshot_token``: the projector's OPTOUT_SNAPSHOT_TOKEN, sent
+        as ``Authorization: Bearer`` when it protects ``/snapshots``.
         """
         if snapshot_url is not None and snapshot_dir is not None:
             try:
-                await asyncio.to_thread(fetch_latest, snapshot_url, Path(snapshot_dir))
+                await asyncio.to_thread(fetch_latest, snapshot_url, Path(snapshot_dir), token=snapshot_token)
             except (ServiceUnavailableError, SnapshotError) as exc:
                 log.warning("could not fetch a snapshot (using the local ones): %s", exc)
         if snapshot_dir is None:
@@ -157,6 +164,7 @@ class BlocklistView:
                 start = 0
             else:
                 consumer.seek(tp, start)
+                view._unverified[tp] = start
             view._positions[tp] = start
         view._task = asyncio.create_task(view._tail(), name="optout-blocklist-view")
         log.info(
@@ -174,8 +182,8 @@ class BlocklistView:
         return self._index
 
     def lag(self) -> ViewLag:
-        behind: int | None = 0
-        for tp, position in self._positions.items():
+        behind: int | None = None if self._unverified else 0
+        for tp, position in self._positions.items() if behind is not None else ():
             highwater = self._consumer.highwater(tp)
             if highwater is None:
                 behind = None
@@ -209,8 +217,10 @@ class BlocklistView:
                         seen[tp] = polled
                 elif polled > seen[tp]:
                     targets[tp] = consumer.highwater(tp) or 0
-            if len(targets) == len(self._positions) and all(
-                self._positions[tp] >= end for tp, end in targets.items()
+            if (
+                not self._unverified
+                and len(targets) == len(self._positions)
+                and all(self._positions[tp] >= end for tp, end in targets.items())
             ):
                 return True
             await asyncio.sleep(0.005)
@@ -247,6 +257,8 @@ class BlocklistView:
                 log.info("blocklist view fetching changes again")
                 failing = False
             self._last_fetch = time.monotonic()
+            if self._unverified and await self._replay_if_untrusted():
+                continue  # what this fetch returned predates the seek; the replay reads it again
             skipped = 0
             for tp, records in batch.items():
                 for record in records:
@@ -261,11 +273,53 @@ class BlocklistView:
             if skipped:
                 log.warning("blocklist view skipped %d malformed change events", skipped)
 
+    async def _replay_if_untrusted(self) -> bool:
+        """True if the snapshot's offsets cannot be trusted, after seeking every partition back to
+        the beginning (the snapshot's blocks stay: Postgres keeps them too, and replays the topic
+        on top, as the projector does when its stored offsets are past the end).
+
+        An offset past a partition's end means the topic is another incarnation (recreated, or a
+        restarted memory-only dev broker), so the other partitions' offsets are meaningless too,
+        even where the new topic has grown past them. The end is the high watermark of the first
+        fetch response after the seek, right on both brokers: Tansu answers a fetch past the end
+        with nothing (and under-reports ``end_offsets()``), Apache Kafka answers
+        OFFSET_OUT_OF_RANGE, aiokafka resets to the earliest offset and the next fetch reports the
+        end. Until every partition has been checked the view is not current (``lag().records`` is
+        None, ``wait_current`` waits). aiokafka 0.14 cannot read topic ids (Metadata v5), so a new
+        incarnation that has already grown past every offset of the snapshot is not detected.
+        """
+        consumer, untrusted = self._consumer, []
+        for tp, offset in list(self._unverified.items()):
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            del self._unverified[tp]
+            if offset > highwater:
+                untrusted.append(f"[{tp.partition}] {offset} > {highwater}")
+        if not untrusted:
+            return False
+        self._unverified.clear()
+        log.warning(
+            "blocklist view: the offsets of snapshot %s cannot be trusted (past the end of %s %s: "
+            "topic recreated?); replaying the topic from the beginning on top of it",
+            self._manifest.id if self._manifest else "-",
+            next(iter(self._positions)).topic,
+            ", ".join(untrusted),
+        )
+        await consumer.seek_to_beginning(*self._positions)
+        for tp in self._positions:
+            self._positions[tp] = 0
+        return True
+
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str, seconds: float) -> list[TopicPartition]:
     deadline = time.monotonic() + seconds
     while True:
-        await consumer.topics()  # refreshes cluster metadata
+        # Track the topic in the client's own metadata and refresh it. ``consumer.topics()`` fetches
+        # into a throwaway copy: it only looked enough on Tansu, whose first metadata answer lists
+        # every topic; Apache Kafka's lists none until a topic is asked for.
+        await consumer._client.add_topic(topic)
+        await consumer._client.force_metadata_update()
         partitions = consumer.partitions_for_topic(topic)
         if partitions:
             return [TopicPartition(topic, p) for p in sorted(partitions)]

@@ -25,15 +25,20 @@ from worker.snapshot.reader import latest_id, read_manifest
 _CHUNK = 1024 * 1024
 
 
-def fetch_latest(base_url: str, directory: Path, *, keep: int = 3, timeout: float = 60.0) -> Manifest | None:
+def fetch_latest(
+    base_url: str, directory: Path, *, keep: int = 3, timeout: float = 60.0, token: str | None = None
+) -> Manifest | None:
     """Download the latest snapshot unless ``directory`` already has it; None when unchanged.
+
+    ``token``: the projector's OPTOUT_SNAPSHOT_TOKEN, sent as ``Authorization: Bearer``.
 
     Blocking (urllib): call it from a thread in async code. Raises ServiceUnavailableError when
     the projector cannot be reached and SnapshotError when what arrived does not verify.
     """
     base = base_url.rstrip("/") + SNAPSHOT_URL_PREFIX
     current = latest_id(directory)
-    headers = {}
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = dict(auth)
     if current is not None:
         with contextlib.suppress(SnapshotError):  # a broken local copy: fetch unconditionally
             headers["If-None-Match"] = f'"{read_manifest(directory / current).sha256}"'
@@ -48,7 +53,7 @@ def fetch_latest(base_url: str, directory: Path, *, keep: int = 3, timeout: floa
     staging = staging_dir(directory, f"fetch-{manifest.id}")
     try:
         for data in (manifest.active, manifest.unblocked):
-            _download(f"{base}/{manifest.id}/{data.name}", staging / data.name, data, timeout)
+            _download(f"{base}/{manifest.id}/{data.name}", staging / data.name, data, timeout, auth)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -63,19 +68,25 @@ def _get(url: str, headers: dict[str, str], timeout: float) -> bytes | None:
             body: bytes = response.read()
             return body
     except urllib.error.HTTPError as error:
+        error.close()  # it holds the response (and its socket) open
         if error.code == 304:
             return None
+        if error.code == 401:
+            raise ServiceUnavailableError(
+                f"{url}: HTTP 401: the projector wants a bearer token (its OPTOUT_SNAPSHOT_TOKEN)"
+            ) from None
         raise ServiceUnavailableError(f"{url}: HTTP {error.code} {error.reason}") from None
     except (urllib.error.URLError, OSError) as error:
         raise ServiceUnavailableError(f"{url}: {getattr(error, 'reason', error)}") from None
 
 
-def _download(url: str, path: Path, data: DataFile, timeout: float) -> None:
+def _download(url: str, path: Path, data: DataFile, timeout: float, headers: dict[str, str]) -> None:
     """Stream to disk, checking size and sha256 as it comes: a bad download never lands."""
     digest = hashlib.sha256()
     size = 0
+    request = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, path.open("wb") as out:
+        with urllib.request.urlopen(request, timeout=timeout) as response, path.open("wb") as out:
             while chunk := response.read(_CHUNK):
                 digest.update(chunk)
                 size += len(chunk)

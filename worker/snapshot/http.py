@@ -7,6 +7,10 @@
 * ``GET /snapshots/<id>/<file>`` — any file of a kept snapshot; immutable, so cacheable forever.
 * ``GET /snapshots`` — ``{"latest": id, "snapshots": [ids, newest first]}``.
 
+With ``OPTOUT_SNAPSHOT_TOKEN`` (or ``_FILE``) set, every request needs ``Authorization: Bearer
+<token>``; without it the answer is 401. The snapshots list every blocked address: set one
+whenever the port is reachable from outside the machine.
+
 A client that needs the manifest and the data of the same snapshot reads the manifest from
 ``/snapshots/latest/manifest.json`` and then fetches ``/snapshots/<id>/...``: ``latest`` can
 move between two requests, a snapshot directory never changes.
@@ -14,6 +18,7 @@ move between two requests, a snapshot directory never changes.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,8 +36,22 @@ _FILES = {MANIFEST: "application/json", ACTIVE_FILE: "application/gzip", UNBLOCK
 _CHUNK = 256 * 1024
 
 
-def snapshot_app(directory: Path) -> WSGIApp:
+def snapshot_app(directory: Path, token: str | None = None) -> WSGIApp:
+    """``token``: when set, every request needs ``Authorization: Bearer <token>`` (else 401)."""
+    expected = f"Bearer {token}".encode() if token else None
+
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if expected is not None and not hmac.compare_digest(
+            environ.get("HTTP_AUTHORIZATION", "").encode(), expected
+        ):
+            start_response(
+                "401 Unauthorized",
+                [
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("WWW-Authenticate", 'Bearer realm="snapshots"'),
+                ],
+            )
+            return [b"a bearer token is required: Authorization: Bearer <OPTOUT_SNAPSHOT_TOKEN>\n"]
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
             return _plain(start_response, "405 Method Not Allowed", "GET or HEAD\n")
         parts = [p for p in environ.get("PATH_INFO", "").removeprefix(PREFIX).split("/") if p]

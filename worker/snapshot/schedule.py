@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
 from datetime import datetime
+from pathlib import Path
 
 import asyncpg
 
@@ -19,7 +21,7 @@ from worker.errors import ServiceUnavailableError, SnapshotError
 from worker.ops.metrics import ProjectorMetrics
 from worker.snapshot.reader import read_manifest, snapshot_ids
 from worker.snapshot.writer import Progress, WriteResult, write_snapshot
-from worker.store.postgres import Store, translate_errors
+from worker.store.postgres import COMMAND_TIMEOUT, Store, translate_errors
 
 log = logging.getLogger("optout.snapshot")
 
@@ -27,9 +29,23 @@ log = logging.getLogger("optout.snapshot")
 RETRY_SECONDS = 60.0
 
 
+def check_writable(directory: Path) -> None:
+    """Fail with a line naming OPTOUT_SNAPSHOT_DIR when snapshots cannot be written there, before
+    Postgres is asked for anything (whose error handling would call it an outage)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise SnapshotError(
+            f"OPTOUT_SNAPSHOT_DIR={directory}: cannot write snapshots there: {exc.strerror or exc}"
+        ) from None
+
+
 async def take_snapshot(settings: Settings, store: Store, progress: Progress | None = None) -> WriteResult:
+    check_writable(settings.snapshot_dir)
     with translate_errors(store.dsn):
-        async with store.pool.acquire() as conn:
+        async with store.pool.acquire(timeout=COMMAND_TIMEOUT) as conn:  # bounded: see Store
             result = await write_snapshot(
                 conn,
                 settings.snapshot_dir,
@@ -48,21 +64,35 @@ async def take_snapshot(settings: Settings, store: Store, progress: Progress | N
     return result
 
 
+def newest_snapshot_time(directory: Path) -> float | None:
+    """Unix time the newest readable snapshot in ``directory`` was written, or None."""
+    for snapshot in snapshot_ids(directory):
+        try:
+            return datetime.fromisoformat(read_manifest(directory / snapshot).created_at).timestamp()
+        except (SnapshotError, ValueError):
+            continue
+    return None
+
+
 def seconds_until_due(settings: Settings, now: float) -> float:
     """0 when no snapshot exists or the newest is an interval old; else the time left."""
-    for snapshot in snapshot_ids(settings.snapshot_dir):
-        try:
-            created = datetime.fromisoformat(read_manifest(settings.snapshot_dir / snapshot).created_at)
-        except SnapshotError:
-            continue
-        return max(0.0, created.timestamp() + settings.snapshot_interval - now)
-    return 0.0
+    created = newest_snapshot_time(settings.snapshot_dir)
+    if created is None:
+        return 0.0
+    return max(0.0, created + settings.snapshot_interval - now)
 
 
 async def snapshot_every(
     settings: Settings, store: Store, metrics: ProjectorMetrics, stop: asyncio.Event
 ) -> None:
-    """The projector's background task; it never ends the projector, whatever fails."""
+    """The projector's background task; it never ends the projector, whatever fails.
+
+    The last-success gauge starts from the newest snapshot on disk, so a restart (every deploy)
+    does not look like a snapshot that never happened; when none is recent one is written at once.
+    """
+    newest = newest_snapshot_time(settings.snapshot_dir)
+    if newest is not None:
+        metrics.snapshot_written.set(newest)
     wait = seconds_until_due(settings, time.time())
     while not stop.is_set():
         try:

@@ -202,6 +202,9 @@ async def write_snapshot(
     return WriteResult(manifest, directory / manifest.id, time.monotonic() - started, tuple(pruned))
 
 
+_NO_TIMEOUT = 24 * 3600.0
+
+
 async def _copy(
     conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any],
     sql: str,
@@ -213,7 +216,10 @@ async def _copy(
     """Stream one COPY into one data file; ``before`` entries of ``grand_total`` are already written."""
     sink = _EntrySink(path, before, grand_total, progress)
     try:
-        await conn.copy_from_query(sql, output=sink, format="csv", delimiter="\x02", quote="\x01")
+        # No statement timeout: a COPY of ten million blocks takes tens of seconds by design.
+        await conn.copy_from_query(
+            sql, output=sink, format="csv", delimiter="\x02", quote="\x01", timeout=_NO_TIMEOUT
+        )
     except BaseException:
         sink.abandon()
         raise

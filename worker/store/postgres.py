@@ -9,6 +9,7 @@ second projector (during a rebalance) or a replayed batch can never overwrite a 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -23,6 +24,13 @@ from worker.errors import ConfigError, RefusedError, ServiceUnavailableError
 from worker.events.inbound import format_instant, parse_instant
 from worker.events.ordering import ACTION_RANK, latest_per_block
 from worker.model import ChangeEvent
+
+#: Seconds any one statement of the projector may take before its connection counts as dead (a
+#: batch's statements take well under a second; a slow server is waited out, a stalled one not).
+COMMAND_TIMEOUT = 60.0
+
+#: Seconds a graceful close of the pool may take before its connections are terminated.
+CLOSE_TIMEOUT = 10.0
 
 #: Seconds to wait for a connection: long enough for a busy server, short enough that the
 #: projector's backoff (not a hung connect) decides how often we try.
@@ -77,6 +85,10 @@ def translate_errors(dsn: str) -> Iterator[None]:
     """
     try:
         yield
+    except asyncpg.exceptions.UndefinedTableError:
+        raise ConfigError(
+            f"Postgres at {redact_url(dsn)} has no optout tables: run `optout migrate` first"
+        ) from None
     except _MISCONFIGURED as exc:
         raise ConfigError(f"Postgres at {redact_url(dsn)}: {_one_line(exc)}") from None
     except _TRANSIENT as exc:
@@ -374,13 +386,19 @@ class Store:
         self._dsn = dsn
 
     @classmethod
-    async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 4) -> Store:
+    async def connect(
+        cls, dsn: str, *, min_size: int = 1, max_size: int = 4, command_timeout: float | None = None
+    ) -> Store:
+        """``command_timeout`` bounds every statement, BEGIN and COMMIT included: without it a
+        half-open connection (a dead NAT entry, a stalled proxy) would hang the caller for ever,
+        since TCP keepalive notices only after hours. A timeout is an outage like any other."""
         with translate_errors(dsn):
             pool = await asyncpg.create_pool(
                 dsn,
                 min_size=min_size,
                 max_size=max_size,
                 timeout=CONNECT_TIMEOUT,
+                command_timeout=command_timeout,
                 server_settings=_APP_NAME,
             )
         return cls(pool, dsn)
@@ -395,7 +413,12 @@ class Store:
         return self._pool
 
     async def close(self) -> None:
-        await self._pool.close()
+        """Close gracefully, or terminate after CLOSE_TIMEOUT: a connection left half-open (or an
+        asyncpg cancel request stuck behind one) must not hang the worker's shutdown."""
+        try:
+            await asyncio.wait_for(self._pool.close(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            self._pool.terminate()
 
     async def __aenter__(self) -> Store:
         return self
@@ -410,7 +433,11 @@ class Store:
         """A pooled connection, errors translated; one that failed mid-operation is terminated,
         never handed out again half-dead (asyncpg would only notice on its next use)."""
         with translate_errors(self._dsn):
-            async with self._pool.acquire() as conn:
+            # Bounded both ways: acquire() waits for a free connection, and the same timeout bounds
+            # the release, which waits for asyncpg's cancellation of a timed-out statement; on a
+            # half-open connection that cancellation may never be acknowledged, and an unbounded
+            # release would leak the connection until the pool has none left (seen in chaos runs).
+            async with self._pool.acquire(timeout=COMMAND_TIMEOUT) as conn:
                 try:
                     yield conn
                 except _LOST:
@@ -420,8 +447,8 @@ class Store:
                     raise
 
     async def load_offsets(self, group: str, topic: str) -> dict[int, int]:
-        with translate_errors(self._dsn):
-            rows = await self._pool.fetch(_OFFSETS, group, topic)
+        async with self._connection() as conn:
+            rows = await conn.fetch(_OFFSETS, group, topic)
         return {row["partition"]: row["next_offset"] for row in rows}
 
     async def apply(
@@ -477,18 +504,18 @@ class Store:
         ``channel=None`` means "on any channel": every block of the account that would cover the
         sender on some channel counts.
         """
-        with translate_errors(self._dsn):
-            rows = await self._pool.fetch(_CHECK, address, account_id, subaccount_id, sender, channel)
+        async with self._connection() as conn:
+            rows = await conn.fetch(_CHECK, address, account_id, subaccount_id, sender, channel)
         return [_as_dict(row) for row in rows]
 
     async def blocks(self, address: str, account_id: str | None = None) -> list[dict[str, Any]]:
         """Every active block on ``address``, whoever it covers: context next to :meth:`check`."""
-        with translate_errors(self._dsn):
-            rows = await self._pool.fetch(_BLOCKS, address, account_id)
+        async with self._connection() as conn:
+            rows = await conn.fetch(_BLOCKS, address, account_id)
         return [_as_dict(row) for row in rows]
 
     async def history(self, address: str, account_id: str | None = None) -> list[dict[str, Any]]:
         """Every change ever applied to ``address``, in the order last-writer-wins ranks them."""
-        with translate_errors(self._dsn):
-            rows = await self._pool.fetch(_HISTORY, address, account_id)
+        async with self._connection() as conn:
+            rows = await conn.fetch(_HISTORY, address, account_id)
         return [_as_dict(row) for row in rows]

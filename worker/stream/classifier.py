@@ -34,7 +34,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry
 
 from worker import __version__
-from worker.backoff import Backoff
+from worker.backoff import Backoff, wake_on
 from worker.classify.rulesfile import load_rules
 from worker.config import Settings
 from worker.errors import ConfigError
@@ -42,6 +42,7 @@ from worker.events.inbound import format_instant
 from worker.logs import KAFKA
 from worker.ops.metrics import ClassifierMetrics
 from worker.stream.batch import BatchOutput, classify_records
+from worker.stream.deadletters import log_dead_letters
 from worker.stream.delivery import AT_LEAST_ONCE, EXACTLY_ONCE, PartitionProducers
 from worker.stream.kafka import BrokerFeatures, make_consumer, make_producer
 from worker.stream.loop import (
@@ -74,6 +75,7 @@ async def run_classifier(
     tune_gc_for_throughput()
     metrics = ClassifierMetrics(registry if registry is not None else CollectorRegistry())
     stop = stop if stop is not None else asyncio.Event()
+    wake_on(stop)
     topics = settings.topics
     stats = RunStats()
     consumer = make_consumer(settings, settings.group_id, max_poll_records=settings.batch_max_records)
@@ -232,6 +234,7 @@ def _outgoing(topics: Topics, out: BatchOutput) -> list[tuple[str, bytes | None,
         *((topics.changes, key, value) for key, value in out.changes),
         *((topics.replies, key, value) for key, value in out.replies),
         *((topics.dead_letter, key, value) for key, value in out.dead_letters),
+        *((topics.review, key, value) for key, value in out.reviews),
     ]
 
 
@@ -266,8 +269,12 @@ def _observe(metrics: ClassifierMetrics, out: BatchOutput) -> None:
     metrics.consumed.inc(out.consumed)
     for intent, count in out.intents.items():
         metrics.classified.labels(intent.value).inc(count)
+    for reason, count in out.reviews_by_reason.items():
+        metrics.reviews.labels(reason).inc(count)
     for code, count in out.dead_by_code.items():
         metrics.dead_lettered.labels(code.value).inc(count)
+    if out.dead_by_code:
+        log_dead_letters(log, out.dead_by_code, "inbound records")
     if out.changes:
         metrics.changes.inc(len(out.changes))
     if out.replies:

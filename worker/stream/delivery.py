@@ -58,6 +58,7 @@ from worker.config import Settings
 from worker.errors import OutputRefusedError
 from worker.stream.kafka import make_producer
 from worker.stream.loop import REFUSED_FOR_GOOD
+from worker.stream.produce import send_batches
 
 EXACTLY_ONCE = "exactly-once"
 AT_LEAST_ONCE = "at-least-once"
@@ -126,8 +127,9 @@ class PartitionProducers:
             try:
                 async with asyncio.timeout(STEP_SECONDS):
                     await producer.begin_transaction()
-                    futures = [await producer.send(topic, value, key=key) for topic, key, value in records]
-                    await asyncio.gather(*futures)
+                    failure = await send_batches(producer, records)  # whole batches, as in at-least-once
+                    if failure is not None:
+                        raise failure[1]
                     await producer.send_offsets_to_transaction({tp: after}, group)
                     await producer.commit_transaction()
                 backoff.succeeded()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,6 +190,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.topic_changes, parts, rf, topic_configs=configs),
         NewTopic(settings.topic_replies, parts, rf),
         NewTopic(settings.topic_dead_letter, parts, rf),
+        NewTopic(settings.topic_review, parts, rf),
     ]
 
 
@@ -237,13 +239,33 @@ async def _ensure_topics(settings: Settings) -> list[str]:
         await admin.close()
 
 
-async def _cleanup_policy(admin: AIOKafkaAdminClient, topic: str) -> str:
-    responses = await admin.describe_configs(
-        [ConfigResource(ConfigResourceType.TOPIC, topic)]  # all configs: Tansu rejects a name filter
-    )
-    for response in responses:
-        for resource in response.resources:
-            for entry in resource[4]:
-                if entry[0] == "cleanup.policy":
-                    return str(entry[1])
-    return "delete"
+async def _cleanup_policy(admin: AIOKafkaAdminClient, topic: str, seconds: float = 10.0) -> str:
+    """The topic's ``cleanup.policy`` as the broker reports it.
+
+    Right after CreateTopics, Apache Kafka can answer DescribeConfigs with UNKNOWN_TOPIC_OR_PARTITION
+    (error 3) and no entries: the broker that answers has not seen the new topic's metadata yet. Read
+    as "no entry, so the default (delete)", that refused a topic we had just created compacted (9
+    runs in 10 on a fresh broker). A resource error is therefore retried, never read as a value.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic)]  # all configs: Tansu rejects a name filter
+        )
+        error = 0
+        for response in responses:
+            for code, message, _type, _name, entries, *_ in response.resources:
+                if code:
+                    error = code
+                    detail = message
+                    continue
+                for entry in entries:
+                    if entry[0] == "cleanup.policy":
+                        return str(entry[1])
+        if not error:
+            return "delete"  # listed without the entry: the broker's default
+        if time.monotonic() > deadline:
+            raise ServiceUnavailableError(
+                f"cannot read the configuration of topic {topic}: Kafka error code {error} ({detail})"
+            )
+        await asyncio.sleep(0.1)

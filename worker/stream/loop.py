@@ -26,9 +26,11 @@ from aiokafka.errors import (
 from worker.backoff import Backoff
 from worker.config import Settings
 from worker.errors import OutputRefusedError, ServiceUnavailableError
+from worker.heartbeat import HEARTBEAT, WORKER
 from worker.logs import KAFKA
 from worker.ops.metrics import _Common
 from worker.stream.kafka import BrokerFeatures, probe_features
+from worker.stream.produce import send_batches
 
 #: With a stop requested and the broker unreachable, give up on a batch's output after this long;
 #: it was not committed, so the next run reprocesses it.
@@ -113,6 +115,7 @@ class CountingListener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         revoked = set(revoked)
+        WORKER.partitions = max(0, WORKER.partitions - len(revoked))
         self.metrics.rebalances.labels("revoked").inc()
         for tp in revoked:
             with contextlib.suppress(KeyError):
@@ -122,6 +125,7 @@ class CountingListener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         assigned = set(assigned)
+        WORKER.partitions = len(assigned)
         self.metrics.rebalances.labels("assigned").inc()
         self.logger.info("partitions assigned: %s", _names(assigned) or "none")
         if self.on_assigned is not None:
@@ -148,6 +152,7 @@ async def start_with_retry(
                 metrics.retries.labels("kafka").inc()
                 await backoff.failed(exc)
         backoff.succeeded()
+    WORKER.connected = True
     return True
 
 
@@ -207,6 +212,7 @@ async def batches(
             timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_max_records
         )
         KAFKA.tick()
+        HEARTBEAT.tick()
         if after_poll is not None:
             await after_poll()
         if not batch:
@@ -231,14 +237,16 @@ async def produce_all(
 ) -> bool:
     """Send (topic, key, value) records and wait for every acknowledgement; resend all on failure.
 
-    Resending records that did get through is safe (their ids are deterministic); skipping any is
-    not. False only when stopping and the broker stayed unreachable for the grace period.
+    The records go out as one batch per partition (:func:`worker.stream.produce.send_batches`), in
+    the order given for each key; a retry resends all of them in that order. Resending records
+    that did get through is safe (their ids are deterministic); skipping any is not.
+    False only when stopping and the broker stayed unreachable for the grace period.
     """
     if not records:
         return True
     give_up_at: float | None = None
     while True:
-        failure = await _send_all(producer, records)
+        failure = await send_batches(producer, records)
         if failure is None:
             backoff.succeeded()
             return True
@@ -254,29 +262,6 @@ async def produce_all(
             if time.monotonic() > give_up_at:
                 return False
         await backoff.failed(exc)
-
-
-async def _send_all(
-    producer: AIOKafkaProducer, records: Sequence[tuple[str, bytes | None, bytes]]
-) -> tuple[str, KafkaError] | None:
-    """Hand every record to the producer and wait for all acknowledgements; the first failure
-    (with its topic) or None. Records sent before a failure are still awaited, never orphaned."""
-    futures: list[asyncio.Future[Any]] = []
-    failure: tuple[str, KafkaError] | None = None
-    try:
-        for topic, key, value in records:
-            futures.append(await producer.send(topic, value, key=key))
-    except KafkaError as exc:  # raised before sending: too large for the client, no metadata
-        failure = (topic, exc)
-    results = await asyncio.gather(*futures, return_exceptions=True)
-    if failure is not None:
-        return failure
-    for (topic, _, _), result in zip(records, results, strict=False):
-        if isinstance(result, KafkaError):
-            return topic, result
-        if isinstance(result, BaseException):
-            raise result
-    return None
 
 
 async def close_clients(logger: logging.Logger, *clients: Any) -> None:

@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from worker import __version__
-from worker.backoff import Backoff
+from worker.backoff import Backoff, wake_on
 from worker.config import Settings
 from worker.errors import DeadLetterCode, InputError, OptoutError, RefusedError, ServiceUnavailableError
 from worker.events.inbound import format_instant
@@ -32,8 +32,9 @@ from worker.model import ChangeEvent
 from worker.ops.metrics import ProjectorMetrics
 from worker.snapshot.schedule import snapshot_every
 from worker.store.migrate import migrate
-from worker.store.postgres import Store
+from worker.store.postgres import COMMAND_TIMEOUT, Store
 from worker.stream.batch import dead_letter
+from worker.stream.deadletters import log_dead_letters
 from worker.stream.kafka import make_consumer, make_producer
 from worker.stream.loop import (
     Batch,
@@ -50,6 +51,9 @@ from worker.stream.loop import (
 
 log = logging.getLogger("optout.projector")
 
+#: How long a stopping projector waits for a cancelled snapshot to unwind.
+SNAPSHOT_CANCEL_SECONDS = 5.0
+
 
 async def run_projector(
     settings: Settings,
@@ -62,6 +66,7 @@ async def run_projector(
     """Run until ``stop`` is set (or, with ``burst``, until the change topic is drained and idle)."""
     metrics = ProjectorMetrics(registry if registry is not None else CollectorRegistry())
     stop = stop if stop is not None else asyncio.Event()
+    wake_on(stop)
     stats = RunStats()
     store = await _connect(database_url, metrics, stop)
     if store is None:
@@ -79,22 +84,43 @@ async def run_projector(
     async def remember_assigned(assigned: set[TopicPartition]) -> None:
         unpositioned.update(assigned)
 
+    # Partitions sought back to the beginning by the last poll's check: what that poll returned for
+    # them predates the seek and is dropped (aiokafka drops what it prefetched itself).
+    replayed: set[TopicPartition] = set()
+
     async def verify_positions() -> None:
-        """A stored offset past the partition's end means the topic was recreated (a restarted
-        memory-only dev broker, a topic deleted and created again): its new records start at 0.
-        Kafka would answer OFFSET_OUT_OF_RANGE and reset; some brokers (Tansu) return nothing and
-        would leave us waiting past records we never applied. Replay from the beginning instead."""
+        """Stored offsets that the topic contradicts cannot be trusted: replay from the beginning.
+
+        A stored offset past a partition's end means the topic was recreated (a restarted
+        memory-only dev broker, a topic deleted and created again), so the stored offsets of its
+        other partitions, even those that look plausible, count records of the old incarnation:
+        every assigned partition of the topic is replayed from the beginning (event ids and
+        last-writer-wins make re-applying harmless; skipping is not). The check is the high
+        watermark of the first fetch response after the seek, which is right on both brokers we
+        test: Tansu answers a fetch past the end with nothing (and its ListOffsets(latest)
+        under-reports, so ``end_offsets()`` cannot be used), Apache Kafka answers
+        OFFSET_OUT_OF_RANGE, aiokafka resets that partition to the earliest offset, and the fetch
+        after it reports the real end. aiokafka 0.14 speaks Metadata v5, before topic ids, so a
+        recreated topic that has already grown past every stored offset goes unnoticed."""
+        replayed.clear()  # a new poll: only the batch it returned can predate a seek made now
+        untrusted: list[str] = []
         for tp, offset in list(unverified.items()):
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
             del unverified[tp]
             if offset > highwater:
-                log.warning(
-                    "stored offset %d of %s[%d] is past its end (%d): topic recreated? replaying it",
-                    offset, tp.topic, tp.partition, highwater,
-                )  # fmt: skip
-                await consumer.seek_to_beginning(tp)
+                untrusted.append(f"{tp.topic}[{tp.partition}] {offset} > {highwater}")
+        if untrusted:
+            assigned = sorted(tp for tp in consumer.assignment() if tp.topic == topic)
+            log.warning(
+                "stored offset %s is past its end: topic recreated? replaying its %d assigned "
+                "partitions from the beginning (the stored offsets cannot be trusted)",
+                ", ".join(untrusted), len(assigned),
+            )  # fmt: skip
+            unverified.clear()
+            await consumer.seek_to_beginning(*assigned)
+            replayed.update(assigned)
 
     consumer.subscribe([topic], listener=CountingListener(metrics, log, remember_assigned))
     applying = Backoff(POSTGRES, log)
@@ -125,6 +151,10 @@ async def run_projector(
                     break
                 unverified.update(sought)
                 continue  # this batch may predate the seek; the next one starts where Postgres says
+            if replayed:  # fetched before the seek to the beginning: the replay reads it again
+                batch = {tp: records for tp, records in batch.items() if tp not in replayed}
+                if not batch:
+                    continue
             started = time.monotonic()
             records, events, bad = _decode(batch)
             if bad and not await _dead_letter(producer, settings, bad, producing, metrics, stop):
@@ -143,7 +173,10 @@ async def run_projector(
     finally:
         if snapshots is not None:
             snapshots.cancel()
-            await asyncio.gather(snapshots, return_exceptions=True)
+            # A snapshot cancelled mid-COPY makes asyncpg send the server a cancel request and
+            # wait for it (up to the statement timeout); the snapshot is abandoned anyway, so the
+            # shutdown waits a few seconds at most, then the store is closed (or terminated).
+            await asyncio.wait([snapshots], timeout=SNAPSHOT_CANCEL_SECONDS)
         await close_clients(log, *(c for c in (consumer, producer) if c is not None))
         await store.close()
     log.info("projector stopped after %d records in %d batches", stats.records, stats.batches)
@@ -215,7 +248,7 @@ async def _connect(database_url: str, metrics: ProjectorMetrics, stop: asyncio.E
             await migrate(database_url)
             # No connection floor: asyncpg would reconnect in the background (and log a traceback
             # a second) while Postgres is away; the loop's own backoff decides when to try.
-            store = await Store.connect(database_url, min_size=0)
+            store = await Store.connect(database_url, min_size=0, command_timeout=COMMAND_TIMEOUT)
             backoff.succeeded()
             return store
         except OptoutError as exc:
@@ -302,6 +335,8 @@ async def _dead_letter(
         return False
     for _, error in bad:
         metrics.dead_lettered.labels(error.code.value).inc()
-    codes = sorted({error.code.value for _, error in bad})
-    log.warning("dead-lettered %d change events (%s)", len(bad), ", ".join(codes))
+    by_code: dict[DeadLetterCode, int] = {}
+    for _, error in bad:
+        by_code[error.code] = by_code.get(error.code, 0) + 1
+    log_dead_letters(log, by_code, "change events")
     return True

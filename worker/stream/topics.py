@@ -1,4 +1,4 @@
-"""The four topic names, as one value passed around instead of four strings."""
+"""The topic names, as one value passed around instead of five strings."""
 
 from __future__ import annotations
 
@@ -13,3 +13,4 @@ class Topics:
     changes: str = constants.TOPIC_CHANGES
     replies: str = constants.TOPIC_REPLIES
     dead_letter: str = constants.TOPIC_DEAD_LETTER
+    review: str = constants.TOPIC_REVIEW

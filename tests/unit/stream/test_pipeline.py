@@ -9,12 +9,16 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.unit.factories import FakeRecord, inbound_doc
+from worker.classify.decide import classify, decide
 from worker.classify.rules import BUILTIN_LAYER, Layer, Rule, RuleBook, compile_layers, default_rulebook
-from worker.errors import DeadLetterCode
-from worker.events.outgoing import decode_change
-from worker.model import Action, Intent, ScopeLevel
+from worker.errors import DeadLetterCode, InputError
+from worker.events.inbound import decode, to_message
+from worker.events.outgoing import decode_change, encode_change, encode_reply
+from worker.model import Action, Intent, ScopeLevel, Source
 from worker.stream.batch import BatchOutput, classify_records
 
 EMITTED = "2026-11-24T12:00:00.000000Z"
@@ -226,3 +230,81 @@ def test_timestamp_outside_the_utc_range_is_dead_lettered_not_fatal() -> None:
     out = _run(_records(values))
     assert out.dead_by_code == {DeadLetterCode.INVALID_TIMESTAMP: 1}
     assert out.intents == {Intent.OPT_OUT: 1}
+
+
+def _reference(records: list[FakeRecord], book: RuleBook) -> tuple[list[Any], list[Any]]:
+    """The objects path the hot loop replaced: decode, decide, then encode each event."""
+    changes: list[tuple[bytes, bytes]] = []
+    replies: list[tuple[bytes, bytes]] = []
+    for record in records:
+        try:
+            doc, received = decode(record.value)
+        except InputError:
+            continue
+        rules = book.resolve(doc["account_id"], doc.get("subaccount_id"), doc["to"])
+        match = classify(doc["text"], rules)
+        if match is None:
+            continue
+        source = Source(record.topic, record.partition, record.offset, doc["message_id"])
+        decision = decide(to_message(doc, received), match, rules, source)
+        changes += [(key, encode_change(event, EMITTED)) for key, event in decision.changes]
+        if decision.reply is not None:
+            replies.append((decision.reply.to.encode(), encode_reply(decision.reply, EMITTED)))
+    return changes, replies
+
+
+_TEXTS = [
+    *("STOP", "Stop!", "ＳＴＯＰ", "stop all", "START", "unstop", "HELP", "info?", "halt", "STOP ACME"),
+    *("arret", "Baja", "please stop texting me", "hello", "Don't stop!", "stop by later?"),
+]
+_STAMPS = [
+    *("2026-11-24T10:00:00Z", "2026-11-24T10:00:00.123Z", "2026-11-24T10:00:00.5+01:00"),
+    *("2026-11-24t10:00:00.123456z", "0001-01-01T00:00:00Z"),
+]
+
+
+@settings(deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_TEXTS),
+            st.sampled_from([None, "sub", "sub-2"]),
+            st.sampled_from(["sms", "whatsapp", "rcs"]),
+            st.sampled_from(["12345", "67890", "+14155550199"]),
+            st.sampled_from(["acc", "other"]),
+            st.sampled_from(_STAMPS),
+        ),
+        max_size=30,
+    )
+)
+def test_the_fused_decide_and_encode_is_byte_identical_to_the_objects_path(
+    rows: list[tuple[str, str | None, str, str, str, str]],
+) -> None:
+    override = Layer(
+        True,
+        (
+            Rule("halt", Intent.OPT_OUT, ("HALT",), level=ScopeLevel.SENDER, all_channels=True),
+            Rule("quit-sub", Intent.OPT_OUT, ("STOP ACME",), level=ScopeLevel.SUBACCOUNT),
+        ),
+        MappingProxyType({}),
+    )
+    book = RuleBook(compile_layers([BUILTIN_LAYER]), (BUILTIN_LAYER,), senders={("acc", "12345"): override})
+    values: list[bytes | None] = [
+        orjson.dumps(
+            inbound_doc(
+                text,
+                message_id=f"m-{n}",
+                address=f"+1555000{n % 5:04d}",
+                sender=sender,
+                account=account,
+                subaccount=sub,
+                channel=channel,
+                received_at=stamp,
+            )
+        )
+        for n, (text, sub, channel, sender, account, stamp) in enumerate(rows)
+    ]
+    records = _records(values)
+    for rulebook in (book, default_rulebook()):
+        out = _run(records, rulebook)
+        assert (out.changes, out.replies) == _reference(records, rulebook)

@@ -70,6 +70,9 @@ class LanguagePack:
     negations: str
     """A regular expression matching one negation cue word (searched in a few words of text)."""
     replies: Mapping[Intent, str]
+    wrong_number: tuple[Phrase, ...] = ()
+    """Opt-out phrases of wrong-number replies ("wrong number", "I'm not Maria"): their own rule
+    (``wrong_number``), on by default, switched off per scope by a rules file."""
 
 
 def words(text: str) -> frozenset[str]:

@@ -22,6 +22,12 @@ GERMAN = LanguagePack(
         KeywordGroup("help", _H, _LEADING, ("HILFE",)),
     ),
     phrases=(
+        Phrase(
+            _O,
+            r"\bh[öo]r\w* (?:(?:endlich|doch|jetzt|mal) )?auf,? (?:mir |mich |uns )?(?:zu )?"
+            r"(?:schreiben|simsen|nerven|kontaktieren|anzuschreiben)\b",
+            ("schreiben", "simsen", "nerven", "kontaktieren", "anzuschreiben"),
+        ),
         *heads(_O, "keine", rf" (?:weiteren )?{_DE_MSGS} mehr\b", ("mehr",)),
         *heads(_O, "will|möchte|wünsche", rf" (?:ich )?keine (?:weiteren )?{_DE_MSGS}\b", ("keine",)),
         *heads(
@@ -94,6 +100,11 @@ GERMAN = LanguagePack(
     ),
     conjunctions=words("und"),
     negations=r"\b(?:nicht|kein|keine|keinen|nie|niemals)\b",
+    wrong_number=(
+        Phrase(_O, r"\bfalsche[rn]? (?:nummer|person|empf[äa]nger)\b", ("falsche", "falscher", "falschen")),
+        Phrase(_O, r"\bfalsch verbunden\b", ("falsch",)),
+        Phrase(_O, r"\bsich (?:vertan|verw[äa]hlt)\b", ("vertan", "verwählt")),
+    ),
     replies={
         _O: "Sie sind abgemeldet und erhalten keine Nachrichten mehr von {sender}. Antworten Sie START, um "
         "sich wieder anzumelden.",

@@ -53,7 +53,21 @@ ENGLISH = LanguagePack(
             "remove|delete|erase|unsubscribe|unenroll|unenrol|opt",
             r" (?:me|us|my (?:phone number|number|phone|cell|name|details|info|contact info))\b",
         ),
-        *heads(_O, "take|get|drop|cross", r" (?:me|us|my (?:number|name)) off\b", ("off",)),
+        *heads(
+            _O, "take|get|drop|cross", r" (?:me|us|my (?:number|name)|this (?:number|phone)) off\b", ("off",)
+        ),
+        Phrase(_O, r"\bi (?:just )?want out\b", ("out",)),
+        Phrase(
+            _O,
+            rf"\b(?:i'm|im|i am) (?:so )?done with (?:(?:these|your|the|this|ur|all|those) )?{_EN_MSGS}\b",
+            _EN_MSG_WORDS,
+        ),
+        *heads(
+            _O,
+            "end|cancel|stop|terminate|unsubscribe",
+            r" (?:my|the|this) (?:\w+ )?subscription\b",
+            ("subscription",),
+        ),
         *heads(_O, "opt|opting", r"(?: me| us)?[ -]?out\b"),
         *heads(_O, "optout|unsubscribe|unsub", r"\b"),
         *heads(_O, "no more|no further", rf" {_EN_MSGS}\b", _EN_MSG_WORDS),
@@ -128,6 +142,8 @@ ENGLISH = LanguagePack(
             rf" (?:sending|texting|messaging) (?:me )?(?:again|{_EN_MSGS})\b",
             ("sending", "texting", "messaging"),
         ),
+        Phrase(_I, rf"\bwant (?:the |your |ur |those |these )?{_EN_MSGS} (?:again|back)\b", _EN_MSG_WORDS),
+        Phrase(_H, r"\bwhat(?:'s| is) this (?:program|service|list|subscription)\b", ("program", "service")),
         *heads(
             _I, "receive|get", rf" (?:your |the |these |those |)(?:text )?{_EN_MSGS} again\b", _EN_MSG_WORDS
         ),
@@ -153,6 +169,21 @@ ENGLISH = LanguagePack(
     ),
     conjunctions=words("and"),
     negations=r"\b(?:don't|dont|do not|doesn't|didn't|did not|never|not|won't|wont|can't|cannot)\b",
+    wrong_number=(
+        Phrase(_O, r"\bwrong (?:number|#|person|guy|girl|lady|man|contact|phone|name)(?!\w)", ("wrong",)),
+        Phrase(_O, r"\bnot the (?:right|correct) (?:person|guy)\b", ("person", "guy")),
+        Phrase(
+            _O,
+            r"\b(?:nobody|noone) (?:here )?(?:named|called|by (?:that|the) name)\b",
+            ("nobody", "noone"),
+        ),
+        Phrase(
+            _O,
+            r"\bthis (?:number|phone) (?:doesn't|does not|no longer|don't) belongs? to\b",
+            ("belong", "belongs"),
+        ),
+        Phrase(_O, r"\b(?:previous|old|former|last) owner\b", ("owner",)),
+    ),
     replies={
         _O: "You are unsubscribed and will get no more messages from {sender}. Reply START to resubscribe.",
         _I: "You are subscribed again to messages from {sender}. Reply STOP to unsubscribe, HELP for help.",

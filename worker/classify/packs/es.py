@@ -13,6 +13,10 @@ _ES_MSG_WORDS = (
     "notificaciones", "alertas",
 )  # fmt: skip
 _ES_MSGS = any_of(_ES_MSG_WORDS)
+_ES_STOP_VERBS = (
+    "enviar", "enviarme", "enviarnos", "mandar", "mandarme", "escribir", "escribirme", "molestar",
+    "molestarme", "contactar", "contactarme", "llamar", "llamarme",
+)  # fmt: skip
 
 SPANISH = LanguagePack(
     language=Language.ES,
@@ -87,6 +91,12 @@ SPANISH = LanguagePack(
         ),
         Phrase(
             _O,
+            r"\b(?:para|paren|pare|deja|dejen|deje) ya de "
+            r"(?:enviar|mandar|escribir|molestar|contactar|llamar)\w*",
+            _ES_STOP_VERBS,
+        ),
+        Phrase(
+            _O,
             r"\bdesuscrib\w*|\bdesinscrib\w*",
             (
                 "desuscribir",
@@ -105,7 +115,7 @@ SPANISH = LanguagePack(
         *heads(
             _I,
             "volver a|quiero",
-            rf" (?:recibir(?: los| sus| tus| estos)? {_ES_MSGS}|suscribirme)\b",
+            rf" (?:recibir(?: los| las| sus| tus| estos| estas)? {_ES_MSGS}|suscribirme)\b",
             ("suscribirme", *_ES_MSG_WORDS),
         ),
         *heads(
@@ -125,6 +135,10 @@ SPANISH = LanguagePack(
     ),
     conjunctions=words("y e"),
     negations=r"\b(?:no|nunca|jam[aá]s|ni)\b",
+    wrong_number=(
+        Phrase(_O, r"\b(?:n[uú]mero|persona) equivocad[oa]\b", ("número", "persona")),
+        Phrase(_O, r"\bequivoc\w* de (?:n[uú]mero|persona)\b", ("número", "persona")),
+    ),
     replies={
         _O: "Te has dado de baja y no recibirás más mensajes de {sender}. Responde ALTA para volver a "
         "suscribirte.",

@@ -107,6 +107,14 @@ FRENCH = LanguagePack(
     ),
     conjunctions=words("et"),
     negations=r"\b(?:ne|n'|pas|jamais|non)\b|\bn'",
+    wrong_number=(
+        Phrase(_O, r"\b(?:mauvais|faux) num[ée]ro\b", ("numéro",)),
+        Phrase(
+            _O,
+            r"\b(?:erreur|tromp\w*) de (?:num[ée]ro|personne|destinataire)\b",
+            ("numéro", "personne", "destinataire"),
+        ),
+    ),
     replies={
         _O: "Vous êtes désabonné et ne recevrez plus de messages de {sender}. Répondez ABONNER pour vous "
         "réabonner.",

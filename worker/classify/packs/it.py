@@ -86,6 +86,10 @@ ITALIAN = LanguagePack(
     ),
     conjunctions=words("e ed"),
     negations=r"\b(?:non|mai|nemmeno|neanche)\b",
+    wrong_number=(
+        Phrase(_O, r"\b(?:numero|persona) sbagliat[oa]\b", ("sbagliato", "sbagliata")),
+        Phrase(_O, r"\bsbagliat\w* (?:numero|persona)\b", ("numero", "persona")),
+    ),
     replies={
         _O: "Iscrizione annullata: non riceverai più messaggi da {sender}. Rispondi ISCRIVIMI per iscriverti "
         "di nuovo.",

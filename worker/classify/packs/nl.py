@@ -19,6 +19,12 @@ DUTCH = LanguagePack(
         KeywordGroup("help", _H, _LEADING, ("HULP", "HELP")),
     ),
     phrases=(
+        Phrase(
+            _O,
+            r"\bhoud?t? (?:(?:nou|eens|toch|nu) )?op met (?:(?:die|deze|jullie|de|uw|je|al die) )?"
+            r"(?:berichten|sms|sms'jes|smsjes|spam|appjes|mails|reclame)\b",
+            ("berichten", "sms", "smsjes", "spam", "appjes", "mails", "reclame"),
+        ),
         *heads(_O, "geen", rf" {_NL_MSGS} meer\b", ("meer",)),
         *heads(
             _O,
@@ -67,6 +73,10 @@ DUTCH = LanguagePack(
     ),
     conjunctions=words("en"),
     negations=r"\b(?:niet|geen|nooit)\b",
+    wrong_number=(
+        Phrase(_O, r"\bverkeerde? (?:nummer|persoon)\b", ("verkeerd", "verkeerde")),
+        Phrase(_O, r"\bverkeerd verbonden\b", ("verbonden",)),
+    ),
     replies={
         _O: "Je bent afgemeld en ontvangt geen berichten meer van {sender}. Antwoord START om je weer aan te "
         "melden.",

@@ -92,6 +92,7 @@ PORTUGUESE = LanguagePack(
     ),
     conjunctions=words("e"),
     negations=r"\b(?:não|nao|nunca|jamais)\b",
+    wrong_number=(Phrase(_O, r"\b(?:n[uú]mero|pessoa) errad[oa]\b", ("errado", "errada")),),
     replies={
         _O: "Você foi descadastrado e não receberá mais mensagens de {sender}. Responda VOLTAR para se "
         "cadastrar de novo.",

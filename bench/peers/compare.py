@@ -1,0 +1,272 @@
+"""The peer benchmark (issue 16): every contender on the same input, for three traffic mixes.
+
+``python -m bench.peers [--quick] [--messages N] [--repeats R] [--out PATH.json]``
+
+One memory-only Tansu broker for the whole run. Per mix: fresh topics, the same N inbound
+records produced once (:mod:`bench.workload`), then every contender reads them from the start
+with a fresh consumer group, each in its own child process (:mod:`bench.phases`), ``R`` times,
+rotating the order between repeats so that no contender always runs first on a cold broker:
+
+* ``ceiling``: plain aiokafka consume + ``orjson.loads``: the yardstick;
+* ``classifier``: ``worker.stream.classifier.run_classifier`` with its default rules: the real thing;
+* ``quix``: :mod:`bench.peers.quix_app`; ``faust``: :mod:`bench.peers.faust_app` (the simplest
+  version of the job; optional, ``pip install -e '.[bench]'``).
+
+Then it checks what each run wrote (the classifier's counters against the generator's labels,
+each peer's output topic against what the peers' match should give), prints one table, writes
+JSON and draws a PNG (:mod:`bench.peers.report`, :mod:`bench.peers.chart`).
+
+Like the rest of bench/, it reports and never asserts a timing. Exit status: 0 when every run
+finished and every check held (whatever the numbers), 1 otherwise, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import orjson
+
+from bench.classifier import (
+    REPO_ROOT,
+    consistency_checks,
+    count_topics,
+    create_topics,
+    progress,
+    run_phase,
+)
+from bench.peers.mixes import MIXES, Mix
+from bench.phases import PhaseConfig, PhaseResult
+
+CONTENDERS = ("ceiling", "classifier", "quix", "faust")
+PEERS = {"quix": "quixstreams", "faust": "faust"}
+#: What --quick sets: a smoke run of about a minute and a half.
+QUICK_MESSAGES, QUICK_REPEATS = 20_000, 1
+DEFAULT_OUT = REPO_ROOT / "bench" / "results" / "latest.json"
+
+
+@dataclass(slots=True)
+class MixRun:
+    """Everything measured for one mix, before aggregation."""
+
+    mix: Mix
+    produce: PhaseResult
+    runs: dict[str, list[PhaseResult]] = field(default_factory=dict)
+    outputs: dict[str, list[int]] = field(default_factory=dict)
+    """Per contender and run: output records made durable (peers: counted on their topic)."""
+    broker_cpu: dict[str, list[float]] = field(default_factory=dict)
+    """Per contender and run: the broker's CPU seconds over the whole phase (join included)."""
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.peers",
+        description="The ceiling, the Quix Streams and faust peers and the classifier on one broker, "
+        "the same input, three traffic mixes: msgs/s, ratios, CPU-s per million MOs, peak RSS.",
+    )
+    parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_MESSAGES:,} MOs, 1 repeat")
+    parser.add_argument("--messages", type=_positive, help="MOs per mix (200000; --quick: 20000)")
+    parser.add_argument("--repeats", type=_positive, help="runs per contender and mix (2; --quick: 1)")
+    parser.add_argument("--partitions", type=_positive, default=4, help="partitions per topic (4)")
+    parser.add_argument("--mixes", type=_names(MIXES), default=list(MIXES), help="comma-separated mixes")
+    parser.add_argument(
+        "--contenders", type=_names(CONTENDERS), default=list(CONTENDERS), help="comma-separated"
+    )
+    parser.add_argument("--seed", type=int, default=20261124, help="workload seed")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON report; the PNG goes beside it")
+    parser.add_argument("--phase-timeout", type=_positive, default=600, help="seconds per run (600)")
+    parser.add_argument("--broker-log", type=Path, help="write the Tansu broker's log here")
+    args = parser.parse_args(argv)
+    args.messages = args.messages or (QUICK_MESSAGES if args.quick else 200_000)
+    args.repeats = args.repeats or (QUICK_REPEATS if args.quick else 2)
+    return args
+
+
+def _positive(value: str) -> int:
+    number = int(value.replace("_", ""))
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be a whole number >= 1")
+    return number
+
+
+def _names(known: Sequence[str] | dict[str, Any]) -> Any:
+    def parse(value: str) -> list[str]:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = sorted(set(names) - set(known))
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(known)} (got {value!r})")
+        return names
+
+    return parse
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from bench.peers import chart, report
+
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # unwind like Ctrl-C: stop broker and child
+    started = time.time()
+    try:
+        mix_runs, skipped = run(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: broker and running phase stopped", file=sys.stderr)
+        return 130
+    doc = report.build(args, mix_runs, skipped, started)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    png = args.out.with_suffix(".png")
+    chart_error = chart.draw(doc, png)
+    print(report.render(doc))
+    print(f"\nJSON: {args.out}")
+    print(f"PNG:  {png}" if chart_error is None else f"PNG:  not drawn ({chart_error})")
+    return 0 if doc["ok"] else 1
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> tuple[list[MixRun], dict[str, str]]:
+    """Start the broker, measure every mix, stop the broker whatever happens."""
+    from worker.dev.stack import start_broker
+
+    contenders, skipped = available(args.contenders)
+    for name, why in skipped.items():
+        progress(f"{name}: {why}")
+    progress(
+        f"starting a Tansu broker (memory-only); {args.messages:,} MOs per mix, {args.repeats} repeat(s)"
+    )
+    broker = start_broker(log_path=args.broker_log)
+    try:
+        with tempfile.TemporaryDirectory(prefix="optout-bench-peers-") as tmp:
+            return [
+                run_mix(args, MIXES[name], contenders, broker.bootstrap, broker.process.pid, Path(tmp))
+                for name in args.mixes
+            ], skipped
+    finally:
+        progress("stopping the broker")
+        broker.stop()
+
+
+def available(wanted: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The contenders that can run here, and why the others cannot."""
+    skipped = {
+        name: f"{module} not installed (pip install -e '.[bench]'): skipped"
+        for name, module in PEERS.items()
+        if name in wanted and importlib.util.find_spec(module) is None
+    }
+    return [name for name in wanted if name not in skipped], skipped
+
+
+def run_mix(
+    args: argparse.Namespace, mix: Mix, contenders: list[str], bootstrap: str, broker_pid: int, tmp: Path
+) -> MixRun:
+    suffix = f"{mix.name}.{uuid.uuid4().hex[:8]}"
+    config = PhaseConfig(
+        bootstrap=bootstrap,
+        inbound=f"bench.mo.inbound.{suffix}",
+        changes=f"bench.blocklist.changes.{suffix}",
+        replies=f"bench.optout.replies.{suffix}",
+        dead_letter=f"bench.mo.inbound.dlq.{suffix}",
+        messages=args.messages,
+        partitions=args.partitions,
+        keyword_ratio=mix.keyword_ratio,
+        bad_ratio=0.001,
+        seed=args.seed,
+        keyword_shares=mix.shares,
+    )
+    # One output topic per peer run, so each run's output can be counted exactly.
+    peer_topics = {
+        (name, rep): f"bench.peer.{name}.{rep}.{suffix}"
+        for name in contenders
+        if name in PEERS
+        for rep in range(args.repeats)
+    }
+    asyncio.run(create_topics(config, extra=list(peer_topics.values())))
+    progress(f"[{mix.name}] producing {args.messages:,} MOs ({mix.description})")
+    produce = run_phase("produce", _write(config, tmp / f"{mix.name}.json"), args.phase_timeout)
+    result = MixRun(mix, produce)
+    if produce.error is not None:
+        return result
+    for rep in range(args.repeats):
+        shift = rep % len(contenders)
+        for name in contenders[shift:] + contenders[:shift]:
+            run_config = replace(config, peer_output=peer_topics.get((name, rep), ""))
+            path = _write(run_config, tmp / f"{mix.name}.{name}.{rep}.json")
+            load = os.getloadavg()[0]  # what else this shared machine was doing just before
+            broker_before = broker_cpu_seconds(broker_pid)
+            phase = run_phase(name, path, args.phase_timeout)
+            phase.extra["load_average_1m_before"] = round(load, 2)
+            result.broker_cpu.setdefault(name, []).append(broker_cpu_seconds(broker_pid) - broker_before)
+            result.runs.setdefault(name, []).append(phase)
+            progress(f"[{mix.name}] {name} run {rep + 1}/{args.repeats}: {_summary(phase)}")
+    count_outputs(result, config, peer_topics)
+    return result
+
+
+def _write(config: PhaseConfig, path: Path) -> Path:
+    path.write_bytes(orjson.dumps(asdict(config)))
+    return path
+
+
+def _summary(phase: PhaseResult) -> str:
+    if phase.error is not None:
+        return f"FAILED: {phase.error}"
+    return f"{phase.rate:,.0f} msgs/s, {phase.cpu_seconds:.2f} CPU-s in {phase.seconds:.2f} s"
+
+
+def count_outputs(result: MixRun, config: PhaseConfig, peer_topics: dict[tuple[str, int], str]) -> None:
+    """Fill ``result.outputs`` and ``result.checks``: what each run wrote against what it should."""
+    produce = result.produce
+    expected_peer = sum(
+        count for action, count in produce.extra["peer_expected"].items() if action not in ("none", "skipped")
+    )
+    topics = {f"{name}.{rep}": topic for (name, rep), topic in peer_topics.items()}
+    counted = asyncio.run(count_topics(config.bootstrap, config.partitions, topics)) if topics else {}
+    for name, phases in result.runs.items():
+        for rep, phase in enumerate(phases):
+            if name in PEERS:
+                got = counted.get(f"{name}.{rep}", 0)
+                result.outputs.setdefault(name, []).append(got)
+                what = f"{name} run {rep + 1}: output records"
+                result.checks.append({"what": what, "expected": expected_peer, "got": got})
+            elif name == "classifier":
+                extra = phase.extra
+                written = extra.get("changes", 0) + extra.get("replies", 0) + extra.get("dead_lettered", 0)
+                result.outputs.setdefault(name, []).append(written)
+                for check in consistency_checks({"produce": produce, "classifier": phase}, {}):
+                    check["what"] = f"classifier run {rep + 1}: {check['what']}"
+                    result.checks.append(check)
+            if phase.error is None and name != "classifier":  # consistency_checks counted its records
+                result.checks.append(
+                    {
+                        "what": f"{name} run {rep + 1}: records",
+                        "expected": config.messages,
+                        "got": phase.records,
+                    }
+                )
+    for check in result.checks:
+        check.setdefault("ok", check["got"] == check["expected"])
+
+
+def broker_cpu_seconds(pid: int) -> float:
+    """The broker's user + system CPU so far, from /proc (0.0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    # Fields 14 and 15 of stat(5) (utime, stime) are the 12th and 13th after the ")".
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

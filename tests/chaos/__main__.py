@@ -1,0 +1,79 @@
+"""``make chaos``: the long fault run on the embedded Tansu broker; prints the table, writes JSON.
+
+python -m tests.chaos [--mos 200000] [--kills 10] [--out .optout/chaos/latest.json] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+import orjson
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from tests.chaos.run import ChaosConfig, run_chaos, table
+from worker.dev.stack import start_broker
+from worker.stream.topics import Topics
+
+
+async def _topics(broker: str) -> Topics:
+    names = Topics("chaos.inbound", "chaos.changes", "chaos.replies", "chaos.dlq")
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(names.inbound, 4, 1),
+                NewTopic(names.changes, 4, 1, topic_configs={"cleanup.policy": "compact"}),
+                NewTopic(names.replies, 4, 1),
+                NewTopic(names.dead_letter, 4, 1),
+            ]
+        )
+    finally:
+        await admin.close()
+    return names
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="make chaos", description=__doc__.splitlines()[0])
+    parser.add_argument("--mos", type=int, default=200_000)
+    parser.add_argument("--rate", type=float, default=4_000.0)
+    parser.add_argument("--kills", type=int, default=10, help="SIGKILLs of each worker kind")
+    parser.add_argument("--rebalances", type=int, default=10)
+    parser.add_argument("--pg-stop-seconds", type=float, default=30.0)
+    parser.add_argument("--quick", action="store_true", help="20,000 MOs, 3 kills each: a few minutes")
+    parser.add_argument("--out", type=Path, default=Path(".optout/chaos/latest.json"))
+    args = parser.parse_args()
+    if args.quick:
+        config = ChaosConfig(mos=20_000, rate=4_000, kills=3, rebalances=2, pg_stop_seconds=5)
+    else:
+        config = ChaosConfig(
+            mos=args.mos, rate=args.rate, kills=args.kills, rebalances=args.rebalances,
+            pg_stop_seconds=args.pg_stop_seconds, freezes=2, pg_restarts=2, pg_connection_kills=3, pg_slow=2,
+            net_faults=2, half_open_seconds=70,
+        )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="optout-chaos-") as work:
+        broker = start_broker(log_path=Path(work) / "tansu.log")
+        try:
+            topics = asyncio.run(_topics(broker.bootstrap))
+            result = asyncio.run(run_chaos(broker.bootstrap, topics, Path(work), config))
+        finally:
+            broker.stop()
+    print(table(result))
+    print(
+        f"\n{result.mos_in} MOs ({result.bad_in} malformed), {result.expected_events} change events "
+        f"expected, {result.in_postgres} in Postgres, lost {result.lost}, unexpected {result.unexpected}, "
+        f"state equal: {result.state_equal}, exit codes {result.exit_codes}, "
+        f"peak RSS MB {result.peak_rss_mb}, {result.seconds} s: {'PASS' if result.passed else 'FAIL'}"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps(result.as_json(), option=orjson.OPT_INDENT_2))
+    print(f"written: {args.out}")
+    return 0 if result.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

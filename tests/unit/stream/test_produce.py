@@ -1,0 +1,172 @@
+"""worker.stream.produce: a batch's output grouped per partition and sent as record batches, with
+produce_all's contract (every ack awaited, everything resent in order on a retriable failure)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, NotLeaderForPartitionError
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
+from prometheus_client import CollectorRegistry
+
+from worker.backoff import Backoff
+from worker.errors import OutputRefusedError
+from worker.ops.metrics import ClassifierMetrics
+from worker.stream.loop import produce_all
+from worker.stream.partition import partition_for
+from worker.stream.produce import Record, group_by_partition, send_batches
+
+
+def _records(n: int, topics: tuple[str, ...] = ("changes", "replies")) -> list[Record]:
+    return [(topics[i % len(topics)], f"+1555{i % 7:04d}".encode(), f"v{i}".encode()) for i in range(n)]
+
+
+def test_grouping_keeps_the_order_of_each_key_and_uses_kafkas_partition() -> None:
+    records = _records(200)
+    groups = group_by_partition(records, {"changes": 4, "replies": 3}, keyless={})
+    for (topic, partition), group in groups.items():
+        for key, _ in group:
+            assert key is not None
+            assert partition_for(key, 4 if topic == "changes" else 3) == partition
+    regrouped = sorted((topic, value) for (topic, _), group in groups.items() for _, value in group)
+    assert regrouped == sorted((topic, value) for topic, _, value in records)
+    for topic in ("changes", "replies"):
+        for key in {key for _, key, _ in records}:
+            expected = [v for t, k, v in records if t == topic and k == key]
+            got = [v for (t, _), group in groups.items() if t == topic for k, v in group if k == key]
+            assert got == expected  # the order per key is the input order
+
+
+def test_keyless_records_go_to_the_chosen_partition() -> None:
+    records: list[Record] = [("dead", None, b"a"), ("dead", b"k", b"b"), ("dead", None, b"c")]
+    groups = group_by_partition(records, {"dead": 8}, keyless={"dead": 5})
+    assert groups[("dead", 5)][0] == (None, b"a")
+    assert [v for k, v in groups[("dead", 5)] if k is None] == [b"a", b"c"]
+
+
+class _TxnManager:
+    def __init__(self, transactional_id: str | None) -> None:
+        self.transactional_id = transactional_id
+        self.added: list[Any] = []
+
+    def maybe_add_partition_to_txn(self, tp: Any) -> None:
+        self.added.append(tp)
+
+
+class _FakeProducer:
+    """create_batch() gives real aiokafka BatchBuilders (small, so batches fill up); send_batch()
+    records what it was given and acknowledges (or fails) at once."""
+
+    def __init__(
+        self,
+        partitions: int = 4,
+        batch_size: int = 300,
+        transactional_id: str | None = None,
+        failures: list[BaseException | None] | None = None,
+    ) -> None:
+        self.partitions = partitions
+        self.batch_size = batch_size
+        self._txn_manager = _TxnManager(transactional_id)
+        self._max_request_size = 1_048_576
+        self.failures = failures or []
+        self.calls: list[list[tuple[str, int, list[tuple[bytes | None, bytes]]]]] = []
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self.partitions))
+
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(self.batch_size, 0)
+
+    def begin(self) -> None:
+        self.calls.append([])
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        records = [(r.key, r.value) for r in DefaultRecordBatch(bytearray(batch._build()))]
+        self.calls[-1].append((topic, partition, records))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        failure = self.failures.pop(0) if self.failures else None
+        if failure is None:
+            future.set_result(None)
+        else:
+            future.set_exception(failure)
+        return future
+
+
+def _sent(call: list[tuple[str, int, list[tuple[bytes | None, bytes]]]]) -> list[Record]:
+    return [(topic, key, value) for topic, _, records in call for key, value in records]
+
+
+async def test_full_batches_are_sent_and_continued_in_order() -> None:
+    producer = _FakeProducer(batch_size=200)
+    records = _records(300)
+    producer.begin()
+    assert await send_batches(producer, records) is None
+    call = producer.calls[0]
+    assert len(call) > 2 * 4  # several batches per partition
+    assert sorted(_sent(call)) == sorted(records)
+    for pair in {(t, k) for t, k, _ in records}:
+        assert [r for r in _sent(call) if r[:2] == pair] == [r for r in records if r[:2] == pair]
+    for _, partition, batch in call:
+        assert all(key is not None and partition_for(key, 4) == partition for key, _ in batch)
+
+
+async def test_a_transactional_producer_registers_every_partition() -> None:
+    producer = _FakeProducer(transactional_id="optout-classifier-0")
+    producer.begin()
+    assert await send_batches(producer, _records(50)) is None
+    sent = {(topic, partition) for topic, partition, _ in producer.calls[0]}
+    assert {(tp.topic, tp.partition) for tp in producer._txn_manager.added} == sent
+    plain = _FakeProducer(transactional_id=None)
+    plain.begin()
+    assert await send_batches(plain, _records(50)) is None
+    assert plain._txn_manager.added == []
+
+
+async def test_a_failed_batch_is_reported_with_its_topic_after_all_are_awaited() -> None:
+    error = NotLeaderForPartitionError()
+    producer = _FakeProducer(failures=[None, error])
+    producer.begin()
+    failure = await send_batches(producer, _records(40))
+    assert failure is not None
+    assert failure[1] is error
+    assert failure[0] == producer.calls[0][1][0]
+
+
+async def test_a_record_too_large_for_any_request_is_refused_before_sending() -> None:
+    producer = _FakeProducer()
+    producer._max_request_size = 2000
+    producer.begin()
+    failure = await send_batches(producer, [("replies", None, b"small"), ("replies", None, b"x" * 5000)])
+    assert failure is not None
+    assert failure[0] == "replies"
+    assert isinstance(failure[1], MessageSizeTooLargeError)
+    assert producer.calls == [[]]
+
+
+class _RetryingProducer(_FakeProducer):
+    async def partitions_for(self, topic: str) -> set[int]:
+        self.begin() if topic == "changes" else None
+        return set(range(self.partitions))
+
+
+async def test_produce_all_resends_everything_in_the_same_order_after_a_retriable_failure() -> None:
+    producer = _RetryingProducer(failures=[None, KafkaTimeoutError(), None], batch_size=1000)
+    records = _records(60, topics=("changes",))
+    backoff = Backoff("kafka", logging.getLogger("test"), initial=0.001, maximum=0.001)
+    metrics = ClassifierMetrics(CollectorRegistry())
+    assert await produce_all(producer, records, backoff, metrics, asyncio.Event())
+    assert len(producer.calls) == 2
+    assert _sent(producer.calls[0]) == _sent(producer.calls[1])
+    assert sorted(_sent(producer.calls[1])) == sorted(records)
+
+
+async def test_produce_all_raises_for_a_record_refused_for_good() -> None:
+    producer = _RetryingProducer(failures=[MessageSizeTooLargeError()])
+    backoff = Backoff("kafka", logging.getLogger("test"), initial=0.001, maximum=0.001)
+    metrics = ClassifierMetrics(CollectorRegistry())
+    with pytest.raises(OutputRefusedError, match="topic changes"):
+        await produce_all(producer, _records(5, topics=("changes",)), backoff, metrics, asyncio.Event())

@@ -1,0 +1,55 @@
+"""Build info and process metrics on every worker, and alerts that name only series that exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from worker import __version__
+from worker.ops.metrics import ClassifierMetrics, ProjectorMetrics, register_process_metrics
+
+ALERTS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yaml"
+
+
+def test_build_info_and_process_metrics_are_exposed() -> None:
+    registry = CollectorRegistry()
+    register_process_metrics(registry, "classifier")
+    assert (
+        registry.get_sample_value(
+            "optout_build_info", {"version": __version__, "role": "classifier", "python": _python()}
+        )
+        == 1
+    )
+    text = generate_latest(registry).decode()
+    for name in ("process_cpu_seconds_total", "process_resident_memory_bytes", "process_start_time_seconds"):
+        assert f"\n{name} " in text, name
+    assert "python_info{" in text
+
+
+def test_every_series_an_alert_uses_exists_and_absent_workers_are_alerted() -> None:
+    registry = CollectorRegistry()
+    ClassifierMetrics(registry)
+    other = CollectorRegistry()
+    ProjectorMetrics(other)
+    register_process_metrics(other, "projector")
+    exposed = set()
+    for reg in (registry, other):
+        for family in reg.collect():
+            exposed |= {sample.name for sample in family.samples} | {family.name}
+            if family.type == "counter":
+                exposed.add(family.name + "_total")
+            if family.type == "histogram":
+                exposed |= {family.name + suffix for suffix in ("_bucket", "_sum", "_count")}
+    alerts = ALERTS.read_text()
+    for name in set(re.findall(r"\b(optout_[a-z_]+)", alerts)):
+        assert name in exposed, f"{name} in alerts.yaml is not a metric"
+    assert 'absent(optout_build_info{role="classifier"})' in alerts
+    assert 'absent(optout_build_info{role="projector"})' in alerts
+
+
+def _python() -> str:
+    import platform
+
+    return platform.python_version()
