@@ -19,6 +19,7 @@ import orjson
 
 from worker.config import Settings
 from worker.errors import ServiceUnavailableError
+from worker.sender.view import topic_partitions
 
 #: The names ``optout tail`` takes, and the topic setting each one reads.
 TOPICS: dict[str, Callable[[Settings], str]] = {
@@ -121,7 +122,10 @@ async def tail(
     consumer = make_consumer(settings, None)
     try:
         await asyncio.wait_for(consumer.start(), 30)
-        partitions = (await consumer.topics()) and consumer.partitions_for_topic(topic)
+        try:
+            partitions = [tp.partition for tp in await topic_partitions(consumer, topic, 5.0)]
+        except TimeoutError:  # the topic, not the broker: said below
+            partitions = []
     except Exception as exc:
         await consumer.stop()
         raise ServiceUnavailableError(

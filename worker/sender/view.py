@@ -148,7 +148,7 @@ class BlocklistView:
         )
         try:
             await asyncio.wait_for(consumer.start(), start_timeout)
-            partitions = await _partitions(consumer, topic, start_timeout)
+            partitions = await topic_partitions(consumer, topic, start_timeout)
         except (KafkaError, OSError, TimeoutError) as exc:
             await consumer.stop()
             raise ServiceUnavailableError(
@@ -312,7 +312,8 @@ class BlocklistView:
         return True
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str, seconds: float) -> list[TopicPartition]:
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, seconds: float) -> list[TopicPartition]:
+    """The partitions of ``topic``, waiting up to ``seconds`` for it to exist (right on every broker)."""
     deadline = time.monotonic() + seconds
     while True:
         # Track the topic in the client's own metadata and refresh it. ``consumer.topics()`` fetches
