@@ -102,6 +102,8 @@ class RunResult:
     max_lag: int
     seconds: float
     exit_codes: dict[str, int | None]
+    failed_logs: dict[str, str]
+    """The last lines of the log of each worker that did not exit 0: why, in the test's output."""
     peak_rss_mb: dict[str, float]
     faults: dict[str, FaultStats] = field(default_factory=dict)
 
@@ -518,6 +520,11 @@ async def _result(
         max_lag=monitor.max_lag,
         seconds=round(time.monotonic() - started, 1),
         exit_codes=dict(cluster.exit_codes),
+        failed_logs={
+            name: "\n".join((cluster.logs / f"{name}.log").read_text(errors="replace").splitlines()[-15:])
+            for name, code in cluster.exit_codes.items()
+            if code != 0
+        },
         peak_rss_mb={kind: round(rss, 1) for kind, rss in cluster.peak_rss.items()},
         faults=faults,
     )

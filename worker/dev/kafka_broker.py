@@ -407,6 +407,9 @@ class KafkaBroker:
             # Compaction tests: the cleaner looks for dirty logs every 15 s by default.
             "log.cleaner.backoff.ms": "250",
             "log.segment.delete.delay.ms": "1000",
+            # Topics are created on purpose (`optout topics`, the dev stack, the tests), as on the
+            # clusters we run against: a misspelt topic name must be an error, not a new topic.
+            "auto.create.topics.enable": "false",
         }
         if self.tls is not None and (self.scram_users or self.mtls):
             tls = {
