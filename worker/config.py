@@ -9,6 +9,7 @@ one line naming the variable, the flag and what is expected.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -338,6 +339,15 @@ class Settings:
             raise ConfigError(
                 "OPTOUT_KAFKA_SSL_KEYFILE / OPTOUT_KAFKA_SSL_KEY_PASSWORD need OPTOUT_KAFKA_SSL_CERTFILE"
             )
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            for env, path in (
+                ("OPTOUT_KAFKA_SSL_CAFILE", self.ssl_cafile),
+                ("OPTOUT_KAFKA_SSL_CERTFILE", self.ssl_certfile),
+                ("OPTOUT_KAFKA_SSL_KEYFILE", self.ssl_keyfile),
+            ):
+                if path and not os.access(path, os.R_OK):
+                    problem = "does not exist" if not os.path.exists(path) else "is not readable"
+                    raise ConfigError(f"{env}={path}: {problem}")
         tls_files = (self.ssl_cafile, self.ssl_certfile)
         if any(tls_files) and self.security_protocol not in ("SSL", "SASL_SSL"):
             raise ConfigError(

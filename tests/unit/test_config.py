@@ -61,11 +61,13 @@ def test_secrets_are_not_echoed() -> None:
     assert secrets == {"OPTOUT_KAFKA_SASL_PASSWORD", "OPTOUT_KAFKA_SSL_KEY_PASSWORD", "OPTOUT_SNAPSHOT_TOKEN"}
 
 
-def test_tls_key_password_is_masked_and_tls_files_need_tls() -> None:
+def test_tls_key_password_is_masked_and_tls_files_need_tls(tmp_path: Path) -> None:
+    certificate = tmp_path / "c.pem"
+    certificate.write_text("PEM")  # the files must exist when TLS is used
     settings = Settings.from_mapping(
         {
             "OPTOUT_KAFKA_SECURITY_PROTOCOL": "SSL",
-            "OPTOUT_KAFKA_SSL_CERTFILE": "/c.pem",
+            "OPTOUT_KAFKA_SSL_CERTFILE": str(certificate),
             "OPTOUT_KAFKA_SSL_KEY_PASSWORD": "hunter2",
         }
     )

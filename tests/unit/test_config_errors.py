@@ -44,7 +44,8 @@ def test_a_missing_ca_file_is_named_with_its_path(tmp_path: Path) -> None:
     assert "OPTOUT_KAFKA_SSL_CAFILE" in message
     assert str(missing) in message
     missing.write_text("pem")
-    assert Settings.from_mapping({"OPTOUT_KAFKA_SSL_CAFILE": str(missing)}).ssl_cafile == str(missing)
+    tls = {"OPTOUT_KAFKA_SECURITY_PROTOCOL": "SSL", "OPTOUT_KAFKA_SSL_CAFILE": str(missing)}
+    assert Settings.from_mapping(tls).ssl_cafile == str(missing)
 
 
 @pytest.mark.parametrize(

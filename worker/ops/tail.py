@@ -122,10 +122,11 @@ async def tail(
     consumer = make_consumer(settings, None)
     try:
         await asyncio.wait_for(consumer.start(), 30)
-        try:
+        # Asked of the admin API first: a consumer's metadata request for a missing topic makes a
+        # broker with auto-creation (Tansu, Kafka's default) create it, and tail would wait for ever.
+        partitions = []
+        if await _topic_exists(settings, topic):
             partitions = [tp.partition for tp in await topic_partitions(consumer, topic, 5.0)]
-        except TimeoutError:  # the topic, not the broker: said below
-            partitions = []
     except Exception as exc:
         await consumer.stop()
         raise ServiceUnavailableError(
@@ -161,3 +162,16 @@ async def tail(
     finally:
         await consumer.stop()
     return shown
+
+
+async def _topic_exists(settings: Settings, topic: str) -> bool:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from worker.stream.kafka import client_kwargs
+
+    admin = AIOKafkaAdminClient(**client_kwargs(settings), request_timeout_ms=15000)
+    await admin.start()
+    try:
+        return topic in await admin.list_topics()
+    finally:
+        await admin.close()
