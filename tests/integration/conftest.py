@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tests.integration.helpers import cloned_database
 from worker.dev.kafka_broker import KafkaBroker, cached_libs, missing_tools
 from worker.dev.stack import start_broker, start_postgres, with_database
 from worker.store.migrate import migrate
@@ -101,14 +102,8 @@ async def template_database(postgres_url: str) -> AsyncIterator[str]:
 @pytest.fixture
 async def database_url(postgres_url: str, template_database: str) -> AsyncIterator[str]:
     """A fresh, migrated database of this test's own."""
-    name = f"optout_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield with_database(postgres_url, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with cloned_database(postgres_url, template_database, "optout_t_") as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tests.unit.factories import change_event, inbound_json
 from worker.classify.scope import block_key
 from worker.config import Settings
+from worker.dev.stack import with_database
 from worker.events.ordering import latest_per_block
 from worker.events.outgoing import decode_change, derive_id, encode_change
 from worker.model import ChangeEvent, Source
@@ -291,3 +293,16 @@ def on_partitions(
 ) -> list[tuple[bytes | None, bytes | None, int | None]]:
     """:func:`change_records` with an explicit partition for each event (in order)."""
     return [(key, value, p) for (key, value, _), p in zip(change_records(events), partitions, strict=True)]
+
+
+@contextlib.asynccontextmanager
+async def cloned_database(postgres_url: str, template: str, prefix: str) -> AsyncIterator[str]:
+    """A new database cloned from the migrated ``template`` (fast), dropped on the way out."""
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        yield with_database(postgres_url, name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()

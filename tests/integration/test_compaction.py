@@ -15,18 +15,23 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.integration.helpers import change, change_records, connection, produce, read_topic, settings_for
+from tests.integration.helpers import (
+    change,
+    change_records,
+    cloned_database,
+    connection,
+    produce,
+    read_topic,
+    settings_for,
+)
 from tests.integration.test_sender import postgres_blocks, view_blocks
 from worker.classify.scope import block_key
-from worker.dev.stack import with_database
 from worker.events.ordering import latest_per_block
 from worker.model import ChangeEvent
 from worker.sender.view import BlocklistView
@@ -56,14 +61,8 @@ FROM blocklist_state ORDER BY 1, 2, 3, 4, 5, 6
 @pytest.fixture
 async def fresh_database(postgres_url: str, template_database: str) -> AsyncIterator[str]:
     """A second migrated database for the replay (the ``database_url`` fixture is the reference)."""
-    name = f"optout_r_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield with_database(postgres_url, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with cloned_database(postgres_url, template_database, "optout_r_") as url:
+        yield url
 
 
 def rounds(rng: random.Random, identities: int, round_no: int) -> list[ChangeEvent]:
