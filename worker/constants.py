@@ -31,6 +31,9 @@ SNAPSHOT_KEEP: Final = 24
 #: classifying megabyte payloads would stall the batch.
 MAX_TEXT_BYTES: Final = 64 * 1024
 
+#: An operator's note on a manual or imported change: a sentence or two, not a document.
+MAX_NOTE_CHARS: Final = 1000
+
 #: The channel value of a block that covers every channel.
 ALL_CHANNELS: Final = "*"
 

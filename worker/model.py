@@ -49,6 +49,30 @@ class MatchMode(StrEnum):
     PHRASE = "phrase"
 
 
+class Category(StrEnum):
+    """What a block stops: every message, or marketing only.
+
+    CM.com keeps promotional and transactional traffic apart, WhatsApp users opt out of marketing
+    alone, and "STOP MARKETING" asks for exactly that: a ``marketing`` block stops marketing and
+    lets a one-time code or a delivery notice through; an ``all`` block (a plain STOP) stops both.
+    Part of a block's identity: a marketing block and a full block on one scope are two blocks.
+    """
+
+    ALL = "all"
+    MARKETING = "marketing"
+
+
+class MessageCategory(StrEnum):
+    """What a send service is about to send, when it asks whether it may (``is_blocked``).
+
+    ``marketing`` is stopped by every block; ``transactional`` only by ``all`` blocks. A caller that
+    does not say asks as ``marketing``: when unsure, do not message the subscriber.
+    """
+
+    MARKETING = "marketing"
+    TRANSACTIONAL = "transactional"
+
+
 class ScopeLevel(StrEnum):
     """How wide a block is: the whole account, one subaccount, or one sender (number/short code/id)."""
 
@@ -101,13 +125,19 @@ class ChangeEvent:
     keyword: str | None
     rule: str | None
     reason: str
-    source: Source
+    source: Source | None
+    """The inbound record the change came from; None for changes that were not an MO (an operator's
+    block, an import, the API, an opt-out link)."""
     occurred_at: str
     """RFC 3339 UTC with microseconds (``2026-11-24T10:00:00.000000Z``): sorts as text."""
     language: str | None = None
     """Language of the rule that matched (``en``, ``fr``...); None on events decoded from older producers."""
     match: MatchMode | None = None
     """How the message matched the rule; None on events decoded from older producers."""
+    category: Category = Category.ALL
+    """What the block stops (part of its identity); ``all`` on events of older producers."""
+    note: str | None = None
+    """A person's note on a change that was not an MO ("customer called support", the import file)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,7 +176,7 @@ async def test_scopes_resolve(
 
     async with await Store.connect(database_url) as store:
 
-        async def blocked(address: str, account: str = "acme", **target: str) -> bool:
+        async def blocked(address: str, account: str = "acme", **target: Any) -> bool:
             return bool(await store.check(address, account, **target))
 
         # account level, on the channel it came in on

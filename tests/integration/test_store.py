@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -15,12 +16,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.helpers import connection
+from tests.unit.factories import source_of
 from worker.classify.scope import block_key, covers
 from worker.dev.stack import free_port, with_database
 from worker.errors import ConfigError, InputError, RefusedError, ServiceUnavailableError
 from worker.events.ordering import latest_per_block
 from worker.events.outgoing import derive_id
-from worker.model import Action, ChangeEvent, MatchMode, Scope, ScopeLevel, Source, Target
+from worker.model import (
+    Action,
+    Category,
+    ChangeEvent,
+    MatchMode,
+    MessageCategory,
+    Scope,
+    ScopeLevel,
+    Source,
+    Target,
+)
 from worker.store.migrate import discover, migrate
 from worker.store.postgres import ApplyResult, Store
 
@@ -421,6 +433,34 @@ async def test_check_examples(store: Store) -> None:
     assert await levels("initech") == []
 
 
+async def test_a_marketing_block_stops_marketing_and_lets_transactional_messages_through(
+    store: Store,
+) -> None:
+    address = new_address()
+    marketing = dataclasses.replace(block(address, T0), category=Category.MARKETING, event_id="m" * 32)
+    await store.apply(GROUP, [marketing], {})
+    assert [row["category"] for row in await store.check(address, "acme")] == ["marketing"]
+    assert await store.check(address, "acme", category=MessageCategory.TRANSACTIONAL) == []
+    # A full STOP on the same scope is a second block: both stand, and it stops transactional too.
+    await store.apply(GROUP, [block(address, T1)], {})
+    assert [row["category"] for row in await store.check(address, "acme")] == ["all", "marketing"]
+    transactional = await store.check(address, "acme", category=MessageCategory.TRANSACTIONAL)
+    assert [row["category"] for row in transactional] == ["all"]
+    # Lifting the full block leaves the marketing one.
+    await store.apply(GROUP, [unblock(address, T2)], {})
+    assert [row["category"] for row in await store.check(address, "acme")] == ["marketing"]
+
+
+async def test_a_change_that_was_not_an_mo_is_stored_with_its_note_and_no_source(store: Store) -> None:
+    address = new_address()
+    manual = dataclasses.replace(block(address, T0), source=None, reason="manual", note="asked by phone")
+    await store.apply(GROUP, [manual], {})
+    [row] = await store.check(address, "acme")
+    assert (row["reason"], row["note"], row["source_message_id"]) == ("manual", "asked by phone", None)
+    [entry] = await store.history(address)
+    assert (entry["note"], entry["source_topic"], entry["source_offset"]) == ("asked by phone", None, None)
+
+
 async def test_check_rows_carry_the_block_details(store: Store) -> None:
     address = new_address()
     event = block(address, T1, Scope(ScopeLevel.SUBACCOUNT, "acme", "s1", channel="sms"))
@@ -432,13 +472,15 @@ async def test_check_rows_carry_the_block_details(store: Store) -> None:
         "subaccount_id": "s1",
         "sender": None,
         "channel": "sms",
+        "category": "all",
         "address": address,
         "keyword": "STOP",
         "rule": "stop",
         "reason": "keyword",
+        "note": None,
         "occurred_at": T1,
         "event_id": event.event_id,
-        "source_message_id": event.source.message_id,
+        "source_message_id": source_of(event).message_id,
     }
 
 
@@ -485,15 +527,17 @@ async def test_history_is_oldest_first_with_unblock_before_block_on_a_tie(store:
         "subaccount_id": None,
         "sender": None,
         "channel": "*",
+        "category": "all",
         "keyword": "START",
         "rule": "start",
         "language": None,
         "match": None,
         "reason": "keyword",
+        "note": None,
         "source_topic": "mo.inbound",
         "source_partition": 0,
-        "source_offset": first.source.offset,
-        "source_message_id": first.source.message_id,
+        "source_offset": source_of(first).offset,
+        "source_message_id": source_of(first).message_id,
         "event_id": first.event_id,
     }
 

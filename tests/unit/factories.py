@@ -101,3 +101,9 @@ def change_event(
         language,
         match,
     )
+
+
+def source_of(event: ChangeEvent) -> Source:
+    """The source of an event that came from an inbound record (a test's precondition, checked)."""
+    assert event.source is not None, f"event {event.event_id} has no source record"
+    return event.source

@@ -23,6 +23,7 @@ from worker.constants import SCHEMA_CHANGE, SCHEMA_REPLY
 from worker.events.outgoing import change_event_id, reply_id, scope_document
 from worker.model import (
     Action,
+    Category,
     ChangeEvent,
     InboundMessage,
     Intent,
@@ -460,14 +461,24 @@ def decide(message: InboundMessage, match: Match, rules: RuleSet, source: Source
             message.sender,
             message.channel,
         )
-        changes.append(_change(message, match, source, Action.BLOCK, scope, reason(match)))
+        changes.append(_change(message, match, source, Action.BLOCK, scope, reason(match), rule.category))
     elif intent is Intent.OPT_IN:
         target = Target(message.account_id, message.subaccount_id, message.sender, message.channel)
         changes.extend(
-            _change(message, match, source, Action.UNBLOCK, scope, "opt_in_keyword")
+            _change(message, match, source, Action.UNBLOCK, scope, "opt_in_keyword", category)
+            for category in lifted_categories(rule.category)
             for scope in covering_scopes(target)
         )
     return Decision(intent, tuple(changes), _reply(message, match, rules, source))
+
+
+def lifted_categories(category: Category) -> tuple[Category, ...]:
+    """The block categories an opt-in of ``category`` lifts: a plain START lifts every block (the
+    subscriber wants everything back), "resume marketing" only the marketing blocks."""
+    return _LIFTED[category]
+
+
+_LIFTED = {Category.ALL: (Category.ALL, Category.MARKETING), Category.MARKETING: (Category.MARKETING,)}
 
 
 def reason(match: Match) -> str:
@@ -487,8 +498,9 @@ def _change(
     action: Action,
     scope: Scope,
     reason: str,
+    category: Category,
 ) -> tuple[bytes, ChangeEvent]:
-    key = block_key(scope, message.address)
+    key = block_key(scope, message.address, category)
     event = ChangeEvent(
         event_id=change_event_id(message.account_id, message.message_id, key),
         action=action,
@@ -501,6 +513,7 @@ def _change(
         occurred_at=message.received_at,
         language=match.language,
         match=match.mode,
+        category=category,
     )
     return key, event
 
@@ -602,36 +615,43 @@ def decide_encoded(
     intent = rule.intent
     account, sub, message_id = doc["account_id"], doc.get("subaccount_id"), doc["message_id"]
     sender, address, channel = doc["to"], doc["from"], doc["channel"]  # MO: from the subscriber
+    categories: tuple[Category, ...]
     if intent is Intent.OPT_OUT:
-        action, reason = Action.BLOCK, "opt_out_keyword"
+        action, why, categories = Action.BLOCK, reason(match), (rule.category,)
     elif intent is Intent.OPT_IN:
-        action, reason = Action.UNBLOCK, "opt_in_keyword"
+        action, why, categories = Action.UNBLOCK, "opt_in_keyword", lifted_categories(rule.category)
     else:  # help: a reply only
-        action, reason = Action.BLOCK, ""
-    for identity, scope_doc in _scopes(intent, rule, account, sub, sender, channel):
-        key = orjson.dumps([*identity, address])  # block_key(scope, address)
-        changes.append(
-            (
-                key,
-                orjson.dumps(
-                    {
-                        "schema": SCHEMA_CHANGE,
-                        "event_id": change_event_id(account, message_id, key),
-                        "action": action,
-                        "scope": scope_doc,
-                        "address": address,
-                        "keyword": match.keyword,
-                        "rule": rule.name,
-                        "reason": reason,
-                        "language": match.language,
-                        "match": match.mode,
-                        "source": source,
-                        "occurred_at": received_at,
-                        "emitted_at": emitted_at,
-                    }
-                ),
+        action, why, categories = Action.BLOCK, "", ()
+    scopes = _scopes(intent, rule, account, sub, sender, channel)
+    for category in categories:
+        for identity, scope_doc in scopes:
+            # block_key(scope, address, category): a full block's key has no category part
+            key = orjson.dumps(
+                [*identity, address] if category is Category.ALL else [*identity, address, category]
             )
-        )
+            changes.append(
+                (
+                    key,
+                    orjson.dumps(
+                        {
+                            "schema": SCHEMA_CHANGE,
+                            "event_id": change_event_id(account, message_id, key),
+                            "action": action,
+                            "scope": scope_doc,
+                            "address": address,
+                            "keyword": match.keyword,
+                            "rule": rule.name,
+                            "reason": why,
+                            "language": match.language,
+                            "match": match.mode,
+                            "category": category,
+                            "source": source,
+                            "occurred_at": received_at,
+                            "emitted_at": emitted_at,
+                        }
+                    ),
+                )
+            )
     template = rules.reply_text(match)
     if not template:
         return

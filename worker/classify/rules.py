@@ -24,7 +24,7 @@ from worker.classify import fuzzy
 from worker.classify.normalize import normalize, strip_accents, tokens
 from worker.classify.packs import DEFAULT_LANGUAGES, ENGLISH, PACKS, LanguagePack, Phrase
 from worker.classify.packs.guards import GUARDS
-from worker.model import Intent, Language, MatchMode, ScopeLevel
+from worker.model import Category, Intent, Language, MatchMode, ScopeLevel
 
 ReplyTexts = Mapping[str, str | None]
 """Reply texts by language code, ``"*"`` for any other language; ``None`` means "no reply"."""
@@ -60,6 +60,9 @@ class Rule:
     brands: bool = True
     """Leading mode: whether an unknown word (a brand) may follow the keyword; False for built-in
     keywords that are also everyday words (see :class:`worker.classify.packs.KeywordGroup`)."""
+    category: Category = Category.ALL
+    """Opt-out: what the block stops ("STOP MARKETING" blocks marketing only). Opt-in: which blocks
+    it lifts (``all``: every block, whatever its category; ``marketing``: marketing blocks only)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import orjson
 
 from worker.constants import ALL_CHANNELS
-from worker.model import Scope, ScopeLevel, Target
+from worker.model import Category, Scope, ScopeLevel, Target
 
 
 def block_scope(
@@ -55,15 +55,20 @@ def covers(scope: Scope, target: Target) -> bool:
     return True
 
 
-def block_key(scope: Scope, address: str) -> bytes:
-    """The change topic's record key: the block's identity, so compaction keeps its latest state."""
-    return orjson.dumps(
-        [
-            scope.level,  # orjson writes an enum as its value
-            scope.account_id,
-            scope.subaccount_id,
-            scope.sender,
-            scope.channel,
-            address,
-        ]
-    )
+def block_key(scope: Scope, address: str, category: Category = Category.ALL) -> bytes:
+    """The change topic's record key: the block's identity, so compaction keeps its latest state.
+
+    A marketing-only block appends its category; a full block keeps the six-part key that producers
+    wrote before categories existed, so their records and ours still compact onto one key.
+    """
+    parts: list[object] = [
+        scope.level,  # orjson writes an enum as its value
+        scope.account_id,
+        scope.subaccount_id,
+        scope.sender,
+        scope.channel,
+        address,
+    ]
+    if category is not Category.ALL:
+        parts.append(category)
+    return orjson.dumps(parts)

@@ -17,6 +17,7 @@ from worker.constants import (
     MAX_DEAD_LETTER_DETAIL_CHARS,
     MAX_DEAD_LETTER_KEY_BYTES,
     MAX_DEAD_LETTER_VALUE_BYTES,
+    MAX_NOTE_CHARS,
     SCHEMA_CHANGE,
     SCHEMA_DEAD_LETTER,
     SCHEMA_REPLY,
@@ -25,7 +26,7 @@ from worker.constants import (
 from worker.errors import DeadLetterCode, InputError
 from worker.events.fields import field_problem
 from worker.events.inbound import format_instant, parse_instant
-from worker.model import Action, ChangeEvent, MatchMode, ReplyRequest, Scope, ScopeLevel, Source
+from worker.model import Action, Category, ChangeEvent, MatchMode, ReplyRequest, Scope, ScopeLevel, Source
 
 
 def derive_id(*parts: str) -> str:
@@ -66,23 +67,25 @@ def scope_document(scope: Scope) -> dict[str, Any]:
 
 
 def encode_change(event: ChangeEvent, emitted_at: str) -> bytes:
-    return orjson.dumps(
-        {
-            "schema": SCHEMA_CHANGE,
-            "event_id": event.event_id,
-            "action": event.action,
-            "scope": scope_document(event.scope),
-            "address": event.address,
-            "keyword": event.keyword,
-            "rule": event.rule,
-            "reason": event.reason,
-            "language": event.language,
-            "match": event.match,
-            "source": _source(event.source),
-            "occurred_at": event.occurred_at,
-            "emitted_at": emitted_at,
-        }
-    )
+    doc = {
+        "schema": SCHEMA_CHANGE,
+        "event_id": event.event_id,
+        "action": event.action,
+        "scope": scope_document(event.scope),
+        "address": event.address,
+        "keyword": event.keyword,
+        "rule": event.rule,
+        "reason": event.reason,
+        "language": event.language,
+        "match": event.match,
+        "category": event.category,
+        "source": None if event.source is None else _source(event.source),
+        "occurred_at": event.occurred_at,
+        "emitted_at": emitted_at,
+    }
+    if event.note is not None:  # written only when there is one: MOs (nearly every event) have none
+        doc["note"] = event.note
+    return orjson.dumps(doc)
 
 
 def decode_change(raw: bytes | None) -> ChangeEvent:
@@ -106,12 +109,16 @@ def decode_change(raw: bytes | None) -> ChangeEvent:
             reason=_str(doc["reason"]),
             language=_opt_str(doc.get("language")),
             match=None if doc.get("match") is None else MatchMode(doc["match"]),
-            source=Source(
+            source=None
+            if source is None
+            else Source(
                 _str(source["topic"]),
                 _int(source["partition"], _MAX_PARTITION),
                 _int(source["offset"], _MAX_OFFSET),
                 _str(source["message_id"]),
             ),
+            category=Category(doc.get("category", Category.ALL)),
+            note=_opt_text(doc.get("note")),
             # Canonical form, validated here: a bad timestamp is this event's problem (dead letter),
             # not an error that would fail the projector's whole batch again on every retry.
             occurred_at=format_instant(parse_instant(_str(doc["occurred_at"]), "occurred_at")),
@@ -147,6 +154,18 @@ def _int(value: Any, maximum: int) -> int:
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else _str(value)
+
+
+def _opt_text(value: Any) -> str | None:
+    """A free-text field (an operator's note): any string up to :data:`MAX_NOTE_CHARS`, no NUL
+    (the one character a Postgres text column refuses)."""
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    if len(value) > MAX_NOTE_CHARS or "\x00" in value:
+        raise ValueError(f"a note holds at most {MAX_NOTE_CHARS} characters and no NUL")
+    return value
 
 
 def encode_reply(reply: ReplyRequest, emitted_at: str) -> bytes:

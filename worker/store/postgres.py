@@ -23,7 +23,7 @@ from worker.config import redact_url
 from worker.errors import ConfigError, RefusedError, ServiceUnavailableError
 from worker.events.inbound import format_instant, parse_instant
 from worker.events.ordering import ACTION_RANK, latest_per_block
-from worker.model import ChangeEvent
+from worker.model import ChangeEvent, MessageCategory
 
 #: Seconds any one statement of the projector may take before its connection counts as dead (a
 #: batch's statements take well under a second; a slow server is waited out, a stalled one not).
@@ -167,9 +167,11 @@ _HISTORY_COLUMNS = (
     ("occurred_at", "timestamptz"),
     ("language", "text"),
     ("match", "text"),
+    ("category", "text"),
+    ("note", "text"),
 )
 
-_STATE_KEY = ("address", "account_id", "level", "subaccount_id", "sender", "channel")
+_STATE_KEY = ("address", "account_id", "level", "subaccount_id", "sender", "channel", "category")
 _STATE_COLUMNS = (
     ("address", "text"),
     ("account_id", "text"),
@@ -177,6 +179,7 @@ _STATE_COLUMNS = (
     ("subaccount_id", "text"),
     ("sender", "text"),
     ("channel", "text"),
+    ("category", "text"),
     ("action", "text"),
     ("action_rank", "smallint"),
     ("occurred_at", "timestamptz"),
@@ -188,6 +191,7 @@ _STATE_COLUMNS = (
     ("source_partition", "integer"),
     ("source_offset", "bigint"),
     ("source_message_id", "text"),
+    ("note", "text"),
 )
 
 
@@ -230,10 +234,10 @@ _LEVEL_ORDER = "CASE level WHEN 'account' THEN 0 WHEN 'subaccount' THEN 1 ELSE 2
 
 _BLOCK_SELECT = f"""
 SELECT level, account_id, NULLIF(subaccount_id, '') AS subaccount_id, NULLIF(sender, '') AS sender,
-       channel, address, keyword, rule, reason, occurred_at, event_id, source_message_id
+       channel, category, address, keyword, rule, reason, note, occurred_at, event_id, source_message_id
 FROM blocklist_state
 WHERE address = $1 AND active AND {{where}}
-ORDER BY account_id, {_LEVEL_ORDER}, subaccount_id, sender, channel
+ORDER BY account_id, {_LEVEL_ORDER}, subaccount_id, sender, channel, category
 """
 
 # The coverage rule of worker.classify.scope.covers(), as a predicate on the state table.
@@ -242,22 +246,34 @@ _CHECK = _BLOCK_SELECT.format(
       AND (level = 'account'
            OR (level = 'subaccount' AND $3::text IS NOT NULL AND subaccount_id = $3::text)
            OR (level = 'sender' AND $4::text IS NOT NULL AND sender = $4::text))
-      AND ($5::text IS NULL OR channel = '*' OR channel = $5::text)"""
+      AND ($5::text IS NULL OR channel = '*' OR channel = $5::text)
+      AND ($6::text = 'marketing' OR category = 'all')"""
 )
 
 _BLOCKS = _BLOCK_SELECT.format(where="($2::text IS NULL OR account_id = $2::text)")
 
 _HISTORY = """
-SELECT occurred_at, action, level, account_id, subaccount_id, sender, channel, keyword, rule, language,
-       match, reason, source_topic, source_partition, source_offset, source_message_id, event_id
+SELECT occurred_at, action, level, account_id, subaccount_id, sender, channel, category, keyword, rule,
+       language, match, reason, note, source_topic, source_partition, source_offset, source_message_id,
+       event_id
 FROM blocklist_history
 WHERE address = $1 AND ($2::text IS NULL OR account_id = $2::text)
 ORDER BY occurred_at, CASE action WHEN 'block' THEN 1 ELSE 0 END, event_id
 """
 
 
+_NO_SOURCE = (None, None, None, None)
+
+
+def _source_columns(event: ChangeEvent) -> tuple[Any, ...]:
+    source = event.source
+    return (
+        _NO_SOURCE if source is None else (source.topic, source.partition, source.offset, source.message_id)
+    )
+
+
 def _history_row(event: ChangeEvent) -> tuple[Any, ...]:
-    scope, source = event.scope, event.source
+    scope = event.scope
     return (
         event.event_id,
         event.action.value,
@@ -270,18 +286,17 @@ def _history_row(event: ChangeEvent) -> tuple[Any, ...]:
         event.keyword,
         event.rule,
         event.reason,
-        source.topic,
-        source.partition,
-        source.offset,
-        source.message_id,
+        *_source_columns(event),
         parse_instant(event.occurred_at, "occurred_at"),
         event.language,
         None if event.match is None else event.match.value,
+        event.category.value,
+        event.note,
     )
 
 
 def _state_row(event: ChangeEvent) -> tuple[Any, ...]:
-    scope, source = event.scope, event.source
+    scope = event.scope
     return (
         event.address,
         scope.account_id,
@@ -289,6 +304,7 @@ def _state_row(event: ChangeEvent) -> tuple[Any, ...]:
         scope.subaccount_id or "",
         scope.sender or "",
         scope.channel,
+        event.category.value,
         event.action.value,
         ACTION_RANK[event.action],
         parse_instant(event.occurred_at, "occurred_at"),
@@ -296,10 +312,8 @@ def _state_row(event: ChangeEvent) -> tuple[Any, ...]:
         event.keyword,
         event.rule,
         event.reason,
-        source.topic,
-        source.partition,
-        source.offset,
-        source.message_id,
+        *_source_columns(event),
+        event.note,
     )
 
 
@@ -314,7 +328,7 @@ def _state_key(event: ChangeEvent) -> bytes:
     scope = replace(
         event.scope, subaccount_id=event.scope.subaccount_id or None, sender=event.scope.sender or None
     )
-    return block_key(scope, event.address)
+    return block_key(scope, event.address, event.category)
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -498,14 +512,18 @@ class Store:
         subaccount_id: str | None = None,
         sender: str | None = None,
         channel: str | None = None,
+        category: MessageCategory = MessageCategory.MARKETING,
     ) -> list[dict[str, Any]]:
-        """The active blocks that stop a message from account/subaccount/sender on ``channel``.
+        """The active blocks that stop a ``category`` message from account/subaccount/sender on
+        ``channel``: a transactional message is stopped by full blocks only.
 
         ``channel=None`` means "on any channel": every block of the account that would cover the
         sender on some channel counts.
         """
         async with self._connection() as conn:
-            rows = await conn.fetch(_CHECK, address, account_id, subaccount_id, sender, channel)
+            rows = await conn.fetch(
+                _CHECK, address, account_id, subaccount_id, sender, channel, category.value
+            )
         return [_as_dict(row) for row in rows]
 
     async def blocks(self, address: str, account_id: str | None = None) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from types import MappingProxyType
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,6 +24,7 @@ from worker.classify.scope import block_key, covering_scopes
 from worker.constants import ALL_CHANNELS
 from worker.model import (
     Action,
+    Category,
     InboundMessage,
     Intent,
     MatchMode,
@@ -233,12 +235,28 @@ def test_opt_in_unblocks_every_covering_scope(subaccount_id: str | None) -> None
     message = dataclasses.replace(MESSAGE, subaccount_id=subaccount_id)
     decision = _decide("START", message=message)
     assert decision.intent is Intent.OPT_IN
-    expected = covering_scopes(Target("acc", subaccount_id, "12345", "sms"))
-    assert [event.scope for _, event in decision.changes] == list(expected)
-    assert [key for key, _ in decision.changes] == [block_key(s, MESSAGE.address) for s in expected]
+    scopes = covering_scopes(Target("acc", subaccount_id, "12345", "sms"))
+    # A plain START lifts every block on those scopes: the full ones and the marketing-only ones.
+    expected = [(s, c) for c in (Category.ALL, Category.MARKETING) for s in scopes]
+    assert [(event.scope, event.category) for _, event in decision.changes] == expected
+    assert [key for key, _ in decision.changes] == [block_key(s, MESSAGE.address, c) for s, c in expected]
     assert all(event.action is Action.UNBLOCK for _, event in decision.changes)
     assert all(event.reason == "opt_in_keyword" for _, event in decision.changes)
     assert len({event.event_id for _, event in decision.changes}) == len(expected)
+
+
+def test_a_marketing_opt_out_is_its_own_block_and_a_marketing_opt_in_lifts_only_it() -> None:
+    stop = Rule("stop_marketing", Intent.OPT_OUT, ("STOP MARKETING",), category=Category.MARKETING)
+    resume = Rule("resume_marketing", Intent.OPT_IN, ("RESUME MARKETING",), category=Category.MARKETING)
+    rules = _rules(stop, resume)
+    ((key, block),) = _decide("stop marketing", rules).changes
+    assert block.category is Category.MARKETING
+    assert orjson.loads(key)[-1] == "marketing"
+    assert key != block_key(block.scope, block.address)  # a full block on that scope is another block
+    lifted = _decide("resume marketing", rules).changes
+    assert lifted
+    assert {event.category for _, event in lifted} == {Category.MARKETING}
+    assert key in {k for k, _ in lifted}
 
 
 def test_opt_in_lifts_the_block_of_each_opt_out_level() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from typing import Any
 
 import orjson
@@ -21,7 +22,17 @@ from worker.events.outgoing import (
     encode_reply,
     reply_id,
 )
-from worker.model import Action, ChangeEvent, Intent, MatchMode, ReplyRequest, Scope, ScopeLevel, Source
+from worker.model import (
+    Action,
+    Category,
+    ChangeEvent,
+    Intent,
+    MatchMode,
+    ReplyRequest,
+    Scope,
+    ScopeLevel,
+    Source,
+)
 
 EMITTED = "2026-11-24T10:00:01.000000Z"
 SOURCE = Source("mo.inbound", 3, 42, "m-1")
@@ -112,10 +123,26 @@ def test_encode_change() -> None:
         "reason": "opt_out_keyword",
         "language": "fr",
         "match": "leading",
+        "category": "all",
         "source": {"topic": "mo.inbound", "partition": 3, "offset": 42, "message_id": "m-1"},
         "occurred_at": "2026-11-24T10:00:00.000000Z",
         "emitted_at": EMITTED,
     }
+
+
+def test_a_manual_change_has_no_source_and_keeps_its_note_and_category() -> None:
+    manual = dataclasses.replace(
+        EVENT, source=None, reason="manual", note="called support", category=Category.MARKETING
+    )
+    doc = orjson.loads(encode_change(manual, EMITTED))
+    assert (doc["source"], doc["note"], doc["category"]) == (None, "called support", "marketing")
+    assert decode_change(encode_change(manual, EMITTED)) == manual
+
+
+def test_a_change_without_category_from_an_older_producer_is_a_full_block() -> None:
+    doc = orjson.loads(encode_change(EVENT, EMITTED))
+    del doc["category"]
+    assert decode_change(orjson.dumps(doc)).category is Category.ALL
 
 
 # Identifiers as the decoder accepts them: no control characters (worker.events.fields).
@@ -193,6 +220,10 @@ _DELETE = object()
         _mutated(source__partition="three"),
         _mutated(source__offset=None),
         _mutated(occurred_at=_DELETE),
+        _mutated(category="promotional"),
+        _mutated(note=7),
+        _mutated(note="x" * 1001),
+        _mutated(note="nul\x00"),
     ],
 )
 def test_decode_change_rejects(raw: bytes | None) -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.factories import FakeRecord, inbound_doc
+from tests.unit.factories import FakeRecord, inbound_doc, source_of
 from worker.classify.decide import classify, decide
 from worker.classify.rules import BUILTIN_LAYER, Layer, Rule, RuleBook, compile_layers, default_rulebook
 from worker.errors import DeadLetterCode, InputError
@@ -78,10 +78,10 @@ def test_mixed_batch_counts_and_outputs() -> None:
         DeadLetterCode.EMPTY_VALUE: 1,
         DeadLetterCode.INVALID_FIELD: 1,
     }
-    # STOP: one block; START with a subaccount and a sender: 6 unblocks.
+    # STOP: one block; START with a subaccount and a sender: 6 scopes x 2 categories = 12 unblocks.
     events = [decode_change(value) for _, value in out.changes]
-    assert [e.action for e in events] == [Action.BLOCK] + [Action.UNBLOCK] * 6
-    assert {e.source.message_id for e in events} == {"m-1", "m-3"}
+    assert [e.action for e in events] == [Action.BLOCK] + [Action.UNBLOCK] * 12
+    assert {source_of(e).message_id for e in events} == {"m-1", "m-3"}
     assert len(out.replies) == 3
     assert len(out.dead_letters) == 3
 
@@ -91,7 +91,7 @@ def test_changes_are_keyed_by_block_and_carry_the_record_coordinates() -> None:
     ((key, value),) = out.changes
     event = decode_change(value)
     assert orjson.loads(key) == ["account", "acc", None, None, "sms", "+15550000007"]
-    assert (event.source.topic, event.source.partition, event.source.offset) == (TOPIC, 5, 31)
+    assert (source_of(event).topic, source_of(event).partition, source_of(event).offset) == (TOPIC, 5, 31)
     assert event.occurred_at == "2026-11-24T10:00:07.000000Z"
     assert orjson.loads(value)["emitted_at"] == EMITTED
 
@@ -162,7 +162,7 @@ def test_good_records_around_bad_ones_are_still_classified() -> None:
     ]
     out = _run(_records(values))
     assert out.intents == {Intent.OPT_OUT: 2}
-    assert [decode_change(v).source.offset for _, v in out.changes] == [101, 104]
+    assert [source_of(decode_change(v)).offset for _, v in out.changes] == [101, 104]
     assert [orjson.loads(v)["source"]["offset"] for _, v in out.dead_letters] == [100, 102, 103, 105]
 
 
