@@ -43,6 +43,12 @@ def load_rules(path: str | Path | None) -> RuleBook:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"rules file {path}: cannot read: {exc.strerror}") from None
+    return parse_rules(raw, path)
+
+
+def parse_rules(raw: bytes, path: Path) -> RuleBook:
+    """The rules file ``path`` whose bytes are ``raw``, layered on the built-ins: the bytes are
+    passed in so a reload validates and hashes one and the same read of a file being rewritten."""
     try:
         doc = tomllib.loads(raw.decode()) if path.suffix == ".toml" else orjson.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
