@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from worker.classify.confirmations import Entry, RecentChanges, merged
+from worker.classify.confirmations import Pending, RecentChanges, remember
 from worker.classify.decide import Doubt, classify, decide_encoded
 from worker.classify.rules import Match, RuleBook
 from worker.errors import DeadLetterCode, InputError
@@ -55,7 +55,7 @@ class BatchOutput:
     dead_by_code: dict[DeadLetterCode, int] = field(default_factory=dict)
     newest_received: dict[tuple[str, int], float] = field(default_factory=dict)
     """Per partition, the ``received_at`` (epoch seconds) of its last good record: delay metric."""
-    recent: dict[bytes, Entry] = field(default_factory=dict)
+    recent: Pending = field(default_factory=dict)
     """The batch's own changes per block key, until its output is durable (one confirmation)."""
     suppressed: dict[Intent, int] = field(default_factory=dict)
     """Replies not produced: repeated opt-outs within the confirmation window."""
@@ -104,7 +104,7 @@ def classify_records(
         marks = (len(changes), len(replies)) if recent is not None else None
         decide_encoded(doc, stamp, match, rules, source, emitted_at, changes, replies)
         if marks is not None and recent is not None:
-            _confirm_once(recent, stamp, match, marks, out)
+            _confirm_once(recent, match, marks, out)
         intent = match.rule.intent
         intents[intent] = intents.get(intent, 0) + 1
     out.consumed += len(records)
@@ -114,48 +114,31 @@ def classify_records(
         out.newest_received[(record.topic, record.partition)] = received.timestamp()
 
 
-def _confirm_once(
-    recent: RecentChanges,
-    stamp: str,
-    match: Match,
-    marks: tuple[int, int],
-    out: BatchOutput,
-) -> None:
+def _confirm_once(recent: RecentChanges, match: Match, marks: tuple[int, int], out: BatchOutput) -> None:
     """One confirmation per opt-out: drop the reply just appended for a repeated opt-out
     (:meth:`RecentChanges.repeated`), then note the message's changes in the batch's overlay, so
     the records after it in the batch see them. ``marks``: the lengths of ``out.changes`` and
-    ``out.replies`` before the message was decided; ``stamp``: its canonical ``occurred_at``."""
+    ``out.replies`` before the message was decided. A block identity nothing is known of (nearly
+    every one) costs two dict lookups and a store; nothing is parsed."""
     new = out.changes[marks[0] :]
     if not new:
         return  # help: a reply only
-    intent = match.rule.intent
     pending = out.recent
-    if intent is Intent.OPT_OUT:  # one identity blocked
-        mine = [(key, (stamp, 1, _event_id(value), True)) for key, value in new]
-        if len(out.replies) > marks[1] and all(recent.repeated(key, own, pending) for key, own in mine):
+    knows = recent.knows
+    if match.rule.intent is Intent.OPT_OUT:  # one identity blocked
+        if len(out.replies) > marks[1] and all(
+            knows(key, pending) and recent.repeated(key, value, pending) for key, value in new
+        ):
             out.replies.pop()
-            out.suppressed[intent] = out.suppressed.get(intent, 0) + 1
+            out.suppressed[Intent.OPT_OUT] = out.suppressed.get(Intent.OPT_OUT, 0) + 1
+        for key, value in new:
+            remember(pending, key, value)
     else:
         # An opt-in lifts up to a dozen identities, mostly never blocked: an unblock matters only
         # to an identity already known (a block to lift, or a change it is newer than).
-        mine = [
-            (key, (stamp, 0, _event_id(value), False))
-            for key, value in new
-            if key in pending or key in recent
-        ]
-    for key, own in mine:
-        pending[key] = merged(pending.get(key), own)
-
-
-def _event_id(value: bytes) -> str:
-    """The event id of an encoded change event, read back from its bytes (ours are 32 hex digits)
-    rather than derived again (a hash per change)."""
-    at = value.index(_EVENT_ID) + _ID_AT
-    return value[at : at + 32].decode()
-
-
-_EVENT_ID = b'"event_id":"'
-_ID_AT = len(_EVENT_ID)
+        for key, value in new:
+            if knows(key, pending):
+                remember(pending, key, value)
 
 
 def _review(

@@ -47,7 +47,6 @@ class RecentTail:
         self._task: asyncio.Task[None] | None = None
         self.needs_catch_up = True
         """Set at start and by every assignment: catch up before classifying the next batch."""
-        self.skipped = 0
 
     @classmethod
     async def open(cls, settings: Settings, stop: asyncio.Event) -> RecentTail | None:
@@ -148,7 +147,7 @@ class RecentTail:
         await self._consumer.stop()
 
     async def _run(self) -> None:
-        consumer, recent, positions = self._consumer, self.recent, self._positions
+        consumer, apply, positions = self._consumer, self.recent.apply_record, self._positions
         failing = False
         while True:
             try:
@@ -166,6 +165,5 @@ class RecentTail:
                 failing = False
             for tp, records in batch.items():
                 for record in records:
-                    if not recent.apply_record(record.key, record.value):
-                        self.skipped += 1
+                    apply(record.key, record.value, record.timestamp)
                 positions[tp] = records[-1].offset + 1

@@ -2,150 +2,134 @@
 
 from __future__ import annotations
 
-import itertools
-
 import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.unit.factories import FakeRecord, inbound_json
-from worker.classify.confirmations import (
-    Known,
-    RecentChanges,
-    known_change,
-    merged,
-)
+from worker.classify.confirmations import Known, Pending, RecentChanges, decide_repeat, known_change
 from worker.classify.rules import default_rulebook
 from worker.model import Intent
 from worker.stream.batch import BatchOutput, classify_records
 
 KEY = b'["account","acme",null,null,"sms","+15550000001"]'
-T0 = 0
 SECOND = 1000
 """Test times are milliseconds after 2026-11-24T12:00:00Z."""
+MINUTE = 60_000_000
+"""A window of one minute, in µs."""
 
 
-def known(ms: int, blocked: bool, eid: str, mo: bool) -> Known:
+def at(ms: int) -> str:
     seconds, millis = divmod(ms, 1000)
-    return (f"2026-11-24T12:{seconds // 60:02d}:{seconds % 60:02d}.{millis:03d}000Z", int(blocked), eid, mo)
+    return f"2026-11-24T12:{seconds // 60:02d}:{seconds % 60:02d}.{millis:03d}000Z"
 
 
-def block(at: int, eid: str = "a", mo: bool = True) -> Known:
-    return known(at, True, eid, mo)
+def block(ms: int, eid: str = "a", mo: bool = True) -> Known:
+    return (at(ms), 1, eid, mo)
 
 
-def unblock(at: int, eid: str = "u") -> Known:
-    return known(at, False, eid, False)
+def unblock(ms: int, eid: str = "u") -> Known:
+    return (at(ms), 0, eid, False)
 
 
-def own(at: int, eid: str = "own") -> Known:
-    return known(at, True, eid, True)
+def event(change: Known) -> bytes:
+    """The change as an encoded event (what the tail reads)."""
+    source = {"topic": "in", "partition": 0, "offset": 1, "message_id": "m"} if change[3] else None
+    action = "block" if change[1] else "unblock"
+    return orjson.dumps({"event_id": change[2], "action": action, "occurred_at": change[0], "source": source})
 
 
 # -- the rule ------------------------------------------------------------------------------------
 
 
 def test_nothing_known_is_confirmed() -> None:
-    assert not RecentChanges(60).repeated(KEY, own(T0), {})
+    assert not decide_repeat(block(0, "own"), [], MINUTE)
 
 
 def test_a_recent_block_by_a_subscriber_is_not_confirmed_again() -> None:
-    recent = RecentChanges(60)
-    recent.apply(KEY, block(T0))
-    assert recent.repeated(KEY, own(T0 + 59 * SECOND), {})
-    assert recent.repeated(KEY, own(T0 + 60 * SECOND), {})  # the window's end included
+    assert decide_repeat(block(59 * SECOND, "own"), [block(0)], MINUTE)
+    assert decide_repeat(block(60 * SECOND, "own"), [block(0)], MINUTE)  # the window's end included
 
 
 def test_after_the_window_a_stop_is_confirmed_again() -> None:
-    recent = RecentChanges(60)
-    recent.apply(KEY, block(T0))
-    assert not recent.repeated(KEY, own(T0 + 61 * SECOND), {})
+    assert not decide_repeat(block(61 * SECOND, "own"), [block(0)], MINUTE)
 
 
 def test_a_lifted_block_is_confirmed_again() -> None:
-    recent = RecentChanges(60)
-    recent.apply(KEY, block(T0))
-    recent.apply(KEY, unblock(T0 + SECOND))
-    assert not recent.repeated(KEY, own(T0 + 2 * SECOND), {})
+    assert not decide_repeat(block(2 * SECOND, "own"), [block(0), unblock(SECOND)], MINUTE)
 
 
 def test_a_manual_block_was_never_confirmed_so_the_subscribers_stop_is() -> None:
-    recent = RecentChanges(60)
-    recent.apply(KEY, block(T0, mo=False))
-    assert not recent.repeated(KEY, own(T0 + SECOND), {})
-
-
-def test_another_block_identity_does_not_count() -> None:
-    recent = RecentChanges(60)
-    recent.apply(KEY, block(T0))
-    other = KEY.replace(b'"sms"', b'"*"')
-    assert not recent.repeated(other, own(T0 + SECOND), {})
+    assert not decide_repeat(block(SECOND, "own"), [block(0, mo=False)], MINUTE)
 
 
 def test_reprocessing_skips_the_messages_own_event_and_looks_at_the_one_before() -> None:
-    recent = RecentChanges(60)
-    recent.apply(KEY, block(T0 + SECOND, "own"))  # the first run's output, seen by the tail
-    assert not recent.repeated(KEY, own(T0 + SECOND), {})  # the first STOP: confirmed again, same reply id
-    recent.apply(KEY, block(T0, "first"))
-    assert recent.repeated(KEY, own(T0 + SECOND), {})  # a second STOP: still not confirmed
+    mine = block(SECOND, "own")
+    assert not decide_repeat(mine, [mine], MINUTE)  # the first STOP: confirmed again, same reply id
+    assert decide_repeat(mine, [mine, block(0, "first")], MINUTE)  # a second STOP: still not confirmed
 
 
 def test_a_late_stop_after_a_newer_change_is_not_confirmed() -> None:
-    recent = RecentChanges(60)
-    recent.apply(KEY, unblock(T0 + 5 * SECOND))  # the START that lifted it came first
-    assert recent.repeated(KEY, own(T0), {})
-
-
-def test_the_batchs_pending_changes_count_with_the_map() -> None:
-    recent = RecentChanges(60)
-    pending = {KEY: merged(None, block(T0))}
-    assert recent.repeated(KEY, own(T0 + SECOND), pending)
-    recent.apply(KEY, unblock(T0 + SECOND // 2))  # known from the tail: lifted in between
-    assert not recent.repeated(KEY, own(T0 + SECOND), pending)
-
-
-def test_merge_keeps_the_latest_two_versions_in_any_order() -> None:
-    changes = [block(T0, "a"), unblock(T0 + 1), block(T0 + 2, "b"), block(T0 + 3, "c")]
-    for order in itertools.permutations(changes):
-        entry = None
-        for change in order:
-            entry = merged(entry, change)
-        assert entry == (changes[3], changes[2])
-    assert merged((changes[0], None), changes[0]) == (changes[0], None)  # the same change twice
+    assert decide_repeat(block(0, "own"), [unblock(5 * SECOND)], MINUTE)  # the START came first
+    assert decide_repeat(block(0, "own"), [block(5 * SECOND)], MINUTE)  # a later STOP came first
 
 
 @given(st.lists(st.tuples(st.integers(0, 100), st.booleans(), st.sampled_from("abc")), max_size=8))
 def test_the_decision_does_not_depend_on_arrival_order(events: list[tuple[int, bool, str]]) -> None:
     """Tail and batch may learn of the same changes in any order: the answer is the same."""
-    mine = own(T0 + 50 * SECOND)
-    answers = set()
-    for order in (events, list(reversed(events))):
-        recent = RecentChanges(30)
-        for at, blocked, eid in order:
-            recent.apply(KEY, known(T0 + at * SECOND, blocked, eid, blocked))
-        answers.add(recent.repeated(KEY, mine, {}))
-    assert len(answers) == 1
+    changes = [(at(ms * SECOND), int(blocked), eid, blocked) for ms, blocked, eid in events]
+    mine = block(50 * SECOND, "own")
+    assert decide_repeat(mine, changes, 30 * 1_000_000) == decide_repeat(mine, changes[::-1], 30 * 1_000_000)
 
 
-def test_pruning_forgets_identities_older_than_two_windows_of_the_newest_change() -> None:
+# -- what the classifier remembers -----------------------------------------------------------------
+
+
+def test_recent_changes_answers_from_the_last_two_events_of_a_key_and_the_batchs_own() -> None:
+    recent = RecentChanges(60)
+    assert not recent.knows(KEY, {})
+    recent.apply_record(KEY, event(block(0)), 1)
+    assert recent.knows(KEY, {})
+    assert recent.repeated(KEY, event(block(SECOND, "own")), {})
+    recent.apply_record(KEY, event(unblock(SECOND // 2)), 2)
+    assert not recent.repeated(KEY, event(block(SECOND, "own")), {})
+    pending: Pending = {KEY: (event(block(SECOND * 3 // 4, "p")), None)}  # the batch blocked it since
+    assert recent.repeated(KEY, event(block(SECOND, "own")), pending)
+    other = KEY.replace(b'"sms"', b'"*"')
+    assert not recent.knows(other, pending)
+
+
+def test_a_record_read_twice_is_kept_once() -> None:
+    recent = RecentChanges(60)
+    recent.apply_record(KEY, event(block(0, "first")), 1)
+    recent.apply_record(KEY, event(block(SECOND, "own")), 2)
+    recent.apply_record(KEY, event(block(SECOND, "own")), 3)  # the tail's copy of the batch's own event
+    assert recent.repeated(KEY, event(block(SECOND, "own")), {})  # "first" is still the one before
+
+
+def test_malformed_records_and_tombstones_are_ignored() -> None:
+    recent = RecentChanges(60)
+    recent.apply_record(KEY, b"{", 1)
+    recent.apply_record(None, event(block(0)), 1)
+    recent.apply_record(KEY, None, 1)
+    assert not recent.repeated(KEY, event(block(SECOND, "own")), {})
+    assert not recent.repeated(KEY, b"not an event", {})
+
+
+def test_pruning_forgets_identities_written_more_than_two_windows_before_the_newest() -> None:
     recent = RecentChanges(10)
-    recent.apply(b"old", block(T0))
-    recent.apply(b"mid", block(T0 + 15 * SECOND))
-    recent.apply(b"new", block(T0 + 25 * SECOND))
+    recent.apply_record(b"old", event(block(0)), 0)
+    recent.apply_record(b"mid", event(block(0)), 15_000)
+    recent.apply_record(b"new", event(block(0)), 25_000)
     recent.prune()
-    assert (recent.get(b"old"), recent.get(b"mid") is not None, recent.get(b"new") is not None) == (
-        None,
-        True,
-        True,
-    )
+    assert [key in recent for key in (b"old", b"mid", b"new")] == [False, True, True]
 
 
 def test_known_change_reads_what_the_rule_needs_and_refuses_the_rest() -> None:
-    doc = {"action": "block", "occurred_at": "2026-11-24T12:00:00.000000Z", "event_id": "abc", "source": {}}
-    change = known_change(orjson.dumps(doc))
-    assert change == known(T0, True, "abc", True)
-    assert known_change(orjson.dumps(doc | {"source": None})) == known(T0, True, "abc", False)
-    assert known_change(orjson.dumps(doc | {"action": "unblock"})) == known(T0, False, "abc", False)
+    doc = {"action": "block", "occurred_at": at(0), "event_id": "abc", "source": {}}
+    assert known_change(orjson.dumps(doc)) == (at(0), 1, "abc", True)
+    assert known_change(orjson.dumps(doc | {"source": None})) == (at(0), 1, "abc", False)
+    assert known_change(orjson.dumps(doc | {"action": "unblock"})) == (at(0), 0, "abc", False)
     for bad in (
         None,
         b"",
@@ -155,11 +139,6 @@ def test_known_change_reads_what_the_rule_needs_and_refuses_the_rest() -> None:
         orjson.dumps(doc | {"occurred_at": 5}),
     ):
         assert known_change(bad) is None
-    recent = RecentChanges(60)
-    assert not recent.apply_record(KEY, b"{")
-    assert not recent.apply_record(None, orjson.dumps(doc))
-    assert recent.apply_record(KEY, orjson.dumps(doc))
-    assert len(recent) == 1
 
 
 # -- the batch step ------------------------------------------------------------------------------
@@ -232,7 +211,7 @@ def test_the_next_batch_sees_a_merged_batch_and_not_an_unmerged_one() -> None:
     assert _replied(first) == ["m0"]
     second = _records(("STOP", "2026-11-24T12:00:00Z"), ("STOP", "2026-11-24T12:00:09Z"))[1:]
     assert _replied(_batch(second, recent)) == ["m1"]  # the first batch was never durable: forgotten
-    recent.merge(first.recent)
+    recent.merge(first.recent, 0)
     assert _replied(_batch(second, recent)) == []
 
 
@@ -242,7 +221,7 @@ def test_reprocessing_a_batch_whose_output_the_tail_saw_gives_no_new_reply() -> 
     recent = RecentChanges(60)
     first = _batch(records, recent)
     for key, value in first.changes:  # what the tail reads back from the change topic
-        recent.apply_record(key, value)
+        recent.apply_record(key, value, 0)
     again = _batch(records, recent)
     assert _replied(first) == ["m0"]
     assert set(_replied(again)) <= set(_replied(first))  # never a second, different reply
@@ -256,4 +235,4 @@ def test_the_batchs_own_changes_are_noted_as_the_tail_reads_them_back() -> None:
     assert len(out.changes) == 9  # one block; four scopes x two categories lifted
     block_key, block_value = out.changes[0]
     [unblock_value] = [value for key, value in out.changes[1:] if key == block_key]
-    assert out.recent == {block_key: (known_change(unblock_value), known_change(block_value))}
+    assert out.recent == {block_key: (unblock_value, block_value)}
