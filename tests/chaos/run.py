@@ -489,7 +489,7 @@ async def _result(
         ids = [row["event_id"] for row in await conn.fetch("SELECT event_id FROM blocklist_history")]
         state = {
             (r["address"], r["account_id"], r["level"], r["subaccount_id"], r["sender"], r["channel"],
-             r["action"], r["event_id"])
+             r["category"], r["action"], r["event_id"])
             for r in await conn.fetch("SELECT * FROM blocklist_state")
         }  # fmt: skip
     finally:

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.unit.factories import change_event, inbound_json
-from worker.classify.scope import block_key
+from worker.classify.scope import change_key
 from worker.config import Settings
 from worker.dev.stack import with_database
 from worker.events.ordering import latest_per_block
@@ -207,14 +207,14 @@ def change(
 def change_records(events: Iterable[ChangeEvent]) -> list[tuple[bytes | None, bytes | None, int | None]]:
     """(key, value, partition) for :func:`produce`: keyed by block identity like the classifier."""
     return [
-        (block_key(e.scope, e.address), encode_change(e, "2026-11-24T12:00:00.000000Z"), None) for e in events
+        (change_key(e), encode_change(e, "2026-11-24T12:00:00.000000Z"), None) for e in events
     ]
 
 
 def expected_state(records: Iterable[Any]) -> dict[bytes, ChangeEvent]:
     """Last-writer-wins over consumed change records: what Postgres and every view must converge on."""
     return latest_per_block(
-        (block_key(e.scope, e.address), e) for e in (decode_change(r.value) for r in records)
+        (change_key(e), e) for e in (decode_change(r.value) for r in records)
     )
 
 
