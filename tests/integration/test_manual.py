@@ -3,6 +3,7 @@ processes), through the real broker and the projector into Postgres."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.integration.helpers import connection, env_for, read_topic, settings_for
 from worker.store.postgres import Store
@@ -186,3 +188,60 @@ async def test_a_missing_change_topic_is_one_line_and_is_not_created(
     assert f"topic missing.{group_suffix} does not exist" in lines[0]
     again = optout("block", ADDRESS, "--account", "acme", "--note", "x", env=env)
     assert f"topic missing.{group_suffix} does not exist" in again.stderr.decode()
+
+
+@pytest.mark.broker("kafka", reason="Tansu has no transactions")
+async def test_an_import_killed_half_way_leaves_nothing_and_running_it_again_completes(
+    broker: str, topics: Topics, group_suffix: str, tmp_path: Path
+) -> None:
+    lines = 200_000
+    path = tmp_path / "big.csv"
+    path.write_text(
+        "address,account\n" + "".join(f"+1555{i:07d},acme\n" for i in range(lines)), encoding="utf-8"
+    )
+    env = env_for(broker, topics, group_suffix)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "worker",
+        "import",
+        str(path),
+        env=os.environ | env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        # Kill it as soon as its open transaction has written something (read_uncommitted sees it).
+        await _first_uncommitted_record(broker, topics.changes, process)
+    finally:
+        if process.returncode is None:
+            process.kill()
+        _, err = await process.communicate()
+    assert b"produced" not in err, "the import finished before it was killed: make the file larger"
+    assert await read_topic(broker, topics.changes) == []  # read_committed: nothing of it
+
+    again = optout("import", str(path), env=env)  # fences the dead run's transaction, aborts it
+    assert again.returncode == 0, again.stderr
+    records = await read_topic(broker, topics.changes)
+    assert len(records) == lines
+    assert len({orjson.loads(r.value)["event_id"] for r in records}) == lines
+
+
+async def _first_uncommitted_record(broker: str, topic: str, process: asyncio.subprocess.Process) -> None:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker, auto_offset_reset="earliest", isolation_level="read_uncommitted"
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
+            ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        while process.returncode is None and not await consumer.getmany(timeout_ms=50, max_records=1):
+            pass
+    finally:
+        await consumer.stop()

@@ -52,8 +52,23 @@ from worker.stream.produce import Record
 EXIT_LINES_SKIPPED = 3
 #: Changes per acknowledged produce (and progress step).
 CHUNK = 5000
-#: An import's transaction may take this long: Apache Kafka's default transaction.max.timeout.ms.
-TRANSACTION_TIMEOUT_MS = 900_000
+#: An import's transaction may take at most this long: Apache Kafka's default
+#: transaction.max.timeout.ms.
+MAX_TRANSACTION_TIMEOUT_MS = 900_000
+
+
+def transaction_timeout_ms(lines: int) -> int:
+    """How long the broker lets an import's transaction stay open: one minute plus a second per
+    5,000 lines (ten times slower than measured), at most 15 minutes.
+
+    Not simply the maximum: an import that dies half-way leaves its transaction open, and until the
+    broker aborts it, ``read_committed`` readers of the change topic (the projector, the views) do
+    not get past it on the partitions it wrote to, so later changes wait too. Running the same
+    import again aborts it at once (its producer has the same transactional id).
+    """
+    return min(MAX_TRANSACTION_TIMEOUT_MS, 60_000 + lines // 5)
+
+
 #: Bad lines kept for the report; the rest are counted.
 MAX_REPORTED = 1000
 
@@ -118,7 +133,9 @@ async def _produce_one(settings: Settings, key: bytes, value: bytes) -> None:
         await producer.stop()
 
 
-async def open_producer(settings: Settings, transactional_id: str | None) -> tuple[AIOKafkaProducer, bool]:
+async def open_producer(
+    settings: Settings, transactional_id: str | None, timeout_ms: int = MAX_TRANSACTION_TIMEOUT_MS
+) -> tuple[AIOKafkaProducer, bool]:
     """A started producer for the change topic: transactional when ``transactional_id`` is given
     and the broker has transactions (then True), else idempotent where it can be, else plain.
 
@@ -144,7 +161,7 @@ async def open_producer(settings: Settings, transactional_id: str | None) -> tup
             settings,
             transactional_id=transactional_id,
             enable_idempotence=True,
-            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+            transaction_timeout_ms=timeout_ms,
         )
     else:
         producer = make_producer(settings, idempotent=features.idempotence)
@@ -275,7 +292,9 @@ async def _import(settings: Settings, plan: ImportPlan, dry_run: bool, progress:
     if dry_run:
         await _read_and_send(settings, plan, None, result, progress)
         return result
-    producer, result.transactional = await open_producer(settings, transactional_id(settings, plan))
+    producer, result.transactional = await open_producer(
+        settings, transactional_id(settings, plan), transaction_timeout_ms(plan.lines)
+    )
     try:
         if result.transactional:
             await producer.begin_transaction()
