@@ -24,7 +24,7 @@ from worker.events.inbound import canonical_instant, decode
 from worker.events.outgoing import dead_letter_key, encode_dead_letter, encode_review
 from worker.events.providers import CANONICAL, Decoder
 from worker.events.providers.registry import DECODERS
-from worker.model import Intent, MatchMode, Source
+from worker.model import Category, Intent, MatchMode, Source
 
 
 class RecordLike(Protocol):
@@ -156,11 +156,12 @@ def _classify_provider(
         out.newest_received[(last.topic, last.partition)] = received.timestamp()
 
 
-def signal_match(intent: Intent, keyword: str, fmt: str, rules: RuleSet) -> Match:
-    """The match a provider's signal stands for: a rule named ``signal:<format>`` of that intent,
-    at account level on the message's channel, whose keyword is what the subscriber chose (the
-    button or the body, up to 64 characters) and whose reply is the rule set's reply for the intent."""
-    rule = Rule(f"signal:{fmt}", intent, (keyword,))
+def signal_match(intent: Intent, category: Category, keyword: str, fmt: str, rules: RuleSet) -> Match:
+    """The match a provider's signal stands for: a rule named ``signal:<format>`` of that intent and
+    category, at account level on the message's channel, whose keyword is what the subscriber chose
+    (the button, the preference or the body, up to 64 characters) and whose reply is the rule set's
+    reply for the intent (help: the HELP reply)."""
+    rule = Rule(f"signal:{fmt}", intent, (keyword,), category=category)
     return Match(rule, keyword, MatchMode.EXACT, rules.languages[0])
 
 
@@ -168,7 +169,8 @@ def _signal(
     record: RecordLike, doc: dict[str, Any], received: Any, rules: RuleSet, fmt: str, out: BatchOutput
 ) -> None:
     keyword = " ".join(doc["text"].split())[:64] or doc["intent"]
-    match = signal_match(Intent(doc["intent"]), keyword, fmt, rules)
+    category = Category(doc.get("category", Category.ALL))
+    match = signal_match(Intent(doc["intent"]), category, keyword, fmt, rules)
     _decide(record, doc, canonical_instant(doc["received_at"], received), match, rules, out)
 
 

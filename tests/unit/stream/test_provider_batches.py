@@ -63,6 +63,7 @@ def test_twilio_opt_out_type_decides_not_the_text() -> None:
     changes = _changes(out)
     assert changes
     assert {c["action"] for c in changes} == {"unblock"}
+    assert {c["category"] for c in changes} == {"all", "marketing"}  # a plain START lifts both
     assert {(c["rule"], c["keyword"]) for c in changes} == {("signal:twilio", "UNSTOP")}
     assert changes[0]["scope"]["account_id"] == "acme"
 
@@ -80,17 +81,30 @@ def test_twilio_help_is_a_reply_only() -> None:
     )
 
 
-def test_a_whatsapp_stop_promotions_button_blocks_on_whatsapp() -> None:
+def test_a_whatsapp_stop_promotions_button_blocks_marketing_on_whatsapp() -> None:
     out = _run("mo.whatsapp", "whatsapp", whatsapp_button())
-    [change] = _changes(out)
+    [(key, value)] = out.changes
+    change = orjson.loads(value)
     assert (change["action"], change["scope"]["channel"], change["rule"], change["keyword"]) == (
         "block", "whatsapp", "signal:whatsapp", "Stop promotions"
     )  # fmt: skip
+    assert change["category"] == "marketing"
+    assert orjson.loads(key)[-1] == "marketing"  # a marketing block is a block of its own
 
 
-def test_a_whatsapp_resume_preference_unblocks() -> None:
+def test_a_whatsapp_resume_preference_lifts_marketing_blocks_only() -> None:
     out = _run("mo.whatsapp", "whatsapp", whatsapp_preference("resume"))
-    assert {c["action"] for c in _changes(out)} == {"unblock"}
+    changes = _changes(out)
+    assert changes
+    assert {(c["action"], c["category"]) for c in changes} == {("unblock", "marketing")}
+
+
+def test_a_twilio_stop_blocks_everything() -> None:
+    out = _run("mo.twilio", "twilio", twilio_form())
+    [change] = _changes(out)
+    assert (change["action"], change["category"], change["rule"], change["keyword"]) == (
+        "block", "all", "signal:twilio", "STOP"
+    )  # fmt: skip
 
 
 def test_a_canonical_document_with_intent_is_a_signal_whatever_its_text() -> None:
