@@ -160,8 +160,12 @@ def signal_match(intent: Intent, category: Category, keyword: str, fmt: str, rul
     """The match a provider's signal stands for: a rule named ``signal:<format>`` of that intent and
     category, at account level on the message's channel, whose keyword is what the subscriber chose
     (the button, the preference or the body, up to 64 characters) and whose reply is the rule set's
-    reply for the intent (help: the HELP reply)."""
-    rule = Rule(f"signal:{fmt}", intent, (keyword,), category=category)
+    reply for the intent (help: the HELP reply). A marketing signal gets none: those texts speak of
+    every message ("no more messages from ..."), which a marketing opt-out is not."""
+    if category is Category.MARKETING:
+        rule = Rule(f"signal:{fmt}", intent, (keyword,), category=category, has_reply_override=True)
+    else:
+        rule = Rule(f"signal:{fmt}", intent, (keyword,), category=category)
     return Match(rule, keyword, MatchMode.EXACT, rules.languages[0])
 
 

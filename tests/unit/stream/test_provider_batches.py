@@ -90,6 +90,7 @@ def test_a_whatsapp_stop_promotions_button_blocks_marketing_on_whatsapp() -> Non
     )  # fmt: skip
     assert change["category"] == "marketing"
     assert orjson.loads(key)[-1] == "marketing"  # a marketing block is a block of its own
+    assert out.replies == []  # the opt-out reply says "no more messages": not for marketing only
 
 
 def test_a_whatsapp_resume_preference_lifts_marketing_blocks_only() -> None:
@@ -105,6 +106,8 @@ def test_a_twilio_stop_blocks_everything() -> None:
     assert (change["action"], change["category"], change["rule"], change["keyword"]) == (
         "block", "all", "signal:twilio", "STOP"
     )  # fmt: skip
+    [(_, reply)] = out.replies
+    assert orjson.loads(reply)["intent"] == "opt_out"
 
 
 def test_a_canonical_document_with_intent_is_a_signal_whatever_its_text() -> None:
