@@ -206,16 +206,12 @@ def change(
 
 def change_records(events: Iterable[ChangeEvent]) -> list[tuple[bytes | None, bytes | None, int | None]]:
     """(key, value, partition) for :func:`produce`: keyed by block identity like the classifier."""
-    return [
-        (change_key(e), encode_change(e, "2026-11-24T12:00:00.000000Z"), None) for e in events
-    ]
+    return [(change_key(e), encode_change(e, "2026-11-24T12:00:00.000000Z"), None) for e in events]
 
 
 def expected_state(records: Iterable[Any]) -> dict[bytes, ChangeEvent]:
     """Last-writer-wins over consumed change records: what Postgres and every view must converge on."""
-    return latest_per_block(
-        (change_key(e), e) for e in (decode_change(r.value) for r in records)
-    )
+    return latest_per_block((change_key(e), e) for e in (decode_change(r.value) for r in records))
 
 
 def identity(e: ChangeEvent) -> tuple[str, ...]:
