@@ -256,6 +256,9 @@ class RuleBook:
     accounts: dict[str, Layer] = field(default_factory=dict)
     subaccounts: dict[tuple[str, str], Layer] = field(default_factory=dict)
     senders: dict[tuple[str, str], Layer] = field(default_factory=dict)
+    provider_accounts: Mapping[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
+    """(input format, provider account id or "*") -> (account, subaccount): the rules file's
+    ``provider_accounts``, read by the provider decoders (:mod:`worker.events.providers`)."""
     _overridden: frozenset[str] = frozenset()
     _cache: dict[tuple[str, str | None, str | None], RuleSet] = field(default_factory=dict)
 

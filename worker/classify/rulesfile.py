@@ -28,6 +28,7 @@ from worker.classify.rules import (
 )
 from worker.errors import ConfigError
 from worker.events import schemas
+from worker.events.fields import field_problem
 from worker.model import Intent, MatchMode, ScopeLevel
 
 
@@ -78,7 +79,36 @@ def rulebook_from_document(doc: Any, origin: str = "rules") -> RuleBook:
             senders[(account, sender)] = layer
         else:
             accounts[account] = layer
-    return RuleBook(compile_layers(base_layers), base_layers, accounts, subaccounts, senders)
+    return RuleBook(
+        compile_layers(base_layers),
+        base_layers,
+        accounts,
+        subaccounts,
+        senders,
+        provider_accounts=_provider_accounts(doc.get("provider_accounts", []), origin),
+    )
+
+
+def _provider_accounts(
+    items: list[dict[str, str]], origin: str
+) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """``provider_accounts``: which of our accounts a provider's account id stands for. Checked
+    here, not when the first MO arrives: an account id that cannot be a key would otherwise
+    dead-letter every message of that provider account."""
+    out: dict[tuple[str, str], tuple[str, str | None]] = {}
+    for i, item in enumerate(items):
+        key = (item["format"], item["provider_account"])
+        if key in out:
+            raise ConfigError(
+                f"rules file {origin}: provider_accounts/{i}: format {key[0]} provider_account {key[1]!r} "
+                "is mapped twice"
+            )
+        for name in ("account", "subaccount"):
+            problem = field_problem(item[name]) if name in item else None
+            if problem is not None:
+                raise ConfigError(f"rules file {origin}: provider_accounts/{i}/{name} {problem}")
+        out[key] = (item["account"], item.get("subaccount"))
+    return out
 
 
 def _layer(doc: Mapping[str, Any], where: str) -> Layer:

@@ -4,6 +4,11 @@ The Kafka loop (:mod:`worker.stream.classifier`) calls :func:`classify_records` 
 ``getmany()`` batch. The per-record path is kept flat on purpose: decode, resolve the rule set,
 classify; a keyword MO is decided and encoded straight into dicts for orjson, and objects are
 built only for records that failed.
+
+A partition's records all come from one topic, so its input format is chosen once per call: the
+canonical topic takes the flat loop above, a provider topic (``OPTOUT_INPUT_FORMATS``) the loop of
+:func:`_classify_provider`, whose decoder may turn one record into several documents. A document
+with ``intent`` (a provider's own signal) is decided from it, not from its text (:func:`_signal`).
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from worker.classify.decide import Doubt, classify, decide_encoded
-from worker.classify.rules import Match, RuleBook
+from worker.classify.rules import Match, Rule, RuleBook, RuleSet
 from worker.errors import DeadLetterCode, InputError
 from worker.events.inbound import canonical_instant, decode
 from worker.events.outgoing import dead_letter_key, encode_dead_letter, encode_review
-from worker.model import Intent, Source
+from worker.events.providers import CANONICAL, Decoder
+from worker.events.providers.registry import DECODERS
+from worker.model import Category, Intent, MatchMode, Source
 
 
 class RecordLike(Protocol):
@@ -56,8 +63,13 @@ class BatchOutput:
     """Per partition, the ``received_at`` (epoch seconds) of its last good record: delay metric."""
 
 
-def classify_records(records: Sequence[RecordLike], rulebook: RuleBook, out: BatchOutput) -> None:
+def classify_records(
+    records: Sequence[RecordLike], rulebook: RuleBook, out: BatchOutput, fmt: str = CANONICAL
+) -> None:
     """Classify one partition's records in order, appending what they produce to ``out``.
+
+    ``fmt`` is the input format of the records' topic (``OPTOUT_INPUT_FORMATS``; the inbound topic
+    is canonical): chosen per call, so the canonical loop below pays nothing for the others.
 
     The hot loop: every record is decoded and fully validated (a bad one becomes a dead letter),
     its rule set resolved and its text classified; chat stops there, with nothing allocated
@@ -65,6 +77,9 @@ def classify_records(records: Sequence[RecordLike], rulebook: RuleBook, out: Bat
     (:func:`decide_encoded`), its records appended in input order, so per key the output keeps
     the order of the input.
     """
+    if fmt != CANONICAL:
+        _classify_provider(records, rulebook, out, fmt, DECODERS[fmt])
+        return
     resolve = rulebook.resolve
     uniform = rulebook.base if rulebook.uniform else None  # decided per batch, not per message
     changes, replies, emitted_at, intents = out.changes, out.replies, out.emitted_at, out.intents
@@ -79,6 +94,9 @@ def classify_records(records: Sequence[RecordLike], rulebook: RuleBook, out: Bat
             _dead_letter(record, error, out)
             continue
         rules = uniform or resolve(doc["account_id"], doc.get("subaccount_id"), doc["to"])
+        if "intent" in doc:  # a producer's own signal: decided from it, the text is not read
+            _signal(record, doc, received, rules, fmt, out)
+            continue
         match = classify(doc["text"], rules, doubts)
         if doubts:  # uncertain: classified as usual, and sent for review too
             _review(record, doc, canonical_instant(doc["received_at"], received), match, doubts, out)
@@ -101,6 +119,77 @@ def classify_records(records: Sequence[RecordLike], rulebook: RuleBook, out: Bat
         intents[Intent.NONE] = intents.get(Intent.NONE, 0) + none
     if record is not None and received is not None:
         out.newest_received[(record.topic, record.partition)] = received.timestamp()
+
+
+def _classify_provider(
+    records: Sequence[RecordLike], rulebook: RuleBook, out: BatchOutput, fmt: str, decoder: Decoder
+) -> None:
+    """The loop for a provider topic: each record is decoded into zero or more canonical documents
+    (an Infobip body holds several MOs), each handled like a canonical record's. A record the
+    decoder refuses is dead-lettered whole, with its raw bytes."""
+    accounts = rulebook.provider_accounts
+    doubts: list[Doubt] = []
+    received = None
+    for record in records:
+        try:
+            decoded = decoder(record.value, record.timestamp, accounts)
+        except InputError as error:
+            _dead_letter(record, error, out)
+            continue
+        for doc, received in decoded:
+            rules = rulebook.resolve(doc["account_id"], doc.get("subaccount_id"), doc["to"])
+            if "intent" in doc:
+                _signal(record, doc, received, rules, fmt, out)
+                continue
+            match = classify(doc["text"], rules, doubts)
+            stamp = canonical_instant(doc["received_at"], received)
+            if doubts:
+                _review(record, doc, stamp, match, doubts, out)
+                doubts.clear()
+            if match is None:
+                out.intents[Intent.NONE] = out.intents.get(Intent.NONE, 0) + 1
+                continue
+            _decide(record, doc, stamp, match, rules, out)
+    out.consumed += len(records)
+    if records and received is not None:
+        last = records[-1]
+        out.newest_received[(last.topic, last.partition)] = received.timestamp()
+
+
+def signal_match(intent: Intent, category: Category, keyword: str, fmt: str, rules: RuleSet) -> Match:
+    """The match a provider's signal stands for: a rule named ``signal:<format>`` of that intent and
+    category, at account level on the message's channel, whose keyword is what the subscriber chose
+    (the button, the preference or the body, up to 64 characters) and whose reply is the rule set's
+    reply for the intent (help: the HELP reply). A marketing signal gets none: those texts speak of
+    every message ("no more messages from ..."), which a marketing opt-out is not."""
+    if category is Category.MARKETING:
+        rule = Rule(f"signal:{fmt}", intent, (keyword,), category=category, has_reply_override=True)
+    else:
+        rule = Rule(f"signal:{fmt}", intent, (keyword,), category=category)
+    return Match(rule, keyword, MatchMode.EXACT, rules.languages[0])
+
+
+def _signal(
+    record: RecordLike, doc: dict[str, Any], received: Any, rules: RuleSet, fmt: str, out: BatchOutput
+) -> None:
+    keyword = " ".join(doc["text"].split())[:64] or doc["intent"]
+    category = Category(doc.get("category", Category.ALL))
+    match = signal_match(Intent(doc["intent"]), category, keyword, fmt, rules)
+    _decide(record, doc, canonical_instant(doc["received_at"], received), match, rules, out)
+
+
+def _decide(
+    record: RecordLike, doc: dict[str, Any], stamp: str, match: Match, rules: RuleSet, out: BatchOutput
+) -> None:
+    source = {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "message_id": doc["message_id"],
+    }
+    decide_encoded(doc, stamp, match, rules, source, out.emitted_at, out.changes, out.replies)
+    intent = match.rule.intent
+    out.intents[intent] = out.intents.get(intent, 0) + 1
 
 
 def _review(

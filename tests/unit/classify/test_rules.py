@@ -455,3 +455,35 @@ def test_top_level_inherit_false_keeps_builtin_replies() -> None:
         }
     )
     assert _reply(book, "halt") == BUILTIN_REPLIES[Intent.OPT_OUT]
+
+
+def test_provider_accounts_map_format_and_id_to_our_account() -> None:
+    book = rulebook_from_document(
+        {
+            "version": 1,
+            "provider_accounts": [
+                {"format": "twilio", "provider_account": "AC1", "account": "acme", "subaccount": "us"},
+                {"format": "cmcom", "provider_account": "*", "account": "acme"},
+            ],
+        }
+    )
+    assert dict(book.provider_accounts) == {("twilio", "AC1"): ("acme", "us"), ("cmcom", "*"): ("acme", None)}
+    assert book.uniform  # a mapping is no rule override
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ([{"format": "sms", "provider_account": "x", "account": "a"}], "provider_accounts/0/format"),
+        ([{"format": "twilio", "provider_account": "x"}], "'account' is a required property"),
+        ([{"format": "twilio", "provider_account": "x", "account": "a\x00"}], "provider_accounts/0/account"),
+        ([{"format": "twilio", "provider_account": "x", "account": "a"}] * 2, "mapped twice"),
+    ],
+)
+def test_bad_provider_accounts_are_one_line_naming_the_entry(
+    items: list[dict[str, str]], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as error:
+        rulebook_from_document({"version": 1, "provider_accounts": items}, origin="r.json")
+    assert "\n" not in str(error.value)
+    assert "r.json" in str(error.value)
