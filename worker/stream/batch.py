@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from worker.classify.decide import Doubt, classify, decide_encoded
 from worker.classify.rules import Match, RuleBook
 from worker.errors import DeadLetterCode, InputError
+from worker.events.address import metric_channel
 from worker.events.inbound import canonical_instant, decode
 from worker.events.outgoing import dead_letter_key, encode_dead_letter, encode_review
 from worker.model import Intent, Source
@@ -49,6 +50,9 @@ class BatchOutput:
     reviews: list[tuple[bytes, bytes]] = field(default_factory=list)
     """Review requests: messages the rules were unsure of (keyed by account id)."""
     reviews_by_reason: dict[str, int] = field(default_factory=dict)
+    uncanonical: dict[str, int] = field(default_factory=dict)
+    """Keyword MOs whose subscriber address stayed as written (not E.164), by metric channel
+    (:func:`worker.events.address.metric_channel`)."""
     consumed: int = 0
     intents: dict[Intent, int] = field(default_factory=dict)
     dead_by_code: dict[DeadLetterCode, int] = field(default_factory=dict)
@@ -93,7 +97,10 @@ def classify_records(records: Sequence[RecordLike], rulebook: RuleBook, out: Bat
             "message_id": doc["message_id"],
         }
         stamp = canonical_instant(doc["received_at"], received)
-        decide_encoded(doc, stamp, match, rules, source, emitted_at, changes, replies)
+        parties = decide_encoded(doc, stamp, match, rules, source, emitted_at, changes, replies)
+        if not parties.canonical:  # an email, a Messenger id, a number that does not parse
+            label = metric_channel(parties.channel)
+            out.uncanonical[label] = out.uncanonical.get(label, 0) + 1
         intent = match.rule.intent
         intents[intent] = intents.get(intent, 0) + 1
     out.consumed += len(records)
