@@ -20,7 +20,7 @@ from worker.classify.normalize import SEPARATORS, normalize, tokens
 from worker.classify.rules import WRONG_NUMBER, Match, Phrases, Rule, RuleSet
 from worker.classify.scope import block_key, block_scope, covering_scopes
 from worker.constants import SCHEMA_CHANGE, SCHEMA_REPLY
-from worker.events.address import Parties, canonical_parties
+from worker.events.address import Parties, already_canonical, canonical_parties
 from worker.events.outgoing import change_event_id, reply_id, scope_document
 from worker.model import (
     Action,
@@ -620,7 +620,7 @@ def decide_encoded(
     emitted_at: str,
     changes: list[tuple[bytes, bytes]],
     replies: list[tuple[bytes, bytes]],
-) -> Parties:
+) -> Parties | None:
     """:func:`decide` and :mod:`worker.events.outgoing`'s encoders in one pass, for the hot loop.
 
     Appends the encoded (key, value) change and reply records of a matched inbound document to
@@ -630,14 +630,18 @@ def decide_encoded(
     storm those objects were about half the cost of a keyword MO. ``doc`` is a document
     :func:`worker.events.inbound.decode` accepted, ``received_at`` its canonical timestamp and
     ``source`` the record's coordinates as the events carry them (shared by all its events).
-    Returns the MO's canonical parties (the classifier counts addresses that are not canonical).
+    Returns None when the MO's subscriber, sender and channel were canonical already (the usual
+    case), else its canonical :class:`Parties` (the classifier counts addresses that are not).
     """
     rule = match.rule
     intent = rule.intent
     account, sub, message_id = doc["account_id"], doc.get("subaccount_id"), doc["message_id"]
     # MO: from the subscriber, to the sender; canonicalized as decide() does (canonical_message)
-    parties = canonical_parties(doc["from"], doc["to"], doc["channel"], rules.default_country)
-    sender, address, channel = parties.sender, parties.address, parties.channel
+    sender, address, channel = doc["to"], doc["from"], doc["channel"]
+    parties = None
+    if not already_canonical(address, sender, channel):
+        parties = canonical_parties(address, sender, channel, rules.default_country)
+        sender, address, channel = parties.sender, parties.address, parties.channel
     categories: tuple[Category, ...]
     if intent is Intent.OPT_OUT:
         action, why, categories = Action.BLOCK, reason(match), (rule.category,)

@@ -36,7 +36,7 @@ from aiokafka.errors import KafkaError
 
 from worker.constants import SNAPSHOT_DIR, TOPIC_CHANGES
 from worker.errors import InputError, ServiceUnavailableError, SnapshotError
-from worker.events.address import Countries, canonical_address, canonical_sender, is_e164
+from worker.events.address import Countries, canonical_address, canonical_sender, match_e164
 from worker.events.outgoing import decode_change
 from worker.sender.blockindex import BlockIndex, SnapshotEntryError
 from worker.snapshot.fetch import fetch_latest
@@ -71,9 +71,12 @@ def canonical_lookup(is_blocked: Callable[..., bool], countries: Countries) -> C
 
     An E.164 address and a sender without ``+`` or ``:`` (a short code, a sender id, or None) are
     passed on as they are: the usual call pays two string tests. Other keyword arguments
-    (``category``) are passed through.
+    (``category``) are passed through. An address written otherwise is also looked up as written
+    (on the channel asked about): blocks recorded before addresses were canonicalized were keyed
+    so, and when in doubt the subscriber is not messaged.
     """
     default_country = countries.of
+    e164 = match_e164
 
     def lookup(
         address: str,
@@ -83,12 +86,15 @@ def canonical_lookup(is_blocked: Callable[..., bool], countries: Countries) -> C
         channel: str = "sms",
         **options: Any,
     ) -> bool:
-        if sender is not None and (":" in sender or "+" in sender) and not is_e164(sender):
+        if sender is not None and (":" in sender or sender[:1] == "+") and e164(sender) is None:
             sender, named = canonical_sender(sender)
             channel = named or channel
-        # is_e164() inlined: this runs for every message a send service sends.
-        if not (address[:1] == "+" and 8 < len(address) < 17 and address[1:].isdigit() and address.isascii()):
+        if e164(address) is None:  # is_e164() inlined: this runs for every message sent
             found = canonical_address(address, channel, default_country(account))
+            if found.address != address and is_blocked(
+                address, account, subaccount, sender, channel, **options
+            ):
+                return True  # a block keyed by the written form, from before addresses were canonical
             address, channel = found.address, found.channel
         if options:
             return is_blocked(address, account, subaccount, sender, channel, **options)

@@ -98,7 +98,7 @@ def classify_records(records: Sequence[RecordLike], rulebook: RuleBook, out: Bat
         }
         stamp = canonical_instant(doc["received_at"], received)
         parties = decide_encoded(doc, stamp, match, rules, source, emitted_at, changes, replies)
-        if not parties.canonical:  # an email, a Messenger id, a number that does not parse
+        if parties is not None and not parties.canonical:  # an email, a Messenger id, not a number
             label = metric_channel(parties.channel)
             out.uncanonical[label] = out.uncanonical.get(label, 0) + 1
         intent = match.rule.intent

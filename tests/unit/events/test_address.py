@@ -14,6 +14,8 @@ from worker.events.address import (
     PREFIXES,
     Address,
     Countries,
+    Parties,
+    already_canonical,
     canonical_address,
     canonical_parties,
     canonical_sender,
@@ -171,3 +173,14 @@ def test_metric_channel_is_bounded() -> None:
     assert metric_channel("whatsapp") == "whatsapp"
     assert metric_channel("email") == "other"
     assert metric_channel("x" * 200) == "other"
+
+
+_SENDERS = st.sampled_from(["12345", "ACME", "+14155238886", "+1 415 523 8886", "sms:12345", "x:y"])
+
+
+@given(_ANY | _E164, _SENDERS, _CHANNELS)
+def test_already_canonical_means_canonical_parties_changes_nothing(
+    address: str, sender: str, channel: str
+) -> None:
+    if already_canonical(address, sender, channel):
+        assert canonical_parties(address, sender, channel, "GB") == Parties(address, sender, channel, True)

@@ -67,6 +67,14 @@ def test_without_countries_national_numbers_stay_as_written() -> None:
     assert not lookup("07700 900123", "acme")
 
 
+def test_a_block_keyed_by_the_written_form_before_canonical_addresses_still_counts() -> None:
+    index = BlockIndex()
+    index.apply(change_event("whatsapp:+447700900999", channel="sms", account="acme"))  # an old key
+    lookup = canonical_lookup(index.is_blocked, Countries())
+    assert lookup("whatsapp:+447700900999", "acme", channel="sms")
+    assert not lookup("+447700900999", "acme", channel="sms")  # the canonical key has no block
+
+
 def test_other_keyword_arguments_pass_through() -> None:
     seen: list[tuple[Any, ...]] = []
 
@@ -75,4 +83,7 @@ def test_other_keyword_arguments_pass_through() -> None:
         return False
 
     canonical_lookup(inner, Countries())("whatsapp:+447700900123", "acme", category="transactional")
-    assert seen == [("+447700900123", "acme", None, None, "whatsapp", {"category": "transactional"})]
+    assert seen == [
+        ("whatsapp:+447700900123", "acme", None, None, "sms", {"category": "transactional"}),
+        ("+447700900123", "acme", None, None, "whatsapp", {"category": "transactional"}),
+    ]
