@@ -427,20 +427,22 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
     url = database_url(settings)
 
+    address, sender, channel = canonical_query(
+        settings, args.address, args.account, args.sender, args.channel
+    )
+
     async def run() -> int:
         async with await Store.connect(url, min_size=1, max_size=1) as store:
-            applying = await store.check(
-                args.address, args.account, args.subaccount, args.sender, args.channel
-            )
-            every = await store.blocks(args.address, args.account)
+            applying = await store.check(address, args.account, args.subaccount, sender, channel)
+            every = await store.blocks(address, args.account)
         ids = {block["event_id"] for block in applying}
         result = {
-            "address": args.address,
+            "address": address,
             "target": {
                 "account_id": args.account,
                 "subaccount_id": args.subaccount,
-                "sender": args.sender,
-                "channel": args.channel,
+                "sender": sender,
+                "channel": channel,
             },
             "blocked": bool(applying),
             "blocks": applying,
@@ -457,15 +459,36 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
 
     url = database_url(settings)
 
+    # Without --account, national numbers are read with the rules file's top-level country.
+    address = canonical_query(settings, args.address, args.account or "", None, None)[0]
+
     async def run() -> int:
         async with await Store.connect(url, min_size=1, max_size=1) as store:
-            rows = await store.history(args.address, args.account)
+            rows = await store.history(address, args.account)
         out = sys.stdout.buffer
         for row in rows:
             out.write(orjson.dumps(history_line(row)) + b"\n")
         return 0
 
     return asyncio.run(run())
+
+
+def canonical_query(
+    settings: Settings, address: str, account: str, sender: str | None, channel: str | None
+) -> tuple[str, str | None, str | None]:
+    """``(address, sender, channel)`` as the classifier keys them (:mod:`worker.events.address`),
+    with the account's default country from the rules file (OPTOUT_RULES): an operator may type
+    ``whatsapp:+44 7700 900123`` or ``07700 900123``. A prefix names the channel; with no channel
+    given, the address is read as a phone number (and checked on every channel)."""
+    from worker.classify.rulesfile import load_countries
+    from worker.events.address import canonical_address, canonical_sender, split_prefix
+
+    named = None
+    if sender is not None:
+        sender, named = canonical_sender(sender)
+    country = load_countries(settings.rules).of(account)
+    found = canonical_address(address, channel or named or "sms", country)
+    return found.address, sender, split_prefix(address)[1] or named or channel
 
 
 def history_line(row: dict[str, Any]) -> dict[str, Any]:
@@ -597,11 +620,12 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_block(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.classify.rulesfile import load_countries
     from worker.model import Action
     from worker.ops.manual import change_from_args, instant_from_args, run_block
 
     action = Action(args.command)
-    change = change_from_args(action, args)
+    change = change_from_args(action, args, load_countries(settings.rules or None))
     return run_block(settings, change, instant_from_args(args.at), args.dry_run)
 
 

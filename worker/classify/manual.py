@@ -24,10 +24,15 @@ from typing import TypeVar
 from worker.classify.scope import block_key
 from worker.constants import ALL_CHANNELS, MAX_NOTE_CHARS
 from worker.errors import InputError
+from worker.events.address import Countries, canonical_address
 from worker.events.fields import field_problem
 from worker.events.inbound import format_instant, parse_instant
 from worker.events.outgoing import derive_id
 from worker.model import Action, Category, ChangeEvent, Scope, ScopeLevel
+
+_NO_COUNTRIES = Countries()
+#: How an address on every channel is read: as a phone number when it is one (sms is a phone channel).
+_PHONE = "sms"
 
 #: The ``reason`` of a change an operator made with ``optout block`` / ``optout unblock``.
 REASON_MANUAL = "manual"
@@ -70,14 +75,19 @@ class ManualChange:
     """When it happened, if the request says (an import's ``occurred_at`` column), canonical UTC."""
 
 
-def manual_change(fields: Mapping[str, str | None]) -> ManualChange:
+def manual_change(fields: Mapping[str, str | None], countries: Countries = _NO_COUNTRIES) -> ManualChange:
     """Validate the fields of one change (names of :data:`FIELDS`; absent, None or blank = not
     given) and build it. Raises :class:`ManualChangeError` with one line naming what is wrong.
 
     ``address`` and ``account`` are required. ``subaccount`` or ``sender`` (not both: a sender-level
     block covers every subaccount sending through that sender) narrows the scope; ``channel``
     defaults to every channel (``*``), ``category`` to ``all``, ``action`` to ``block``. Values are
-    taken as written, but for surrounding white space (a spreadsheet's padding).
+    taken as written, but for surrounding white space (a spreadsheet's padding), except the
+    address: canonicalized as the classifier does (:mod:`worker.events.address`; ``countries`` for
+    national numbers), so a block typed as ``whatsapp:+44…`` or ``07700 900123`` lands on the key
+    the subscriber's own STOP would. A block on every channel reads the address as a phone number
+    if it is one; a prefix is stripped but never narrows the block to its channel (when unsure,
+    block more).
     """
     get = {name: _given(value) for name, value in fields.items()}
     address = _identifier(get, "address", required=True)
@@ -99,6 +109,8 @@ def manual_change(fields: Mapping[str, str | None]) -> ManualChange:
     occurred_at = get.get("occurred_at")
     if occurred_at is not None:
         occurred_at = canonical_instant(occurred_at, "occurred_at")
+    found = canonical_address(address, _PHONE if channel == ALL_CHANNELS else channel, countries.of(account))
+    address = found.address  # the channel stays as given: a prefix never narrows a block
     if sender is not None:
         scope = Scope(ScopeLevel.SENDER, account, None, sender, channel)
     elif subaccount is not None:

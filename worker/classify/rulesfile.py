@@ -28,6 +28,7 @@ from worker.classify.rules import (
 )
 from worker.errors import ConfigError
 from worker.events import schemas
+from worker.events.address import Countries, canonical_sender, supported_regions
 from worker.events.fields import field_problem
 from worker.model import Intent, MatchMode, ScopeLevel
 
@@ -39,7 +40,19 @@ def load_rules(path: str | Path | None) -> RuleBook:
     """
     if path is None or str(path) == "":
         return default_rulebook()
-    path = Path(path)
+    return rulebook_from_document(_read(Path(path)), origin=str(path))
+
+
+def load_countries(path: str | Path | None) -> Countries:
+    """The default countries of the rules file at ``path`` (none without a file): what a send
+    service gives :meth:`worker.sender.BlocklistView.open` so that it canonicalizes national
+    numbers as the classifier does. The whole file is validated, as :func:`load_rules` does."""
+    if path is None or str(path) == "":
+        return Countries()
+    return load_rules(path).countries
+
+
+def _read(path: Path) -> Any:
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -48,7 +61,7 @@ def load_rules(path: str | Path | None) -> RuleBook:
         doc = tomllib.loads(raw.decode()) if path.suffix == ".toml" else orjson.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConfigError(f"rules file {path}: not valid {path.suffix or 'JSON'}: {exc}") from None
-    return rulebook_from_document(doc, origin=str(path))
+    return doc
 
 
 def rulebook_from_document(doc: Any, origin: str = "rules") -> RuleBook:
@@ -64,8 +77,19 @@ def rulebook_from_document(doc: Any, origin: str = "rules") -> RuleBook:
     subaccounts: dict[tuple[str, str], Layer] = {}
     senders: dict[tuple[str, str], Layer] = {}
     seen: set[tuple[str, str | None, str | None]] = set()
+    countries: dict[str, str] = {}
     for i, item in enumerate(doc.get("overrides", [])):
         account, sub, sender = item["account"], item.get("subaccount"), item.get("sender")
+        if sender is not None:
+            sender = canonical_sender(sender)[0]  # as the classifier resolves it
+        if "default_country" in item:
+            if sub is not None or sender is not None:
+                raise ConfigError(
+                    f"rules file {origin}: overrides/{i}: default_country is per account: set it "
+                    f'in an override with only "account": {account!r} (a subscriber is one '
+                    "identity whichever subaccount or sender they write to)"
+                )
+            countries[account] = item["default_country"]
         if (account, sub, sender) in seen:
             raise ConfigError(
                 f"rules file {origin}: overrides/{i}: duplicate override for "
@@ -86,6 +110,7 @@ def rulebook_from_document(doc: Any, origin: str = "rules") -> RuleBook:
         subaccounts,
         senders,
         provider_accounts=_provider_accounts(doc.get("provider_accounts", []), origin),
+        countries=Countries(top.default_country, MappingProxyType(countries)),
     )
 
 
@@ -149,7 +174,18 @@ def _layer(doc: Mapping[str, Any], where: str) -> Layer:
         MappingProxyType(replies),
         languages,
         wrong_number=doc.get("wrong_number"),
+        default_country=_country(doc.get("default_country"), where),
     )
+
+
+def _country(code: str | None, where: str) -> str | None:
+    """A default country the schema let through (two capitals) that ``phonenumbers`` knows."""
+    if code is not None and code not in supported_regions():
+        raise ConfigError(
+            f"rules file {where}: default_country {code!r} is not an ISO 3166 alpha-2 country "
+            'with a telephone numbering plan (e.g. "GB", "US", "DE")'
+        )
+    return code
 
 
 def _texts(value: str | Mapping[str, str | None] | None) -> Reply:

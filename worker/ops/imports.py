@@ -27,6 +27,7 @@ from enum import StrEnum
 import orjson
 
 from worker.classify.manual import ALIASES, FIELDS, ManualChange, ManualChangeError, manual_change
+from worker.events.address import Countries
 
 
 class ImportFormat(StrEnum):
@@ -78,8 +79,9 @@ class Reader:
     the columns or fields that were not used.
     """
 
-    def __init__(self, kind: ImportFormat) -> None:
+    def __init__(self, kind: ImportFormat, countries: Countries | None = None) -> None:
         self.kind = kind
+        self.countries = countries or Countries()
         self.position = 0
         self.ignored: set[str] = set()
 
@@ -139,7 +141,7 @@ class Reader:
                 yield BadLine(self.position, f"{len(row)} cells, the header has {len(names)}")
                 continue
             fields = {name: cell for name, cell in zip(names, row, strict=False) if name in FIELDS}
-            yield _checked(self.position, fields)
+            yield _checked(self.position, fields, self.countries)
 
     def _json_lines(self, lines: Iterable[str]) -> Iterator[GoodLine | BadLine]:
         for text in lines:
@@ -167,12 +169,12 @@ class Reader:
                     break
                 else:
                     fields[name] = value
-            yield BadLine(line, problem) if problem is not None else _checked(line, fields)
+            yield BadLine(line, problem) if problem is not None else _checked(line, fields, self.countries)
 
 
-def _checked(line: int, fields: Mapping[str, str | None]) -> GoodLine | BadLine:
+def _checked(line: int, fields: Mapping[str, str | None], countries: Countries) -> GoodLine | BadLine:
     try:
-        return GoodLine(line, manual_change(fields))
+        return GoodLine(line, manual_change(fields, countries))
     except ManualChangeError as exc:
         return BadLine(line, str(exc))
 

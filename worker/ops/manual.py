@@ -38,9 +38,11 @@ from worker.classify.manual import (
     manual_change,
     manual_event,
 )
+from worker.classify.rulesfile import load_countries
 from worker.config import Settings
 from worker.constants import MAX_NOTE_CHARS
 from worker.errors import ConfigError, OutputRefusedError, ServiceUnavailableError
+from worker.events.address import Countries
 from worker.events.inbound import format_instant
 from worker.events.outgoing import encode_change
 from worker.model import Action
@@ -77,7 +79,7 @@ def now_instant() -> str:
     return format_instant(datetime.now(UTC))
 
 
-def change_from_args(action: Action, args: object) -> ManualChange:
+def change_from_args(action: Action, args: object, countries: Countries | None = None) -> ManualChange:
     """The change ``optout block|unblock ADDRESS --account ...`` asks for; a bad value is a
     :class:`ConfigError` naming its flag."""
     fields = {
@@ -93,7 +95,7 @@ def change_from_args(action: Action, args: object) -> ManualChange:
     if not (fields["note"] or "").strip():
         raise ConfigError("--note is empty: say why, for the history (who asked, the ticket)")
     try:
-        return manual_change(fields)
+        return manual_change(fields, countries or Countries())
     except ManualChangeError as exc:
         message = str(exc)
         name, _, problem = message.partition(" ")
@@ -332,7 +334,7 @@ async def _read_and_send(
     result: ImportResult,
     progress: Progress,
 ) -> None:
-    reader = Reader(plan.kind)
+    reader = Reader(plan.kind, load_countries(settings.rules or None))
     emitted_at = now_instant()
     topic = settings.topic_changes
     chunk: list[Record] = []

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from worker.classify.decide import Doubt, classify, decide_encoded
 from worker.classify.rules import Match, Rule, RuleBook, RuleSet
 from worker.errors import DeadLetterCode, InputError
+from worker.events.address import metric_channel
 from worker.events.inbound import canonical_instant, decode
 from worker.events.outgoing import dead_letter_key, encode_dead_letter, encode_review
 from worker.events.providers import CANONICAL, Decoder
@@ -56,6 +57,9 @@ class BatchOutput:
     reviews: list[tuple[bytes, bytes]] = field(default_factory=list)
     """Review requests: messages the rules were unsure of (keyed by account id)."""
     reviews_by_reason: dict[str, int] = field(default_factory=dict)
+    uncanonical: dict[str, int] = field(default_factory=dict)
+    """Keyword MOs whose subscriber address stayed as written (not E.164), by metric channel
+    (:func:`worker.events.address.metric_channel`)."""
     consumed: int = 0
     intents: dict[Intent, int] = field(default_factory=dict)
     dead_by_code: dict[DeadLetterCode, int] = field(default_factory=dict)
@@ -111,7 +115,10 @@ def classify_records(
             "message_id": doc["message_id"],
         }
         stamp = canonical_instant(doc["received_at"], received)
-        decide_encoded(doc, stamp, match, rules, source, emitted_at, changes, replies)
+        parties = decide_encoded(doc, stamp, match, rules, source, emitted_at, changes, replies)
+        if parties is not None and not parties.canonical:  # an email, a Messenger id, not a number
+            label = metric_channel(parties.channel)
+            out.uncanonical[label] = out.uncanonical.get(label, 0) + 1
         intent = match.rule.intent
         intents[intent] = intents.get(intent, 0) + 1
     out.consumed += len(records)
@@ -187,7 +194,10 @@ def _decide(
         "offset": record.offset,
         "message_id": doc["message_id"],
     }
-    decide_encoded(doc, stamp, match, rules, source, out.emitted_at, out.changes, out.replies)
+    parties = decide_encoded(doc, stamp, match, rules, source, out.emitted_at, out.changes, out.replies)
+    if parties is not None and not parties.canonical:
+        label = metric_channel(parties.channel)
+        out.uncanonical[label] = out.uncanonical.get(label, 0) + 1
     intent = match.rule.intent
     out.intents[intent] = out.intents.get(intent, 0) + 1
 

@@ -278,6 +278,8 @@ def _observe(metrics: ClassifierMetrics, out: BatchOutput) -> None:
         metrics.classified.labels(intent.value).inc(count)
     for reason, count in out.reviews_by_reason.items():
         metrics.reviews.labels(reason).inc(count)
+    for channel, count in out.uncanonical.items():
+        metrics.uncanonical.labels(channel).inc(count)
     for code, count in out.dead_by_code.items():
         metrics.dead_lettered.labels(code.value).inc(count)
     if out.dead_by_code:

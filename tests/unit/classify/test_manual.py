@@ -20,6 +20,7 @@ from worker.classify.manual import (
 )
 from worker.classify.scope import block_key
 from worker.constants import ALL_CHANNELS, MAX_FIELD_BYTES, MAX_NOTE_CHARS
+from worker.events.address import Countries
 from worker.events.outgoing import decode_change, encode_change
 from worker.events.schemas import CHANGE, validator
 from worker.model import Action, Category, Scope, ScopeLevel
@@ -169,3 +170,17 @@ def test_what_cannot_be_a_change_is_one_line_naming_the_field(fields: dict[str, 
         manual_change(fields)
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "written", ["+447700900123", "whatsapp:+447700900123", "tel:+44 7700 900123", "07700 900123"]
+)
+def test_an_operator_s_address_lands_on_the_key_the_subscriber_s_own_stop_would(written: str) -> None:
+    change = manual_change({"address": written, "account": "acme"}, Countries("GB"))
+    assert change.address == "+447700900123"
+    assert change.scope.channel == ALL_CHANNELS  # a prefix never narrows the block to its channel
+
+
+def test_an_address_that_is_not_a_number_stays_as_written() -> None:
+    change = manual_change({"address": "someone@example.com", "account": "acme", "channel": "email"})
+    assert change.address == "someone@example.com"
