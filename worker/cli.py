@@ -52,6 +52,9 @@ _SHOWN: dict[str, tuple[str, ...] | None] = {
     "snapshot": (_PG, _SNAP, _TOPICS, _LOGS),
     "topics": (_KAFKA, _TOPICS, _LOGS),
     "migrate": (_PG, _LOGS),
+    "block": (_KAFKA, _TOPICS, _LOGS),
+    "unblock": (_KAFKA, _TOPICS, _LOGS),
+    "import": (_KAFKA, _TOPICS, _LOGS),
 }
 
 _EPILOG = (
@@ -135,12 +138,77 @@ def build_parser() -> argparse.ArgumentParser:
     command("snapshot", "write a blocklist snapshot now (as the projector does every interval)")
     command("topics", "create the topics if missing and verify their configuration (idempotent)")
     command("migrate", "apply pending Postgres migrations (idempotent)")
+    _manual_commands(command)
     for name, sub in subs.items():
         # The usage line shows the command's own arguments; the settings are one [SETTINGS].
         own = sub.format_usage().removeprefix("usage: ").replace(" [-h]", "").strip()
         sub.usage = f"{own} [SETTINGS]"
         add_arguments(sub, _SHOWN.get(name))
     return parser
+
+
+def _manual_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """``optout block``, ``optout unblock`` and ``optout import`` (:mod:`worker.ops.manual`)."""
+    for action in ("block", "unblock"):
+        sub = command(
+            action,
+            f"{action} ADDRESS for an account, subaccount or sender, as an operator (reason manual): "
+            "a change event to the change topic, like a subscriber's STOP or START",
+        )
+        indent = "\n" + " " * len(f"usage: optout {action} ")
+        sub.usage = (  # by hand: argparse's wrapping of these options takes four lines
+            f"%(prog)s ADDRESS --account A [--subaccount S | --sender X]{indent}[--channel C] "
+            f"[--category all|marketing] --note TEXT{indent}[--at TIME] [--dry-run]"
+        )
+        sub.add_argument("address", metavar="ADDRESS")
+        sub.add_argument("--account", required=True, metavar="A")
+        narrower = sub.add_mutually_exclusive_group()
+        narrower.add_argument("--subaccount", metavar="S", help="only this subaccount's messages")
+        narrower.add_argument(
+            "--sender", metavar="X", help="only messages from this number, short code or sender id"
+        )
+        sub.add_argument("--channel", metavar="C", help="sms, whatsapp, ...; default * (every channel)")
+        sub.add_argument(
+            "--category",
+            choices=("all", "marketing"),
+            metavar="all|marketing",
+            help="what the block stops: all (default) or marketing only"
+            if action == "block"
+            else "the category of the block to lift: all (default) or marketing (each its own block)",
+        )
+        sub.add_argument(
+            "--note", required=True, metavar="TEXT", help="why, for the history (who asked, the ticket)"
+        )
+        sub.add_argument(
+            "--at",
+            metavar="TIME",
+            help="when it happened (RFC 3339; default now); the event id derives from it, so a "
+            "command repeated with the same --at is one change",
+        )
+        sub.add_argument("--dry-run", action="store_true", help="print the change event, produce nothing")
+    imp = command(
+        "import",
+        "produce the changes listed in FILE (a provider's exported blocklist, a CRM's do-not-contact "
+        "list): CSV with a header, or JSON lines",
+    )
+    imp.description = (
+        "Produce the changes listed in FILE (reason import). CSV with a header (.csv; comma, semicolon "
+        "or tab) or JSON lines (.jsonl/.ndjson/.json; schemas/blocklist-import.v1.json), chosen by the "
+        "extension, else by the first line. Fields: address, account (required), subaccount or "
+        "sender, channel (default *), category (all|marketing), action (block|unblock, default "
+        "block), note (default --note, else the file name), occurred_at (default --at, else the "
+        "file's modification time). A bad line is reported with its line number and skipped; the "
+        "others are produced. With Kafka transactions the whole import is one transaction; without "
+        "(Tansu) a crash half-way leaves part of it, and running the same import again produces "
+        "the same event ids (file sha256, line, block, instant), which the projector drops. Exit 0: "
+        "every line produced; 3: bad lines skipped, the rest produced; 1: Kafka failed (run again); "
+        "2: unusable file or settings, nothing produced."
+    )
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--format", choices=("csv", "jsonl"), help="instead of guessing from the name")
+    imp.add_argument("--note", metavar="TEXT", help="the note of lines without one (default: the file name)")
+    imp.add_argument("--at", metavar="TIME", help="occurred_at of lines without one (RFC 3339)")
+    imp.add_argument("--dry-run", action="store_true", help="validate and report, produce nothing")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -369,20 +437,22 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
     url = database_url(settings)
 
+    address, sender, channel = canonical_query(
+        settings, args.address, args.account, args.sender, args.channel
+    )
+
     async def run() -> int:
         async with await Store.connect(url, min_size=1, max_size=1) as store:
-            applying = await store.check(
-                args.address, args.account, args.subaccount, args.sender, args.channel
-            )
-            every = await store.blocks(args.address, args.account)
+            applying = await store.check(address, args.account, args.subaccount, sender, channel)
+            every = await store.blocks(address, args.account)
         ids = {block["event_id"] for block in applying}
         result = {
-            "address": args.address,
+            "address": address,
             "target": {
                 "account_id": args.account,
                 "subaccount_id": args.subaccount,
-                "sender": args.sender,
-                "channel": args.channel,
+                "sender": sender,
+                "channel": channel,
             },
             "blocked": bool(applying),
             "blocks": applying,
@@ -399,15 +469,36 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
 
     url = database_url(settings)
 
+    # Without --account, national numbers are read with the rules file's top-level country.
+    address = canonical_query(settings, args.address, args.account or "", None, None)[0]
+
     async def run() -> int:
         async with await Store.connect(url, min_size=1, max_size=1) as store:
-            rows = await store.history(args.address, args.account)
+            rows = await store.history(address, args.account)
         out = sys.stdout.buffer
         for row in rows:
             out.write(orjson.dumps(history_line(row)) + b"\n")
         return 0
 
     return asyncio.run(run())
+
+
+def canonical_query(
+    settings: Settings, address: str, account: str, sender: str | None, channel: str | None
+) -> tuple[str, str | None, str | None]:
+    """``(address, sender, channel)`` as the classifier keys them (:mod:`worker.events.address`),
+    with the account's default country from the rules file (OPTOUT_RULES): an operator may type
+    ``whatsapp:+44 7700 900123`` or ``07700 900123``. A prefix names the channel; with no channel
+    given, the address is read as a phone number (and checked on every channel)."""
+    from worker.classify.rulesfile import load_countries
+    from worker.events.address import canonical_address, canonical_sender, split_prefix
+
+    named = None
+    if sender is not None:
+        sender, named = canonical_sender(sender)
+    country = load_countries(settings.rules).of(account)
+    found = canonical_address(address, channel or named or "sms", country)
+    return found.address, sender, split_prefix(address)[1] or named or channel
 
 
 def history_line(row: dict[str, Any]) -> dict[str, Any]:
@@ -423,11 +514,13 @@ def history_line(row: dict[str, Any]) -> dict[str, Any]:
             "channel": row["channel"],
         },
         "channel": row["channel"],
+        "category": row["category"],
         "keyword": row["keyword"],
         "rule": row["rule"],
         "language": row["language"],
         "match": row["match"],
         "reason": row["reason"],
+        "note": row["note"],
         "source_message_id": row["source_message_id"],
         "source": {
             "topic": row["source_topic"],
@@ -536,6 +629,23 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     )
 
 
+def cmd_block(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.classify.rulesfile import load_countries
+    from worker.model import Action
+    from worker.ops.manual import change_from_args, instant_from_args, run_block
+
+    action = Action(args.command)
+    change = change_from_args(action, args, load_countries(settings.rules or None))
+    return run_block(settings, change, instant_from_args(args.at), args.dry_run)
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.ops.manual import plan_import, run_import
+
+    plan = plan_import(args.file, args.format, args.at, args.note)
+    return run_import(settings, plan, args.dry_run)
+
+
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "classifier": cmd_classifier,
     "projector": cmd_projector,
@@ -548,4 +658,7 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "produce": cmd_produce,
     "tail": cmd_tail,
     "migrate": cmd_migrate,
+    "block": cmd_block,
+    "unblock": cmd_block,
+    "import": cmd_import,
 }

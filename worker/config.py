@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from worker import constants
 from worker.errors import ConfigError
+from worker.events.providers import FORMAT_NAMES
 from worker.stream.topics import Topics
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -128,6 +129,24 @@ def _rules(value: str) -> str:
     return value
 
 
+def _input_formats(value: str) -> tuple[tuple[str, str], ...]:
+    """``topic=format[,topic=format]``: the extra topics the classifier reads, each in its format."""
+    expected = f"topic=format[,topic=format...] with a format among {', '.join(FORMAT_NAMES)}"
+    pairs: list[tuple[str, str]] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        topic, equals, fmt = (part.strip() for part in item.partition("="))
+        if not equals or not _TOPIC_NAME.match(topic):
+            raise ValueError(f"{expected}; {item!r} is not topic=format")
+        if fmt not in FORMAT_NAMES:
+            raise ValueError(f"{expected}; {fmt!r} (for {topic}) is not a format")
+        if topic in (t for t, _ in pairs):
+            raise ValueError(f"{expected}; topic {topic} is listed twice")
+        pairs.append((topic, fmt))
+    return tuple(pairs)
+
+
 def _readable_file(what: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if not value:
@@ -193,6 +212,10 @@ SETTINGS: tuple[Setting, ...] = (
             "dead-letter topic for records that cannot be processed"),
     Setting("topic_review", "OPTOUT_TOPIC_REVIEW", constants.TOPIC_REVIEW, _topic,
             "review topic: messages the rules were unsure of, for a person to label"),
+    Setting("input_formats", "OPTOUT_INPUT_FORMATS", "", _input_formats,
+            "extra topics the classifier reads, each in a provider's format: topic=format[,...], formats "
+            "canonical, eightbyeight, infobip, twilio, cmcom, whatsapp (README: Provider payloads); the "
+            "inbound topic is always canonical"),
     Setting("group_id", "OPTOUT_GROUP_ID", constants.GROUP_CLASSIFIER, _group,
             "classifier consumer group"),
     Setting("projector_group_id", "OPTOUT_PROJECTOR_GROUP_ID", constants.GROUP_PROJECTOR, _group,
@@ -269,6 +292,7 @@ class Settings:
     topic_replies: str
     topic_dead_letter: str
     topic_review: str
+    input_formats: tuple[tuple[str, str], ...]
     group_id: str
     projector_group_id: str
     rules: str
@@ -312,6 +336,7 @@ class Settings:
             self.topic_replies,
             self.topic_dead_letter,
             self.topic_review,
+            inputs=self.input_formats,
         )
 
     @classmethod
@@ -347,6 +372,13 @@ class Settings:
         ]
         if len(set(names)) != len(names):
             raise ConfigError(f"the five topics must be different, got {', '.join(names)}")
+        for topic, fmt in self.input_formats:
+            if topic in names:
+                inbound = topic == self.topic_inbound
+                role = "the inbound topic (always canonical)" if inbound else "an output topic"
+                raise ConfigError(
+                    f"OPTOUT_INPUT_FORMATS: {topic}={fmt}: {topic} is {role}; list extra input topics only"
+                )
         if self.security_protocol.startswith("SASL") and not self.sasl_username:
             raise ConfigError(
                 f"OPTOUT_KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs OPTOUT_KAFKA_SASL_USERNAME"
@@ -399,7 +431,7 @@ HELP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Kafka", ("KAFKA_",)),
     (
         "topics and consumer groups",
-        ("TOPIC_", "GROUP_ID", "PROJECTOR_GROUP_ID", "PARTITIONS", "REPLICATION_"),
+        ("TOPIC_", "INPUT_", "GROUP_ID", "PROJECTOR_GROUP_ID", "PARTITIONS", "REPLICATION_"),
     ),
     ("Postgres", ("DATABASE_",)),
     ("HTTP: /metrics, /livez, /readyz, /snapshots", ("METRICS_", "SNAPSHOT_TOKEN")),

@@ -1,6 +1,9 @@
-"""``make chaos``: the long fault run on the embedded Tansu broker; prints the table, writes JSON.
+"""``make chaos``: the long fault run on one broker; prints the table, writes JSON.
 
-python -m tests.chaos [--mos 200000] [--kills 10] [--out .optout/chaos/latest.json] [--quick]
+python -m tests.chaos [--broker tansu|kafka] [--mos 200000] [--kills 10] [--out FILE] [--quick]
+
+The broker is started here, behind a fault proxy (:mod:`tests.chaos.brokers`), so the run also
+injects network faults between the workers and the broker, and on Apache Kafka broker restarts.
 """
 
 from __future__ import annotations
@@ -12,33 +15,21 @@ import tempfile
 from pathlib import Path
 
 import orjson
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.chaos.run import ChaosConfig, run_chaos, table
-from worker.dev.stack import start_broker
-from worker.stream.topics import Topics
+from tests.chaos.brokers import BROKER_KINDS, chaos_broker
+from tests.chaos.run import ChaosConfig, RunResult, run_chaos, table
+from tests.integration.helpers import create_topics
 
 
-async def _topics(broker: str) -> Topics:
-    names = Topics("chaos.inbound", "chaos.changes", "chaos.replies", "chaos.dlq")
-    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(names.inbound, 4, 1),
-                NewTopic(names.changes, 4, 1, topic_configs={"cleanup.policy": "compact"}),
-                NewTopic(names.replies, 4, 1),
-                NewTopic(names.dead_letter, 4, 1),
-            ]
-        )
-    finally:
-        await admin.close()
-    return names
+async def _run(kind: str, work: Path, config: ChaosConfig) -> RunResult:
+    async with chaos_broker(kind, work) as broker:
+        topics = await create_topics(broker.bootstrap)
+        return await run_chaos(broker, topics, work, config)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="make chaos", description=__doc__.splitlines()[0])
+    parser.add_argument("--broker", choices=BROKER_KINDS, default="tansu")
     parser.add_argument("--mos", type=int, default=200_000)
     parser.add_argument("--rate", type=float, default=4_000.0)
     parser.add_argument("--kills", type=int, default=10, help="SIGKILLs of each worker kind")
@@ -48,20 +39,18 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path(".optout/chaos/latest.json"))
     args = parser.parse_args()
     if args.quick:
-        config = ChaosConfig(mos=20_000, rate=4_000, kills=3, rebalances=2, pg_stop_seconds=5)
+        config = ChaosConfig(
+            mos=20_000, rate=4_000, kills=3, rebalances=2, pg_stop_seconds=5, broker_restarts=1
+        )
     else:
         config = ChaosConfig(
             mos=args.mos, rate=args.rate, kills=args.kills, rebalances=args.rebalances,
             pg_stop_seconds=args.pg_stop_seconds, freezes=2, pg_restarts=2, pg_connection_kills=3, pg_slow=2,
-            net_faults=2, half_open_seconds=70,
+            net_faults=2, half_open_seconds=70, broker_net_faults=2, broker_half_open_seconds=20,
+            broker_restarts=3,
         )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="optout-chaos-") as work:
-        broker = start_broker(log_path=Path(work) / "tansu.log")
-        try:
-            topics = asyncio.run(_topics(broker.bootstrap))
-            result = asyncio.run(run_chaos(broker.bootstrap, topics, Path(work), config))
-        finally:
-            broker.stop()
+        result = asyncio.run(_run(args.broker, Path(work), config))
     print(table(result))
     print(
         f"\n{result.mos_in} MOs ({result.bad_in} malformed), {result.expected_events} change events "

@@ -27,6 +27,7 @@ class FaultProxy:
         self._flowing.set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
         self.connections = 0
 
@@ -40,6 +41,9 @@ class FaultProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        for task in self._tasks:  # connections still being piped: end them before the loop closes
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def latency(self, seconds: float) -> None:
         self.delay = seconds
@@ -60,6 +64,10 @@ class FaultProxy:
         self._writers.clear()
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         self.connections += 1
         try:
             if isinstance(self.upstream, Path):

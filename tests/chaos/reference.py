@@ -9,15 +9,15 @@ import orjson
 
 from tests.unit.factories import FakeRecord
 from worker.classify.rulesfile import load_rules
-from worker.classify.scope import block_key
+from worker.classify.scope import change_key
 from worker.events.ordering import latest_per_block
 from worker.events.outgoing import decode_change
 from worker.model import Intent
 from worker.stream.batch import BatchOutput, classify_records
 
 #: A state row as the table holds it: address, account, level, subaccount, sender, channel,
-#: action, event id.
-StateRow = tuple[str, str, str, str, str, str, str, str]
+#: category, action, event id.
+StateRow = tuple[str, str, str, str, str, str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,7 @@ def compute_reference(records: list[tuple[int, bytes | None, bytes | None]], top
                 events.append(event)
         replies.update(orjson.loads(raw)["reply_id"] for _, raw in out.replies)
         changes_after.append(len(seen))
-    winners = latest_per_block((block_key(e.scope, e.address), e) for e in events)
+    winners = latest_per_block((change_key(e), e) for e in events)
     state = frozenset(
         (
             e.address,
@@ -58,6 +58,7 @@ def compute_reference(records: list[tuple[int, bytes | None, bytes | None]], top
             e.scope.subaccount_id or "",
             e.scope.sender or "",
             e.scope.channel,
+            e.category.value,
             e.action.value,
             e.event_id,
         )

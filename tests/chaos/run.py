@@ -19,8 +19,13 @@ Faults (each counted in the table):
   filled to the last byte for a few seconds while the projector writes a snapshot every 2 s: its
   snapshots fail and are retried, the projector applies on, and the last snapshot verifies.
 
-Not yet here (see the issue): a broker restart with its data (Apache Kafka only) and network faults
-between the workers and the broker.
+With a broker from :func:`tests.chaos.brokers.chaos_broker` (``make chaos``, and the broker test of
+``tests/integration/test_chaos.py``), every client reaches the broker through a second proxy:
+
+- ``broker-latency``, ``broker-half-open``, ``broker-reset``: the same three network faults between
+  every worker and the broker (half-open past the session timeout: the group rebalances around it);
+- ``broker-restart`` (Apache Kafka only: Tansu keeps its data in memory): SIGKILL of the broker and
+  a warm start on the same data directory, while the workers run.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import orjson
 
+from tests.chaos.brokers import ChaosBroker
 from tests.chaos.proxy import FaultProxy
 from tests.chaos.reference import Reference, compute_reference
 from tests.chaos.workload import make_workload
@@ -72,6 +78,11 @@ class ChaosConfig:
     """Each of latency, half-open and reset between the projector and Postgres."""
     half_open_seconds: float = 3.0
     disk_full: int = 1
+    broker_net_faults: int = 1
+    """Each of latency, half-open and reset between the workers and the broker (a proxied broker only)."""
+    broker_half_open_seconds: float = 5.0
+    broker_restarts: int = 1
+    """Crash and warm restarts of the broker (a broker that keeps its data: Apache Kafka)."""
     seed: int = 12
     recover_seconds: float = 120.0
 
@@ -308,16 +319,24 @@ class Monitor:
 
 async def _produce(broker: str, topic: str, records: list[Any], rate: float, monitor: Monitor) -> None:
     from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaError
 
-    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=5, request_timeout_ms=10_000)
     await producer.start()
     try:
         chunk = max(1, int(rate / 10))
         for start in range(0, len(records), chunk):
             began = time.monotonic()
             part = records[start : start + chunk]
-            futures = [await producer.send(topic, value, key=key, partition=p) for p, key, value in part]
-            await asyncio.gather(*futures)
+            while True:  # a broker fault: send the chunk again (a duplicate MO has the same ids)
+                try:
+                    futures = [
+                        await producer.send(topic, value, key=key, partition=p) for p, key, value in part
+                    ]
+                    await asyncio.gather(*futures)
+                    break
+                except KafkaError:
+                    await asyncio.sleep(0.5)
             monitor.produced = start + len(part)
             await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - began)))
     finally:
@@ -353,7 +372,9 @@ async def _kill_connections(cluster: Cluster) -> None:
         await conn.close()
 
 
-def _schedule(config: ChaosConfig, rng: random.Random, snapshots_mounted: bool) -> list[str]:
+def _schedule(
+    config: ChaosConfig, rng: random.Random, snapshots_mounted: bool, broker: ChaosBroker | None
+) -> list[str]:
     faults = (
         ["kill-classifier"] * config.kills
         + ["kill-projector"] * config.kills
@@ -365,16 +386,28 @@ def _schedule(config: ChaosConfig, rng: random.Random, snapshots_mounted: bool) 
         + ["pg-slow"] * config.pg_slow
         + ["net-latency", "net-half-open", "net-reset"] * config.net_faults
         + (["disk-full"] * config.disk_full if snapshots_mounted else [])
+        + (
+            ["broker-latency", "broker-half-open", "broker-reset"] * config.broker_net_faults
+            if broker
+            else []
+        )
+        + (["broker-restart"] * config.broker_restarts if broker and broker.restart else [])
     )
     rng.shuffle(faults)
     return faults
 
 
-async def _inject(name: str, cluster: Cluster, config: ChaosConfig, rng: random.Random) -> None:
+async def _inject(
+    name: str, cluster: Cluster, config: ChaosConfig, rng: random.Random, broker: ChaosBroker | None
+) -> None:
+    if name.startswith("broker-"):
+        assert broker is not None  # scheduled only with a ChaosBroker
+        await _broker_fault(name, broker, config)
+        return
     if name == "kill-classifier":
-        cluster.kill_and_restart(rng.choice(["classifier-1", "classifier-2"]))
+        await asyncio.to_thread(cluster.kill_and_restart, rng.choice(["classifier-1", "classifier-2"]))
     elif name == "kill-projector":
-        cluster.kill_and_restart("projector-1")
+        await asyncio.to_thread(cluster.kill_and_restart, "projector-1")
     elif name == "freeze-classifier":
         victim = rng.choice(["classifier-1", "classifier-2"])
         cluster.signal(victim, signal.SIGSTOP)
@@ -384,8 +417,8 @@ async def _inject(name: str, cluster: Cluster, config: ChaosConfig, rng: random.
         cluster.start("classifier-3")
         cluster.start("projector-2")
         await asyncio.sleep(4)
-        cluster.exit_codes["classifier-3"] = cluster.stop("classifier-3")
-        cluster.exit_codes["projector-2"] = cluster.stop("projector-2")
+        cluster.exit_codes["classifier-3"] = await asyncio.to_thread(cluster.stop, "classifier-3")
+        cluster.exit_codes["projector-2"] = await asyncio.to_thread(cluster.stop, "projector-2")
     elif name == "pg-restart":
         await asyncio.to_thread(cluster.pg_ctl, "stop", "-m", "immediate")
         await asyncio.sleep(0.5)
@@ -416,10 +449,34 @@ async def _inject(name: str, cluster: Cluster, config: ChaosConfig, rng: random.
         raise ValueError(name)
 
 
+async def _broker_fault(name: str, broker: ChaosBroker, config: ChaosConfig) -> None:
+    if name == "broker-latency":
+        broker.proxy.latency(0.1)
+        await asyncio.sleep(3.0)
+        broker.proxy.latency(0.0)
+    elif name == "broker-half-open":
+        broker.proxy.stall()
+        await asyncio.sleep(config.broker_half_open_seconds)
+        broker.proxy.resume()
+    elif name == "broker-reset":
+        broker.proxy.reset()
+    elif name == "broker-restart" and broker.restart is not None:
+        broker.proxy.reset()  # the old broker's connections die with it
+        await asyncio.to_thread(broker.restart)
+    else:  # pragma: no cover - the schedule names only the faults above
+        raise ValueError(name)
+
+
 async def run_chaos(
-    broker: str, topics: Topics, workdir: Path, config: ChaosConfig, broker_kind: str = "tansu"
+    broker: str | ChaosBroker, topics: Topics, workdir: Path, config: ChaosConfig, broker_kind: str = "tansu"
 ) -> RunResult:
-    """One run against ``broker`` (topics created by the caller) with its own embedded Postgres."""
+    """One run against ``broker`` (topics created by the caller) with its own embedded Postgres.
+
+    A :class:`ChaosBroker` adds the broker faults; a bootstrap string (a shared test broker) does not.
+    """
+    handle = broker if isinstance(broker, ChaosBroker) else None
+    bootstrap = broker if isinstance(broker, str) else broker.bootstrap
+    broker_kind = broker_kind if handle is None else handle.kind
     rng = random.Random(config.seed)
     workload = make_workload(config.mos, config.seed)
     reference = compute_reference(workload.records, topics.inbound)
@@ -429,7 +486,7 @@ async def run_chaos(
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     proxy = await FaultProxy(_socket_path(postgres.url)).start()
-    cluster = Cluster(broker, topics, postgres, proxy, data, logs)
+    cluster = Cluster(bootstrap, topics, postgres, proxy, data, logs)
     snapshots_mounted = _mount_small_disk(cluster.snapshots)
     monitor = Monitor(cluster, reference)
     stop_monitor = asyncio.Event()
@@ -440,9 +497,9 @@ async def run_chaos(
             cluster.start(name)
         watching = asyncio.create_task(monitor.run(stop_monitor))
         producing = asyncio.create_task(
-            _produce(broker, topics.inbound, workload.records, config.rate, monitor)
+            _produce(bootstrap, topics.inbound, workload.records, config.rate, monitor)
         )
-        schedule = _schedule(config, rng, snapshots_mounted)
+        schedule = _schedule(config, rng, snapshots_mounted, handle)
         spacing = max(1.0, config.mos / config.rate / max(1, len(schedule)))
         for name in schedule:
             await asyncio.sleep(rng.uniform(0.3, spacing))
@@ -450,7 +507,7 @@ async def run_chaos(
             expected = reference.changes_after[max(0, monitor.produced - 1)]
             with (logs / "faults.log").open("a") as journal:
                 journal.write(f"{time.strftime('%H:%M:%S')} {name}\n")
-            await _inject(name, cluster, config, rng)
+            await _inject(name, cluster, config, rng, handle)
             recovered = await monitor.recovery(since, count, expected, config.recover_seconds)
             stats = faults.setdefault(name, FaultStats())
             stats.count += 1
@@ -461,7 +518,9 @@ async def run_chaos(
             await asyncio.sleep(0.25)
         await asyncio.sleep(1.0)  # let in-flight replies and commits settle before stopping
         for name in list(cluster.workers):
-            cluster.exit_codes[name] = cluster.stop(name)
+            # In a thread: the fault proxies run on this loop, and a stopping worker still talks
+            # through them (its last commit); a blocking wait here would hang it.
+            cluster.exit_codes[name] = await asyncio.to_thread(cluster.stop, name)
         stop_monitor.set()
         await watching
         return await _result(cluster, reference, workload.bad, config, broker_kind, monitor, faults, started)
@@ -489,7 +548,7 @@ async def _result(
         ids = [row["event_id"] for row in await conn.fetch("SELECT event_id FROM blocklist_history")]
         state = {
             (r["address"], r["account_id"], r["level"], r["subaccount_id"], r["sender"], r["channel"],
-             r["action"], r["event_id"])
+             r["category"], r["action"], r["event_id"])
             for r in await conn.fetch("SELECT * FROM blocklist_state")
         }  # fmt: skip
     finally:

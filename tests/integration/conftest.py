@@ -18,9 +18,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.integration.helpers import cloned_database
+from tests.integration.helpers import cloned_database, create_topics
 from worker.dev.kafka_broker import KafkaBroker, cached_libs, missing_tools
 from worker.dev.stack import start_broker, start_postgres, with_database
 from worker.store.migrate import migrate
@@ -109,29 +108,7 @@ async def database_url(postgres_url: str, template_database: str) -> AsyncIterat
 @pytest.fixture
 async def topics(broker: str) -> Topics:
     """uuid-named topics for this test (4 partitions each; the change topic compacted)."""
-    suffix = uuid.uuid4().hex[:10]
-    names = Topics(
-        inbound=f"mo.inbound.{suffix}",
-        changes=f"blocklist.changes.{suffix}",
-        replies=f"optout.replies.{suffix}",
-        dead_letter=f"mo.inbound.dlq.{suffix}",
-        review=f"optout.review.{suffix}",
-    )
-    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(names.inbound, 4, 1),
-                NewTopic(names.changes, 4, 1, topic_configs={"cleanup.policy": "compact"}),
-                NewTopic(names.replies, 4, 1),
-                NewTopic(names.dead_letter, 4, 1),
-                NewTopic(names.review, 4, 1),
-            ]
-        )
-    finally:
-        await admin.close()
-    return names
+    return await create_topics(broker)
 
 
 @pytest.fixture

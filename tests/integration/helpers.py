@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.unit.factories import change_event, inbound_json
-from worker.classify.scope import block_key
+from worker.classify.scope import change_key
 from worker.config import Settings
 from worker.dev.stack import with_database
 from worker.events.ordering import latest_per_block
@@ -206,16 +206,12 @@ def change(
 
 def change_records(events: Iterable[ChangeEvent]) -> list[tuple[bytes | None, bytes | None, int | None]]:
     """(key, value, partition) for :func:`produce`: keyed by block identity like the classifier."""
-    return [
-        (block_key(e.scope, e.address), encode_change(e, "2026-11-24T12:00:00.000000Z"), None) for e in events
-    ]
+    return [(change_key(e), encode_change(e, "2026-11-24T12:00:00.000000Z"), None) for e in events]
 
 
 def expected_state(records: Iterable[Any]) -> dict[bytes, ChangeEvent]:
     """Last-writer-wins over consumed change records: what Postgres and every view must converge on."""
-    return latest_per_block(
-        (block_key(e.scope, e.address), e) for e in (decode_change(r.value) for r in records)
-    )
+    return latest_per_block((change_key(e), e) for e in (decode_change(r.value) for r in records))
 
 
 def identity(e: ChangeEvent) -> tuple[str, ...]:
@@ -306,3 +302,30 @@ async def cloned_database(postgres_url: str, template: str, prefix: str) -> Asyn
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+async def create_topics(broker: str) -> Topics:
+    """uuid-named topics (4 partitions each; the change topic compacted), created on ``broker``."""
+    suffix = uuid.uuid4().hex[:10]
+    names = Topics(
+        inbound=f"mo.inbound.{suffix}",
+        changes=f"blocklist.changes.{suffix}",
+        replies=f"optout.replies.{suffix}",
+        dead_letter=f"mo.inbound.dlq.{suffix}",
+        review=f"optout.review.{suffix}",
+    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(names.inbound, 4, 1),
+                NewTopic(names.changes, 4, 1, topic_configs={"cleanup.policy": "compact"}),
+                NewTopic(names.replies, 4, 1),
+                NewTopic(names.dead_letter, 4, 1),
+                NewTopic(names.review, 4, 1),
+            ]
+        )
+    finally:
+        await admin.close()
+    return names

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.chaos.brokers import chaos_broker
 from tests.chaos.run import ChaosConfig, run_chaos, table
+from tests.integration.helpers import create_topics
 from worker.stream.topics import Topics
 
 pytestmark = pytest.mark.integration
@@ -26,3 +28,36 @@ async def test_nothing_is_lost_or_applied_twice_under_faults(
     assert all(code == 0 for code in result.exit_codes.values()), result.exit_codes
     assert result.snapshot_ok is True  # snapshots every 2 s, the last one verifies
     assert sum(stats.count for stats in result.faults.values()) >= 13  # 14 where a tmpfs can be mounted
+
+
+async def test_nothing_is_lost_when_the_network_to_the_broker_fails_or_the_broker_restarts(
+    broker_kind: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A broker of its own (the session's is shared), behind a fault proxy: latency, a half-open
+    link past the session timeout and reset connections between every worker and the broker, and on
+    Apache Kafka a crash and warm restart of the broker with its data."""
+    work = tmp_path_factory.mktemp("chaos-broker")
+    config = ChaosConfig(
+        mos=2_000, rate=250, kills=1, freezes=0, rebalances=0, pg_restarts=0, pg_stops=0,
+        pg_connection_kills=0, pg_slow=0, net_faults=0, disk_full=0,
+        broker_net_faults=1, broker_half_open_seconds=4, broker_restarts=1,
+    )  # fmt: skip
+    async with chaos_broker(broker_kind, work) as broker:
+        topics = await create_topics(broker.bootstrap)
+        result = await run_chaos(broker, topics, work, config)
+    print(table(result))
+    assert result.expected_events > 50
+    assert result.lost == 0, result
+    assert result.unexpected == 0, result
+    assert result.duplicated_rows == 0, result
+    assert result.state_equal, result
+    assert all(code == 0 for code in result.exit_codes.values()), _why(result.exit_codes, result.failed_logs)
+    expected = {"broker-latency", "broker-half-open", "broker-reset", "kill-classifier", "kill-projector"}
+    if broker_kind == "kafka":
+        expected.add("broker-restart")
+    assert set(result.faults) == expected
+
+
+def _why(exit_codes: dict[str, int | None], logs: dict[str, str]) -> str:
+    """The exit codes and the last log lines of the workers that failed, in full (not a repr cut short)."""
+    return "\n".join(f"{name} exited {exit_codes[name]}:\n{log}" for name, log in logs.items())

@@ -31,7 +31,7 @@ from tests.integration.helpers import (
     settings_for,
 )
 from tests.integration.test_sender import postgres_blocks, view_blocks
-from worker.classify.scope import block_key
+from worker.classify.scope import change_key
 from worker.events.ordering import latest_per_block
 from worker.model import ChangeEvent
 from worker.sender.view import BlocklistView
@@ -121,7 +121,7 @@ async def test_after_the_log_cleaner_ran_a_replay_equals_postgres(
         assert time.monotonic() < deadline, f"not compacted after 90 s: {on_topic} of {len(produced)} left"
     await run_projector(settings, database_url, burst=True)
 
-    expected = latest_per_block((block_key(e.scope, e.address), e) for e in produced)
+    expected = latest_per_block((change_key(e), e) for e in produced)
     reference = await state(database_url)
     assert len(reference) == identities == len(expected)
     assert {(r[0], r[6], r[8]) for r in reference} == {

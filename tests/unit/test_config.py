@@ -162,3 +162,29 @@ def test_dev_takes_the_broker_as_a_choice() -> None:
     assert build_parser().parse_args(["dev", "--broker", "kafka"]).broker == "kafka"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["dev", "--broker", "redpanda"])
+
+
+def test_input_formats_name_extra_topics_and_their_formats() -> None:
+    settings = Settings.from_mapping({"OPTOUT_INPUT_FORMATS": " mo.infobip=infobip, mo.twilio = twilio ,"})
+    assert settings.input_formats == (("mo.infobip", "infobip"), ("mo.twilio", "twilio"))
+    assert settings.topics.inputs == settings.input_formats
+    assert Settings.from_mapping({}).input_formats == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("mo.infobip", "'mo.infobip' is not topic=format"),
+        ("mo.x=vonage", "'vonage' (for mo.x) is not a format"),
+        ("bad topic=infobip", "is not topic=format"),
+        ("a=infobip,a=twilio", "topic a is listed twice"),
+        ("mo.inbound=infobip", "mo.inbound is the inbound topic (always canonical)"),
+        ("blocklist.changes=canonical", "is an output topic"),
+    ],
+)
+def test_bad_input_formats_are_one_line_naming_the_setting(value: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        Settings.from_mapping({"OPTOUT_INPUT_FORMATS": value})
+    assert "OPTOUT_INPUT_FORMATS" in str(error.value)
+    assert problem in str(error.value)
+    assert "\n" not in str(error.value)

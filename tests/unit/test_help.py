@@ -18,6 +18,9 @@ COMMANDS = [
     "snapshot",
     "topics",
     "migrate",
+    "block",
+    "unblock",
+    "import",
 ]
 
 

@@ -53,3 +53,18 @@ def _python() -> str:
     import platform
 
     return platform.python_version()
+
+
+def test_uncanonical_addresses_are_exported_per_channel() -> None:
+    from worker.stream.batch import BatchOutput
+    from worker.stream.classifier import _observe
+
+    registry = CollectorRegistry()
+    metrics = ClassifierMetrics(registry)
+    assert registry.get_sample_value("optout_addresses_uncanonical_total", {"channel": "whatsapp"}) == 0
+    out = BatchOutput(emitted_at="2026-11-24T12:00:00.000000Z", worker_version="0")
+    out.uncanonical = {"sms": 2, "other": 1}
+    _observe(metrics, out)
+    _observe(metrics, out)
+    assert registry.get_sample_value("optout_addresses_uncanonical_total", {"channel": "sms"}) == 4
+    assert registry.get_sample_value("optout_addresses_uncanonical_total", {"channel": "other"}) == 2

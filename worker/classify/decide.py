@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -20,6 +20,7 @@ from worker.classify.normalize import SEPARATORS, normalize, tokens
 from worker.classify.rules import WRONG_NUMBER, Match, Phrases, Rule, RuleSet
 from worker.classify.scope import block_key, block_scope, covering_scopes
 from worker.constants import SCHEMA_CHANGE, SCHEMA_REPLY
+from worker.events.address import Parties, already_canonical, canonical_parties
 from worker.events.outgoing import change_event_id, reply_id, scope_document
 from worker.model import (
     Action,
@@ -449,6 +450,12 @@ def _negated(key: str, start: int, negations: re.Pattern[str]) -> bool:
 
 
 def decide(message: InboundMessage, match: Match, rules: RuleSet, source: Source) -> Decision:
+    """The change events and reply of a matched message, for its canonical addresses.
+
+    The subscriber, the sender and the channel are first canonicalized
+    (:func:`canonical_message`): block keys, events and the reply carry the canonical forms.
+    """
+    message = canonical_message(message, rules)
     rule = match.rule
     intent = rule.intent
     changes: list[tuple[bytes, ChangeEvent]] = []
@@ -470,6 +477,19 @@ def decide(message: InboundMessage, match: Match, rules: RuleSet, source: Source
             for scope in covering_scopes(target)
         )
     return Decision(intent, tuple(changes), _reply(message, match, rules, source))
+
+
+def canonical_message(message: InboundMessage, rules: RuleSet) -> InboundMessage:
+    """``message`` with its subscriber, sender and channel as they become keys
+    (:func:`worker.events.address.canonical_parties`, with the rule set's default country)."""
+    parties = canonical_parties(message.address, message.sender, message.channel, rules.default_country)
+    if (parties.address, parties.sender, parties.channel) == (
+        message.address,
+        message.sender,
+        message.channel,
+    ):
+        return message
+    return replace(message, address=parties.address, sender=parties.sender, channel=parties.channel)
 
 
 def lifted_categories(category: Category) -> tuple[Category, ...]:
@@ -600,7 +620,7 @@ def decide_encoded(
     emitted_at: str,
     changes: list[tuple[bytes, bytes]],
     replies: list[tuple[bytes, bytes]],
-) -> None:
+) -> Parties | None:
     """:func:`decide` and :mod:`worker.events.outgoing`'s encoders in one pass, for the hot loop.
 
     Appends the encoded (key, value) change and reply records of a matched inbound document to
@@ -610,11 +630,18 @@ def decide_encoded(
     storm those objects were about half the cost of a keyword MO. ``doc`` is a document
     :func:`worker.events.inbound.decode` accepted, ``received_at`` its canonical timestamp and
     ``source`` the record's coordinates as the events carry them (shared by all its events).
+    Returns None when the MO's subscriber, sender and channel were canonical already (the usual
+    case), else its canonical :class:`Parties` (the classifier counts addresses that are not).
     """
     rule = match.rule
     intent = rule.intent
     account, sub, message_id = doc["account_id"], doc.get("subaccount_id"), doc["message_id"]
-    sender, address, channel = doc["to"], doc["from"], doc["channel"]  # MO: from the subscriber
+    # MO: from the subscriber, to the sender; canonicalized as decide() does (canonical_message)
+    sender, address, channel = doc["to"], doc["from"], doc["channel"]
+    parties = None
+    if not already_canonical(address, sender, channel):
+        parties = canonical_parties(address, sender, channel, rules.default_country)
+        sender, address, channel = parties.sender, parties.address, parties.channel
     categories: tuple[Category, ...]
     if intent is Intent.OPT_OUT:
         action, why, categories = Action.BLOCK, reason(match), (rule.category,)
@@ -654,7 +681,7 @@ def decide_encoded(
             )
     template = rules.reply_text(match)
     if not template:
-        return
+        return parties
     replies.append(
         (
             address.encode(),
@@ -681,3 +708,4 @@ def decide_encoded(
             ),
         )
     )
+    return parties

@@ -24,6 +24,7 @@ from worker.classify import fuzzy
 from worker.classify.normalize import normalize, strip_accents, tokens
 from worker.classify.packs import DEFAULT_LANGUAGES, ENGLISH, PACKS, LanguagePack, Phrase
 from worker.classify.packs.guards import GUARDS
+from worker.events.address import Countries, canonical_sender
 from worker.model import Category, Intent, Language, MatchMode, ScopeLevel
 
 ReplyTexts = Mapping[str, str | None]
@@ -152,6 +153,9 @@ class RuleSet:
     before both the phrase and the complaint steps."""
     prefixes: frozenset[bytes] = frozenset()
     """Prefixes of one-word keywords: the first part of a split keyword ("S top", "st op")."""
+    default_country: str | None = None
+    """ISO 3166 alpha-2 country of national subscriber numbers ("07700 900123"), or None: the
+    addresses of keyword MOs are canonicalized with it (:mod:`worker.events.address`)."""
 
     def reply_text(self, match: Match) -> str | None:
         """The reply template for ``match``: its language, else the set's first language, else ``*``."""
@@ -245,6 +249,8 @@ class Layer:
     """The built-in layer: its rules are those of the selected language packs."""
     wrong_number: bool | None = None
     """Whether wrong-number replies opt out (most specific layer wins); None: as below (on)."""
+    default_country: str | None = None
+    """Country of national subscriber numbers (top level and accounts only); None: as below."""
 
 
 @dataclass(slots=True)
@@ -256,6 +262,12 @@ class RuleBook:
     accounts: dict[str, Layer] = field(default_factory=dict)
     subaccounts: dict[tuple[str, str], Layer] = field(default_factory=dict)
     senders: dict[tuple[str, str], Layer] = field(default_factory=dict)
+    provider_accounts: Mapping[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
+    """(input format, provider account id or "*") -> (account, subaccount): the rules file's
+    ``provider_accounts``, read by the provider decoders (:mod:`worker.events.providers`)."""
+    countries: Countries = field(default_factory=Countries)
+    """The default countries the layers set (top level and accounts): what a send service's
+    :class:`~worker.sender.BlocklistView` needs to canonicalize addresses as the classifier does."""
     _overridden: frozenset[str] = frozenset()
     _cache: dict[tuple[str, str | None, str | None], RuleSet] = field(default_factory=dict)
 
@@ -275,10 +287,14 @@ class RuleBook:
             return self.base
         sub_key = (account_id, subaccount_id or "")
         snd_key = (account_id, sender or "")
+        if sender is not None and ":" in sender and snd_key not in self.senders:
+            # Sender overrides are keyed by the canonical sender: "whatsapp:+14155238886" is
+            # "+14155238886". Only a prefixed sender pays for it: chat stays one membership test.
+            snd_key = (account_id, canonical_sender(sender)[0])
         key = (
             account_id,
             subaccount_id if sub_key in self.subaccounts else None,
-            sender if snd_key in self.senders else None,
+            snd_key[1] if snd_key in self.senders else None,
         )
         cached = self._cache.get(key)
         if cached is None:
@@ -298,9 +314,12 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
     languages: tuple[str, ...] = DEFAULT_LANGUAGES
     wrong_number = True
     builtin_kept = False
+    country: str | None = None
     for layer in layers:
         if layer.languages is not None:
             languages = layer.languages
+        if layer.default_country is not None:
+            country = layer.default_country
         if layer.wrong_number is not None:
             wrong_number = layer.wrong_number
         if not layer.inherit:
@@ -394,6 +413,7 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
         fuzzy=near,
         fuzzy_chars=max(map(len, near), default=0),
         prefixes=frozenset(prefixes),
+        default_country=country,
     )
 
 

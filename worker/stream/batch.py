@@ -4,6 +4,11 @@ The Kafka loop (:mod:`worker.stream.classifier`) calls :func:`classify_records` 
 ``getmany()`` batch. The per-record path is kept flat on purpose: decode, resolve the rule set,
 classify; a keyword MO is decided and encoded straight into dicts for orjson, and objects are
 built only for records that failed.
+
+A partition's records all come from one topic, so its input format is chosen once per call: the
+canonical topic takes the flat loop above, a provider topic (``OPTOUT_INPUT_FORMATS``) the loop of
+:func:`_classify_provider`, whose decoder may turn one record into several documents. A document
+with ``intent`` (a provider's own signal) is decided from it, not from its text (:func:`_signal`).
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ from typing import Any, Protocol
 
 from worker.classify.confirmations import Pending, RecentChanges, remember
 from worker.classify.decide import Doubt, classify, decide_encoded
-from worker.classify.rules import Match, RuleBook
+from worker.classify.rules import Match, Rule, RuleBook, RuleSet
 from worker.errors import DeadLetterCode, InputError
+from worker.events.address import metric_channel
 from worker.events.inbound import canonical_instant, decode
 from worker.events.outgoing import dead_letter_key, encode_dead_letter, encode_review
-from worker.model import Intent, Source
+from worker.events.providers import CANONICAL, Decoder
+from worker.events.providers.registry import DECODERS
+from worker.model import Category, Intent, MatchMode, Source
 
 
 class RecordLike(Protocol):
@@ -50,6 +58,9 @@ class BatchOutput:
     reviews: list[tuple[bytes, bytes]] = field(default_factory=list)
     """Review requests: messages the rules were unsure of (keyed by account id)."""
     reviews_by_reason: dict[str, int] = field(default_factory=dict)
+    uncanonical: dict[str, int] = field(default_factory=dict)
+    """Keyword MOs whose subscriber address stayed as written (not E.164), by metric channel
+    (:func:`worker.events.address.metric_channel`)."""
     consumed: int = 0
     intents: dict[Intent, int] = field(default_factory=dict)
     dead_by_code: dict[DeadLetterCode, int] = field(default_factory=dict)
@@ -59,20 +70,28 @@ class BatchOutput:
     """The batch's own changes per block key, until its output is durable (one confirmation)."""
     suppressed: dict[Intent, int] = field(default_factory=dict)
     """Replies not produced: repeated opt-outs within the confirmation window."""
+    memory: RecentChanges | None = None
+    """What the classifier knows of recent changes (one confirmation per opt-out); None: confirm all."""
 
 
 def classify_records(
-    records: Sequence[RecordLike], rulebook: RuleBook, out: BatchOutput, recent: RecentChanges | None = None
+    records: Sequence[RecordLike], rulebook: RuleBook, out: BatchOutput, fmt: str = CANONICAL
 ) -> None:
     """Classify one partition's records in order, appending what they produce to ``out``.
+
+    ``fmt`` is the input format of the records' topic (``OPTOUT_INPUT_FORMATS``; the inbound topic
+    is canonical): chosen per call, so the canonical loop below pays nothing for the others.
 
     The hot loop: every record is decoded and fully validated (a bad one becomes a dead letter),
     its rule set resolved and its text classified; chat stops there, with nothing allocated
     beyond the decoded document. A keyword MO is decided and encoded in one pass
     (:func:`decide_encoded`), its records appended in input order, so per key the output keeps
-    the order of the input. With ``recent`` (OPTOUT_CONFIRMATION_WINDOW > 0), a repeated opt-out's
-    reply is dropped (:func:`_confirm_once`): keyword MOs only.
+    the order of the input. With ``out.memory`` (OPTOUT_CONFIRMATION_WINDOW > 0), a repeated
+    opt-out's reply is dropped (:func:`_confirm_once`): keyword MOs only.
     """
+    if fmt != CANONICAL:
+        _classify_provider(records, rulebook, out, fmt, DECODERS[fmt])
+        return
     resolve = rulebook.resolve
     uniform = rulebook.base if rulebook.uniform else None  # decided per batch, not per message
     changes, replies, emitted_at, intents = out.changes, out.replies, out.emitted_at, out.intents
@@ -80,6 +99,7 @@ def classify_records(
     received = None
     record = None
     doubts: list[Doubt] = []  # filled by classify only when it is unsure: the review queue
+    memory = out.memory
     for record in records:
         try:
             doc, received = decode(record.value)
@@ -87,6 +107,9 @@ def classify_records(
             _dead_letter(record, error, out)
             continue
         rules = uniform or resolve(doc["account_id"], doc.get("subaccount_id"), doc["to"])
+        if "intent" in doc:  # a producer's own signal: decided from it, the text is not read
+            _signal(record, doc, received, rules, fmt, out)
+            continue
         match = classify(doc["text"], rules, doubts)
         if doubts:  # uncertain: classified as usual, and sent for review too
             _review(record, doc, canonical_instant(doc["received_at"], received), match, doubts, out)
@@ -101,10 +124,13 @@ def classify_records(
             "message_id": doc["message_id"],
         }
         stamp = canonical_instant(doc["received_at"], received)
-        marks = (len(changes), len(replies)) if recent is not None else None
-        decide_encoded(doc, stamp, match, rules, source, emitted_at, changes, replies)
-        if marks is not None and recent is not None:
-            _confirm_once(recent, match, marks, out)
+        marks = (len(changes), len(replies)) if memory is not None else None
+        parties = decide_encoded(doc, stamp, match, rules, source, emitted_at, changes, replies)
+        if marks is not None and memory is not None:
+            _confirm_once(memory, match, marks, out)
+        if parties is not None and not parties.canonical:  # an email, a Messenger id, not a number
+            label = metric_channel(parties.channel)
+            out.uncanonical[label] = out.uncanonical.get(label, 0) + 1
         intent = match.rule.intent
         intents[intent] = intents.get(intent, 0) + 1
     out.consumed += len(records)
@@ -139,6 +165,84 @@ def _confirm_once(recent: RecentChanges, match: Match, marks: tuple[int, int], o
         for key, value in new:
             if knows(key, pending):
                 remember(pending, key, value)
+
+
+def _classify_provider(
+    records: Sequence[RecordLike], rulebook: RuleBook, out: BatchOutput, fmt: str, decoder: Decoder
+) -> None:
+    """The loop for a provider topic: each record is decoded into zero or more canonical documents
+    (an Infobip body holds several MOs), each handled like a canonical record's. A record the
+    decoder refuses is dead-lettered whole, with its raw bytes."""
+    accounts = rulebook.provider_accounts
+    doubts: list[Doubt] = []
+    received = None
+    for record in records:
+        try:
+            decoded = decoder(record.value, record.timestamp, accounts)
+        except InputError as error:
+            _dead_letter(record, error, out)
+            continue
+        for doc, received in decoded:
+            rules = rulebook.resolve(doc["account_id"], doc.get("subaccount_id"), doc["to"])
+            if "intent" in doc:
+                _signal(record, doc, received, rules, fmt, out)
+                continue
+            match = classify(doc["text"], rules, doubts)
+            stamp = canonical_instant(doc["received_at"], received)
+            if doubts:
+                _review(record, doc, stamp, match, doubts, out)
+                doubts.clear()
+            if match is None:
+                out.intents[Intent.NONE] = out.intents.get(Intent.NONE, 0) + 1
+                continue
+            _decide(record, doc, stamp, match, rules, out)
+    out.consumed += len(records)
+    if records and received is not None:
+        last = records[-1]
+        out.newest_received[(last.topic, last.partition)] = received.timestamp()
+
+
+def signal_match(intent: Intent, category: Category, keyword: str, fmt: str, rules: RuleSet) -> Match:
+    """The match a provider's signal stands for: a rule named ``signal:<format>`` of that intent and
+    category, at account level on the message's channel, whose keyword is what the subscriber chose
+    (the button, the preference or the body, up to 64 characters) and whose reply is the rule set's
+    reply for the intent (help: the HELP reply). A marketing signal gets none: those texts speak of
+    every message ("no more messages from ..."), which a marketing opt-out is not."""
+    if category is Category.MARKETING:
+        rule = Rule(f"signal:{fmt}", intent, (keyword,), category=category, has_reply_override=True)
+    else:
+        rule = Rule(f"signal:{fmt}", intent, (keyword,), category=category)
+    return Match(rule, keyword, MatchMode.EXACT, rules.languages[0])
+
+
+def _signal(
+    record: RecordLike, doc: dict[str, Any], received: Any, rules: RuleSet, fmt: str, out: BatchOutput
+) -> None:
+    keyword = " ".join(doc["text"].split())[:64] or doc["intent"]
+    category = Category(doc.get("category", Category.ALL))
+    match = signal_match(Intent(doc["intent"]), category, keyword, fmt, rules)
+    _decide(record, doc, canonical_instant(doc["received_at"], received), match, rules, out)
+
+
+def _decide(
+    record: RecordLike, doc: dict[str, Any], stamp: str, match: Match, rules: RuleSet, out: BatchOutput
+) -> None:
+    source = {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "message_id": doc["message_id"],
+    }
+    memory = out.memory
+    marks = (len(out.changes), len(out.replies)) if memory is not None else None
+    parties = decide_encoded(doc, stamp, match, rules, source, out.emitted_at, out.changes, out.replies)
+    if marks is not None and memory is not None:
+        _confirm_once(memory, match, marks, out)
+    if parties is not None and not parties.canonical:
+        label = metric_channel(parties.channel)
+        out.uncanonical[label] = out.uncanonical.get(label, 0) + 1
+    intent = match.rule.intent
+    out.intents[intent] = out.intents.get(intent, 0) + 1
 
 
 def _review(

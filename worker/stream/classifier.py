@@ -40,6 +40,7 @@ from worker.classify.rulesfile import load_rules
 from worker.config import Settings
 from worker.errors import ConfigError
 from worker.events.inbound import format_instant
+from worker.events.providers import CANONICAL
 from worker.logs import KAFKA
 from worker.ops.metrics import ClassifierMetrics
 from worker.stream.batch import BatchOutput, classify_records
@@ -104,7 +105,10 @@ async def run_classifier(
             rules.request()
         await rules.poll()
 
-    consumer.subscribe([topics.inbound], listener=CountingListener(metrics, log, remember_assigned))
+    # The inbound topic is canonical; each extra input topic has its format, looked up once per
+    # partition batch (classify_records), never per record.
+    formats = dict(topics.inputs)
+    consumer.subscribe([topics.inbound, *formats], listener=CountingListener(metrics, log, remember_assigned))
     producing = Backoff(KAFKA, log)
     committing = Backoff(KAFKA, log)
     producer: Any = None
@@ -131,7 +135,8 @@ async def run_classifier(
             log.info("every opt-out is confirmed (OPTOUT_CONFIRMATION_WINDOW=0)")
         log.info(
             "classifier consuming %s as group %s -> %s, %s, %s",
-            topics.inbound, settings.group_id, topics.changes, topics.replies, topics.dead_letter,
+            ", ".join([topics.inbound, *(f"{t} ({f})" for t, f in topics.inputs)]),
+            settings.group_id, topics.changes, topics.replies, topics.dead_letter,
         )  # fmt: skip
         async for batch in batches(consumer, settings, stop, burst, after_poll):
             started = time.monotonic()
@@ -151,23 +156,16 @@ async def run_classifier(
                         break
                     continue  # fetched before the seek: the next batch starts at the committed offsets
                 if not await _transactional_batch(
-                    partitions,
-                    consumer,
-                    batch,
-                    rulebook,
-                    topics,
-                    producing,
-                    metrics,
-                    stop,
-                    stats,
-                    started,
-                    recent,
-                ):
+                    partitions, consumer, batch, rulebook, formats, topics, producing, metrics, stop, stats,
+                    started, recent,
+                ):  # fmt: skip
                     break
                 continue
-            out = BatchOutput(emitted_at=format_instant(datetime.now(UTC)), worker_version=__version__)
-            for records in batch.values():
-                classify_records(records, rulebook, out, recent)
+            out = BatchOutput(
+                emitted_at=format_instant(datetime.now(UTC)), worker_version=__version__, memory=recent
+            )
+            for tp, records in batch.items():
+                classify_records(records, rulebook, out, formats.get(tp.topic, CANONICAL))
             if not await produce_all(producer, _outgoing(topics, out), producing, metrics, stop):
                 log.error(
                     "stopping with an unacknowledged batch; it was not committed and will be reprocessed"
@@ -196,6 +194,7 @@ async def _transactional_batch(
     consumer: Any,
     batch: Batch,
     rulebook: Any,
+    formats: dict[str, str],
     topics: Topics,
     backoff: Backoff,
     metrics: ClassifierMetrics,
@@ -208,8 +207,8 @@ async def _transactional_batch(
     emitted_at = format_instant(datetime.now(UTC))
     outputs: dict[TopicPartition, BatchOutput] = {}
     for tp, records in batch.items():
-        out = outputs[tp] = BatchOutput(emitted_at=emitted_at, worker_version=__version__)
-        classify_records(records, rulebook, out, recent)
+        out = outputs[tp] = BatchOutput(emitted_at=emitted_at, worker_version=__version__, memory=recent)
+        classify_records(records, rulebook, out, formats.get(tp.topic, CANONICAL))
     results = await asyncio.gather(
         *(
             partitions.deliver(
@@ -317,6 +316,8 @@ def _observe(metrics: ClassifierMetrics, out: BatchOutput) -> None:
         metrics.classified.labels(intent.value).inc(count)
     for reason, count in out.reviews_by_reason.items():
         metrics.reviews.labels(reason).inc(count)
+    for channel, count in out.uncanonical.items():
+        metrics.uncanonical.labels(channel).inc(count)
     for code, count in out.dead_by_code.items():
         metrics.dead_lettered.labels(code.value).inc(count)
     if out.dead_by_code:

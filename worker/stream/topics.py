@@ -1,4 +1,4 @@
-"""The topic names, as one value passed around instead of five strings."""
+"""The topic names, as one value passed around instead of five strings (and the extra inputs)."""
 
 from __future__ import annotations
 
@@ -14,3 +14,5 @@ class Topics:
     replies: str = constants.TOPIC_REPLIES
     dead_letter: str = constants.TOPIC_DEAD_LETTER
     review: str = constants.TOPIC_REVIEW
+    inputs: tuple[tuple[str, str], ...] = ()
+    """Extra topics the classifier reads, each with its input format (``OPTOUT_INPUT_FORMATS``)."""

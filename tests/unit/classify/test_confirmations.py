@@ -154,8 +154,8 @@ def _records(*texts_and_times: tuple[str, str], address: str = "+15550000001") -
 
 
 def _batch(records: list[FakeRecord], recent: RecentChanges | None) -> BatchOutput:
-    out = BatchOutput(emitted_at="2026-11-24T12:00:00.000000Z", worker_version="t")
-    classify_records(records, default_rulebook(), out, recent)
+    out = BatchOutput(emitted_at="2026-11-24T12:00:00.000000Z", worker_version="t", memory=recent)
+    classify_records(records, default_rulebook(), out)
     return out
 
 

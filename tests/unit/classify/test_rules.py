@@ -17,8 +17,9 @@ from worker.classify.rules import (
     RuleBook,
     default_rulebook,
 )
-from worker.classify.rulesfile import load_rules, rulebook_from_document
+from worker.classify.rulesfile import load_countries, load_rules, rulebook_from_document
 from worker.errors import ConfigError
+from worker.events.address import Countries
 from worker.model import Intent, ScopeLevel
 
 
@@ -455,3 +456,100 @@ def test_top_level_inherit_false_keeps_builtin_replies() -> None:
         }
     )
     assert _reply(book, "halt") == BUILTIN_REPLIES[Intent.OPT_OUT]
+
+
+def test_provider_accounts_map_format_and_id_to_our_account() -> None:
+    book = rulebook_from_document(
+        {
+            "version": 1,
+            "provider_accounts": [
+                {"format": "twilio", "provider_account": "AC1", "account": "acme", "subaccount": "us"},
+                {"format": "cmcom", "provider_account": "*", "account": "acme"},
+            ],
+        }
+    )
+    assert dict(book.provider_accounts) == {("twilio", "AC1"): ("acme", "us"), ("cmcom", "*"): ("acme", None)}
+    assert book.uniform  # a mapping is no rule override
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ([{"format": "sms", "provider_account": "x", "account": "a"}], "provider_accounts/0/format"),
+        ([{"format": "twilio", "provider_account": "x"}], "'account' is a required property"),
+        ([{"format": "twilio", "provider_account": "x", "account": "a\x00"}], "provider_accounts/0/account"),
+        ([{"format": "twilio", "provider_account": "x", "account": "a"}] * 2, "mapped twice"),
+    ],
+)
+def test_bad_provider_accounts_are_one_line_naming_the_entry(
+    items: list[dict[str, str]], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as error:
+        rulebook_from_document({"version": 1, "provider_accounts": items}, origin="r.json")
+    assert "\n" not in str(error.value)
+    assert "r.json" in str(error.value)
+
+
+# -- default countries (worker.events.address: national numbers) ---------------------------------
+
+
+def test_default_countries_top_level_and_per_account(tmp_path: Path) -> None:
+    doc = {
+        "version": 1,
+        "default_country": "GB",
+        "overrides": [
+            {"account": "acme-us", "default_country": "US"},
+            {"account": "plain", "languages": ["en"]},
+        ],
+    }
+    path = _write(tmp_path, doc)
+    book = load_rules(path)
+    assert book.resolve("acme-us", "sub", "12345").default_country == "US"
+    assert book.resolve("plain", None, None).default_country == "GB"
+    assert book.resolve("anyone", None, None).default_country == "GB"
+    assert load_countries(path) == book.countries
+    assert (book.countries.of("acme-us"), book.countries.of("plain")) == ("US", "GB")
+    assert load_countries(None) == load_countries("") == Countries()
+    assert default_rulebook().base.default_country is None
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ({"version": 1, "default_country": "gb"}, "at default_country: 'gb' does not match"),
+        (
+            {"version": 1, "default_country": "UK"},
+            "top level: default_country 'UK' is not an ISO 3166 alpha-2",
+        ),
+        (
+            {"version": 1, "overrides": [{"account": "a", "default_country": "XX"}]},
+            "overrides/0: default_country 'XX' is not an ISO 3166 alpha-2",
+        ),
+        (
+            {"version": 1, "overrides": [{"account": "a", "sender": "12345", "default_country": "US"}]},
+            "overrides/0: default_country is per account",
+        ),
+        (
+            {"version": 1, "overrides": [{"account": "a", "subaccount": "s", "default_country": "US"}]},
+            "overrides/0: default_country is per account",
+        ),
+    ],
+)
+def test_a_bad_default_country_is_one_line(tmp_path: Path, doc: dict[str, Any], expected: str) -> None:
+    path = _write(tmp_path, doc)
+    message = _config_error(lambda: load_rules(path))
+    assert str(path) in message
+    assert expected in message
+
+
+def test_sender_overrides_are_keyed_by_the_canonical_sender() -> None:
+    book = rulebook_from_document(
+        {
+            "version": 1,
+            "overrides": [{"account": "a", "sender": "whatsapp:+1 415 523 8886", "languages": ["fr"]}],
+        }
+    )
+    assert set(book.senders) == {("a", "+14155238886")}
+    for written in ("+14155238886", "whatsapp:+14155238886", "WhatsApp:+14155238886"):
+        assert book.resolve("a", None, written).languages == ("fr",)
+    assert book.resolve("a", None, "12345").languages == book.base.languages

@@ -23,12 +23,12 @@ from worker.constants import ALL_CHANNELS, SCHEMA_CHANGE, SCHEMA_DEAD_LETTER, SC
 from worker.errors import DeadLetterCode, InputError
 from worker.events.inbound import decode
 from worker.events.outgoing import encode_change, encode_dead_letter, encode_reply
-from worker.events.schemas import CHANGE, DEAD_LETTER, INBOUND, REPLY, RULES
+from worker.events.schemas import CHANGE, DEAD_LETTER, IMPORT, INBOUND, REPLY, RULES
 from worker.model import Action, InboundMessage, Intent, ScopeLevel, Source
 from worker.stream.batch import BatchOutput, classify_records
 
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
-NAMES = (RULES, INBOUND, CHANGE, REPLY, DEAD_LETTER)
+NAMES = (RULES, INBOUND, CHANGE, REPLY, DEAD_LETTER, IMPORT)
 EMITTED = "2026-11-24T12:00:00.000000Z"
 
 

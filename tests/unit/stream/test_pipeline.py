@@ -263,6 +263,19 @@ _STAMPS = [
 ]
 
 
+#: Subscribers as gateways write them: E.164, prefixed, national, not a number at all.
+_ADDRESSES = [
+    *(
+        "+15550000001",
+        "+15550000002",
+        "whatsapp:+15550000001",
+        "WhatsApp:+1 555 000 0002",
+        "tel:+15550000001",
+    ),
+    *("07700 900123", "+44 7700 900123", "rcs:07700900123", "jane@example.com", "messenger:123", "0"),
+]
+
+
 @settings(deadline=None)
 @given(
     st.lists(
@@ -270,15 +283,16 @@ _STAMPS = [
             st.sampled_from(_TEXTS),
             st.sampled_from([None, "sub", "sub-2"]),
             st.sampled_from(["sms", "whatsapp", "rcs"]),
-            st.sampled_from(["12345", "67890", "+14155550199"]),
+            st.sampled_from(["12345", "67890", "+14155550199", "whatsapp:+1 415 555 0199", "sms:12345"]),
             st.sampled_from(["acc", "other"]),
             st.sampled_from(_STAMPS),
+            st.sampled_from(_ADDRESSES),
         ),
         max_size=30,
     )
 )
 def test_the_fused_decide_and_encode_is_byte_identical_to_the_objects_path(
-    rows: list[tuple[str, str | None, str, str, str, str]],
+    rows: list[tuple[str, str | None, str, str, str, str, str]],
 ) -> None:
     override = Layer(
         True,
@@ -289,12 +303,14 @@ def test_the_fused_decide_and_encode_is_byte_identical_to_the_objects_path(
         MappingProxyType({}),
     )
     book = RuleBook(compile_layers([BUILTIN_LAYER]), (BUILTIN_LAYER,), senders={("acc", "12345"): override})
+    national = Layer(True, (), MappingProxyType({}), default_country="GB")
+    gb_book = RuleBook(compile_layers([BUILTIN_LAYER, national]), (BUILTIN_LAYER, national))
     values: list[bytes | None] = [
         orjson.dumps(
             inbound_doc(
                 text,
                 message_id=f"m-{n}",
-                address=f"+1555000{n % 5:04d}",
+                address=address,
                 sender=sender,
                 account=account,
                 subaccount=sub,
@@ -302,9 +318,69 @@ def test_the_fused_decide_and_encode_is_byte_identical_to_the_objects_path(
                 received_at=stamp,
             )
         )
-        for n, (text, sub, channel, sender, account, stamp) in enumerate(rows)
+        for n, (text, sub, channel, sender, account, stamp, address) in enumerate(rows)
     ]
     records = _records(values)
-    for rulebook in (book, default_rulebook()):
+    for rulebook in (book, default_rulebook(), gb_book):
         out = _run(records, rulebook)
         assert (out.changes, out.replies) == _reference(records, rulebook)
+
+
+def _stop_from(address: str, n: int, **fields: Any) -> bytes:
+    return orjson.dumps(_doc("STOP", n, **{"from": address}, **fields))
+
+
+def test_the_same_subscriber_written_three_ways_is_one_block_key() -> None:
+    national = Layer(True, (), MappingProxyType({}), default_country="GB")
+    book = RuleBook(compile_layers([BUILTIN_LAYER, national]), (BUILTIN_LAYER, national))
+    out = _run(
+        _records(
+            [
+                _stop_from("+447700900123", 1, channel="whatsapp"),
+                _stop_from("whatsapp:+447700900123", 2, channel="whatsapp"),
+                _stop_from("whatsapp:07700 900123", 3, channel="sms"),  # the prefix names the channel
+            ]
+        ),
+        book,
+    )
+    keys = {orjson.loads(key)[-1] for key, _ in out.changes}
+    assert keys == {"+447700900123"}
+    assert {orjson.loads(key)[4] for key, _ in out.changes} == {"whatsapp"}
+    replies = [orjson.loads(value) for _, value in out.replies]
+    assert {(r["to"], r["channel"]) for r in replies} == {("+447700900123", "whatsapp")}
+    assert {key for key, _ in out.replies} == {b"+447700900123"}
+    assert out.uncanonical == {}
+
+
+def test_addresses_that_cannot_be_canonicalized_stay_as_written_and_are_counted() -> None:
+    out = _run(
+        _records(
+            [
+                _stop_from("07700 900123", 1),  # national, and the rules set no country
+                _stop_from("jane@example.com", 2, channel="email"),
+                _stop_from("messenger:123", 3, channel="messenger"),
+                _stop_from("+15550000004", 4),
+                orjson.dumps(_doc("hello", 5, **{"from": "not a number"})),  # chat: never canonicalized
+            ]
+        )
+    )
+    assert [orjson.loads(key)[-1] for key, _ in out.changes] == [
+        "07700 900123", "jane@example.com", "messenger:123", "+15550000004",
+    ]  # fmt: skip
+    assert out.uncanonical == {"sms": 1, "other": 2}
+
+
+def test_a_prefixed_sender_is_the_number_and_resolves_its_override() -> None:
+    override = Layer(
+        True,
+        (Rule("halt", Intent.OPT_OUT, ("HALT",), level=ScopeLevel.SENDER, all_channels=True),),
+        MappingProxyType({}),
+    )
+    book = RuleBook(
+        compile_layers([BUILTIN_LAYER]), (BUILTIN_LAYER,), senders={("acc", "+14155238886"): override}
+    )
+    out = _run(_records([orjson.dumps(_doc("halt", 1, to="whatsapp:+14155238886"))]), book)
+    ((key, _),) = out.changes
+    assert orjson.loads(key) == ["sender", "acc", None, "+14155238886", "*", "+15550000001"]
+    (reply,) = [orjson.loads(value) for _, value in out.replies]
+    assert (reply["from"], reply["channel"]) == ("+14155238886", "whatsapp")
