@@ -236,3 +236,16 @@ def test_the_batchs_own_changes_are_noted_as_the_tail_reads_them_back() -> None:
     block_key, block_value = out.changes[0]
     [unblock_value] = [value for key, value in out.changes[1:] if key == block_key]
     assert out.recent == {block_key: (unblock_value, block_value)}
+
+
+def test_a_providers_repeated_opt_out_signal_is_confirmed_once() -> None:
+    """A document with ``intent`` (a provider's own signal) takes the same rule."""
+    records = [
+        FakeRecord(
+            "in", 0, i, 0, None, inbound_json("Stop", message_id=f"m{i}", intent="opt_out", received_at=at)
+        )
+        for i, at in enumerate(("2026-11-24T12:00:00Z", "2026-11-24T12:00:07Z"))
+    ]
+    out = _batch(records, RecentChanges(60))
+    assert len(out.changes) == 2
+    assert _replied(out) == ["m0"]
