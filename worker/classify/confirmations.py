@@ -27,7 +27,7 @@ keyword MOs times the window, not the size of the blocklist. The alternatives, w
   latency, and the reply path tied to Postgres being up.
 
 Blocks the classifier emitted itself reach the map before the tail sees them: each batch collects
-its own changes in a pending overlay (``BatchOutput.recent``) that later records of the same batch
+its own changes in a pending overlay (``BatchOutput.pending``) that later records of the same batch
 see, merged into the map once the batch's output is durable (acknowledged, or its transaction
 committed) and dropped if it is not (an aborted transaction's blocks never happened).
 

@@ -66,7 +66,7 @@ class BatchOutput:
     dead_by_code: dict[DeadLetterCode, int] = field(default_factory=dict)
     newest_received: dict[tuple[str, int], float] = field(default_factory=dict)
     """Per partition, the ``received_at`` (epoch seconds) of its last good record: delay metric."""
-    recent: Pending = field(default_factory=dict)
+    pending: Pending = field(default_factory=dict)
     """The batch's own changes per block key, until its output is durable (one confirmation)."""
     suppressed: dict[Intent, int] = field(default_factory=dict)
     """Replies not produced: repeated opt-outs within the confirmation window."""
@@ -149,7 +149,7 @@ def _confirm_once(recent: RecentChanges, match: Match, marks: tuple[int, int], o
     new = out.changes[marks[0] :]
     if not new:
         return  # help: a reply only
-    pending = out.recent
+    pending = out.pending
     knows = recent.knows
     if match.rule.intent is Intent.OPT_OUT:  # one identity blocked
         if len(out.replies) > marks[1] and all(

@@ -172,7 +172,7 @@ async def run_classifier(
                 )
                 break
             if recent is not None:
-                recent.merge(out.recent, int(time.time() * 1000))  # durable now: for the next batches
+                recent.merge(out.pending, int(time.time() * 1000))  # durable now: for the next batches
             positions = positions_after(batch)
             await _commit(consumer, positions, committing, metrics, stop)
             _observe(metrics, out)
@@ -227,7 +227,7 @@ async def _transactional_batch(
     for (tp, records), result in zip(batch.items(), results, strict=True):
         if result.committed:
             if recent is not None:
-                recent.merge(outputs[tp].recent, int(time.time() * 1000))  # committed: for the next batches
+                recent.merge(outputs[tp].pending, int(time.time() * 1000))  # committed: for the next batches
             _observe(metrics, outputs[tp])
             consumed += outputs[tp].consumed
             positions[tp] = records[-1].offset + 1

@@ -118,6 +118,9 @@ class RulesReloader:
         except ConfigError as exc:
             self._rejected(why, str(exc))
             return False
+        except Exception as exc:  # a file the validation let through but compiling refused: never fatal
+            self._rejected(why, f"rules file {self.path}: {type(exc).__name__}: {exc}")
+            return False
         self.current = rulebook
         self.digest = found
         self._publish()

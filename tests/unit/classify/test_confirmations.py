@@ -176,7 +176,7 @@ def test_without_a_window_every_stop_is_confirmed() -> None:
     out = _batch(_records(("STOP", "2026-11-24T12:00:00Z"), ("stop", "2026-11-24T12:00:05Z")), None)
     assert _replied(out) == ["m0", "m1"]
     assert out.suppressed == {}
-    assert out.recent == {}
+    assert out.pending == {}
 
 
 def test_stop_start_stop_in_one_batch_confirms_each() -> None:
@@ -211,7 +211,7 @@ def test_the_next_batch_sees_a_merged_batch_and_not_an_unmerged_one() -> None:
     assert _replied(first) == ["m0"]
     second = _records(("STOP", "2026-11-24T12:00:00Z"), ("STOP", "2026-11-24T12:00:09Z"))[1:]
     assert _replied(_batch(second, recent)) == ["m1"]  # the first batch was never durable: forgotten
-    recent.merge(first.recent, 0)
+    recent.merge(first.pending, 0)
     assert _replied(_batch(second, recent)) == []
 
 
@@ -235,7 +235,7 @@ def test_the_batchs_own_changes_are_noted_as_the_tail_reads_them_back() -> None:
     assert len(out.changes) == 9  # one block; four scopes x two categories lifted
     block_key, block_value = out.changes[0]
     [unblock_value] = [value for key, value in out.changes[1:] if key == block_key]
-    assert out.recent == {block_key: (unblock_value, block_value)}
+    assert out.pending == {block_key: (unblock_value, block_value)}
 
 
 def test_a_providers_repeated_opt_out_signal_is_confirmed_once() -> None:
