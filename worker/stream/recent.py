@@ -26,7 +26,6 @@ from aiokafka.errors import KafkaError
 
 from worker.classify.confirmations import RecentChanges
 from worker.config import Settings
-from worker.errors import ConfigError
 from worker.heartbeat import HEARTBEAT
 from worker.sender.view import topic_partitions
 from worker.stream.kafka import make_consumer
@@ -35,6 +34,20 @@ log = logging.getLogger("optout.classifier")
 
 #: Longest wait for the tail to be current before a batch (at start, after a rebalance).
 CATCH_UP_SECONDS = 60.0
+#: Longest attempt to connect to the change topic and position on it, before trying again.
+_OPEN_SECONDS = 30.0
+
+
+def _failure(attempt: asyncio.Future[Any]) -> str:
+    """Why an attempt to open the tail failed, in one line (the kind first, for the warning's dedup)."""
+    if attempt.cancelled():
+        return "TimeoutError: no answer from Kafka"
+    exc = attempt.exception()
+    if exc is None:
+        return ""
+    if isinstance(exc, TimeoutError):  # topic_partitions: the topic is not (yet) there
+        return f"TimeoutError: {exc or 'no answer from Kafka'} (run `optout topics`?)"
+    return f"{type(exc).__name__}: {exc}"
 
 
 class RecentTail:
@@ -50,35 +63,49 @@ class RecentTail:
 
     @classmethod
     async def open(cls, settings: Settings, stop: asyncio.Event) -> RecentTail | None:
-        """Start tailing ``settings.topic_changes``; None if ``stop`` was set first. A missing
-        topic is a configuration error (one line)."""
-        topic = settings.topic_changes
-        window = settings.confirmation_window
-        consumer = make_consumer(settings, None)
-        while True:
-            if stop.is_set():
+        """Start tailing ``settings.topic_changes``; None if ``stop`` was set first.
+
+        Each attempt (connect, find the partitions, seek) is bounded and raced against ``stop``:
+        an unreachable or half-open broker, or a topic not created yet, is waited out like any
+        outage (one warning line per kind of failure), and SIGTERM still stops the classifier.
+        """
+        warned: set[str] = set()
+        while not stop.is_set():
+            consumer = make_consumer(settings, None)
+            attempt = asyncio.ensure_future(cls._position(consumer, settings))
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait(
+                {attempt, stopping}, timeout=_OPEN_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            stopping.cancel()
+            if attempt.done() and attempt.exception() is None:
+                return cls(consumer, RecentChanges(settings.confirmation_window), attempt.result())._started()
+            attempt.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await attempt
+            failure = _failure(attempt)
+            with contextlib.suppress(Exception):
                 await consumer.stop()
-                return None
-            try:
-                await consumer.start()
-                partitions = await topic_partitions(consumer, topic, 30.0)
-                break
-            except TimeoutError:
-                await consumer.stop()
-                raise ConfigError(
-                    f"OPTOUT_TOPIC_CHANGES={topic} does not exist (run `optout topics`): the classifier "
-                    "reads it for one confirmation per opt-out (OPTOUT_CONFIRMATION_WINDOW=0 turns that off)"
-                ) from None
-            except (KafkaError, OSError) as exc:
-                await consumer.stop()
-                log.warning("change topic tail: Kafka unavailable (%s); retrying", exc)
+            if failure and failure.split(":")[0] not in warned:
+                warned.add(failure.split(":")[0])
+                log.warning(
+                    "change topic tail (one confirmation per opt-out) not started: %s; retrying", failure
+                )
+            if not stop.is_set():
                 await asyncio.sleep(1.0)
-                consumer = make_consumer(settings, None)
+        return None
+
+    @staticmethod
+    async def _position(consumer: Any, settings: Settings) -> dict[TopicPartition, int]:
+        """Connect, assign every partition of the change topic and seek to about two windows ago."""
+        topic = settings.topic_changes
+        await consumer.start()
+        partitions = await topic_partitions(consumer, topic, _OPEN_SECONDS / 2)
         consumer.assign(partitions)
-        since_ms = int((time.time() - 2 * window) * 1000)
+        since_ms = int((time.time() - 2 * settings.confirmation_window) * 1000)
         try:
             found = await consumer.offsets_for_times(dict.fromkeys(partitions, since_ms))
-        except (KafkaError, OSError) as exc:
+        except KafkaError as exc:
             log.info("change topic tail: no offsets by time (%s); reading %s from the beginning", exc, topic)
             found = {}
         positions: dict[TopicPartition, int] = {}
@@ -91,13 +118,17 @@ class RecentTail:
             else:
                 consumer.seek(tp, hit.offset)
             positions[tp] = await consumer.position(tp)
-        tail = cls(consumer, RecentChanges(window), positions)
-        tail._task = asyncio.create_task(tail._run(), name="optout-change-tail")
+        return positions
+
+    def _started(self) -> RecentTail:
+        self._task = asyncio.create_task(self._run(), name="optout-change-tail")
         log.info(
             "one confirmation per opt-out within %d s (OPTOUT_CONFIRMATION_WINDOW): tailing %s from %s",
-            window, topic, ", ".join(f"[{tp.partition}] {o}" for tp, o in sorted(positions.items())),
-        )  # fmt: skip
-        return tail
+            self.recent.window // 1_000_000,
+            next(iter(self._positions)).topic if self._positions else "-",
+            ", ".join(f"[{tp.partition}] {o}" for tp, o in sorted(self._positions.items())),
+        )
+        return self
 
     async def catch_up(self, stop: asyncio.Event, seconds: float = CATCH_UP_SECONDS) -> bool:
         """Wait until every change on the topic when called has been applied; False after
