@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--sender")
     check.add_argument("--channel", help="sms, whatsapp, ...; omitted: blocks on any channel count")
     check.add_argument(
+        "--category",
+        choices=("marketing", "transactional"),
+        default="marketing",
+        help="what the message is: marketing (default; stopped by every block) or transactional (a "
+        "one-time code, a delivery notice: stopped by full blocks only, not by STOP MARKETING)",
+    )
+    check.add_argument(
         "--exit-status",
         action="store_true",
         help="for scripts: exit 0 when not blocked, 1 when blocked, 2 on any error (bad settings, "
@@ -355,14 +362,16 @@ def cmd_classify(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.model import MessageCategory
     from worker.store.postgres import Store
 
     url = database_url(settings)
+    category = MessageCategory(args.category)
 
     async def run() -> int:
         async with await Store.connect(url, min_size=1, max_size=1) as store:
             applying = await store.check(
-                args.address, args.account, args.subaccount, args.sender, args.channel
+                args.address, args.account, args.subaccount, args.sender, args.channel, category
             )
             every = await store.blocks(args.address, args.account)
         ids = {block["event_id"] for block in applying}
@@ -373,6 +382,7 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
                 "subaccount_id": args.subaccount,
                 "sender": args.sender,
                 "channel": args.channel,
+                "category": category.value,
             },
             "blocked": bool(applying),
             "blocks": applying,
@@ -413,11 +423,13 @@ def history_line(row: dict[str, Any]) -> dict[str, Any]:
             "channel": row["channel"],
         },
         "channel": row["channel"],
+        "category": row["category"],
         "keyword": row["keyword"],
         "rule": row["rule"],
         "language": row["language"],
         "match": row["match"],
         "reason": row["reason"],
+        "note": row["note"],
         "source_message_id": row["source_message_id"],
         "source": {
             "topic": row["source_topic"],

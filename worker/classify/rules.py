@@ -187,6 +187,7 @@ def _pack_rules(pack: LanguagePack) -> tuple[Rule, ...]:
             match=g.mode,
             language=pack.language,
             brands=g.brands,
+            category=g.category,
         )
         for g in pack.keywords
     ]
