@@ -69,7 +69,8 @@ def render(kind: str, event: dict[str, Any] | None, raw: bytes | None, where: st
         action = str(event.get("action", "?")).upper()
         return (
             f"{event.get('occurred_at')}  {action:<7}  {event.get('address')}  {level} {target}"
-            f" on {scope.get('channel')}  keyword {event.get('keyword')!r}"
+            f" on {scope.get('channel')}{', marketing only' if event.get('category') == 'marketing' else ''}"
+            f"  keyword {event.get('keyword')!r}"
             f"{f' ({matched})' if matched else ''} rule {event.get('rule')}  [{where}]"
         )
     if kind == "replies":
