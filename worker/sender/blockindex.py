@@ -9,12 +9,14 @@ mostly touches nothing but a small bitmap:
   a send service asks about are not blocked, and most of those are turned away here, in a
   structure small enough to stay in the CPU caches.
 * ``_active`` maps an address to the identity of its one active block, or to a frozenset of
-  identities when it has several. An identity is one integer: the scope's interned index into
-  ``_scopes`` times two, plus one for a marketing-only block (the category is part of a block's
-  identity: "STOP MARKETING" and "STOP" on one scope are two blocks), so a category costs no
-  memory and at most one more set membership test. Canonical E.164 numbers
-  (``+`` and up to 18 digits, no leading zero) are keyed by their integer value: half the memory
-  of the string, and the conversion only runs for addresses that got past the bitmap.
+  identities when it has several. An identity is one integer, an index into ``_scopes``: each
+  interned scope takes two consecutive slots, the even one for its full block and the odd one for
+  its marketing-only block (the category is part of a block's identity: "STOP MARKETING" and
+  "STOP" on one scope are two blocks). So a category costs no memory per block and, on the hit
+  path only, one bit test (and one more set membership for an address with several blocks).
+  Canonical E.164 numbers (``+`` and up to 18 digits, no leading zero) are keyed by their
+  integer value: half the memory of the string, and the conversion only runs for addresses that
+  got past the bitmap.
 * Last-writer-wins needs every block identity's version, including unblocked ones (an old STOP
   replayed after a newer START must lose). The snapshot's versions stay in flat arrays sorted by
   address (found by bisection, only when a change arrives); changes since then sit in a small dict.
@@ -40,7 +42,7 @@ from worker.model import Action, Category, ChangeEvent, MessageCategory, ScopeLe
 ScopeKey = tuple[str, str, str, str]
 Version = tuple[int, int]
 Identity = int
-"""A block identity: ``scope index << 1 | 1 if marketing-only``."""
+"""A block identity: the even slot of its scope in ``_scopes``, plus one if marketing-only."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -140,7 +142,9 @@ class _Versions:
 class BlockIndex:
     def __init__(self, expected_blocks: int = 0) -> None:
         self._scopes: list[ScopeKey] = []
-        self._scope_ids: dict[ScopeKey, int] = {}
+        """Each scope twice: at its full block's identity (even) and its marketing block's (odd)."""
+        self._scope_ids: dict[ScopeKey, Identity] = {}
+        """Scope -> its full block's identity (even)."""
         self._active: dict[Key, Identity | frozenset[Identity]] = {}
         self._numbers = _Versions(array("q"))
         self._texts = _Versions([])
@@ -174,7 +178,7 @@ class BlockIndex:
         if type(found) is int:
             if found & 1 and category == _TRANSACTIONAL:
                 return False  # a marketing-only block lets a transactional message through
-            acct, level, scope_id, ch = self._scopes[found >> 1]
+            acct, level, scope_id, ch = self._scopes[found]
             return (
                 acct == account
                 and ch in (channel, ALL_CHANNELS)
@@ -190,8 +194,8 @@ class BlockIndex:
             if wanted_id is None:
                 continue
             for wanted_channel in (channel, ALL_CHANNELS):
-                index = ids.get((account, wanted_level, wanted_id, wanted_channel))
-                if index is not None and ((index << 1) in found or (marketing and (index << 1 | 1) in found)):
+                full = ids.get((account, wanted_level, wanted_id, wanted_channel))
+                if full is not None and (full in found or (marketing and full + 1 in found)):
                     return True
         return False
 
@@ -199,7 +203,7 @@ class BlockIndex:
         for key, found in self._active.items():
             address = key_address(key)
             for identity in (found,) if type(found) is int else sorted(found):  # type: ignore[arg-type]
-                yield Block(address, *self._scopes[identity >> 1], _CATEGORIES[identity & 1])
+                yield Block(address, *self._scopes[identity], _CATEGORIES[identity & 1])
 
     # -- loading a snapshot ----------------------------------------------------------------------
 
@@ -223,7 +227,7 @@ class BlockIndex:
             if length < previous_length or (length == previous_length and address < previous):
                 raise SnapshotEntryError(f"entries out of order: {address!r} after {previous!r}")
             previous_length, previous = length, address
-            identity = intern(scope) << 1 | bit
+            identity = intern(scope) + bit
             key = address_key(address)
             (numbers if type(key) is int else texts).add(key, identity, time, tie)
             if blocked:
@@ -248,9 +252,9 @@ class BlockIndex:
             scope_id = ""
         else:
             scope_id = (scope.subaccount_id if scope.level is ScopeLevel.SUBACCOUNT else scope.sender) or ""
-        index = self._intern((scope.account_id, level, scope_id, scope.channel)) << 1
+        index = self._intern((scope.account_id, level, scope_id, scope.channel))
         if event.category is Category.MARKETING:
-            index |= 1
+            index += 1
         key = address_key(event.address)
         blocked = event.action is Action.BLOCK
         incoming = version_of(event.occurred_at, blocked, event.event_id)
@@ -292,11 +296,12 @@ class BlockIndex:
         for key in self._active:
             self._mark(key_address(key))
 
-    def _intern(self, scope: ScopeKey) -> int:
+    def _intern(self, scope: ScopeKey) -> Identity:
+        """The identity of ``scope``'s full block (even); its marketing block's is the next one."""
         index = self._scope_ids.get(scope)
         if index is None:
             index = len(self._scopes)
-            self._scopes.append(scope)
+            self._scopes += (scope, scope)
             self._scope_ids[scope] = index
         return index
 
