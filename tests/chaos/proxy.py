@@ -78,14 +78,20 @@ class FaultProxy:
             client_writer.transport.abort()
             return
         self._writers.update((client_writer, server_writer))
-        await asyncio.gather(
-            self._pipe(client_reader, server_writer),
-            self._pipe(server_reader, client_writer),
-            return_exceptions=True,
-        )
-        for writer in (client_writer, server_writer):
-            self._writers.discard(writer)
-            writer.transport.abort()
+        try:
+            await asyncio.gather(
+                self._pipe(client_reader, server_writer),
+                self._pipe(server_reader, client_writer),
+                return_exceptions=True,
+            )
+        except asyncio.CancelledError:
+            # close() ends the connections still open; returning (rather than re-raising) keeps
+            # asyncio's stream callback from logging the cancellation as an error.
+            return
+        finally:
+            for writer in (client_writer, server_writer):
+                self._writers.discard(writer)
+                writer.transport.abort()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:

@@ -355,7 +355,17 @@ def _leading(text: str, words: list[bytes], rules: RuleSet) -> Match | None:
     start = 0
     while start < len(words) - 1 and words[start] in rules.courtesy:
         start += 1  # "please stop", "ok stop thanks"
-    for lead in rules.first.get(words[start], ()):
+    first = words[start]
+    leads = rules.first.get(first)
+    if leads is None:
+        return None
+    if start + 1 < len(words):  # "stop marketing", "stop all": found by their first two words
+        seconds = rules.longer.get(first)
+        if seconds is not None:
+            longer = seconds.get(words[start + 1])
+            if longer is not None:
+                leads = longer + leads  # longest first
+    for lead in leads:
         end = start + len(lead.words)
         if tuple(words[start:end]) == lead.words:
             brands = _unknown_words(words[end:], lead.match.rule, rules)

@@ -128,6 +128,12 @@ class RuleSet:
     replies: Mapping[Intent, ReplyTexts]
     languages: tuple[str, ...] = (Language.EN,)
     first: Mapping[bytes, tuple[Lead, ...]] = field(default_factory=dict)
+    """One-word leading keywords by their word; every first word of a leading keyword is a key
+    (with no leads when only longer keywords start with it)."""
+    longer: Mapping[bytes, Mapping[bytes, tuple[Lead, ...]]] = field(default_factory=dict)
+    """Leading keywords of two words or more by their first word, then their second, longest first:
+    "stop marketing", "stop all" and a dozen more share STOP's first word, and a lookup on the
+    second word spares "STOP ACME" from trying each of them."""
     keyword_words: Mapping[bytes, Intent] = field(default_factory=dict)
     """Single-word keywords and their intent: "stop stop" is a STOP, "stop start" is nothing."""
     courtesy: frozenset[bytes] = frozenset()
@@ -191,6 +197,7 @@ def _pack_rules(pack: LanguagePack) -> tuple[Rule, ...]:
             match=g.mode,
             language=pack.language,
             brands=g.brands,
+            category=g.category,
         )
         for g in pack.keywords
     ]
@@ -367,7 +374,7 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
             else:
                 replies.setdefault(intent, {}).update(texts)
     packs = [PACKS[Language(language)] for language in languages if language in PACKS]
-    first = _leads(entries)
+    first, longer = _leads(entries)
     phrases = _phrases(patterns, literals, packs)
     near = _fuzzy(tuple(languages), entries) if builtin_kept else {}
     # Mangled spellings that are no real word join the exact table: "stpo" costs the one lookup
@@ -396,6 +403,7 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
         replies=MappingProxyType({intent: MappingProxyType(texts) for intent, texts in replies.items()}),
         languages=languages,
         first=first,
+        longer=longer,
         keyword_words=MappingProxyType(
             {
                 words[0]: m.rule.intent
@@ -472,18 +480,34 @@ def _encoded(words: Iterable[str]) -> frozenset[bytes]:
     return frozenset(out)
 
 
-def _leads(entries: Mapping[str, Match]) -> Mapping[bytes, tuple[Lead, ...]]:
-    leads: dict[bytes, list[Lead]] = {}
+def _leads(
+    entries: Mapping[str, Match],
+) -> tuple[Mapping[bytes, tuple[Lead, ...]], Mapping[bytes, Mapping[bytes, tuple[Lead, ...]]]]:
+    """The leading keywords: one-word ones by their word, longer ones by their first two words."""
+    single: dict[bytes, list[Lead]] = {}
+    longer: dict[bytes, dict[bytes, list[Lead]]] = {}
     for key, match in entries.items():
         if match.rule.match is not MatchMode.LEADING:
             continue
         words = tuple(tokens(key))
         if words:
             lead = Lead(words, Match(match.rule, match.keyword, MatchMode.LEADING, match.language))
-            leads.setdefault(words[0], []).append(lead)
+            single.setdefault(words[0], [])
+            if len(words) == 1:
+                single[words[0]].append(lead)
+            else:
+                longer.setdefault(words[0], {}).setdefault(words[1], []).append(lead)
     # Longest keyword first: "stop all please" is STOP ALL, not STOP.
-    return MappingProxyType(
-        {w: tuple(sorted(v, key=lambda lead: -len(lead.words))) for w, v in leads.items()}
+    return (
+        MappingProxyType({w: tuple(v) for w, v in single.items()}),
+        MappingProxyType(
+            {
+                first: MappingProxyType(
+                    {w: tuple(sorted(v, key=lambda lead: -len(lead.words))) for w, v in seconds.items()}
+                )
+                for first, seconds in longer.items()
+            }
+        ),
     )
 
 

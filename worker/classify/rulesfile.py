@@ -30,7 +30,7 @@ from worker.errors import ConfigError
 from worker.events import schemas
 from worker.events.address import Countries, canonical_sender, supported_regions
 from worker.events.fields import field_problem
-from worker.model import Intent, MatchMode, ScopeLevel
+from worker.model import Category, Intent, MatchMode, ScopeLevel
 
 
 def load_rules(path: str | Path | None) -> RuleBook:
@@ -173,6 +173,7 @@ def _layer(doc: Mapping[str, Any], where: str) -> Layer:
                 has_reply_override="reply" in item,
                 match=MatchMode(item.get("match", MatchMode.LEADING)),
                 language=item.get("language"),
+                category=Category(item.get("category", Category.ALL)),
             )
         )
     replies = {Intent(k): _texts(v) for k, v in doc.get("replies", {}).items()}

@@ -76,7 +76,8 @@ def render(kind: str, event: dict[str, Any] | None, raw: bytes | None, where: st
             )
         return (
             f"{event.get('occurred_at')}  {action:<7}  {event.get('address')}  {level} {target}"
-            f" on {scope.get('channel')}  {why}  [{where}]"
+            f" on {scope.get('channel')}{', marketing only' if event.get('category') == 'marketing' else ''}"
+            f"  {why}  [{where}]"
         )
     if kind == "replies":
         return (

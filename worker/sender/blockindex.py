@@ -8,10 +8,15 @@ mostly touches nothing but a small bitmap:
 * ``_filter`` is a bitmap over ``hash(address)`` with at least 8 bits per block: most addresses
   a send service asks about are not blocked, and most of those are turned away here, in a
   structure small enough to stay in the CPU caches.
-* ``_active`` maps an address to the scope of its one active block (an interned integer index
-  into ``_scopes``), or to a frozenset of indexes when it has several. Canonical E.164 numbers
-  (``+`` and up to 18 digits, no leading zero) are keyed by their integer value: half the memory
-  of the string, and the conversion only runs for addresses that got past the bitmap.
+* ``_active`` maps an address to the identity of its one active block, or to a frozenset of
+  identities when it has several. An identity is one integer, an index into ``_scopes``: each
+  interned scope takes two consecutive slots, the even one for its full block and the odd one for
+  its marketing-only block (the category is part of a block's identity: "STOP MARKETING" and
+  "STOP" on one scope are two blocks). So a category costs no memory per block and, on the hit
+  path only, one bit test (and one more set membership for an address with several blocks).
+  Canonical E.164 numbers (``+`` and up to 18 digits, no leading zero) are keyed by their
+  integer value: half the memory of the string, and the conversion only runs for addresses that
+  got past the bitmap.
 * Last-writer-wins needs every block identity's version, including unblocked ones (an old STOP
   replayed after a newer START must lose). The snapshot's versions stay in flat arrays sorted by
   address (found by bisection, only when a change arrives); changes since then sit in a small dict.
@@ -31,17 +36,24 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from worker.constants import ALL_CHANNELS
-from worker.model import Action, ChangeEvent, ScopeLevel
+from worker.model import Action, Category, ChangeEvent, MessageCategory, ScopeLevel
 
 #: (account_id, level, subaccount id or sender or '', channel): one block's scope, interned.
 ScopeKey = tuple[str, str, str, str]
 Version = tuple[int, int]
+Identity = int
+"""A block identity: the even slot of its scope in ``_scopes``, plus one if marketing-only."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _ACCOUNT = ScopeLevel.ACCOUNT.value
 _SUBACCOUNT = ScopeLevel.SUBACCOUNT.value
 _SENDER = ScopeLevel.SENDER.value
+_MARKETING = MessageCategory.MARKETING
+_TRANSACTIONAL = MessageCategory.TRANSACTIONAL.value
+#: A snapshot entry's category -> the identity's low bit (an entry without one is a full block).
+_CATEGORY_BITS = {Category.ALL.value: 0, Category.MARKETING.value: 1}
+_CATEGORIES = (Category.ALL.value, Category.MARKETING.value)
 
 
 class SnapshotEntryError(ValueError):
@@ -68,6 +80,8 @@ class Block:
     scope_id: str
     """The subaccount id or sender for those levels, '' for an account-level block."""
     channel: str
+    category: str = Category.ALL.value
+    """``all`` (stops every message) or ``marketing`` (stops marketing only)."""
 
 
 Key = int | str
@@ -102,24 +116,24 @@ class _Versions:
 
     def __init__(self, keys: array[int] | list[str]) -> None:
         self.keys = keys
-        self.scopes = array("I")
+        self.scopes = array("I")  # block identities
         self.times = array("q")
         self.ids = array("Q")
 
-    def add(self, key: Key, scope: int, time: int, tie: int) -> None:
+    def add(self, key: Key, identity: Identity, time: int, tie: int) -> None:
         self.keys.append(key)  # type: ignore[arg-type]
-        self.scopes.append(scope)
+        self.scopes.append(identity)
         self.times.append(time)
         self.ids.append(tie)
 
-    def find(self, key: Key, scope: int) -> Version | None:
+    def find(self, key: Key, identity: Identity) -> Version | None:
         keys = self.keys
         if type(key) is int:
             row = bisect.bisect_left(keys, key)
         else:
             row = bisect.bisect_left(keys, _sort_key(key), key=_sort_key)  # type: ignore[arg-type]
         while row < len(keys) and keys[row] == key:
-            if self.scopes[row] == scope:
+            if self.scopes[row] == identity:
                 return (self.times[row], self.ids[row])
             row += 1
         return None
@@ -128,12 +142,14 @@ class _Versions:
 class BlockIndex:
     def __init__(self, expected_blocks: int = 0) -> None:
         self._scopes: list[ScopeKey] = []
-        self._scope_ids: dict[ScopeKey, int] = {}
-        self._active: dict[Key, int | frozenset[int]] = {}
+        """Each scope twice: at its full block's identity (even) and its marketing block's (odd)."""
+        self._scope_ids: dict[ScopeKey, Identity] = {}
+        """Scope -> its full block's identity (even)."""
+        self._active: dict[Key, Identity | frozenset[Identity]] = {}
         self._numbers = _Versions(array("q"))
         self._texts = _Versions([])
-        # Versions of identities changed since the snapshot: (key, scope index) -> version.
-        self._changed: dict[tuple[Key, int], Version] = {}
+        # Versions of identities changed since the snapshot: (key, identity) -> version.
+        self._changed: dict[tuple[Key, Identity], Version] = {}
         self.blocks = 0
         """Active blocks right now."""
         self._size_filter(expected_blocks)
@@ -147,9 +163,12 @@ class BlockIndex:
         subaccount: str | None = None,
         sender: str | None = None,
         channel: str = "sms",
+        category: MessageCategory = _MARKETING,
     ) -> bool:
-        """Would a message from account/subaccount/sender on ``channel`` to ``address`` break an
-        opt-out? The coverage rule of :func:`worker.classify.scope.covers`: at most six lookups."""
+        """Would a ``category`` message from account/subaccount/sender on ``channel`` to ``address``
+        break an opt-out? The coverage rule of :func:`worker.classify.scope.covers`: at most six
+        lookups. Every block stops a marketing message (the default: when unsure, do not message);
+        a transactional one is stopped by full blocks only, not by a "STOP MARKETING"."""
         h = hash(address)
         if not self._filter[(h >> 3) & self._filter_mask] & (1 << (h & 7)):
             return False
@@ -157,6 +176,8 @@ class BlockIndex:
         if found is None:
             return False
         if type(found) is int:
+            if found & 1 and category == _TRANSACTIONAL:
+                return False  # a marketing-only block lets a transactional message through
             acct, level, scope_id, ch = self._scopes[found]
             return (
                 acct == account
@@ -168,20 +189,21 @@ class BlockIndex:
             )
         assert isinstance(found, frozenset)
         ids = self._scope_ids
+        marketing = category != _TRANSACTIONAL
         for wanted_level, wanted_id in ((_ACCOUNT, ""), (_SUBACCOUNT, subaccount), (_SENDER, sender)):
             if wanted_id is None:
                 continue
             for wanted_channel in (channel, ALL_CHANNELS):
-                index = ids.get((account, wanted_level, wanted_id, wanted_channel))
-                if index is not None and index in found:
+                full = ids.get((account, wanted_level, wanted_id, wanted_channel))
+                if full is not None and (full in found or (marketing and full + 1 in found)):
                     return True
         return False
 
     def active_blocks(self) -> Iterator[Block]:
         for key, found in self._active.items():
             address = key_address(key)
-            for index in (found,) if type(found) is int else sorted(found):  # type: ignore[arg-type]
-                yield Block(address, *self._scopes[index])
+            for identity in (found,) if type(found) is int else sorted(found):  # type: ignore[arg-type]
+                yield Block(address, *self._scopes[identity], _CATEGORIES[identity & 1])
 
     # -- loading a snapshot ----------------------------------------------------------------------
 
@@ -200,18 +222,18 @@ class BlockIndex:
         mark = self._mark
         previous_length, previous = 0, ""
         blocks = 0
-        for address, scope, blocked, time, tie in rows:
+        for address, scope, bit, blocked, time, tie in rows:
             length = len(address)
             if length < previous_length or (length == previous_length and address < previous):
                 raise SnapshotEntryError(f"entries out of order: {address!r} after {previous!r}")
             previous_length, previous = length, address
-            index = intern(scope)
+            identity = intern(scope) + bit
             key = address_key(address)
-            (numbers if type(key) is int else texts).add(key, index, time, tie)
+            (numbers if type(key) is int else texts).add(key, identity, time, tie)
             if blocked:
                 blocks += 1
                 current = active_map.get(key)
-                active_map[key] = index if current is None else _with(current, index)
+                active_map[key] = identity if current is None else _with(current, identity)
                 mark(address)
         self.blocks = blocks
         if blocks > self._filter_capacity:
@@ -220,7 +242,10 @@ class BlockIndex:
     # -- live changes ----------------------------------------------------------------------------
 
     def apply(self, event: ChangeEvent) -> bool:
-        """Apply one change event if it is newer than what the index holds; True if it changed."""
+        """Apply one change event if it is newer than what the index holds; True if it changed.
+
+        The event's category is part of the identity it changes: a marketing unblock ("START
+        MARKETING") lifts the marketing block and leaves a full block on the same scope alone."""
         scope = event.scope
         level = scope.level.value
         if scope.level is ScopeLevel.ACCOUNT:
@@ -228,6 +253,8 @@ class BlockIndex:
         else:
             scope_id = (scope.subaccount_id if scope.level is ScopeLevel.SUBACCOUNT else scope.sender) or ""
         index = self._intern((scope.account_id, level, scope_id, scope.channel))
+        if event.category is Category.MARKETING:
+            index += 1
         key = address_key(event.address)
         blocked = event.action is Action.BLOCK
         incoming = version_of(event.occurred_at, blocked, event.event_id)
@@ -269,11 +296,12 @@ class BlockIndex:
         for key in self._active:
             self._mark(key_address(key))
 
-    def _intern(self, scope: ScopeKey) -> int:
+    def _intern(self, scope: ScopeKey) -> Identity:
+        """The identity of ``scope``'s full block (even); its marketing block's is the next one."""
         index = self._scope_ids.get(scope)
         if index is None:
             index = len(self._scopes)
-            self._scopes.append(scope)
+            self._scopes += (scope, scope)
             self._scope_ids[scope] = index
         return index
 
@@ -300,7 +328,8 @@ def _with(found: int | frozenset[int], index: int) -> int | frozenset[int]:
     return found | {index}
 
 
-_Row = tuple[str, ScopeKey, bool, int, int]
+_Row = tuple[str, ScopeKey, int, bool, int, int]
+"""(address, scope, category bit, active, version time, version tie-break)"""
 
 
 def _rows(lines: Iterable[bytes], blocked: bool) -> Iterator[_Row]:
@@ -315,8 +344,10 @@ def _rows(lines: Iterable[bytes], blocked: bool) -> Iterator[_Row]:
             address, account, channel = doc["address"], doc["account_id"], doc["channel"]
             if level not in _LEVELS or not _all_str(scope_id, address, account, channel):
                 raise TypeError("address, account_id, channel and the level's scope id must be strings")
+            # Absent in snapshots written before categories: every block was a full one.
+            bit = _CATEGORY_BITS[doc.get("category", "all")]
             time, tie = version_of(doc["occurred_at"], blocked, doc["event_id"])
-            yield (address, (account, level, scope_id, channel), blocked, time, tie)
+            yield (address, (account, level, scope_id, channel), bit, blocked, time, tie)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SnapshotEntryError(
                 f"not a snapshot entry ({type(exc).__name__}: {exc}): {line[:200]!r}"

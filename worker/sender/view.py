@@ -4,7 +4,9 @@
 
     view = await BlocklistView.open("kafka:9092", snapshot_dir="/var/lib/optout/snapshots")
     if view.is_blocked("+15551234567", "acme", sender="12345", channel="sms"):
-        ...  # do not send
+        ...  # do not send (a marketing message, the default: stopped by every block)
+    if view.is_blocked("+15551234567", "acme", channel="sms", category=MessageCategory.TRANSACTIONAL):
+        ...  # a one-time code: stopped by a full block, not by "STOP MARKETING"
     print(view.lag())  # how far behind the change topic the answers are
     await view.close()
 
@@ -133,6 +135,8 @@ class BlocklistView:
     """Use :meth:`open`; ``is_blocked`` is safe to call from the event loop at any rate."""
 
     is_blocked: Callable[..., bool]
+    """``is_blocked(address, account, subaccount=None, sender=None, channel="sms",
+    category=MessageCategory.MARKETING)``: :meth:`worker.sender.blockindex.BlockIndex.is_blocked`."""
 
     def __init__(
         self,
@@ -320,6 +324,14 @@ class BlocklistView:
                         skipped += 1  # the projector dead-letters it; the view can only skip it
                 self._applied += len(records)
                 positions[tp] = records[-1].offset + 1
+            for tp in positions:
+                # Past the transaction markers too: a read_committed fetch skips them and returns no
+                # record for them, so under an exactly-once classifier (Apache Kafka) the offsets of
+                # the records alone stop one short of the high watermark and the view never counted
+                # as current.
+                consumed = _consumed_position(consumer, tp)
+                if consumed is not None and consumed > positions[tp]:
+                    positions[tp] = consumed
             if skipped:
                 log.warning("blocklist view skipped %d malformed change events", skipped)
 
@@ -360,6 +372,21 @@ class BlocklistView:
         for tp in self._positions:
             self._positions[tp] = 0
         return True
+
+
+def _consumed_position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """The consumer's position in ``tp`` (the offset after everything its fetches returned or
+    skipped: records, transaction markers, aborted batches), without waiting; None while it has none
+    (just sought, being reset). ``consumer.position()`` would wait for a reset; this reads the same
+    state (aiokafka 0.14's subscription state) and never blocks the tail loop."""
+    state = consumer._subscription.subscription
+    if state is None or not consumer._subscription.is_assigned(tp):
+        return None
+    tp_state = state.assignment.state_value(tp)
+    if tp_state is None or not tp_state.has_valid_position:
+        return None
+    position: int = tp_state.position
+    return position
 
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, seconds: float) -> list[TopicPartition]:

@@ -36,6 +36,8 @@ from worker.snapshot.publish import publish, staging_dir
 _WRITE_CHUNK = 4 * 1024 * 1024
 
 # One JSON object per row, built by Postgres; asyncpg wraps the query in COPY ... TO STDOUT.
+# ``category`` (all | marketing, a CHECK constraint) is written on every line so `zcat | jq` needs
+# no default; readers take a line without it (a snapshot from before categories) as a full block.
 # to_json() escapes every string properly, and the CSV delimiter and quote are control characters
 # that JSON text never contains unescaped, so COPY never quotes or escapes the line: what arrives
 # is the JSON exactly, one object per line.
@@ -49,6 +51,7 @@ _ENTRY_SQL = """
         || ',"occurred_at":"'
         || to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"'
         || ',"event_id":' || to_json(event_id)::text
+        || ',"category":"' || category || '"'
         || '}}'
     FROM blocklist_state
     WHERE {where}

@@ -109,6 +109,8 @@ _SENTENCE_AFTER = ["by", "the", "of", "my", "at", "when", "date", "is", "with", 
 _BEFORE = ["we", "the", "when", "can", "i", "did", "bus", "weekend"]
 #: Keywords that are also phrases found anywhere ("how do I unsubscribe?"): excluded below.
 _ANYWHERE = {"UNSUBSCRIBE", "UNSUB", "OPTOUT", "OPT OUT", "OPT-OUT", "RESUBSCRIBE"}
+#: ... and the marketing opt-outs, phrases too ("stop marketing", "unsubscribe" anywhere).
+_ANYWHERE |= {keyword for rule in BUILTIN_RULES if rule.name == "stop_marketing" for keyword in rule.keywords}
 
 
 @given(

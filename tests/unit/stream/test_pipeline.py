@@ -256,6 +256,7 @@ def _reference(records: list[FakeRecord], book: RuleBook) -> tuple[list[Any], li
 _TEXTS = [
     *("STOP", "Stop!", "ＳＴＯＰ", "stop all", "START", "unstop", "HELP", "info?", "halt", "STOP ACME"),
     *("arret", "Baja", "please stop texting me", "hello", "Don't stop!", "stop by later?"),
+    *("STOP MARKETING", "resume promos", "BAJA PUBLICIDAD"),  # marketing blocks and their lifting
 ]
 _STAMPS = [
     *("2026-11-24T10:00:00Z", "2026-11-24T10:00:00.123Z", "2026-11-24T10:00:00.5+01:00"),

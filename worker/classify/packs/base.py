@@ -8,6 +8,8 @@ A pack holds, for one language:
   leading mode without brands: alone or with courtesy words only ("ALTO por favor"), so "fin de
   semana" and "alto riesgo" are chat. "para" (also a preposition) matches only alone (``exact``).
   Yes/no words ("si", "ja", "yes", "no") are never keywords: they answer every other question too.
+  Marketing groups ("STOP MARKETING", "STOP PUB", "BAJA PUBLICIDAD", "START PROMOS") are keywords
+  of two words with ``category`` ``marketing``: the subscriber stops (or resumes) marketing only.
 * ``courtesy``: words that may follow or precede a leading keyword ("please", "por favor", "merci").
 * ``ordinary``: words that show a leading keyword starts an ordinary sentence ("stop *by* later",
   "cancel *my* order", "start *date*", "arrêt *de bus*"): one of them after the keyword vetoes it.
@@ -31,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from worker.classify.normalize import strip_accents, tokens
-from worker.model import Intent, Language, MatchMode
+from worker.model import Category, Intent, Language, MatchMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,10 @@ class KeywordGroup:
     """Whether a leading keyword may be followed by an unknown word (a brand: "STOP ACME"). False
     for words that are also everyday words ("alto", "fin", "basta"): only courtesy words, numbers
     and emoji may follow them ("ALTO por favor"), so "fin semana" and "alto riesgo" stay chat."""
+    category: Category = Category.ALL
+    """What the group's opt-outs block, or which blocks its opt-ins lift: ``marketing`` for
+    "STOP MARKETING" and "START PROMOS", whose leading keyword is longer than "STOP" or "START" and
+    so wins over it (:func:`worker.classify.rules._leads` tries the longest first)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +83,12 @@ class LanguagePack:
 
 def words(text: str) -> frozenset[str]:
     return frozenset(text.split())
+
+
+def pairs(heads: str, nouns: str) -> tuple[str, ...]:
+    """Every "HEAD NOUN" keyword of two space-separated word lists: ``pairs("STOP", "PUB PROMOS")``
+    is ("STOP PUB", "STOP PROMOS"). The marketing groups are written this way."""
+    return tuple(f"{head} {noun}" for head in heads.split() for noun in nouns.split())
 
 
 def any_of(words: tuple[str, ...]) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from worker.classify.packs.base import KeywordGroup, LanguagePack, Phrase, heads, words
-from worker.model import Intent, Language, MatchMode
+from worker.classify.packs.base import KeywordGroup, LanguagePack, Phrase, heads, pairs, words
+from worker.model import Category, Intent, Language, MatchMode
 
 _O, _I, _H = Intent.OPT_OUT, Intent.OPT_IN, Intent.HELP
 _LEADING = MatchMode.LEADING
@@ -17,6 +17,9 @@ GERMAN = LanguagePack(
             "stop", _O, _LEADING, ("STOPP", "STOP", "ABMELDEN", "ABBESTELLEN", "AUSTRAGEN", "ABMELDUNG")
         ),
         KeywordGroup("stop", _O, _LEADING, ("ENDE", "KÜNDIGEN", "BEENDEN"), brands=False),
+        KeywordGroup(
+            "stop_marketing", _O, _LEADING, pairs("STOP STOPP", "WERBUNG"), category=Category.MARKETING
+        ),
         KeywordGroup("start", _I, _LEADING, ("START", "ANMELDEN")),
         KeywordGroup("start", _I, _LEADING, ("STARTEN",), brands=False),
         KeywordGroup("help", _H, _LEADING, ("HILFE",)),

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from worker.classify.packs.base import KeywordGroup, LanguagePack, Phrase, heads, words
-from worker.model import Intent, Language, MatchMode
+from worker.classify.packs.base import KeywordGroup, LanguagePack, Phrase, heads, pairs, words
+from worker.model import Category, Intent, Language, MatchMode
 
 _O, _I, _H = Intent.OPT_OUT, Intent.OPT_IN, Intent.HELP
 _LEADING = MatchMode.LEADING
+_MARKETING = Category.MARKETING
+
+#: What "STOP <noun>" names when it asks for marketing alone: "STOP MARKETING", "STOP PROMOS".
+#: Nouns of every kind of message ("STOP TEXTS", "STOP ALERTS") stay full blocks.
+_EN_MARKETING = "MARKETING PROMO PROMOS PROMOTION PROMOTIONS ADS OFFERS"
 
 # Message nouns reused by several English expressions.
 _EN_MSGS = (
@@ -43,8 +48,19 @@ ENGLISH = LanguagePack(
             ),
         ),
         KeywordGroup("stop_all", _O, _LEADING, ("STOPALL", "STOP ALL"), all_channels=True),
+        KeywordGroup(
+            "stop_marketing",
+            _O,
+            _LEADING,
+            pairs("STOP UNSUBSCRIBE UNSUB", _EN_MARKETING),
+            category=_MARKETING,
+        ),
         KeywordGroup("start", _I, _LEADING, ("START", "UNSTOP", "SUBSCRIBE", "RESUBSCRIBE")),
         KeywordGroup("start", _I, _LEADING, ("RESUME",), brands=False),
+        KeywordGroup("start_marketing", _I, _LEADING, pairs("START", _EN_MARKETING), category=_MARKETING),
+        KeywordGroup(
+            "start_marketing", _I, _LEADING, pairs("RESUME", _EN_MARKETING), brands=False, category=_MARKETING
+        ),
         KeywordGroup("help", _H, _LEADING, ("HELP", "INFO")),
     ),
     phrases=(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from worker.classify.packs.base import KeywordGroup, LanguagePack, Phrase, any_of, heads, words
-from worker.model import Intent, Language, MatchMode
+from worker.classify.packs.base import KeywordGroup, LanguagePack, Phrase, any_of, heads, pairs, words
+from worker.model import Category, Intent, Language, MatchMode
 
 _O, _I, _H = Intent.OPT_OUT, Intent.OPT_IN, Intent.HELP
 _EXACT, _LEADING = MatchMode.EXACT, MatchMode.LEADING
@@ -25,6 +25,13 @@ SPANISH = LanguagePack(
             "stop", _O, _LEADING, ("BAJA", "CANCELAR", "DETENER", "DESUSCRIBIR", "DESUSCRIBIRME", "PARAR")
         ),
         KeywordGroup("stop", _O, _LEADING, ("ALTO", "FIN", "BASTA", "NO MÁS", "NO MAS"), brands=False),
+        KeywordGroup(
+            "stop_marketing",
+            _O,
+            _LEADING,
+            pairs("BAJA", "PUBLICIDAD PROMOCIONES"),
+            category=Category.MARKETING,
+        ),
         KeywordGroup("stop", _O, _EXACT, ("PARA",)),
         KeywordGroup("start", _I, _LEADING, ("SUSCRIBIR", "SUSCRIBIRME")),
         KeywordGroup("start", _I, _LEADING, ("ALTA", "COMENZAR", "INICIAR"), brands=False),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from worker.classify.packs.base import KeywordGroup, LanguagePack, Phrase, heads, words
-from worker.model import Intent, Language, MatchMode
+from worker.classify.packs.base import KeywordGroup, LanguagePack, Phrase, heads, pairs, words
+from worker.model import Category, Intent, Language, MatchMode
 
 _O, _I, _H = Intent.OPT_OUT, Intent.OPT_IN, Intent.HELP
 _LEADING = MatchMode.LEADING
@@ -18,6 +18,13 @@ FRENCH = LanguagePack(
             ("ARRÊT", "ARRET", "STOP", "DÉSABONNER", "DÉSINSCRIRE", "DÉSABONNEMENT", "DÉSINSCRIPTION"),
         ),
         KeywordGroup("stop", _O, _LEADING, ("FIN", "ARRÊTER", "ARRÊTEZ", "ANNULER"), brands=False),
+        KeywordGroup(
+            "stop_marketing",
+            _O,
+            _LEADING,
+            pairs("STOP ARRÊT", "PUB PUBS PUBLICITÉ PUBLICITÉS"),
+            category=Category.MARKETING,
+        ),
         KeywordGroup("start", _I, _LEADING, ("ABONNER", "RÉABONNER")),
         KeywordGroup("start", _I, _LEADING, ("DÉBUT", "REPRENDRE"), brands=False),
         KeywordGroup("help", _H, _LEADING, ("AIDE",)),

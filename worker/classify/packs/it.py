@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from worker.classify.packs.base import KeywordGroup, LanguagePack, Phrase, any_of, heads, words
-from worker.model import Intent, Language, MatchMode
+from worker.classify.packs.base import KeywordGroup, LanguagePack, Phrase, any_of, heads, pairs, words
+from worker.model import Category, Intent, Language, MatchMode
 
 _O, _I, _H = Intent.OPT_OUT, Intent.OPT_IN, Intent.HELP
 _LEADING = MatchMode.LEADING
@@ -21,6 +21,13 @@ ITALIAN = LanguagePack(
             ("STOP", "DISISCRIVI", "DISISCRIVIMI", "CANCELLAMI", "CANCELLA", "DISDETTA"),
         ),
         KeywordGroup("stop", _O, _LEADING, ("BASTA", "FINE", "ANNULLA"), brands=False),
+        KeywordGroup(
+            "stop_marketing",
+            _O,
+            _LEADING,
+            pairs("STOP", "PUBBLICITÀ PROMOZIONI"),
+            category=Category.MARKETING,
+        ),
         KeywordGroup("start", _I, _LEADING, ("ISCRIVIMI", "ISCRIVI", "RIATTIVA")),
         KeywordGroup("start", _I, _LEADING, ("AVVIA", "INIZIA"), brands=False),
         KeywordGroup("help", _H, _LEADING, ("AIUTO",)),

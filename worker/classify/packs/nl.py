@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from worker.classify.packs.base import KeywordGroup, LanguagePack, Phrase, heads, words
-from worker.model import Intent, Language, MatchMode
+from worker.classify.packs.base import KeywordGroup, LanguagePack, Phrase, heads, pairs, words
+from worker.model import Category, Intent, Language, MatchMode
 
 _O, _I, _H = Intent.OPT_OUT, Intent.OPT_IN, Intent.HELP
 _LEADING = MatchMode.LEADING
@@ -15,6 +15,7 @@ DUTCH = LanguagePack(
     keywords=(
         KeywordGroup("stop", _O, _LEADING, ("STOP", "STOPPEN", "AFMELDEN", "UITSCHRIJVEN", "UITSCHRIJVING")),
         KeywordGroup("stop", _O, _LEADING, ("EINDE",), brands=False),
+        KeywordGroup("stop_marketing", _O, _LEADING, pairs("STOP", "RECLAME"), category=Category.MARKETING),
         KeywordGroup("start", _I, _LEADING, ("START", "AANMELDEN")),
         KeywordGroup("help", _H, _LEADING, ("HULP", "HELP")),
     ),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from worker.classify.packs.base import KeywordGroup, LanguagePack, Phrase, any_of, heads, words
-from worker.model import Intent, Language, MatchMode
+from worker.classify.packs.base import KeywordGroup, LanguagePack, Phrase, any_of, heads, pairs, words
+from worker.model import Category, Intent, Language, MatchMode
 
 _O, _I, _H = Intent.OPT_OUT, Intent.OPT_IN, Intent.HELP
 _LEADING = MatchMode.LEADING
@@ -27,6 +27,13 @@ PORTUGUESE = LanguagePack(
             "stop", _O, _LEADING, ("PARAR", "SAIR", "CANCELAR", "DESCADASTRAR", "DESCADASTRE", "REMOVER")
         ),
         KeywordGroup("stop", _O, _LEADING, ("PARE", "FIM", "CHEGA"), brands=False),
+        KeywordGroup(
+            "stop_marketing",
+            _O,
+            _LEADING,
+            pairs("PARAR", "PUBLICIDADE PROMOÇÕES PROPAGANDA"),
+            category=Category.MARKETING,
+        ),
         KeywordGroup("start", _I, _LEADING, ("REATIVAR",)),
         KeywordGroup("start", _I, _LEADING, ("VOLTAR", "INICIAR"), brands=False),
         KeywordGroup("help", _H, _LEADING, ("AJUDA",)),
