@@ -62,6 +62,7 @@ def _create_args(token_id: str | None, account: str | None, name: str | None) ->
         raise ConfigError("optout token create needs --account A (the account the token acts for)")
     if not name or not name.strip():
         raise ConfigError("optout token create needs --name N (what the token is for)")
+    account = account.strip()  # as block and the API's changes take it (worker.classify.manual)
     problem = field_problem(account)
     if problem is not None:
         raise ConfigError(f"--account {problem}")

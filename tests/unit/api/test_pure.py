@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import string
 
 import orjson
@@ -160,3 +161,28 @@ def test_a_limiter_needs_a_positive_rate_and_burst() -> None:
         RateLimiter(rate=0, burst=1)
     with pytest.raises(ValueError, match="burst"):
         RateLimiter(rate=1, burst=0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((None, None, "n"), "--account"),
+        ((None, "  ", "n"), "--account"),
+        ((None, "acme", None), "--name"),
+        ((None, "acme\x00", "n"), "--account contains the control character"),
+        ((None, "acme", "x" * 101), "--name: at most 100"),
+        (("0123456789abcdef", "acme", "n"), "takes no ID"),
+    ],
+)
+def test_token_create_refuses_bad_arguments_with_one_line(args: tuple[str | None, ...], message: str) -> None:
+    from worker.api.admin import _create_args
+    from worker.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _create_args(*args)
+
+
+def test_token_create_takes_the_account_as_block_does() -> None:
+    from worker.api.admin import _create_args
+
+    assert _create_args(None, " acme ", " billing ") == ("acme", "billing")
