@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.integration.helpers import env_for, read_topic, settings_for, spawn, values, wait_until
+from tests.integration.helpers import connection, env_for, read_topic, settings_for, spawn, values, wait_until
 from worker.api.app import create_app
 from worker.api.ratelimit import RateLimiter
 from worker.api.tokens import new_token, secret_hash
@@ -400,7 +400,37 @@ async def test_token_commands_and_the_api_process_stop_cleanly_on_sigterm(
 
             # The server trusts a verified token for TOKEN_TTL seconds before asking Postgres again.
             await wait_until(refused, 30, "the revoked token to be refused")
-        process.send_signal(signal.SIGTERM)
+
+            # A request in flight when SIGTERM arrives is answered before the process exits: it
+            # waits on a lock held here (a token not cached yet, so the server asks Postgres).
+            second = orjson.loads(
+                _optout("token", "create", "--account", "acme", "--name", "2", env=env).stdout
+            )
+            async with connection(database_url) as locker:
+                lock = locker.transaction()
+                await lock.start()
+                await locker.execute("LOCK TABLE api_tokens IN ACCESS EXCLUSIVE MODE")
+                slow = asyncio.create_task(
+                    client.get("/v1/blocks", headers={"Authorization": f"Bearer {second['token']}"})
+                )
+
+                async def waiting() -> bool:
+                    count: int = await locker.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE '%api_tokens%' AND pid <> pg_backend_pid()"
+                    )
+                    return count > 0
+
+                await wait_until(waiting, 30, "the request to wait on the lock")
+                process.send_signal(signal.SIGTERM)
+
+                async def shutting_down() -> bool:
+                    return b"Shutting down" in log.read_bytes()
+
+                await wait_until(shutting_down, 30, "uvicorn to start its shutdown")
+                assert not slow.done()
+                await lock.rollback()
+            assert (await slow).status_code == 200
         assert await asyncio.to_thread(process.wait, 60) == 0, log.read_text()
         assert "API stopped" in log.read_text()
         assert token.split("_", 2)[2] not in log.read_text()
