@@ -661,6 +661,13 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(
+            f"optout api needs the api extra ({exc.name} is missing): pip install 'optout-worker[api]'"
+        ) from None
     if args.openapi:
         from worker.api.app import openapi_document
 
