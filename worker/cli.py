@@ -40,6 +40,7 @@ _KAFKA, _TOPICS, _PG, _HTTP = (
     "HTTP: /metrics, /livez, /readyz, /snapshots",
 )
 _SNAP, _RULES, _BATCH, _LOGS = "snapshots", "classification", "batching", "logs and local state"
+_API = "HTTP API (optout api)"
 _SHOWN: dict[str, tuple[str, ...] | None] = {
     "classifier": (_KAFKA, _TOPICS, _RULES, _HTTP, _BATCH, _LOGS),
     "projector": (_KAFKA, _TOPICS, _PG, _HTTP, _SNAP, _BATCH, _LOGS),
@@ -55,6 +56,8 @@ _SHOWN: dict[str, tuple[str, ...] | None] = {
     "block": (_KAFKA, _TOPICS, _LOGS),
     "unblock": (_KAFKA, _TOPICS, _LOGS),
     "import": (_KAFKA, _TOPICS, _LOGS),
+    "api": (_KAFKA, _TOPICS, _PG, _API, _RULES, _LOGS),
+    "token": (_PG, _LOGS),
 }
 
 _EPILOG = (
@@ -150,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("topics", "create the topics if missing and verify their configuration (idempotent)")
     command("migrate", "apply pending Postgres migrations (idempotent)")
     _manual_commands(command)
+    _api_commands(command)
     for name, sub in subs.items():
         # The usage line shows the command's own arguments; the settings are one [SETTINGS].
         own = sub.format_usage().removeprefix("usage: ").replace(" [-h]", "").strip()
@@ -222,6 +226,17 @@ def _manual_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
     imp.add_argument("--dry-run", action="store_true", help="validate and report, produce nothing")
 
 
+def _api_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """``optout api`` and ``optout token`` (:mod:`worker.api`)."""
+    api = command("api", "serve the HTTP API (check, list, block, unblock, history) with per-account tokens")
+    api.add_argument("--openapi", action="store_true", help="print the OpenAPI document and exit")
+    token = command("token", "make, list or revoke the API's bearer tokens (one account each)")
+    token.add_argument("action", choices=("create", "list", "revoke"), metavar="create|list|revoke")
+    token.add_argument("token_id", nargs="?", metavar="ID", help="revoke: the token's id")
+    token.add_argument("--account", metavar="A", help="create: the token's account; list: only its tokens")
+    token.add_argument("--name", metavar="N", help="create: what the token is for (a service, a person)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if isinstance(v, str)}
@@ -250,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 #: Commands that run until stopped and retry outages; the others are one-shot and exit on one.
-_WORKERS = frozenset({"classifier", "projector", "dev"})
+_WORKERS = frozenset({"classifier", "projector", "dev", "api"})
 
 
 def _configure_logging(level: str, fmt: str, one_shot: bool = False) -> None:
@@ -504,15 +519,10 @@ def canonical_query(
     with the account's default country from the rules file (OPTOUT_RULES): an operator may type
     ``whatsapp:+44 7700 900123`` or ``07700 900123``. A prefix names the channel; with no channel
     given, the address is read as a phone number (and checked on every channel)."""
+    from worker.api.query import canonical_lookup
     from worker.classify.rulesfile import load_countries
-    from worker.events.address import canonical_address, canonical_sender, split_prefix
 
-    named = None
-    if sender is not None:
-        sender, named = canonical_sender(sender)
-    country = load_countries(settings.rules).of(account)
-    found = canonical_address(address, channel or named or "sms", country)
-    return found.address, sender, split_prefix(address)[1] or named or channel
+    return canonical_lookup(load_countries(settings.rules), address, account, sender, channel)
 
 
 def history_line(row: dict[str, Any]) -> dict[str, Any]:
@@ -660,6 +670,31 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     return run_import(settings, plan, args.dry_run)
 
 
+def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(
+            f"optout api needs the api extra ({exc.name} is missing): pip install 'optout-worker[api]'"
+        ) from None
+    if args.openapi:
+        from worker.api.app import openapi_document
+
+        sys.stdout.buffer.write(orjson.dumps(openapi_document(settings), option=orjson.OPT_INDENT_2) + b"\n")
+        return 0
+    from worker.api.serve import run_api
+
+    _check_kafka_tls(settings)
+    return asyncio.run(run_api(settings, database_url(settings)))
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.api.admin import run_token
+
+    return asyncio.run(run_token(database_url(settings), args.action, args.token_id, args.account, args.name))
+
+
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "classifier": cmd_classifier,
     "projector": cmd_projector,
@@ -675,4 +710,6 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "block": cmd_block,
     "unblock": cmd_block,
     "import": cmd_import,
+    "api": cmd_api,
+    "token": cmd_token,
 }

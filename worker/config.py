@@ -123,6 +123,16 @@ def _window(value: str) -> int:
     return number
 
 
+def _rate(value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        raise ValueError("requests per second, a number > 0 (e.g. 20 or 0.5)") from None
+    if not 0 < rate < float("inf"):
+        raise ValueError("requests per second, a number > 0 (e.g. 20 or 0.5)")
+    return rate
+
+
 def _rules(value: str) -> str:
     if value and not Path(value).is_file():
         raise ValueError(f"a readable rules file; {value} does not exist")
@@ -275,6 +285,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("delivery", "OPTOUT_DELIVERY", "auto", _choice("auto", "exactly-once", "at-least-once"),
             "classifier delivery: exactly-once (Kafka transactions), at-least-once (deterministic "
             "ids), or auto: exactly-once where the broker has transactions"),
+    Setting("api_host", "OPTOUT_API_HOST", "0.0.0.0", str,
+            "address `optout api` binds; 127.0.0.1: this machine only"),
+    Setting("api_port", "OPTOUT_API_PORT", "8080", _port, "port of `optout api`; 0 picks a free one"),
+    Setting("api_rate", "OPTOUT_API_RATE", "50", _rate,
+            "requests per second each API token may make, per api process"),
+    Setting("api_burst", "OPTOUT_API_BURST", "100", _positive,
+            "requests an API token may make at once before OPTOUT_API_RATE applies"),
     Setting("log_level", "OPTOUT_LOG_LEVEL", "INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"),
             "log level"),
     Setting("log_format", "OPTOUT_LOG_FORMAT", "text", _choice("text", "json"),
@@ -320,6 +337,10 @@ class Settings:
     ssl_keyfile: str
     ssl_key_password: str
     delivery: str
+    api_host: str
+    api_port: int
+    api_rate: float
+    api_burst: int
     log_level: str
     log_format: str
 
@@ -436,6 +457,7 @@ HELP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Postgres", ("DATABASE_",)),
     ("HTTP: /metrics, /livez, /readyz, /snapshots", ("METRICS_", "SNAPSHOT_TOKEN")),
     ("snapshots", ("SNAPSHOT_",)),
+    ("HTTP API (optout api)", ("API_",)),
     ("classification", ("RULES", "CONFIRMATION_")),
     ("batching", ("BATCH_", "POLL_", "BURST_")),
     ("logs and local state", ("LOG_", "DATA_DIR")),

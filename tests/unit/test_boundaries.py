@@ -36,7 +36,10 @@ SERVERS_AND_DRIVERS = (
 NOT_IN_PURE_CLASSIFY = (*SERVERS_AND_DRIVERS, "aiokafka", "jsonschema", "tomllib", "urllib.request")
 #: The packages that do I/O or run loops: nothing pure, nothing a send service embeds, imports them.
 IO_PACKAGES = ("worker.stream", "worker.store", "worker.snapshot.writer", "worker.snapshot.schedule",
-               "worker.snapshot.http", "worker.dev", "worker.ops", "worker.cli")  # fmt: skip
+               "worker.snapshot.http", "worker.dev", "worker.ops", "worker.cli", "worker.api")  # fmt: skip
+#: The HTTP API's pure parts (token text and hashes, cursors, rate limits, address lookups): no
+#: web framework, driver or metrics, so they are tested without either.
+PURE_API = ("worker.api.tokens", "worker.api.cursor", "worker.api.ratelimit", "worker.api.query")
 
 #: ``import worker.sender`` in a fresh interpreter, measured on the shared 2-core development
 #: machine (load about 1): 218 modules and 131-137 ms (``-X importtime``, cumulative), of which
@@ -151,6 +154,14 @@ def test_the_event_formats_import_no_io(module: str) -> None:
                                     *_modules_of("worker.events")])  # fmt: skip
 def test_pure_code_and_the_library_import_no_loop_server_or_store(module: str) -> None:
     assert [name for name in closure(module)[0] if _under(name, IO_PACKAGES)] == []
+
+
+@pytest.mark.parametrize("module", PURE_API)
+def test_the_apis_pure_parts_import_no_framework_driver_or_store(module: str) -> None:
+    assert _offenders(module, (*SERVERS_AND_DRIVERS, "aiokafka", "fastapi", "starlette", "uvicorn")) == []
+    assert [name for name in closure(module)[0] if _under(name, IO_PACKAGES) and name not in PURE_API] == [
+        "worker.api"  # the package itself: its __init__ imports nothing
+    ]
 
 
 def test_every_package_is_installed() -> None:

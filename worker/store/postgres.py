@@ -252,6 +252,14 @@ _CHECK = _BLOCK_SELECT.format(
 
 _BLOCKS = _BLOCK_SELECT.format(where="($2::text IS NULL OR account_id = $2::text)")
 
+#: The state table's primary key within one account (``Store.account_blocks``).
+_PAGE_KEY = "address, level, subaccount_id, sender, channel, category"
+_PAGE_COLUMNS = """level, account_id, NULLIF(subaccount_id, '') AS subaccount_id,
+       NULLIF(sender, '') AS sender, channel, category, address, keyword, rule, reason, note,
+       occurred_at, event_id, source_message_id,
+       address AS k_address, level AS k_level, subaccount_id AS k_sub, sender AS k_sender,
+       channel AS k_channel, category AS k_category"""
+
 _HISTORY = """
 SELECT occurred_at, action, level, account_id, subaccount_id, sender, channel, category, keyword, rule,
        language, match, reason, note, source_topic, source_partition, source_offset, source_message_id,
@@ -391,6 +399,10 @@ async def _bisect(
         await _bisect(conn, indexed[middle:], refused)
 
 
+async def _no_reset(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """A pool ``reset`` that sends nothing (``Store.connect(reset_on_release=False)``)."""
+
+
 class Store:
     """A pool of connections to the blocklist database; ``async with await Store.connect(dsn) as
     store:`` closes it on the way out."""
@@ -401,11 +413,22 @@ class Store:
 
     @classmethod
     async def connect(
-        cls, dsn: str, *, min_size: int = 1, max_size: int = 4, command_timeout: float | None = None
+        cls,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 4,
+        command_timeout: float | None = None,
+        reset_on_release: bool = True,
     ) -> Store:
         """``command_timeout`` bounds every statement, BEGIN and COMMIT included: without it a
         half-open connection (a dead NAT entry, a stalled proxy) would hang the caller for ever,
-        since TCP keepalive notices only after hours. A timeout is an outage like any other."""
+        since TCP keepalive notices only after hours. A timeout is an outage like any other.
+
+        ``reset_on_release=False`` skips asyncpg's reset query (advisory unlock, CLOSE ALL,
+        UNLISTEN, RESET ALL: a round trip) each time a connection goes back to the pool: for a
+        caller whose queries leave no session state, such as the HTTP API, where it was a round
+        trip per query on top of the query itself."""
         with translate_errors(dsn):
             pool = await asyncpg.create_pool(
                 dsn,
@@ -414,6 +437,7 @@ class Store:
                 timeout=CONNECT_TIMEOUT,
                 command_timeout=command_timeout,
                 server_settings=_APP_NAME,
+                reset=None if reset_on_release else _no_reset,
             )
         return cls(pool, dsn)
 
@@ -441,6 +465,11 @@ class Store:
         self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+    def connection(self) -> contextlib.AbstractAsyncContextManager[_Conn]:
+        """A pooled connection with the Store's error translation, for the queries of other
+        modules (the API's tokens, :mod:`worker.store.tokens`)."""
+        return self._connection()
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[_Conn]:
@@ -531,6 +560,51 @@ class Store:
         async with self._connection() as conn:
             rows = await conn.fetch(_BLOCKS, address, account_id)
         return [_as_dict(row) for row in rows]
+
+    async def account_blocks(
+        self,
+        account_id: str,
+        *,
+        address: str | None = None,
+        channel: str | None = None,
+        category: str | None = None,
+        after: tuple[str, str, str, str, str, str] | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """One page of ``account_id``'s active blocks in primary-key order (keyset pagination, for
+        ``GET /v1/blocks``): at most ``limit`` blocks whose key (address, level, subaccount, sender,
+        channel, category; '' for an absent subaccount or sender) comes after ``after``.
+
+        Each row also has ``key``: the raw key of the row, for the next page's ``after``. Filters
+        are exact: ``channel="*"`` lists the blocks on every channel, not all of them.
+        """
+        where = ["account_id = $1", "active"]
+        params: list[Any] = [account_id]
+        for column, value in (("address", address), ("channel", channel), ("category", category)):
+            if value is not None:
+                params.append(value)
+                where.append(f"{column} = ${len(params)}::text")
+        if after is not None:
+            start = len(params) + 1
+            params.extend(after)
+            marks = ", ".join(f"${i}::text" for i in range(start, start + len(after)))
+            where.append(f"({_PAGE_KEY}) > ({marks})")
+        params.append(limit)
+        sql = (
+            f"SELECT {_PAGE_COLUMNS} FROM blocklist_state WHERE {' AND '.join(where)} "
+            f"ORDER BY {_PAGE_KEY} LIMIT ${len(params)}"
+        )
+        async with self._connection() as conn:
+            rows = await conn.fetch(sql, *params)
+        page = []
+        for row in rows:
+            block = _as_dict(row)
+            block["key"] = tuple(
+                block.pop(name)
+                for name in ("k_address", "k_level", "k_sub", "k_sender", "k_channel", "k_category")
+            )
+            page.append(block)
+        return page
 
     async def history(self, address: str, account_id: str | None = None) -> list[dict[str, Any]]:
         """Every change ever applied to ``address``, in the order last-writer-wins ranks them."""
