@@ -55,6 +55,7 @@ _SHOWN: dict[str, tuple[str, ...] | None] = {
     "block": (_KAFKA, _TOPICS, _LOGS),
     "unblock": (_KAFKA, _TOPICS, _LOGS),
     "import": (_KAFKA, _TOPICS, _LOGS),
+    "link": ("opt-out links", _LOGS),
 }
 
 _EPILOG = (
@@ -150,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("topics", "create the topics if missing and verify their configuration (idempotent)")
     command("migrate", "apply pending Postgres migrations (idempotent)")
     _manual_commands(command)
+    _link_command(command)
     for name, sub in subs.items():
         # The usage line shows the command's own arguments; the settings are one [SETTINGS].
         own = sub.format_usage().removeprefix("usage: ").replace(" [-h]", "").strip()
@@ -220,6 +222,31 @@ def _manual_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
     imp.add_argument("--note", metavar="TEXT", help="the note of lines without one (default: the file name)")
     imp.add_argument("--at", metavar="TIME", help="occurred_at of lines without one (RFC 3339)")
     imp.add_argument("--dry-run", action="store_true", help="validate and report, produce nothing")
+
+
+def _link_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """``optout link``: print a signed opt-out link (:mod:`worker.classify.links`)."""
+    sub = command(
+        "link",
+        "print a signed, expiring opt-out link for ADDRESS to put in a message; opening it shows a "
+        "confirmation page, confirming blocks (reason link)",
+    )
+    indent = "\n" + " " * len("usage: optout link ")
+    sub.usage = (
+        f"%(prog)s ADDRESS --account A [--subaccount S | --sender X]{indent}[--channel C] "
+        f"[--category all|marketing]{indent}[--ttl 30d] [--base-url URL]"
+    )
+    sub.add_argument("address", metavar="ADDRESS")
+    sub.add_argument("--account", required=True, metavar="A")
+    narrower = sub.add_mutually_exclusive_group()
+    narrower.add_argument("--subaccount", metavar="S", help="block only this subaccount's messages")
+    narrower.add_argument("--sender", metavar="X", help="block only messages from this sender")
+    sub.add_argument("--channel", metavar="C", help="sms, whatsapp, ...; default * (every channel)")
+    sub.add_argument(
+        "--category", choices=("all", "marketing"), metavar="all|marketing", help="what it blocks (all)"
+    )
+    sub.add_argument("--ttl", default="30d", metavar="T", help="valid for: 30d (default), 12h, 90m, 3600s")
+    sub.add_argument("--base-url", metavar="URL", help="instead of OPTOUT_LINK_BASE_URL")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -650,6 +677,41 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     return run_import(settings, plan, args.dry_run)
 
 
+def cmd_link(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from worker.classify.links import encode, make_link, parse_ttl
+    from worker.classify.manual import ManualChangeError
+    from worker.classify.rulesfile import load_countries
+    from worker.config import SETTINGS
+
+    secret = settings.link_signing_secret()
+    base = settings.link_base_url
+    if args.base_url is not None:
+        setting = next(s for s in SETTINGS if s.field == "link_base_url")
+        try:
+            base = setting.parse(args.base_url.strip())
+        except ValueError as exc:
+            raise ConfigError(f"--base-url {args.base_url!r}: expected {exc}") from None
+    if not base:
+        raise ConfigError(
+            "OPTOUT_LINK_BASE_URL is not set: give --base-url https://... (where /u/ is served)"
+        )
+    try:
+        ttl = parse_ttl(args.ttl)
+    except ValueError as exc:
+        raise ConfigError(f"--ttl {exc}") from None
+    fields = {name: getattr(args, name) for name in ("address", "account", "subaccount", "sender", "channel")}
+    fields["category"] = args.category
+    try:
+        link = make_link(fields, int(time.time()) + ttl, load_countries(settings.rules or None))
+    except ManualChangeError as exc:
+        name, _, problem = str(exc).partition(" ")
+        raise ConfigError(f"{'ADDRESS' if name == 'address' else '--' + name} {problem}") from None
+    print(f"{base}/u/{encode(link, secret)}")
+    return 0
+
+
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "classifier": cmd_classifier,
     "projector": cmd_projector,
@@ -665,4 +727,5 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "block": cmd_block,
     "unblock": cmd_block,
     "import": cmd_import,
+    "link": cmd_link,
 }

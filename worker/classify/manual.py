@@ -128,17 +128,20 @@ def canonical_instant(value: str, name: str) -> str:
         raise ManualChangeError(exc.detail) from None
 
 
-def manual_event(change: ManualChange, occurred_at: str) -> tuple[bytes, ChangeEvent]:
+def manual_event(
+    change: ManualChange, occurred_at: str, reason: str = REASON_MANUAL
+) -> tuple[bytes, ChangeEvent]:
     """The change event of an operator's ``optout block`` / ``optout unblock`` at ``occurred_at``
-    (canonical UTC; the command's ``--at``, else now), and its record key.
+    (canonical UTC; the command's ``--at``, else now), and its record key. ``reason``: who asked
+    when not an operator (``link``: a subscriber's confirmed opt-out link, :mod:`worker.classify.links`).
 
-    The id is derived from the block identity, the action and the instant: the same command at the
-    same instant is one event, a second block a minute later is another history entry.
+    The id is derived from the reason, the block identity, the action and the instant: the same
+    command at the same instant is one event, a second block a minute later is another history entry.
     """
     when = change.occurred_at or occurred_at
     key = block_key(change.scope, change.address, change.category)
-    event_id = derive_id(REASON_MANUAL, key.decode(), change.action.value, when)
-    return key, _event(change, event_id, REASON_MANUAL, when)
+    event_id = derive_id(reason, key.decode(), change.action.value, when)
+    return key, _event(change, event_id, reason, when)
 
 
 def imported_event(
