@@ -1,2 +1,1 @@
-"""The HTTP side: FastAPI routers and apps (the ``api`` extra). Never imported by the pure packages
-or by ``worker.sender`` (a send service does not need a web framework)."""
+"""The HTTP API (``optout api``): FastAPI routes over the Store and the change topic."""
