@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # 4.x from Maven Central jars; needs java, and mvn until the jars are cached).
 BROKER ?= tansu
 
-.PHONY: run test test-unit test-integration test-kafka lint bench bench-classifier bench-classify eval clean chaos
+.PHONY: run test test-unit test-integration test-kafka browser lint bench bench-classifier bench-classify eval clean chaos
 
 $(STAMP): pyproject.toml worker/stream/_murmur2.c
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ run: $(STAMP)
 
 ## test: every test on Tansu, then the integration tests again on Apache Kafka (skipped, with one
 ##       line saying why, where java is missing)
-test: $(STAMP)
+test: $(STAMP) browser
 	OPTOUT_TEST_BROKER=tansu $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-kafka
 
@@ -31,7 +31,7 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
 
 ## test-integration: the integration tests on one broker (BROKER=tansu or BROKER=kafka)
-test-integration: $(STAMP)
+test-integration: $(STAMP) browser
 	OPTOUT_TEST_BROKER=$(BROKER) $(BIN)/python -m pytest -q tests/integration $(PYTEST_ARGS)
 
 ## test-kafka: the integration tests on Apache Kafka, or one line saying why they cannot run here
@@ -42,6 +42,19 @@ test-kafka: $(STAMP)
 	else \
 		echo "make test: the integration tests on Apache Kafka"; \
 		OPTOUT_TEST_BROKER=kafka $(BIN)/python -m pytest -q tests/integration $(PYTEST_ARGS); \
+	fi
+
+## browser: Debian's chromium for the opt-out page's browser test (tests/integration/test_links_browser.py),
+##          installed with apt-get when missing and run as root; otherwise one line, and that test skips
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "make browser: installing Debian's chromium (apt-get install chromium)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+			|| echo "make browser: apt-get install chromium failed; the browser test will skip"; \
+	else \
+		echo "make browser: no $(CHROMIUM) and not root with apt-get: the browser test will skip"; \
 	fi
 
 ## lint: ruff and strict mypy

@@ -58,6 +58,7 @@ _SHOWN: dict[str, tuple[str, ...] | None] = {
     "import": (_KAFKA, _TOPICS, _LOGS),
     "api": (_KAFKA, _TOPICS, _PG, _API, _RULES, _LOGS),
     "token": (_PG, _LOGS),
+    "link": ("opt-out links", _LOGS),
 }
 
 _EPILOG = (
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("migrate", "apply pending Postgres migrations (idempotent)")
     _manual_commands(command)
     _api_commands(command)
+    _link_command(command)
     for name, sub in subs.items():
         # The usage line shows the command's own arguments; the settings are one [SETTINGS].
         own = sub.format_usage().removeprefix("usage: ").replace(" [-h]", "").strip()
@@ -235,6 +237,31 @@ def _api_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> Non
     token.add_argument("token_id", nargs="?", metavar="ID", help="revoke: the token's id")
     token.add_argument("--account", metavar="A", help="create: the token's account; list: only its tokens")
     token.add_argument("--name", metavar="N", help="create: what the token is for (a service, a person)")
+
+
+def _link_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """``optout link``: print a signed opt-out link (:mod:`worker.classify.links`)."""
+    sub = command(
+        "link",
+        "print a signed, expiring opt-out link for ADDRESS to put in a message; opening it shows a "
+        "confirmation page, confirming blocks (reason link)",
+    )
+    indent = "\n" + " " * len("usage: optout link ")
+    sub.usage = (
+        f"%(prog)s ADDRESS --account A [--subaccount S | --sender X]{indent}[--channel C] "
+        f"[--category all|marketing]{indent}[--ttl 30d] [--base-url URL]"
+    )
+    sub.add_argument("address", metavar="ADDRESS")
+    sub.add_argument("--account", required=True, metavar="A")
+    narrower = sub.add_mutually_exclusive_group()
+    narrower.add_argument("--subaccount", metavar="S", help="block only this subaccount's messages")
+    narrower.add_argument("--sender", metavar="X", help="block only messages from this sender")
+    sub.add_argument("--channel", metavar="C", help="sms, whatsapp, ...; default * (every channel)")
+    sub.add_argument(
+        "--category", choices=("all", "marketing"), metavar="all|marketing", help="what it blocks (all)"
+    )
+    sub.add_argument("--ttl", default="30d", metavar="T", help="valid for: 30d (default), 12h, 90m, 3600s")
+    sub.add_argument("--base-url", metavar="URL", help="instead of OPTOUT_LINK_BASE_URL")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -695,6 +722,41 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run_token(database_url(settings), args.action, args.token_id, args.account, args.name))
 
 
+def cmd_link(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from worker.classify.links import encode, make_link, parse_ttl
+    from worker.classify.manual import ManualChangeError
+    from worker.classify.rulesfile import load_countries
+    from worker.config import SETTINGS
+
+    secret = settings.link_signing_secret()
+    base = settings.link_base_url
+    if args.base_url is not None:
+        setting = next(s for s in SETTINGS if s.field == "link_base_url")
+        try:
+            base = setting.parse(args.base_url.strip())
+        except ValueError as exc:
+            raise ConfigError(f"--base-url {args.base_url!r}: expected {exc}") from None
+    if not base:
+        raise ConfigError(
+            "OPTOUT_LINK_BASE_URL is not set: give --base-url https://... (where /u/ is served)"
+        )
+    try:
+        ttl = parse_ttl(args.ttl)
+    except ValueError as exc:
+        raise ConfigError(f"--ttl {exc}") from None
+    fields = {name: getattr(args, name) for name in ("address", "account", "subaccount", "sender", "channel")}
+    fields["category"] = args.category
+    try:
+        link = make_link(fields, int(time.time()) + ttl, load_countries(settings.rules or None))
+    except ManualChangeError as exc:
+        name, _, problem = str(exc).partition(" ")
+        raise ConfigError(f"{'ADDRESS' if name == 'address' else '--' + name} {problem}") from None
+    print(f"{base}/u/{encode(link, secret)}")
+    return 0
+
+
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "classifier": cmd_classifier,
     "projector": cmd_projector,
@@ -712,4 +774,5 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "import": cmd_import,
     "api": cmd_api,
     "token": cmd_token,
+    "link": cmd_link,
 }

@@ -14,13 +14,16 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from worker import constants
 from worker.errors import ConfigError
 from worker.events.providers import FORMAT_NAMES
 from worker.stream.topics import Topics
+
+if TYPE_CHECKING:
+    from worker.classify.links import LinkSecret
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _HOST_PORT = re.compile(r"^[^\s:,]+:\d{1,5}$")
@@ -182,6 +185,19 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+def _link_secret(value: str) -> str:
+    if value and len(value.encode()) < 32:
+        raise ValueError("at least 32 bytes (e.g. `openssl rand -base64 32`), or empty: no opt-out links")
+    return value
+
+
+def _base_url(value: str) -> str:
+    parts = urlsplit(value)
+    if value and (parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment):
+        raise ValueError("an http(s):// URL without query, e.g. https://u.example.com, or empty")
+    return value.rstrip("/")
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     field: str
@@ -297,6 +313,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_format", "OPTOUT_LOG_FORMAT", "text", _choice("text", "json"),
             "text: one readable line per event; json: one JSON object per line (time in UTC, level, "
             "logger, event, fields) for log collectors"),
+    Setting("link_secret", "OPTOUT_LINK_SECRET", "", _link_secret,
+            "HMAC-SHA256 key (32+ bytes) that signs and checks opt-out links; empty: no links",
+            secret=True),
+    Setting("link_base_url", "OPTOUT_LINK_BASE_URL", "", _base_url,
+            "where /u/{token} is served, e.g. https://u.example.com: `optout link` prints this + /u/TOKEN"),
 )  # fmt: skip
 
 
@@ -343,6 +364,8 @@ class Settings:
     api_burst: int
     log_level: str
     log_format: str
+    link_secret: str
+    link_base_url: str
 
     def __repr__(self) -> str:
         """Every setting, with the passwords (SASL, TLS key, database URL) masked."""
@@ -440,6 +463,17 @@ class Settings:
             raise ConfigError(f"OPTOUT_SNAPSHOT_TOKEN_FILE={self.snapshot_token_file}: the file is empty")
         return token
 
+    def link_signing_secret(self) -> LinkSecret:
+        """The key of opt-out links; unset is one line naming the setting."""
+        from worker.classify.links import LinkSecret
+
+        if not self.link_secret:
+            raise ConfigError(
+                "OPTOUT_LINK_SECRET is not set: opt-out links need a key of 32+ bytes "
+                "(e.g. `openssl rand -base64 32`), the same for `optout link` and the server"
+            )
+        return LinkSecret(self.link_secret.encode())
+
     def replace(self, **changes: Any) -> Settings:
         current = {f.name: getattr(self, f.name) for f in fields(self)}
         current.update(changes)
@@ -461,6 +495,7 @@ HELP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("classification", ("RULES", "CONFIRMATION_")),
     ("batching", ("BATCH_", "POLL_", "BURST_")),
     ("logs and local state", ("LOG_", "DATA_DIR")),
+    ("opt-out links", ("LINK_",)),
 )
 
 
@@ -504,7 +539,7 @@ def markdown_table() -> str:
 
 #: ``OPTOUT_*`` variables read outside :data:`SETTINGS` (not settings of a worker, but not typos).
 #: OPTOUT_* variables read by something other than a setting: not typos, so no warning.
-OTHER_VARIABLES: frozenset[str] = frozenset({"OPTOUT_TEST_BROKER"})  # the test suite's broker choice
+OTHER_VARIABLES: frozenset[str] = frozenset({"OPTOUT_TEST_BROKER", "OPTOUT_TEST_CHROMIUM"})  # the tests
 
 
 def unknown_variables(env: Mapping[str, str]) -> list[str]:

@@ -58,7 +58,12 @@ def test_secrets_are_not_echoed() -> None:
         Settings.from_mapping({"OPTOUT_METRICS_PORT": "x"}, {})
     assert "'x'" in str(caught.value)
     secrets = {setting.env for setting in SETTINGS if setting.secret}
-    assert secrets == {"OPTOUT_KAFKA_SASL_PASSWORD", "OPTOUT_KAFKA_SSL_KEY_PASSWORD", "OPTOUT_SNAPSHOT_TOKEN"}
+    assert secrets == {
+        "OPTOUT_KAFKA_SASL_PASSWORD",
+        "OPTOUT_KAFKA_SSL_KEY_PASSWORD",
+        "OPTOUT_SNAPSHOT_TOKEN",
+        "OPTOUT_LINK_SECRET",
+    }
 
 
 def test_tls_key_password_is_masked_and_tls_files_need_tls(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 
 from worker import __version__
@@ -72,8 +72,23 @@ def create_app(
     app.include_router(reads.router)
     app.include_router(writes.router)
     app.include_router(health.router)
+    if settings.link_secret:  # the opt-out link pages (/u/{token}) are served where a key is set
+        app.include_router(_links(store, producer, settings))
     app.add_middleware(MetricsMiddleware, metrics=ApiMetrics(registry))
     return app
+
+
+def _links(store: Store, producer: AIOKafkaProducer, settings: Settings) -> APIRouter:
+    """``/u/{token}`` (:mod:`worker.api.links`) on this app's store and producer: a confirmed link is
+    produced with acknowledgement, like the API's own blocks."""
+    from worker.api.links import links_router
+    from worker.ops.manual import _send
+    from worker.stream.produce import Record
+
+    async def send(records: list[Record]) -> None:
+        await _send(producer, records, settings)
+
+    return links_router(settings.link_signing_secret(), store, send, settings.topic_changes)
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:

@@ -134,8 +134,9 @@ def manual_event(
     change: ManualChange, occurred_at: str, reason: str = REASON_MANUAL
 ) -> tuple[bytes, ChangeEvent]:
     """The change event of an operator's ``optout block`` / ``optout unblock`` at ``occurred_at``
-    (canonical UTC; the command's ``--at``, else now), and its record key. ``reason``: ``manual``,
-    or ``api`` for a change asked through the HTTP API (the same change, said another way).
+    (canonical UTC; the command's ``--at``, else now), and its record key. ``reason``: ``manual``;
+    ``api`` for a change asked through the HTTP API; ``link`` for a subscriber's confirmed opt-out
+    link (:mod:`worker.classify.links`): the same change, asked another way.
 
     The id is derived from the reason, the block identity, the action and the instant: the same
     command at the same instant is one event, a second block a minute later is another history entry.
