@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -83,13 +84,15 @@ def _registries() -> Iterator[CollectorRegistry]:
     """One fresh registry per metrics class (each takes only ``registry``) and per
     ``register_*(registry, role)`` function: the series a process of each role registers."""
     for module in _metric_modules():
-        for name, obj in vars(module).items():
+        members: dict[str, Any] = vars(module)
+        for name, obj in members.items():
             if getattr(obj, "__module__", None) != module.__name__ or name.startswith("_"):
                 continue
             params = list(inspect.signature(obj).parameters) if callable(obj) else []
             if inspect.isclass(obj) and params == ["registry"]:
                 registry = CollectorRegistry()
-                obj(registry)
+                metrics_class: Any = obj  # isclass() narrows to type[object], which takes no argument
+                metrics_class(registry)
                 yield registry
             elif inspect.isfunction(obj) and name.startswith("register_") and params == ["registry", "role"]:
                 registry = CollectorRegistry()

@@ -138,7 +138,9 @@ def test_secrets_are_required_not_defaulted() -> None:
 def test_published_ports_bind_the_configured_address() -> None:
     for name, service in services().items():
         for port in service.get("ports", []):
-            assert str(port).startswith("${BIND_ADDRESS:-127.0.0.1}:"), f"{name} publishes {port} on all hosts"
+            assert str(port).startswith("${BIND_ADDRESS:-127.0.0.1}:"), (
+                f"{name} publishes {port} on all hosts"
+            )
 
 
 def test_kafka_is_the_version_the_tests_use() -> None:

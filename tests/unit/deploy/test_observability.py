@@ -63,6 +63,13 @@ def _alert_roles() -> list[str]:
     return sorted(roles.union(*(re.findall(r'role="(\w+)"', str(r["expr"])) for r in _alert_rules())))
 
 
+def test_dashboard_job_selectors_name_scrape_jobs() -> None:
+    jobs = {job["job_name"] for job in load_yaml(PROMETHEUS)["scrape_configs"]}
+    selected = {job for _, expr in _dashboard_queries() for job in re.findall(r'\bjob="([^"]+)"', expr)}
+    assert selected, "no job selector to check"
+    assert selected <= jobs, f"dashboard selects jobs prometheus.yml does not scrape: {selected - jobs}"
+
+
 @pytest.mark.parametrize("role", _alert_roles())
 def test_absent_alerts_name_roles_the_cli_reports(role: str) -> None:
     code.require(role, set(code.roles()), code.NOT_YET_ROLES, "role")
@@ -82,7 +89,8 @@ def test_prometheus_scrapes_every_optout_worker_on_its_metrics_port() -> None:
     long_running = {n for n, s in optout_services().items() if "OPTOUT_METRICS_PORT" in environment(s)}
     assert long_running <= scraped, f"not scraped: {long_running - scraped}"
     rule_files = [PROMETHEUS.parent / f for f in config["rule_files"]]
-    assert ALERTS in rule_files and all(f.is_file() for f in rule_files)
+    assert ALERTS in rule_files
+    assert all(f.is_file() for f in rule_files)
 
 
 def test_compose_mounts_the_prometheus_config_where_the_command_reads_it() -> None:
@@ -98,15 +106,17 @@ def test_grafana_provisioning_points_at_files_that_exist() -> None:
     for provider_file in sorted((provisioning / "dashboards").glob("*.yaml")):
         for provider in load_yaml(provider_file)["providers"]:
             folder = volume_host_path(grafana, provider["options"]["path"])
-            assert folder is not None and folder.is_dir(), f"{provider_file.name}: {provider['options']['path']}"
+            assert folder is not None, f"{provider_file.name}: {provider['options']['path']}"
+            assert folder.is_dir(), f"{provider_file.name}: {provider['options']['path']}"
             assert list(folder.glob("*.json")), f"{provider_file.name}: no dashboard in {folder}"
     home = resolved(environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
     home_file = volume_host_path(grafana, home)
-    assert home_file is not None and home_file.is_file(), f"home dashboard {home} is not mounted"
+    assert home_file is not None, f"home dashboard {home} is not mounted"
+    assert home_file.is_file(), f"home dashboard {home} is not mounted"
 
 
 def _datasources() -> dict[str, dict[str, Any]]:
-    found = {}
+    found: dict[str, dict[str, Any]] = {}
     for path in sorted((GRAFANA / "provisioning" / "datasources").glob("*.yaml")):
         found |= {ds["uid"]: ds for ds in load_yaml(path)["datasources"]}
     return found
@@ -118,7 +128,11 @@ def test_the_datasource_is_the_prometheus_service() -> None:
         host, _, port = host_port.partition(":")
         assert host in services(), f"datasource {ds['uid']}: {host} is not a compose service"
         command = " ".join(services()[host].get("command", []))
-        listen = command.split("--web.listen-address=")[1].split()[0] if "--web.listen-address" in command else ":9090"
+        listen = (
+            command.split("--web.listen-address=")[1].split()[0]
+            if "--web.listen-address" in command
+            else ":9090"
+        )
         assert listen.endswith(f":{port}"), f"datasource {ds['uid']}: {host} does not listen on {port}"
 
 
@@ -144,7 +158,9 @@ def test_the_dashboard_has_the_panels_operators_need() -> None:
 
 def _promtool() -> str | None:
     """``$PROMTOOL``, the one `make promtool` fetched, or one on PATH."""
-    cached = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "optout" / "promtool" / "promtool"
+    cached = (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "optout" / "promtool" / "promtool"
+    )
     for candidate in (os.environ.get("PROMTOOL"), str(cached), shutil.which("promtool")):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
@@ -157,5 +173,7 @@ def test_promtool_accepts_the_rules_and_the_config(what: str) -> None:
     if promtool is None:
         pytest.skip("promtool not found: `make promtool` fetches it (Debian's prometheus package)")
     target = ALERTS if what == "rules" else PROMETHEUS
-    result = subprocess.run([promtool, "check", what, str(target)], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [promtool, "check", what, str(target)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
