@@ -36,7 +36,7 @@ NOT_YET_METRICS: frozenset[str] = frozenset(
     }
 )
 NOT_YET_ROLES: frozenset[str] = frozenset({"api", "dispatcher"})  # optout_build_info{role=...}
-NOT_YET_EXTRAS: frozenset[str] = frozenset({"api"})  # pyproject extras the Dockerfile installs
+NOT_YET_EXTRAS: frozenset[str] = frozenset({"api", "webhooks"})  # extras the Dockerfile installs
 
 #: The HTTP API's port in deploy/compose: OPTOUT_API_PORT's default must be this (the api engineer's
 #: default; the lead reconciles them at merge).
