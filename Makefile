@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # 4.x from Maven Central jars; needs java, and mvn until the jars are cached).
 BROKER ?= tansu
 
-.PHONY: run test test-unit test-integration test-kafka browser lint bench bench-classifier bench-classify eval clean chaos
+.PHONY: run test test-unit test-integration test-kafka browser lint bench bench-classifier bench-classify eval clean chaos promtool
 
 $(STAMP): pyproject.toml worker/stream/_murmur2.c
 	$(PYTHON) -m venv $(VENV)
@@ -100,3 +100,23 @@ clean:
 ## chaos: the long fault run (200k MOs, SIGKILL/SIGSTOP, rebalances, Postgres restarts and outages): table + JSON
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
+
+# promtool (Prometheus's rule and config checker) for tests/unit/deploy, which skip its test without
+# it. Prometheus's release tarballs are not reachable from every machine; Debian's package is, so the
+# pinned .deb is fetched with apt-get (no install: promtool is extracted), checked against its sha256
+# and cached. Debian 12 (bookworm) amd64; elsewhere set PROMTOOL=/path/to/promtool instead.
+PROMTOOL_DEB     := prometheus_2.42.0+ds-5+deb12u1_amd64.deb
+PROMTOOL_SHA256  := 81d59a24fce84f7fbe97a45a4f2914b6a5881b5cd1db2a6a0e129e515e1a5f55
+PROMTOOL_CACHE   := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/optout/promtool
+
+## promtool: fetch promtool 2.42 (Debian's prometheus package, pinned, sha256-checked) into ~/.cache/optout
+promtool:
+	@mkdir -p $(PROMTOOL_CACHE)
+	@cd $(PROMTOOL_CACHE) && if [ ! -x promtool ]; then \
+		command -v apt-get >/dev/null || { echo "make promtool: no apt-get here: set PROMTOOL=/path/to/promtool"; exit 1; }; \
+		apt-get download -q=2 prometheus=2.42.0+ds-5+deb12u1 2>/dev/null \
+			|| { echo "make promtool: apt-get download failed (run apt-get update; Debian 12 amd64 only)"; exit 1; }; \
+		echo "$(PROMTOOL_SHA256)  $(PROMTOOL_DEB)" | sha256sum --check --quiet \
+			|| { echo "make promtool: checksum mismatch for $(PROMTOOL_DEB)"; rm -f $(PROMTOOL_DEB); exit 1; }; \
+		rm -rf x && dpkg-deb -x $(PROMTOOL_DEB) x && mv x/usr/bin/promtool promtool && rm -rf x $(PROMTOOL_DEB); \
+	fi; ./promtool --version 2>&1 | head -1
