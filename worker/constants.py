@@ -20,6 +20,8 @@ GROUP_PROJECTOR: Final = "optout-projector"
 KAFKA_BOOTSTRAP: Final = "127.0.0.1:9092"
 METRICS_PORT_CLASSIFIER: Final = 9464
 METRICS_PORT_PROJECTOR: Final = 9465
+#: The API's own port serves /v1 (OPTOUT_API_PORT); its metrics and /livez are here, like the workers'.
+METRICS_PORT_API: Final = 9467
 DATA_DIR: Final = ".optout"
 
 #: The hourly sync snapshot: where, how often (seconds) and how many to keep (a day's worth).

@@ -16,9 +16,15 @@ import socket
 from collections.abc import Iterator
 
 import uvicorn
+from prometheus_client import CollectorRegistry
 
 from worker.config import Settings
+from worker.constants import METRICS_PORT_API
 from worker.errors import ConfigError
+from worker.heartbeat import HEARTBEAT
+from worker.ops.health import Health
+from worker.ops.httpserver import HttpServer, start_http
+from worker.ops.metrics import register_process_metrics
 
 log = logging.getLogger("optout.api")
 
@@ -76,6 +82,10 @@ async def run_api(settings: Settings, database_url: str) -> int:
 
     countries = load_countries(settings.rules or None)  # a bad rules file fails before any connection
     sock = bind(settings.api_host, settings.api_port)
+    registry = CollectorRegistry()
+    register_process_metrics(registry, role="api")
+    metrics = _metrics_server(settings, registry)
+    beating = asyncio.create_task(_beat())
     try:
         store = await Store.connect(
             database_url, min_size=1, max_size=10, command_timeout=COMMAND_TIMEOUT, reset_on_release=False
@@ -83,7 +93,7 @@ async def run_api(settings: Settings, database_url: str) -> int:
         try:
             producer, _ = await open_producer(settings, None)
             try:
-                app = create_app(store, producer, settings, countries=countries)
+                app = create_app(store, producer, settings, countries=countries, registry=registry)
                 config = uvicorn.Config(
                     app,
                     log_config=None,
@@ -103,4 +113,30 @@ async def run_api(settings: Settings, database_url: str) -> int:
             await store.close()
     finally:
         sock.close()
+        beating.cancel()
+        metrics.stop()
     return 0
+
+
+def _metrics_server(settings: Settings, registry: CollectorRegistry) -> HttpServer:
+    """``/metrics`` and ``/livez`` on OPTOUT_METRICS_PORT (9467 by default), as every worker serves
+    them, so Prometheus and a probe find the API like the others (``/metrics`` on the API's own
+    port stays too)."""
+    port = METRICS_PORT_API if settings.metrics_port is None else settings.metrics_port
+    health = Health(())
+    try:
+        http = start_http(registry, settings.metrics_host, port, health.liveness, health.routes())
+    except OSError as exc:
+        raise ConfigError(
+            f"OPTOUT_METRICS_PORT={port}: cannot listen on {settings.metrics_host}:{port}: "
+            f"{exc.strerror or exc}"
+        ) from None
+    log.info("metrics on %s", http.metrics_url)
+    return http
+
+
+async def _beat() -> None:
+    """Liveness: the event loop turns (a stuck loop stops the heartbeat, and /livez says so)."""
+    while True:
+        HEARTBEAT.tick()
+        await asyncio.sleep(1.0)

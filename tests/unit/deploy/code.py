@@ -26,17 +26,16 @@ from worker import constants
 from worker.cli import build_parser
 from worker.config import SETTINGS, Setting
 
-NOT_YET_COMMANDS: frozenset[str] = frozenset({"api", "dispatcher"})
-NOT_YET_SETTINGS: frozenset[str] = frozenset({"OPTOUT_API_HOST", "OPTOUT_API_PORT"})
+NOT_YET_COMMANDS: frozenset[str] = frozenset({"dispatcher"})
+NOT_YET_SETTINGS: frozenset[str] = frozenset()
 NOT_YET_METRICS: frozenset[str] = frozenset(
     {
-        "optout_api_request_duration_seconds_bucket",  # labels: route (a template, not the path), le
         "optout_webhook_deliveries_total",  # labels: endpoint, outcome (delivered, dead_lettered)
         "optout_webhook_failed_attempts_total",  # labels: endpoint, kind
     }
 )
-NOT_YET_ROLES: frozenset[str] = frozenset({"api", "dispatcher"})  # optout_build_info{role=...}
-NOT_YET_EXTRAS: frozenset[str] = frozenset({"api", "webhooks"})  # extras the Dockerfile installs
+NOT_YET_ROLES: frozenset[str] = frozenset({"dispatcher"})  # optout_build_info{role=...}
+NOT_YET_EXTRAS: frozenset[str] = frozenset({"webhooks"})  # extras the Dockerfile installs
 
 #: The HTTP API's port in deploy/compose: OPTOUT_API_PORT's default must be this (the api engineer's
 #: default; the lead reconciles them at merge).
@@ -148,8 +147,13 @@ def parse_setting(variable: str, value: str) -> None:
 
 @cache
 def roles() -> frozenset[str]:
-    """The ``role`` values the CLI gives optout_build_info (``role="..."`` in worker/cli.py)."""
-    return frozenset(re.findall(r'role="(\w+)"', (ROOT / "worker" / "cli.py").read_text()))
+    """The ``role`` values the code gives optout_build_info (``role="..."``: worker/cli.py for the
+    workers, worker/api/serve.py for the API, ...)."""
+    return frozenset(
+        role
+        for path in (ROOT / "worker").rglob("*.py")
+        for role in re.findall(r'role="(\w+)"', path.read_text())
+    )
 
 
 def default_metrics_port(role: str) -> int | None:
