@@ -21,6 +21,8 @@ COMMANDS = [
     "block",
     "unblock",
     "import",
+    "dispatcher",
+    "webhook",
 ]
 
 
@@ -37,7 +39,8 @@ def test_usage_is_short_and_settings_are_grouped(command: str, capsys: pytest.Ca
     assert len(usage.splitlines()) <= 3, usage
     assert "OPTOUT_" not in usage
     assert usage.rstrip().endswith("[SETTINGS]")
-    assert len(text.splitlines()) < (140 if command == "dev" else 130)  # dev lists every setting
+    # dev lists every setting (the eight webhook settings of issue 11 took it from 139 to 162 lines)
+    assert len(text.splitlines()) < (170 if command == "dev" else 130)
     assert "(flag, or its OPTOUT_* variable)" in text or command == "dev"
 
 
