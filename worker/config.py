@@ -212,7 +212,7 @@ SETTINGS: tuple[Setting, ...] = (
             "rules file (JSON or TOML, schemas/rules.v1.json) layered on the built-in rules; empty: the "
             "built-in rules of all 7 language packs (en, es, fr, de, pt, it, nl)"),
     Setting("metrics_port", "OPTOUT_METRICS_PORT", "", lambda v: _port(v) if v else None,
-            "port of /metrics; 0 picks a free one; empty: 9464 classifier, 9465 projector"),
+            "port of /metrics; 0 picks a free one; empty: 9464 classifier, 9465 projector, 9466 dispatcher"),
     Setting("metrics_host", "OPTOUT_METRICS_HOST", "0.0.0.0", str,
             "address the HTTP server binds (/metrics, /livez, /readyz and the projector's /snapshots); "
             "127.0.0.1: this machine only"),
