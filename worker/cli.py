@@ -235,8 +235,8 @@ def _webhook_commands(command: Callable[[str, str], argparse.ArgumentParser]) ->
     sub.add_argument("--burst", action="store_true", help="exit once the input is drained and idle")
     hook = command(
         "webhook",
-        "add, list or remove an account's webhook endpoints (in Postgres; the dispatcher reloads them "
-        "every OPTOUT_WEBHOOK_REFRESH seconds)",
+        "add, list or remove an account's webhook endpoints (in Postgres; an endpoint gets the changes "
+        "emitted after it was added; a removal takes effect within OPTOUT_WEBHOOK_REFRESH seconds)",
     )
     hook.usage = "%(prog)s add|list|remove [ID] [--account A] [--url URL] [--secret S] [--category C]"
     hook.add_argument("action", choices=("add", "list", "remove"), metavar="add|list|remove")

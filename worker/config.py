@@ -276,7 +276,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("webhook_concurrency", "OPTOUT_WEBHOOK_CONCURRENCY", "32", _positive,
             "webhook requests in flight at once"),
     Setting("webhook_refresh", "OPTOUT_WEBHOOK_REFRESH", "30", _positive,
-            "seconds between endpoint reloads"),
+            "most seconds between endpoint reloads (a removal takes effect within it)"),
     Setting("log_level", "OPTOUT_LOG_LEVEL", "INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"),
             "log level"),
     Setting("log_format", "OPTOUT_LOG_FORMAT", "text", _choice("text", "json"),

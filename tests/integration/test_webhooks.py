@@ -258,6 +258,36 @@ async def test_a_hung_endpoint_is_timed_out_and_retried_while_other_endpoints_an
     assert (registry.get_sample_value("optout_webhook_failed_attempts_total", timeouts) or 0) >= 1
 
 
+async def test_an_endpoint_added_while_the_dispatcher_runs_gets_the_changes_emitted_after_it(
+    broker: str, topics: Topics, group_suffix: str, database_url: str
+) -> None:
+    async def ok(request: Request, earlier: list[Request]) -> int:
+        return 200
+
+    # A reload period far beyond the test: the reload comes from the batch's fresh changes.
+    settings = Settings.from_mapping(
+        _env(broker, topics, group_suffix, database_url, OPTOUT_WEBHOOK_REFRESH="3600")
+    )
+    await _dead_letter_topic(broker, settings)
+    registry = CollectorRegistry()
+    async with webhook_server(ok) as server:
+        first = _histories(["+15550000001"], per_address=2)
+        await _produce_now(broker, topics, first)  # before any endpoint: sent to nobody
+        stop, task = await _run(settings, database_url, registry)
+
+        async def consumed(count: int) -> bool:
+            return registry.get_sample_value("optout_changes_consumed_total") == count
+
+        await wait_until(lambda: consumed(len(first)), 60, "the first changes read")
+        await _endpoint(database_url, server, "/late")
+        second = _histories(["+15550000002"], per_address=2)
+        await _produce_now(broker, topics, second)
+        await wait_until(lambda: asyncio.sleep(0, len(server.answered("/late")) == 2), 60, "the new endpoint")
+        await _stop(stop, task)
+    assert [r.event_id for r in server.on("/late")] == [e.event_id for e in second]
+    assert registry.get_sample_value("optout_webhook_endpoints") == 1
+
+
 async def test_sigterm_lets_the_request_in_flight_finish_and_commits_it(
     broker: str, topics: Topics, group_suffix: str, database_url: str, tmp_path: Path
 ) -> None:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -49,7 +50,7 @@ from worker.stream.loop import (
     start_with_retry,
     update_lag,
 )
-from worker.webhooks.endpoints import Endpoint
+from worker.webhooks.endpoints import Endpoint, Loaded
 from worker.webhooks.plan import (
     Change,
     chains,
@@ -114,30 +115,21 @@ class Dispatcher:
         self.states: dict[int, ServiceState] = {}
 
     async def dispatch(
-        self, batch: Batch, endpoints: list[Endpoint]
+        self, decoded: list[tuple[TopicPartition, Any, Change | None]], endpoints: Sequence[Endpoint]
     ) -> tuple[dict[TopicPartition, int], _Outcome]:
-        """Send every delivery of ``batch``; the positions to commit, and the dead letters to produce."""
+        """Send every delivery of a decoded batch; the positions to commit, and the dead letters."""
         pairs: list[tuple[tuple[int, str], _Delivery]] = []
         records: dict[TopicPartition, list[_Record]] = {}
-        for tp, batch_records in batch.items():
-            for raw in batch_records:
-                record = _Record(tp, raw.offset, 0)
-                records.setdefault(tp, []).append(record)
-                if raw.value is None:
-                    continue  # a tombstone: nothing happened to a subscriber
-                try:
-                    change = read_change(raw.value)
-                except InputError:
-                    continue  # the projector dead-letters it; nothing to tell a receiver
-                for endpoint in endpoints:
-                    if endpoint.wants(change.account_id, change.category, change.emitted_at):
-                        record.pending += 1
-                        pairs.append(
-                            (
-                                (endpoint.id, change.address),
-                                _Delivery(record, change, raw.value, raw.key, endpoint),
-                            )
-                        )
+        for tp, raw, change in decoded:
+            record = _Record(tp, raw.offset, 0)
+            records.setdefault(tp, []).append(record)
+            if change is None:
+                continue
+            for endpoint in endpoints:
+                if endpoint.wants(change.account_id, change.category, change.emitted_at):
+                    record.pending += 1
+                    delivery = _Delivery(record, change, raw.value, raw.key, endpoint)
+                    pairs.append(((endpoint.id, change.address), delivery))
         outcome = _Outcome()
         grouped = chains(pairs)
         if grouped:
@@ -167,6 +159,8 @@ class Dispatcher:
             if self.stop.is_set():
                 return False  # not started: the next run sends it (the offset is not committed)
             async with self.slots:
+                if self.stop.is_set():
+                    return False  # stopped while waiting for a slot: not sent
                 started = time.monotonic()
                 status, reason, timed_out = await self._attempt(delivery, attempt)
                 self.metrics.latency.labels(label).observe(time.monotonic() - started)
@@ -228,6 +222,23 @@ class Dispatcher:
         return status, f"HTTP {status}", False
 
 
+def decode(batch: Batch) -> tuple[list[tuple[TopicPartition, Any, Change | None]], datetime | None]:
+    """Each record with its change (None for a tombstone or a record the projector dead-letters:
+    nothing to tell a receiver), and the newest ``emitted_at`` of the batch."""
+    decoded: list[tuple[TopicPartition, Any, Change | None]] = []
+    newest: datetime | None = None
+    for tp, records in batch.items():
+        for raw in records:
+            change: Change | None = None
+            if raw.value is not None:
+                with contextlib.suppress(InputError):
+                    change = read_change(raw.value)
+            if change is not None and (newest is None or change.emitted_at > newest):
+                newest = change.emitted_at
+            decoded.append((tp, raw, change))
+    return decoded, newest
+
+
 async def run_dispatcher(
     settings: Settings,
     database_url: str,
@@ -241,8 +252,8 @@ async def run_dispatcher(
     stop = stop if stop is not None else asyncio.Event()
     wake_on(stop)
     stats = RunStats()
-    endpoints = await _load(database_url, metrics, stop, migrate_first=True)
-    if endpoints is None:
+    loaded = await _load(database_url, metrics, stop, migrate_first=True)
+    if loaded is None:
         return stats
     loaded_at = time.monotonic()
     topic, group = settings.topic_changes, settings.webhook_group_id
@@ -272,13 +283,17 @@ async def run_dispatcher(
         producer = make_producer(settings, idempotent=features.idempotence)  # dead letters only
         if not await start_with_retry([producer, consumer], metrics, log, stop):
             return stats
-        log.info("dispatcher consuming %s as group %s; %d webhook endpoints", topic, group, len(endpoints))
+        count = len(loaded.endpoints)
+        log.info("dispatcher consuming %s as group %s; %d webhook endpoints", topic, group, count)
         async for batch in batches(consumer, settings, stop, burst):
-            if time.monotonic() - loaded_at >= settings.webhook_refresh:
-                endpoints = await _refresh(database_url, metrics, endpoints)
-                loaded_at = time.monotonic()
             started = time.monotonic()
-            positions, outcome = await dispatcher.dispatch(batch, endpoints)
+            decoded, newest = decode(batch)
+            # Every OPTOUT_WEBHOOK_REFRESH seconds (removals), and whenever the batch holds changes
+            # emitted since the last load (an endpoint added meanwhile wants them).
+            if time.monotonic() - loaded_at >= settings.webhook_refresh or loaded.may_miss(newest):
+                loaded = await _refresh(database_url, metrics, loaded)
+                loaded_at = time.monotonic()
+            positions, outcome = await dispatcher.dispatch(decoded, loaded.endpoints)
             if outcome.letters and not await produce_all(producer, outcome.letters, producing, metrics, stop):
                 log.error("stopping before the dead letters were acknowledged; the batch will be sent again")
                 break
@@ -309,14 +324,14 @@ async def _commit(consumer: Any, positions: dict[TopicPartition, int]) -> None:
 
 async def _load(
     database_url: str, metrics: DispatcherMetrics, stop: asyncio.Event, *, migrate_first: bool
-) -> list[Endpoint] | None:
+) -> Loaded | None:
     """The enabled endpoints, waiting out a Postgres outage; None if stopped first."""
     backoff = Backoff(POSTGRES, log)
     while not stop.is_set():
         try:
             if migrate_first:
                 await migrate(database_url)
-            endpoints = await load_enabled(database_url)
+            loaded = await load_enabled(database_url)
         except OptoutError as exc:
             if not exc.retriable:
                 raise
@@ -324,15 +339,16 @@ async def _load(
             await backoff.failed(exc)
             continue
         backoff.succeeded()
-        metrics.endpoints.set(len(endpoints))
-        return endpoints
+        metrics.endpoints.set(len(loaded.endpoints))
+        return loaded
     return None
 
 
-async def _refresh(database_url: str, metrics: DispatcherMetrics, current: list[Endpoint]) -> list[Endpoint]:
-    """Reload the endpoints; while Postgres is away, keep sending to the ones already known."""
+async def _refresh(database_url: str, metrics: DispatcherMetrics, current: Loaded) -> Loaded:
+    """Reload the endpoints. While Postgres is away, keep sending to the ones already known (an
+    endpoint added during the outage misses the changes emitted before Postgres is back)."""
     try:
-        endpoints = await load_enabled(database_url)
+        loaded = await load_enabled(database_url)
     except OptoutError as exc:
         if not exc.retriable:
             raise
@@ -340,7 +356,7 @@ async def _refresh(database_url: str, metrics: DispatcherMetrics, current: list[
         POSTGRES.down(str(exc))
         return current
     POSTGRES.up()
-    if {e.id for e in endpoints} != {e.id for e in current}:
-        log.info("webhook endpoints reloaded: %d enabled", len(endpoints))
-    metrics.endpoints.set(len(endpoints))
-    return endpoints
+    if {e.id for e in loaded.endpoints} != {e.id for e in current.endpoints}:
+        log.info("webhook endpoints reloaded: %d enabled", len(loaded.endpoints))
+    metrics.endpoints.set(len(loaded.endpoints))
+    return loaded

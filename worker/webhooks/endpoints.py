@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 #: Block categories an endpoint can filter on (``worker.model.Category`` values).
@@ -45,6 +45,30 @@ class Endpoint:
             and (not self.categories or category in self.categories)
             and emitted_at >= self.created_at
         )
+
+
+#: An endpoint row is visible once its INSERT commits, a moment after its ``created_at``: a load
+#: taken at ``as_of`` may miss endpoints created up to this long before it.
+COMMIT_MARGIN = timedelta(seconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """The enabled endpoints as of ``as_of`` (Postgres's clock when they were read)."""
+
+    endpoints: tuple[Endpoint, ...]
+    as_of: datetime
+
+    def may_miss(self, newest_emitted: datetime | None) -> bool:
+        """Could an endpoint added since this load want a change emitted at ``newest_emitted``?
+
+        Only a change emitted after the endpoint was created is wanted (:meth:`Endpoint.wants`),
+        so a batch of changes all emitted before this load needs no reload, however old the load
+        (a backlog being caught up); a batch with fresher changes does, or an endpoint added a
+        moment ago would miss them. Both times come from the same clock as ``created_at``'s
+        comparisons, so clock skew between hosts cannot make this skip an endpoint.
+        """
+        return newest_emitted is not None and newest_emitted >= self.as_of - COMMIT_MARGIN
 
 
 def check_url(url: str) -> str:

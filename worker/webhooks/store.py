@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from worker.store.postgres import connect_once, translate_errors
-from worker.webhooks.endpoints import Endpoint
+from worker.webhooks.endpoints import Endpoint, Loaded
 
 _COLUMNS = "id, account_id, url, secret, categories, created_at"
 
@@ -82,9 +82,11 @@ async def disable_endpoint(dsn: str, endpoint_id: int, account_id: str | None) -
     return status.endswith(" 1")
 
 
-async def load_enabled(dsn: str) -> list[Endpoint]:
+async def load_enabled(dsn: str) -> Loaded:
+    """The enabled endpoints, and Postgres's clock just before they were read."""
     async with _connection(dsn) as conn:
+        as_of = await conn.fetchval("SELECT clock_timestamp()")
         rows = await conn.fetch(
             f"SELECT {_COLUMNS} FROM webhook_endpoints WHERE disabled_at IS NULL ORDER BY id"
         )
-    return [_endpoint(row) for row in rows]
+    return Loaded(tuple(_endpoint(row) for row in rows), as_of)

@@ -197,3 +197,13 @@ def test_a_dead_letter_validates_and_carries_the_change_as_sent_but_no_url_or_se
 )  # fmt: skip
 def test_failure_kinds_are_few(status: int | None, timed_out: bool, kind: str) -> None:
     assert failure_kind(status, timed_out) == kind
+
+
+def test_a_batch_with_changes_emitted_since_the_last_load_asks_for_a_reload() -> None:
+    from worker.webhooks.endpoints import COMMIT_MARGIN, Loaded
+
+    loaded = Loaded((_endpoint(),), CREATED)
+    assert loaded.may_miss(CREATED + timedelta(seconds=5))  # an endpoint added since may want it
+    assert loaded.may_miss(CREATED - COMMIT_MARGIN)  # an INSERT committed just after the load
+    assert not loaded.may_miss(CREATED - COMMIT_MARGIN - timedelta(microseconds=1))  # a backlog
+    assert not loaded.may_miss(None)  # only tombstones and undecodable records
