@@ -308,6 +308,14 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
+def _reload_on_sighup() -> asyncio.Event:
+    """SIGHUP sets the event: the classifier reloads its rules file between batches (a worker runs
+    in its own session, so a closed terminal's SIGHUP never reaches it; `optout dev` stops it)."""
+    reload = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload.set)
+    return reload
+
+
 def database_url(settings: Settings) -> str:
     """``OPTOUT_DATABASE_URL``, else the running ``optout dev``'s (from ``.optout/dev.json``).
 
@@ -351,7 +359,9 @@ def cmd_classifier(settings: Settings, args: argparse.Namespace) -> int:
     return _serve(
         settings,
         METRICS_PORT_CLASSIFIER,
-        lambda registry, stop: run_classifier(settings, burst=args.burst, registry=registry, stop=stop),
+        lambda registry, stop: run_classifier(
+            settings, burst=args.burst, registry=registry, stop=stop, reload=_reload_on_sighup()
+        ),
         services=(KAFKA,),
         role="classifier",
     )

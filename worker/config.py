@@ -111,6 +111,18 @@ def _seconds(value: str) -> int:
     return number
 
 
+#: The longest confirmation window: the classifier remembers about two windows of changes.
+_MAX_WINDOW = 90 * 86400
+
+
+def _window(value: str) -> int:
+    expected = f"a whole number of seconds 0-{_MAX_WINDOW} (90 days); 0: confirm every opt-out"
+    number = _int(value, expected)
+    if not 0 <= number <= _MAX_WINDOW:
+        raise ValueError(expected)
+    return number
+
+
 def _rules(value: str) -> str:
     if value and not Path(value).is_file():
         raise ValueError(f"a readable rules file; {value} does not exist")
@@ -211,6 +223,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rules", "OPTOUT_RULES", "", _rules,
             "rules file (JSON or TOML, schemas/rules.v1.json) layered on the built-in rules; empty: the "
             "built-in rules of all 7 language packs (en, es, fr, de, pt, it, nl)"),
+    Setting("confirmation_window", "OPTOUT_CONFIRMATION_WINDOW", "86400", _window,
+            "seconds during which a repeated opt-out of an active block gets no second confirmation "
+            "(CTIA: one confirmation); 0: confirm every opt-out"),
     Setting("metrics_port", "OPTOUT_METRICS_PORT", "", lambda v: _port(v) if v else None,
             "port of /metrics; 0 picks a free one; empty: 9464 classifier, 9465 projector, 9466 dispatcher"),
     Setting("metrics_host", "OPTOUT_METRICS_HOST", "0.0.0.0", str,
@@ -298,6 +313,7 @@ class Settings:
     group_id: str
     projector_group_id: str
     rules: str
+    confirmation_window: int
     metrics_port: int | None
     metrics_host: str
     snapshot_token: str
@@ -456,7 +472,7 @@ HELP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Postgres", ("DATABASE_",)),
     ("HTTP: /metrics, /livez, /readyz, /snapshots", ("METRICS_", "SNAPSHOT_TOKEN")),
     ("snapshots", ("SNAPSHOT_",)),
-    ("classification", ("RULES",)),
+    ("classification", ("RULES", "CONFIRMATION_")),
     ("batching", ("BATCH_", "POLL_", "BURST_")),
     ("logs and local state", ("LOG_", "DATA_DIR")),
 )

@@ -57,11 +57,20 @@ def _read(path: Path) -> Any:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"rules file {path}: cannot read: {exc.strerror}") from None
+    return _document(raw, path)
+
+
+def parse_rules(raw: bytes, path: Path) -> RuleBook:
+    """The rules file ``path`` whose bytes are ``raw``, layered on the built-ins: the bytes are
+    passed in so a reload validates and hashes one and the same read of a file being rewritten."""
+    return rulebook_from_document(_document(raw, path), origin=str(path))
+
+
+def _document(raw: bytes, path: Path) -> Any:
     try:
-        doc = tomllib.loads(raw.decode()) if path.suffix == ".toml" else orjson.loads(raw)
+        return tomllib.loads(raw.decode()) if path.suffix == ".toml" else orjson.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConfigError(f"rules file {path}: not valid {path.suffix or 'JSON'}: {exc}") from None
-    return doc
 
 
 def rulebook_from_document(doc: Any, origin: str = "rules") -> RuleBook:

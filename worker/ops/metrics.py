@@ -108,6 +108,41 @@ class ClassifierMetrics(_Common):
             "Offset commits refused after a rebalance; the batch will be reprocessed (ids dedupe).",
             registry=registry,
         )
+        self._confirmations_and_rules(registry)
+
+    def _confirmations_and_rules(self, registry: CollectorRegistry) -> None:
+        """One confirmation per opt-out (OPTOUT_CONFIRMATION_WINDOW) and rules-file reloads."""
+        self.replies_suppressed = Counter(
+            "optout_replies_suppressed_total",
+            "Confirmations not sent: a repeated opt-out of an active block within the window, by intent.",
+            ["intent"],
+            registry=registry,
+        )
+        self.replies_suppressed.labels(Intent.OPT_OUT.value)
+        self.recent_changes = Gauge(
+            "optout_confirmation_known_blocks",
+            "Block identities whose recent changes the classifier holds (one confirmation per opt-out).",
+            registry=registry,
+        )
+        self.rules_reloads = Counter(
+            "optout_rules_reloads_total",
+            "Rules-file reloads (SIGHUP or the file changed), by result: ok, or rejected (old rules kept).",
+            ["result"],
+            registry=registry,
+        )
+        for result in ("ok", "rejected"):
+            self.rules_reloads.labels(result)
+        self.rules_info = Gauge(
+            "optout_rules_info",
+            "Always 1: the sha256 prefix of the rules file in use (builtin: none).",
+            ["sha256"],
+            registry=registry,
+        )
+        self.rules_loaded = Gauge(
+            "optout_rules_loaded_timestamp_seconds",
+            "Unix time the rules in use were loaded (at start or by the last successful reload).",
+            registry=registry,
+        )
 
 
 class ProjectorMetrics(_Common):

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from worker.classify.confirmations import Pending, RecentChanges, remember
 from worker.classify.decide import Doubt, classify, decide_encoded
 from worker.classify.rules import Match, Rule, RuleBook, RuleSet
 from worker.errors import DeadLetterCode, InputError
@@ -65,6 +66,12 @@ class BatchOutput:
     dead_by_code: dict[DeadLetterCode, int] = field(default_factory=dict)
     newest_received: dict[tuple[str, int], float] = field(default_factory=dict)
     """Per partition, the ``received_at`` (epoch seconds) of its last good record: delay metric."""
+    pending: Pending = field(default_factory=dict)
+    """The batch's own changes per block key, until its output is durable (one confirmation)."""
+    suppressed: dict[Intent, int] = field(default_factory=dict)
+    """Replies not produced: repeated opt-outs within the confirmation window."""
+    memory: RecentChanges | None = None
+    """What the classifier knows of recent changes (one confirmation per opt-out); None: confirm all."""
 
 
 def classify_records(
@@ -79,7 +86,8 @@ def classify_records(
     its rule set resolved and its text classified; chat stops there, with nothing allocated
     beyond the decoded document. A keyword MO is decided and encoded in one pass
     (:func:`decide_encoded`), its records appended in input order, so per key the output keeps
-    the order of the input.
+    the order of the input. With ``out.memory`` (OPTOUT_CONFIRMATION_WINDOW > 0), a repeated
+    opt-out's reply is dropped (:func:`_confirm_once`): keyword MOs only.
     """
     if fmt != CANONICAL:
         _classify_provider(records, rulebook, out, fmt, DECODERS[fmt])
@@ -91,6 +99,7 @@ def classify_records(
     received = None
     record = None
     doubts: list[Doubt] = []  # filled by classify only when it is unsure: the review queue
+    memory = out.memory
     for record in records:
         try:
             doc, received = decode(record.value)
@@ -115,7 +124,10 @@ def classify_records(
             "message_id": doc["message_id"],
         }
         stamp = canonical_instant(doc["received_at"], received)
+        marks = (len(changes), len(replies)) if memory is not None else None
         parties = decide_encoded(doc, stamp, match, rules, source, emitted_at, changes, replies)
+        if marks is not None and memory is not None:
+            _confirm_once(memory, match, marks, out)
         if parties is not None and not parties.canonical:  # an email, a Messenger id, not a number
             label = metric_channel(parties.channel)
             out.uncanonical[label] = out.uncanonical.get(label, 0) + 1
@@ -126,6 +138,33 @@ def classify_records(
         intents[Intent.NONE] = intents.get(Intent.NONE, 0) + none
     if record is not None and received is not None:
         out.newest_received[(record.topic, record.partition)] = received.timestamp()
+
+
+def _confirm_once(recent: RecentChanges, match: Match, marks: tuple[int, int], out: BatchOutput) -> None:
+    """One confirmation per opt-out: drop the reply just appended for a repeated opt-out
+    (:meth:`RecentChanges.repeated`), then note the message's changes in the batch's overlay, so
+    the records after it in the batch see them. ``marks``: the lengths of ``out.changes`` and
+    ``out.replies`` before the message was decided. A block identity nothing is known of (nearly
+    every one) costs two dict lookups and a store; nothing is parsed."""
+    new = out.changes[marks[0] :]
+    if not new:
+        return  # help: a reply only
+    pending = out.pending
+    knows = recent.knows
+    if match.rule.intent is Intent.OPT_OUT:  # one identity blocked
+        if len(out.replies) > marks[1] and all(
+            knows(key, pending) and recent.repeated(key, value, pending) for key, value in new
+        ):
+            out.replies.pop()
+            out.suppressed[Intent.OPT_OUT] = out.suppressed.get(Intent.OPT_OUT, 0) + 1
+        for key, value in new:
+            remember(pending, key, value)
+    else:
+        # An opt-in lifts up to a dozen identities, mostly never blocked: an unblock matters only
+        # to an identity already known (a block to lift, or a change it is newer than).
+        for key, value in new:
+            if knows(key, pending):
+                remember(pending, key, value)
 
 
 def _classify_provider(
@@ -194,7 +233,11 @@ def _decide(
         "offset": record.offset,
         "message_id": doc["message_id"],
     }
+    memory = out.memory
+    marks = (len(out.changes), len(out.replies)) if memory is not None else None
     parties = decide_encoded(doc, stamp, match, rules, source, out.emitted_at, out.changes, out.replies)
+    if marks is not None and memory is not None:
+        _confirm_once(memory, match, marks, out)
     if parties is not None and not parties.canonical:
         label = metric_channel(parties.channel)
         out.uncanonical[label] = out.uncanonical.get(label, 0) + 1

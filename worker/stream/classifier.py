@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry
 
 from worker import __version__
 from worker.backoff import Backoff, wake_on
+from worker.classify.confirmations import RecentChanges
 from worker.classify.rulesfile import load_rules
 from worker.config import Settings
 from worker.errors import ConfigError
@@ -59,6 +60,8 @@ from worker.stream.loop import (
     tune_gc_for_throughput,
     update_lag,
 )
+from worker.stream.recent import RecentTail
+from worker.stream.rules_reload import RulesReloader
 from worker.stream.topics import Topics
 
 log = logging.getLogger("optout.classifier")
@@ -70,11 +73,17 @@ async def run_classifier(
     burst: bool = False,
     registry: CollectorRegistry | None = None,
     stop: asyncio.Event | None = None,
+    reload: asyncio.Event | None = None,
 ) -> RunStats:
-    """Run until ``stop`` is set (or, with ``burst``, until the input is drained and idle)."""
+    """Run until ``stop`` is set (or, with ``burst``, until the input is drained and idle).
+
+    ``reload`` (set by SIGHUP): reload the rules file between batches, as when it changes.
+    """
     rulebook = load_rules(settings.rules or None)
     tune_gc_for_throughput()
     metrics = ClassifierMetrics(registry if registry is not None else CollectorRegistry())
+    rules = RulesReloader(settings.rules, rulebook, metrics)
+    tail: RecentTail | None = None  # one confirmation per opt-out; None: OPTOUT_CONFIRMATION_WINDOW=0
     stop = stop if stop is not None else asyncio.Event()
     wake_on(stop)
     topics = settings.topics
@@ -87,6 +96,14 @@ async def run_classifier(
     async def remember_assigned(assigned: set[TopicPartition]) -> None:
         unpositioned.clear()
         unpositioned.update(assigned)
+        if tail is not None:
+            tail.needs_catch_up = True  # the previous owner's last blocks, before our first batch
+
+    async def after_poll() -> None:
+        if reload is not None and reload.is_set():
+            reload.clear()
+            rules.request()
+        await rules.poll()
 
     # The inbound topic is canonical; each extra input topic has its format, looked up once per
     # partition batch (classify_records), never per record.
@@ -110,13 +127,25 @@ async def run_classifier(
             producer = make_producer(settings, idempotent=features.idempotence)
         if not await start_with_retry([c for c in (producer, consumer) if c], metrics, log, stop):
             return stats
+        if settings.confirmation_window:
+            tail = await RecentTail.open(settings, stop)
+            if tail is None:
+                return stats
+        else:
+            log.info("every opt-out is confirmed (OPTOUT_CONFIRMATION_WINDOW=0)")
         log.info(
             "classifier consuming %s as group %s -> %s, %s, %s",
             ", ".join([topics.inbound, *(f"{t} ({f})" for t, f in topics.inputs)]),
             settings.group_id, topics.changes, topics.replies, topics.dead_letter,
         )  # fmt: skip
-        async for batch in batches(consumer, settings, stop, burst):
+        async for batch in batches(consumer, settings, stop, burst, after_poll):
             started = time.monotonic()
+            if tail is not None and tail.needs_catch_up:
+                await tail.catch_up(stop)
+            rulebook = rules.current  # swapped by after_poll only: between batches
+            recent = tail.recent if tail is not None else None
+            if recent is not None:
+                metrics.recent_changes.set(len(recent))
             if partitions is not None:
                 if unpositioned or not partitions.producers.keys() >= batch.keys():
                     # A new assignment (or records of a partition we hold no producer for, should
@@ -128,11 +157,13 @@ async def run_classifier(
                     continue  # fetched before the seek: the next batch starts at the committed offsets
                 if not await _transactional_batch(
                     partitions, consumer, batch, rulebook, formats, topics, producing, metrics, stop, stats,
-                    started,
+                    started, recent,
                 ):  # fmt: skip
                     break
                 continue
-            out = BatchOutput(emitted_at=format_instant(datetime.now(UTC)), worker_version=__version__)
+            out = BatchOutput(
+                emitted_at=format_instant(datetime.now(UTC)), worker_version=__version__, memory=recent
+            )
             for tp, records in batch.items():
                 classify_records(records, rulebook, out, formats.get(tp.topic, CANONICAL))
             if not await produce_all(producer, _outgoing(topics, out), producing, metrics, stop):
@@ -140,6 +171,8 @@ async def run_classifier(
                     "stopping with an unacknowledged batch; it was not committed and will be reprocessed"
                 )
                 break
+            if recent is not None:
+                recent.merge(out.pending, int(time.time() * 1000))  # durable now: for the next batches
             positions = positions_after(batch)
             await _commit(consumer, positions, committing, metrics, stop)
             _observe(metrics, out)
@@ -147,6 +180,8 @@ async def run_classifier(
             update_lag(consumer, metrics, positions)
             stats.batch_done(out.consumed, started)
     finally:
+        if tail is not None:
+            await tail.close()
         if partitions is not None:
             await partitions.close()
         await close_clients(log, *(c for c in (consumer, producer) if c))
@@ -166,12 +201,13 @@ async def _transactional_batch(
     stop: asyncio.Event,
     stats: RunStats,
     started: float,
+    recent: RecentChanges | None = None,
 ) -> bool:
     """One transaction per partition of the batch, concurrently. False: stopping mid-batch."""
     emitted_at = format_instant(datetime.now(UTC))
     outputs: dict[TopicPartition, BatchOutput] = {}
     for tp, records in batch.items():
-        out = outputs[tp] = BatchOutput(emitted_at=emitted_at, worker_version=__version__)
+        out = outputs[tp] = BatchOutput(emitted_at=emitted_at, worker_version=__version__, memory=recent)
         classify_records(records, rulebook, out, formats.get(tp.topic, CANONICAL))
     results = await asyncio.gather(
         *(
@@ -190,6 +226,8 @@ async def _transactional_batch(
     positions: dict[TopicPartition, int] = {}
     for (tp, records), result in zip(batch.items(), results, strict=True):
         if result.committed:
+            if recent is not None:
+                recent.merge(outputs[tp].pending, int(time.time() * 1000))  # committed: for the next batches
             _observe(metrics, outputs[tp])
             consumed += outputs[tp].consumed
             positions[tp] = records[-1].offset + 1
@@ -288,6 +326,8 @@ def _observe(metrics: ClassifierMetrics, out: BatchOutput) -> None:
         metrics.changes.inc(len(out.changes))
     if out.replies:
         metrics.replies.inc(len(out.replies))
+    for intent, count in out.suppressed.items():
+        metrics.replies_suppressed.labels(intent.value).inc(count)
     now = time.time()
     for received in out.newest_received.values():
         metrics.delay.observe(max(0.0, now - received))

@@ -1,0 +1,251 @@
+"""One confirmation per opt-out: the rule (worker.classify.confirmations) and the batch step using it."""
+
+from __future__ import annotations
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.unit.factories import FakeRecord, inbound_json
+from worker.classify.confirmations import Known, Pending, RecentChanges, decide_repeat, known_change
+from worker.classify.rules import default_rulebook
+from worker.model import Intent
+from worker.stream.batch import BatchOutput, classify_records
+
+KEY = b'["account","acme",null,null,"sms","+15550000001"]'
+SECOND = 1000
+"""Test times are milliseconds after 2026-11-24T12:00:00Z."""
+MINUTE = 60_000_000
+"""A window of one minute, in µs."""
+
+
+def at(ms: int) -> str:
+    seconds, millis = divmod(ms, 1000)
+    return f"2026-11-24T12:{seconds // 60:02d}:{seconds % 60:02d}.{millis:03d}000Z"
+
+
+def block(ms: int, eid: str = "a", mo: bool = True) -> Known:
+    return (at(ms), 1, eid, mo)
+
+
+def unblock(ms: int, eid: str = "u") -> Known:
+    return (at(ms), 0, eid, False)
+
+
+def event(change: Known) -> bytes:
+    """The change as an encoded event (what the tail reads)."""
+    source = {"topic": "in", "partition": 0, "offset": 1, "message_id": "m"} if change[3] else None
+    action = "block" if change[1] else "unblock"
+    return orjson.dumps({"event_id": change[2], "action": action, "occurred_at": change[0], "source": source})
+
+
+# -- the rule ------------------------------------------------------------------------------------
+
+
+def test_nothing_known_is_confirmed() -> None:
+    assert not decide_repeat(block(0, "own"), [], MINUTE)
+
+
+def test_a_recent_block_by_a_subscriber_is_not_confirmed_again() -> None:
+    assert decide_repeat(block(59 * SECOND, "own"), [block(0)], MINUTE)
+    assert decide_repeat(block(60 * SECOND, "own"), [block(0)], MINUTE)  # the window's end included
+
+
+def test_after_the_window_a_stop_is_confirmed_again() -> None:
+    assert not decide_repeat(block(61 * SECOND, "own"), [block(0)], MINUTE)
+
+
+def test_a_lifted_block_is_confirmed_again() -> None:
+    assert not decide_repeat(block(2 * SECOND, "own"), [block(0), unblock(SECOND)], MINUTE)
+
+
+def test_a_manual_block_was_never_confirmed_so_the_subscribers_stop_is() -> None:
+    assert not decide_repeat(block(SECOND, "own"), [block(0, mo=False)], MINUTE)
+
+
+def test_reprocessing_skips_the_messages_own_event_and_looks_at_the_one_before() -> None:
+    mine = block(SECOND, "own")
+    assert not decide_repeat(mine, [mine], MINUTE)  # the first STOP: confirmed again, same reply id
+    assert decide_repeat(mine, [mine, block(0, "first")], MINUTE)  # a second STOP: still not confirmed
+
+
+def test_a_late_stop_after_a_newer_change_is_not_confirmed() -> None:
+    assert decide_repeat(block(0, "own"), [unblock(5 * SECOND)], MINUTE)  # the START came first
+    assert decide_repeat(block(0, "own"), [block(5 * SECOND)], MINUTE)  # a later STOP came first
+
+
+@given(st.lists(st.tuples(st.integers(0, 100), st.booleans(), st.sampled_from("abc")), max_size=8))
+def test_the_decision_does_not_depend_on_arrival_order(events: list[tuple[int, bool, str]]) -> None:
+    """Tail and batch may learn of the same changes in any order: the answer is the same."""
+    changes = [(at(ms * SECOND), int(blocked), eid, blocked) for ms, blocked, eid in events]
+    mine = block(50 * SECOND, "own")
+    assert decide_repeat(mine, changes, 30 * 1_000_000) == decide_repeat(mine, changes[::-1], 30 * 1_000_000)
+
+
+# -- what the classifier remembers -----------------------------------------------------------------
+
+
+def test_recent_changes_answers_from_the_last_two_events_of_a_key_and_the_batchs_own() -> None:
+    recent = RecentChanges(60)
+    assert not recent.knows(KEY, {})
+    recent.apply_record(KEY, event(block(0)), 1)
+    assert recent.knows(KEY, {})
+    assert recent.repeated(KEY, event(block(SECOND, "own")), {})
+    recent.apply_record(KEY, event(unblock(SECOND // 2)), 2)
+    assert not recent.repeated(KEY, event(block(SECOND, "own")), {})
+    pending: Pending = {KEY: (event(block(SECOND * 3 // 4, "p")), None)}  # the batch blocked it since
+    assert recent.repeated(KEY, event(block(SECOND, "own")), pending)
+    other = KEY.replace(b'"sms"', b'"*"')
+    assert not recent.knows(other, pending)
+
+
+def test_a_record_read_twice_is_kept_once() -> None:
+    recent = RecentChanges(60)
+    recent.apply_record(KEY, event(block(0, "first")), 1)
+    recent.apply_record(KEY, event(block(SECOND, "own")), 2)
+    recent.apply_record(KEY, event(block(SECOND, "own")), 3)  # the tail's copy of the batch's own event
+    assert recent.repeated(KEY, event(block(SECOND, "own")), {})  # "first" is still the one before
+
+
+def test_malformed_records_and_tombstones_are_ignored() -> None:
+    recent = RecentChanges(60)
+    recent.apply_record(KEY, b"{", 1)
+    recent.apply_record(None, event(block(0)), 1)
+    recent.apply_record(KEY, None, 1)
+    assert not recent.repeated(KEY, event(block(SECOND, "own")), {})
+    assert not recent.repeated(KEY, b"not an event", {})
+
+
+def test_pruning_forgets_identities_written_more_than_two_windows_before_the_newest() -> None:
+    recent = RecentChanges(10)
+    recent.apply_record(b"old", event(block(0)), 0)
+    recent.apply_record(b"mid", event(block(0)), 15_000)
+    recent.apply_record(b"new", event(block(0)), 25_000)
+    recent.prune()
+    assert [key in recent for key in (b"old", b"mid", b"new")] == [False, True, True]
+
+
+def test_known_change_reads_what_the_rule_needs_and_refuses_the_rest() -> None:
+    doc = {"action": "block", "occurred_at": at(0), "event_id": "abc", "source": {}}
+    assert known_change(orjson.dumps(doc)) == (at(0), 1, "abc", True)
+    assert known_change(orjson.dumps(doc | {"source": None})) == (at(0), 1, "abc", False)
+    assert known_change(orjson.dumps(doc | {"action": "unblock"})) == (at(0), 0, "abc", False)
+    for bad in (
+        None,
+        b"",
+        b"{",
+        b"[]",
+        orjson.dumps(doc | {"action": "x"}),
+        orjson.dumps(doc | {"occurred_at": 5}),
+    ):
+        assert known_change(bad) is None
+
+
+# -- the batch step ------------------------------------------------------------------------------
+
+
+def _records(*texts_and_times: tuple[str, str], address: str = "+15550000001") -> list[FakeRecord]:
+    return [
+        FakeRecord(
+            "in", 0, i, 0, None, inbound_json(text, message_id=f"m{i}", address=address, received_at=at)
+        )
+        for i, (text, at) in enumerate(texts_and_times)
+    ]
+
+
+def _batch(records: list[FakeRecord], recent: RecentChanges | None) -> BatchOutput:
+    out = BatchOutput(emitted_at="2026-11-24T12:00:00.000000Z", worker_version="t", memory=recent)
+    classify_records(records, default_rulebook(), out)
+    return out
+
+
+def _replied(out: BatchOutput) -> list[str]:
+    return [orjson.loads(v)["in_reply_to"] for _, v in out.replies]
+
+
+def test_two_stops_in_one_batch_one_reply_two_changes() -> None:
+    out = _batch(
+        _records(("STOP", "2026-11-24T12:00:00Z"), ("stop", "2026-11-24T12:00:05Z")), RecentChanges(60)
+    )
+    assert _replied(out) == ["m0"]
+    assert len(out.changes) == 2
+    assert out.suppressed == {Intent.OPT_OUT: 1}
+
+
+def test_without_a_window_every_stop_is_confirmed() -> None:
+    out = _batch(_records(("STOP", "2026-11-24T12:00:00Z"), ("stop", "2026-11-24T12:00:05Z")), None)
+    assert _replied(out) == ["m0", "m1"]
+    assert out.suppressed == {}
+    assert out.pending == {}
+
+
+def test_stop_start_stop_in_one_batch_confirms_each() -> None:
+    out = _batch(
+        _records(
+            ("STOP", "2026-11-24T12:00:00Z"),
+            ("START", "2026-11-24T12:00:01Z"),
+            ("STOP", "2026-11-24T12:00:02Z"),
+        ),
+        RecentChanges(60),
+    )
+    assert _replied(out) == ["m0", "m1", "m2"]
+
+
+def test_a_start_of_an_address_that_is_not_blocked_is_confirmed_and_help_always() -> None:
+    out = _batch(
+        _records(("START", "2026-11-24T12:00:00Z"), ("HELP", "2026-11-24T12:00:01Z")), RecentChanges(60)
+    )
+    assert _replied(out) == ["m0", "m1"]
+
+
+def test_a_stop_after_the_window_is_confirmed_again() -> None:
+    out = _batch(
+        _records(("STOP", "2026-11-24T12:00:00Z"), ("STOP", "2026-11-24T12:00:05Z")), RecentChanges(2)
+    )
+    assert _replied(out) == ["m0", "m1"]
+
+
+def test_the_next_batch_sees_a_merged_batch_and_not_an_unmerged_one() -> None:
+    recent = RecentChanges(60)
+    first = _batch(_records(("STOP", "2026-11-24T12:00:00Z")), recent)
+    assert _replied(first) == ["m0"]
+    second = _records(("STOP", "2026-11-24T12:00:00Z"), ("STOP", "2026-11-24T12:00:09Z"))[1:]
+    assert _replied(_batch(second, recent)) == ["m1"]  # the first batch was never durable: forgotten
+    recent.merge(first.pending, 0)
+    assert _replied(_batch(second, recent)) == []
+
+
+def test_reprocessing_a_batch_whose_output_the_tail_saw_gives_no_new_reply() -> None:
+    """At-least-once: a crash after the output was acknowledged, before the commit."""
+    records = _records(("STOP", "2026-11-24T12:00:00Z"), ("STOP", "2026-11-24T12:00:05Z"))
+    recent = RecentChanges(60)
+    first = _batch(records, recent)
+    for key, value in first.changes:  # what the tail reads back from the change topic
+        recent.apply_record(key, value, 0)
+    again = _batch(records, recent)
+    assert _replied(first) == ["m0"]
+    assert set(_replied(again)) <= set(_replied(first))  # never a second, different reply
+    assert [v for _, v in again.changes] == [v for _, v in first.changes]
+
+
+def test_the_batchs_own_changes_are_noted_as_the_tail_reads_them_back() -> None:
+    """A STOP's block always; a START's unblocks only of identities already known (a block to lift)."""
+    records = _records(("STOP", "2026-11-24T12:00:00Z"), ("START", "2026-11-24T12:00:01Z"))
+    out = _batch(records, RecentChanges(60))
+    assert len(out.changes) == 9  # one block; four scopes x two categories lifted
+    block_key, block_value = out.changes[0]
+    [unblock_value] = [value for key, value in out.changes[1:] if key == block_key]
+    assert out.pending == {block_key: (unblock_value, block_value)}
+
+
+def test_a_providers_repeated_opt_out_signal_is_confirmed_once() -> None:
+    """A document with ``intent`` (a provider's own signal) takes the same rule."""
+    records = [
+        FakeRecord(
+            "in", 0, i, 0, None, inbound_json("Stop", message_id=f"m{i}", intent="opt_out", received_at=at)
+        )
+        for i, at in enumerate(("2026-11-24T12:00:00Z", "2026-11-24T12:00:07Z"))
+    ]
+    out = _batch(records, RecentChanges(60))
+    assert len(out.changes) == 2
+    assert _replied(out) == ["m0"]

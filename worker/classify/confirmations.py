@@ -1,0 +1,197 @@
+"""One confirmation per opt-out (CTIA): what the classifier must remember to not confirm a STOP twice.
+
+A subscriber who sends STOP twice gets one confirmation, not two: a STOP whose block is already
+active (the same block identity: scope, address, category) gets no reply within
+``OPTOUT_CONFIRMATION_WINDOW`` seconds of the block it repeats. The change event is still emitted
+(history records every request); only the reply is dropped (``optout_replies_suppressed_total``).
+
+**Where the knowledge lives.** In the compacted change topic, which already holds every block
+identity's latest change with its ``occurred_at``. The classifier tails it
+(:mod:`worker.stream.recent`) into :class:`RecentChanges`, a map from the change topic's *record
+key* (the block identity, byte for byte what :func:`worker.classify.decide.decide_encoded` builds)
+to that identity's last two change events, kept as the bytes read (a dict store per change: every
+classifier process reads every change, so nothing is parsed until a STOP asks about that very
+identity). Only changes of the last window matter (an older block is confirmed again anyway), so
+the map is pruned to about two windows (by the records' timestamps): its size is the rate of
+keyword MOs times the window, not the size of the blocklist. The alternatives, weighed:
+
+* the send services' :class:`~worker.sender.BlocklistView` itself: the same topic, but the whole
+  blocklist in every classifier (1.2 GB and a 40 s load at 10M blocks) and keyed by a scope tuple
+  without the category; the window's changes keyed by record key are a small fraction and need no
+  mapping from key to scope;
+* a local map only: lost on a restart or a rebalance, exactly when a subscriber's second STOP
+  (sent because the first confirmation was slow) is likeliest to be reprocessed;
+* a Postgres lookup per keyword MO: a database in the hot loop, and the projector's lag in the
+  answer;
+* the projector sending confirmations: a database transaction added to every confirmation's
+  latency, and the reply path tied to Postgres being up.
+
+Blocks the classifier emitted itself reach the map before the tail sees them: each batch collects
+its own changes in a pending overlay (``BatchOutput.pending``) that later records of the same batch
+see, merged into the map once the batch's output is durable (acknowledged, or its transaction
+committed) and dropped if it is not (an aborted transaction's blocks never happened).
+
+**The rule** (:meth:`RecentChanges.repeated`): a STOP at ``t`` is not confirmed when, among the
+changes of its block identity other than its own event,
+
+* the latest one older than it is a block made by a subscriber's message (``source`` set: not a
+  manual, import or API block, which the subscriber was never asked to confirm) at most
+  ``window`` before ``t``; or
+* one is newer than it: the STOP arrived late (after a later STOP, or after the START that lifted
+  it: a confirmation now would be stale or false), or it is being reprocessed.
+
+It depends only on the message and the changes around it, not on when it is processed, so a batch
+reprocessed after a crash decides as before: in exactly-once mode the aborted output is invisible
+(read_committed) and the state is the one before the batch; in at-least-once mode the batch's own
+changes are there, its own event is skipped, and an earlier STOP of the same block is still the
+previous version. What it costs: keyword MOs only (a dict lookup and a store per change; the
+events are parsed only when the identity is known already); chat never reaches it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+Known = tuple[str, int, str, bool]
+"""A change event as the rule reads it: ``(occurred_at, 1 for a block else 0, event_id, mo_block)``.
+
+Compared as a tuple, its first three fields are :func:`worker.events.ordering.version`, the
+last-writer-wins order (``occurred_at`` is canonical UTC text, so text order is time order); equal
+means the same event, as ``mo_block`` (a block made by a subscriber's message, ``source`` set: the
+kind a confirmation answered) follows from the event."""
+
+Pending = dict[bytes, tuple[bytes, bytes | None]]
+"""A batch's own change events per block key: the last two, encoded."""
+
+
+def micros_of(occurred_at: str) -> int:
+    """A canonical RFC 3339 timestamp as microseconds since the epoch."""
+    return (datetime.fromisoformat(occurred_at) - _EPOCH) // _MICROSECOND
+
+
+def remember(pending: Pending, key: bytes, value: bytes) -> None:
+    """Note one of the batch's own change events (the last two per key are kept)."""
+    before = pending.get(key)
+    pending[key] = (value, None if before is None else before[0])
+
+
+class RecentChanges:
+    """Per block identity (change-topic record key), its last two change events of about the last
+    two windows; see the module docstring. Pure: the tail and the batch step feed it."""
+
+    def __init__(self, window_seconds: int) -> None:
+        if window_seconds <= 0:
+            raise ValueError("a confirmation window of 0 means no memory: do not build one")
+        self.window = window_seconds * 1_000_000
+        self._entries: dict[bytes, tuple[bytes, bytes | None, int]] = {}
+        """key -> (last event, the one before, the last one's record timestamp in ms)."""
+        self._newest = 0
+        """The newest record timestamp seen (ms): pruning follows the data's time, not the clock."""
+        self._prune_at = _PRUNE_MIN
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self._entries
+
+    def apply_record(self, key: bytes | None, value: bytes | None, timestamp_ms: int) -> None:
+        """A change-topic record (its key, value and timestamp), as the tail reads it: stored, not
+        parsed; a record read twice (the batch's own event, then the tail's copy) is kept once."""
+        if not key or not value:
+            return
+        entries = self._entries
+        before = entries.get(key)
+        if before is None:
+            entries[key] = (value, None, timestamp_ms)
+        elif before[0] != value:
+            entries[key] = (value, before[0], timestamp_ms)
+        if timestamp_ms > self._newest:
+            self._newest = timestamp_ms
+        if len(entries) >= self._prune_at:
+            self.prune()
+
+    def merge(self, pending: Pending, timestamp_ms: int) -> None:
+        """A durable batch's own change events (its pending overlay) into the map."""
+        for key, (latest, previous) in pending.items():
+            if previous is not None:
+                self.apply_record(key, previous, timestamp_ms)
+            self.apply_record(key, latest, timestamp_ms)
+
+    def prune(self) -> None:
+        """Forget identities whose last change was written more than two windows before the newest
+        one; then wait until the map has doubled before looking again (amortized O(1))."""
+        horizon = self._newest - 2 * self.window // 1000
+        entries = self._entries
+        for key in [k for k, (_, _, written) in entries.items() if written < horizon]:
+            del entries[key]
+        self._prune_at = max(_PRUNE_MIN, 2 * len(entries))
+
+    def knows(self, key: bytes, pending: Pending) -> bool:
+        """Whether anything is known of ``key``: when not (nearly always), nothing needs parsing."""
+        return key in pending or key in self._entries
+
+    def repeated(self, key: bytes, own: bytes, pending: Pending) -> bool:
+        """Whether the opt-out whose encoded change event is ``own`` repeats a known block (no
+        confirmation). ``pending``: the batch's own changes so far, not yet in the map."""
+        mine = known_change(own)
+        if mine is None:
+            return False
+        values: list[bytes | None] = []
+        if key in pending:
+            values.extend(pending[key])
+        stored = self._entries.get(key)
+        if stored is not None:
+            values.extend(stored[:2])
+        return decide_repeat(mine, _parsed(values), self.window)
+
+
+def decide_repeat(own: Known, others: Iterable[Known], window_micros: int) -> bool:
+    """The rule, on parsed changes: not confirmed if a change newer than ``own`` is known, or if
+    the latest older one is a subscriber's block at most ``window_micros`` before it."""
+    before: Known | None = None
+    for change in others:
+        if change == own:
+            continue  # its own event, read back: reprocessing
+        if change > own:
+            return True  # a newer change exists: a late or reprocessed STOP
+        if before is None or change > before:
+            before = change
+    if before is None or not (before[1] and before[3]):
+        return False
+    return micros_of(own[0]) - micros_of(before[0]) <= window_micros
+
+
+def _parsed(values: Iterable[bytes | None]) -> Iterable[Known]:
+    for value in values:
+        change = known_change(value)
+        if change is not None:
+            yield change
+
+
+#: Below this many identities the map is never pruned (a prune walks the whole map).
+_PRUNE_MIN = 65_536
+
+
+def known_change(value: bytes | None) -> Known | None:
+    """The parts of an encoded change event the rule needs, or None if it is not one (the
+    projector dead-letters malformed events; here they are only ignored)."""
+    if not value:
+        return None
+    try:
+        doc: Any = orjson.loads(value)
+        action, occurred_at, event_id = doc["action"], doc["occurred_at"], doc["event_id"]
+        if action not in ("block", "unblock") or type(event_id) is not str:
+            return None
+        micros_of(occurred_at)  # a timestamp, or ValueError/TypeError
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+    blocked = action == "block"
+    return (occurred_at, 1 if blocked else 0, event_id, blocked and doc.get("source") is not None)

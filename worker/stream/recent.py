@@ -1,0 +1,200 @@
+"""The classifier's tail of the change topic: what :mod:`worker.classify.confirmations` remembers.
+
+A plain assigned consumer (no group, no commits, ``read_committed`` like every reader of the
+classifier's output), started at the offsets of about two confirmation windows ago
+(``offsets_for_times``: Apache Kafka answers it; Tansu answers offset 0, so there the whole
+compacted topic is read, which is slower but just as right: reading earlier than needed never
+loses a change), applying every change event to :class:`RecentChanges` in the background.
+
+The classifier waits for the tail to be current (:meth:`RecentTail.catch_up`: everything on the
+topic when it was called applied) before its first batch and before the first batch after each
+rebalance, so a repeated STOP processed right after a restart or a partition move sees the block
+the previous owner emitted. A tail that cannot catch up within a bounded time logs one line and
+the classifier goes on: the cost is a possible second confirmation, never a lost block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+
+from worker.classify.confirmations import RecentChanges
+from worker.config import Settings
+from worker.heartbeat import HEARTBEAT
+from worker.sender.view import topic_partitions
+from worker.stream.kafka import make_consumer
+
+log = logging.getLogger("optout.classifier")
+
+#: Longest wait for the tail to be current before a batch (at start, after a rebalance).
+CATCH_UP_SECONDS = 60.0
+#: Longest attempt to connect to the change topic and position on it, before trying again.
+_OPEN_SECONDS = 30.0
+
+
+def _failure(attempt: asyncio.Future[Any]) -> str:
+    """Why an attempt to open the tail failed, in one line (the kind first, for the warning's dedup)."""
+    if attempt.cancelled():
+        return "TimeoutError: no answer from Kafka"
+    exc = attempt.exception()
+    if exc is None:
+        return ""
+    if isinstance(exc, TimeoutError):  # topic_partitions: the topic is not (yet) there
+        return f"TimeoutError: {exc or 'no answer from Kafka'} (run `optout topics`?)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class RecentTail:
+    """Use :meth:`open`; :attr:`recent` is read by the batch step between awaits."""
+
+    def __init__(self, consumer: Any, recent: RecentChanges, positions: dict[TopicPartition, int]) -> None:
+        self.recent = recent
+        self._consumer = consumer
+        self._positions = positions
+        self._task: asyncio.Task[None] | None = None
+        self.needs_catch_up = True
+        """Set at start and by every assignment: catch up before classifying the next batch."""
+
+    @classmethod
+    async def open(cls, settings: Settings, stop: asyncio.Event) -> RecentTail | None:
+        """Start tailing ``settings.topic_changes``; None if ``stop`` was set first.
+
+        Each attempt (connect, find the partitions, seek) is bounded and raced against ``stop``:
+        an unreachable or half-open broker, or a topic not created yet, is waited out like any
+        outage (one warning line per kind of failure), and SIGTERM still stops the classifier.
+        """
+        warned: set[str] = set()
+        while not stop.is_set():
+            consumer = make_consumer(settings, None)
+            attempt = asyncio.ensure_future(cls._position(consumer, settings))
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait(
+                {attempt, stopping}, timeout=_OPEN_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            stopping.cancel()
+            if attempt.done() and attempt.exception() is None:
+                return cls(consumer, RecentChanges(settings.confirmation_window), attempt.result())._started()
+            attempt.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await attempt
+            failure = _failure(attempt)
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            if failure and failure.split(":")[0] not in warned:
+                warned.add(failure.split(":")[0])
+                log.warning(
+                    "change topic tail (one confirmation per opt-out) not started: %s; retrying", failure
+                )
+            if not stop.is_set():
+                await asyncio.sleep(1.0)
+        return None
+
+    @staticmethod
+    async def _position(consumer: Any, settings: Settings) -> dict[TopicPartition, int]:
+        """Connect, assign every partition of the change topic and seek to about two windows ago."""
+        topic = settings.topic_changes
+        await consumer.start()
+        partitions = await topic_partitions(consumer, topic, _OPEN_SECONDS / 2)
+        consumer.assign(partitions)
+        since_ms = int((time.time() - 2 * settings.confirmation_window) * 1000)
+        try:
+            found = await consumer.offsets_for_times(dict.fromkeys(partitions, since_ms))
+        except KafkaError as exc:
+            log.info("change topic tail: no offsets by time (%s); reading %s from the beginning", exc, topic)
+            found = {}
+        positions: dict[TopicPartition, int] = {}
+        for tp in partitions:
+            hit = found.get(tp)
+            if tp not in found:
+                await consumer.seek_to_beginning(tp)
+            elif hit is None:  # nothing newer than the horizon
+                await consumer.seek_to_end(tp)
+            else:
+                consumer.seek(tp, hit.offset)
+            positions[tp] = await consumer.position(tp)
+        return positions
+
+    def _started(self) -> RecentTail:
+        self._task = asyncio.create_task(self._run(), name="optout-change-tail")
+        log.info(
+            "one confirmation per opt-out within %d s (OPTOUT_CONFIRMATION_WINDOW): tailing %s from %s",
+            self.recent.window // 1_000_000,
+            next(iter(self._positions)).topic if self._positions else "-",
+            ", ".join(f"[{tp.partition}] {o}" for tp, o in sorted(self._positions.items())),
+        )
+        return self
+
+    async def catch_up(self, stop: asyncio.Event, seconds: float = CATCH_UP_SECONDS) -> bool:
+        """Wait until every change on the topic when called has been applied; False after
+        ``seconds`` (one log line) or when stopping.
+
+        The high watermark comes from fetch responses (``end_offsets()`` is wrong on Tansu), so a
+        fresh one needs a fetch *sent* after this call: wait for two more responses per partition
+        (the first may have been in flight), then for the tail to reach the second one's
+        watermark. The same algorithm as :meth:`worker.sender.BlocklistView.wait_current`.
+        """
+        self.needs_catch_up = False
+        started = time.monotonic()
+        consumer = self._consumer
+        called_ms = time.time() * 1000
+        seen: dict[TopicPartition, float] = {}
+        targets: dict[TopicPartition, int] = {}
+        while not stop.is_set():
+            for tp in self._positions:
+                polled = consumer.last_poll_timestamp(tp) if tp not in targets else None
+                if polled is None:
+                    continue
+                if tp not in seen:
+                    if polled > called_ms:
+                        seen[tp] = polled
+                elif polled > seen[tp]:
+                    targets[tp] = consumer.highwater(tp) or 0
+            if len(targets) == len(self._positions) and all(
+                self._positions[tp] >= end for tp, end in targets.items()
+            ):
+                return True
+            if time.monotonic() - started > seconds:
+                log.warning(
+                    "change topic tail not current after %.0f s (%d changes known); going on: a repeated "
+                    "opt-out until it is may be confirmed twice",
+                    seconds, len(self.recent),
+                )  # fmt: skip
+                return False
+            HEARTBEAT.tick()
+            await asyncio.sleep(0.01)
+        return False
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    async def _run(self) -> None:
+        consumer, apply, positions = self._consumer, self.recent.apply_record, self._positions
+        failing = False
+        while True:
+            try:
+                batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
+            except KafkaError as exc:
+                if not failing:
+                    log.warning(
+                        "change topic tail cannot fetch (repeated opt-outs may be confirmed): %s", exc
+                    )
+                failing = True
+                await asyncio.sleep(1.0)
+                continue
+            if failing:
+                log.info("change topic tail fetching again")
+                failing = False
+            for tp, records in batch.items():
+                for record in records:
+                    apply(record.key, record.value, record.timestamp)
+                positions[tp] = records[-1].offset + 1
