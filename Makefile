@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # 4.x from Maven Central jars; needs java, and mvn until the jars are cached).
 BROKER ?= tansu
 
-.PHONY: run test test-unit test-integration test-kafka browser lint bench bench-classifier bench-classify eval clean chaos promtool
+.PHONY: run test test-unit test-integration test-kafka browser lint bench bench-classifier bench-classify bench-webhooks eval clean chaos promtool
 
 $(STAMP): pyproject.toml worker/stream/_murmur2.c
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,10 @@ bench-snapshot: $(STAMP)
 ## bench-propagation: STOP on the inbound topic -> seen by a live BlocklistView, under load
 bench-propagation: $(STAMP)
 	$(BIN)/python -m bench.propagation $(BENCH_ARGS)
+
+## bench-webhooks: the webhook dispatcher's signed deliveries per second to one local endpoint
+bench-webhooks: $(STAMP)
+	$(BIN)/python -m bench.webhooks $(BENCH_ARGS)
 
 ## bench-classify: micro-benchmark of the classification function (ns per message, median and p99)
 bench-classify: $(STAMP)

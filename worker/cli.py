@@ -41,6 +41,7 @@ _KAFKA, _TOPICS, _PG, _HTTP = (
 )
 _SNAP, _RULES, _BATCH, _LOGS = "snapshots", "classification", "batching", "logs and local state"
 _API = "HTTP API (optout api)"
+_WEBHOOKS = "webhooks"
 _SHOWN: dict[str, tuple[str, ...] | None] = {
     "classifier": (_KAFKA, _TOPICS, _RULES, _HTTP, _BATCH, _LOGS),
     "projector": (_KAFKA, _TOPICS, _PG, _HTTP, _SNAP, _BATCH, _LOGS),
@@ -59,6 +60,9 @@ _SHOWN: dict[str, tuple[str, ...] | None] = {
     "api": (_KAFKA, _TOPICS, _PG, _API, _RULES, _LOGS),
     "token": (_PG, _LOGS),
     "link": ("opt-out links", _LOGS),
+    # --topic-changes is accepted but not listed: the topics group would take it past 130 lines.
+    "dispatcher": (_KAFKA, _PG, _HTTP, _WEBHOOKS, _BATCH, _LOGS),
+    "webhook": (_PG, _LOGS),
 }
 
 _EPILOG = (
@@ -156,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     _manual_commands(command)
     _api_commands(command)
     _link_command(command)
+    _webhook_commands(command)
     for name, sub in subs.items():
         # The usage line shows the command's own arguments; the settings are one [SETTINGS].
         own = sub.format_usage().removeprefix("usage: ").replace(" [-h]", "").strip()
@@ -264,6 +269,36 @@ def _link_command(command: Callable[[str, str], argparse.ArgumentParser]) -> Non
     sub.add_argument("--base-url", metavar="URL", help="instead of OPTOUT_LINK_BASE_URL")
 
 
+def _webhook_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """``optout dispatcher`` and ``optout webhook add|list|remove`` (:mod:`worker.webhooks`)."""
+    sub = command(
+        "dispatcher", "run the webhook dispatcher: change topic -> signed requests to the accounts' endpoints"
+    )
+    sub.add_argument("--burst", action="store_true", help="exit once the input is drained and idle")
+    hook = command(
+        "webhook",
+        "add, list or remove an account's webhook endpoints (in Postgres; an endpoint gets the changes "
+        "emitted after it was added; a removal takes effect within OPTOUT_WEBHOOK_REFRESH seconds)",
+    )
+    hook.usage = "%(prog)s add|list|remove [ID] [--account A] [--url URL] [--secret S] [--category C]"
+    hook.add_argument("action", choices=("add", "list", "remove"), metavar="add|list|remove")
+    hook.add_argument("id", nargs="?", type=int, metavar="ID", help="remove: the endpoint's id")
+    hook.add_argument("--account", metavar="A", help="add: required; list, remove: only this account's")
+    hook.add_argument("--url", metavar="URL", help="add: https:// (http:// only to localhost or 127.0.0.1)")
+    hook.add_argument(
+        "--secret", metavar="S", help="add: the signing secret (default: a new one, printed once)"
+    )
+    hook.add_argument(
+        "--category",
+        action="append",
+        default=[],
+        choices=("all", "marketing"),
+        metavar="C",
+        help="add: only changes of blocks of this category (all, marketing; repeatable); default every",
+    )
+    hook.add_argument("--disabled", action="store_true", help="list: removed endpoints too")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if isinstance(v, str)}
@@ -292,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 #: Commands that run until stopped and retry outages; the others are one-shot and exit on one.
-_WORKERS = frozenset({"classifier", "projector", "dev", "api"})
+_WORKERS = frozenset({"classifier", "projector", "dev", "api", "dispatcher"})
 
 
 def _configure_logging(level: str, fmt: str, one_shot: bool = False) -> None:
@@ -757,6 +792,27 @@ def cmd_link(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dispatcher(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.constants import METRICS_PORT_DISPATCHER
+    from worker.webhooks.dispatcher import run_dispatcher
+
+    _check_kafka_tls(settings)
+    url = database_url(settings)
+    return _serve(
+        settings,
+        METRICS_PORT_DISPATCHER,
+        lambda registry, stop: run_dispatcher(settings, url, burst=args.burst, registry=registry, stop=stop),
+        services=(KAFKA, POSTGRES),
+        role="dispatcher",
+    )
+
+
+def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.webhooks.admin import run_webhook
+
+    return run_webhook(database_url(settings), args)
+
+
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "classifier": cmd_classifier,
     "projector": cmd_projector,
@@ -775,4 +831,6 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "api": cmd_api,
     "token": cmd_token,
     "link": cmd_link,
+    "dispatcher": cmd_dispatcher,
+    "webhook": cmd_webhook,
 }

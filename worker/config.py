@@ -253,7 +253,7 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds during which a repeated opt-out of an active block gets no second confirmation "
             "(CTIA: one confirmation); 0: confirm every opt-out"),
     Setting("metrics_port", "OPTOUT_METRICS_PORT", "", lambda v: _port(v) if v else None,
-            "port of /metrics; 0 picks a free one; empty: 9464 classifier, 9465 projector"),
+            "port of /metrics; 0 picks a free one; empty: 9464 classifier, 9465 projector, 9466 dispatcher"),
     Setting("metrics_host", "OPTOUT_METRICS_HOST", "0.0.0.0", str,
             "address the HTTP server binds (/metrics, /livez, /readyz and the projector's /snapshots); "
             "127.0.0.1: this machine only"),
@@ -308,6 +308,23 @@ SETTINGS: tuple[Setting, ...] = (
             "requests per second each API token may make, per api process"),
     Setting("api_burst", "OPTOUT_API_BURST", "100", _positive,
             "requests an API token may make at once before OPTOUT_API_RATE applies"),
+    Setting("webhook_group_id", "OPTOUT_WEBHOOK_GROUP_ID", constants.GROUP_WEBHOOKS, _group,
+            "webhook dispatcher consumer group"),
+    Setting("topic_webhook_dead_letter", "OPTOUT_TOPIC_WEBHOOK_DEAD_LETTER",
+            constants.TOPIC_WEBHOOK_DEAD_LETTER, _topic,
+            "topic of webhook deliveries given up"),
+    Setting("webhook_max_attempts", "OPTOUT_WEBHOOK_MAX_ATTEMPTS", "8", _positive,
+            "attempts before a delivery is dead-lettered"),
+    Setting("webhook_timeout_ms", "OPTOUT_WEBHOOK_TIMEOUT_MS", "10000", _positive,
+            "longest webhook request, in ms"),
+    Setting("webhook_retry_initial_ms", "OPTOUT_WEBHOOK_RETRY_INITIAL_MS", "1000", _positive,
+            "first retry's longest wait (doubles, full jitter), ms"),
+    Setting("webhook_retry_max_ms", "OPTOUT_WEBHOOK_RETRY_MAX_MS", "60000", _positive,
+            "longest retry wait, in ms"),
+    Setting("webhook_concurrency", "OPTOUT_WEBHOOK_CONCURRENCY", "32", _positive,
+            "webhook requests in flight at once"),
+    Setting("webhook_refresh", "OPTOUT_WEBHOOK_REFRESH", "30", _positive,
+            "most seconds between endpoint reloads (a removal takes effect within it)"),
     Setting("log_level", "OPTOUT_LOG_LEVEL", "INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"),
             "log level"),
     Setting("log_format", "OPTOUT_LOG_FORMAT", "text", _choice("text", "json"),
@@ -362,6 +379,14 @@ class Settings:
     api_port: int
     api_rate: float
     api_burst: int
+    webhook_group_id: str
+    topic_webhook_dead_letter: str
+    webhook_max_attempts: int
+    webhook_timeout_ms: int
+    webhook_retry_initial_ms: int
+    webhook_retry_max_ms: int
+    webhook_concurrency: int
+    webhook_refresh: int
     log_level: str
     log_format: str
     link_secret: str
@@ -414,6 +439,16 @@ class Settings:
             self.topic_dead_letter,
             self.topic_review,
         ]
+        if self.topic_webhook_dead_letter in [*names, *(t for t, _ in self.input_formats)]:
+            raise ConfigError(
+                f"OPTOUT_TOPIC_WEBHOOK_DEAD_LETTER={self.topic_webhook_dead_letter}: "
+                "must differ from the other topics"
+            )
+        if self.webhook_retry_initial_ms > self.webhook_retry_max_ms:
+            raise ConfigError(
+                f"OPTOUT_WEBHOOK_RETRY_INITIAL_MS={self.webhook_retry_initial_ms} is above "
+                f"OPTOUT_WEBHOOK_RETRY_MAX_MS={self.webhook_retry_max_ms}"
+            )
         if len(set(names)) != len(names):
             raise ConfigError(f"the five topics must be different, got {', '.join(names)}")
         for topic, fmt in self.input_formats:
@@ -484,6 +519,7 @@ class Settings:
 #: first match wins, and a setting no prefix matches goes to "other settings".
 HELP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Kafka", ("KAFKA_",)),
+    ("webhooks", ("WEBHOOK_", "TOPIC_WEBHOOK_")),
     (
         "topics and consumer groups",
         ("TOPIC_", "INPUT_", "GROUP_ID", "PROJECTOR_GROUP_ID", "PARTITIONS", "REPLICATION_"),

@@ -16,10 +16,14 @@ TOPIC_REVIEW: Final = "optout.review"
 
 GROUP_CLASSIFIER: Final = "optout-classifier"
 GROUP_PROJECTOR: Final = "optout-projector"
+#: The webhook dispatcher: its consumer group on the change topic, and where it gives up deliveries.
+GROUP_WEBHOOKS: Final = "optout-webhooks"
+TOPIC_WEBHOOK_DEAD_LETTER: Final = "optout.webhooks.dlq"
 
 KAFKA_BOOTSTRAP: Final = "127.0.0.1:9092"
 METRICS_PORT_CLASSIFIER: Final = 9464
 METRICS_PORT_PROJECTOR: Final = 9465
+METRICS_PORT_DISPATCHER: Final = 9466
 #: The API's own port serves /v1 (OPTOUT_API_PORT); its metrics and /livez are here, like the workers'.
 METRICS_PORT_API: Final = 9467
 DATA_DIR: Final = ".optout"

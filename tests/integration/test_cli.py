@@ -54,14 +54,15 @@ async def test_topics_is_idempotent_and_creates_a_compacted_change_topic(
         "OPTOUT_TOPIC_REPLIES": f"replies.{group_suffix}",
         "OPTOUT_TOPIC_DEAD_LETTER": f"dlq.{group_suffix}",
         "OPTOUT_TOPIC_REVIEW": f"review.{group_suffix}",
+        "OPTOUT_TOPIC_WEBHOOK_DEAD_LETTER": f"webhooks.dlq.{group_suffix}",
         "OPTOUT_PARTITIONS": "3",
     }
     first = optout("topics", env=env)
     second = optout("topics", env=env)
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
-    assert first.stdout.decode().count("created") == 5
-    assert second.stdout.decode().count("exists") == 5
+    assert first.stdout.decode().count("created") == 6  # the webhook dead-letter topic too
+    assert second.stdout.decode().count("exists") == 6
     assert f"changes.{group_suffix} (cleanup.policy=compact)" in second.stdout.decode()
 
 

@@ -203,3 +203,20 @@ def test_import_worker_sender_loads_no_server_or_driver_and_stays_small() -> Non
 def test_import_worker_classify_loads_no_io_library() -> None:
     _, loaded = _fresh_import("worker.classify")
     assert [name for name in loaded if _under(name, NOT_IN_PURE_CLASSIFY)] == []
+
+
+#: The webhook modules without I/O: a receiver imports the signature check alone (standard library
+#: only), and the dispatcher's decisions are testable without HTTP, Kafka or Postgres.
+PURE_WEBHOOKS = ("worker.webhooks.signature", "worker.webhooks.endpoints", "worker.webhooks.plan")
+
+
+@pytest.mark.parametrize("module", PURE_WEBHOOKS)
+def test_the_pure_webhook_modules_import_no_io(module: str) -> None:
+    assert _offenders(module, (*SERVERS_AND_DRIVERS, "aiokafka", "httpx")) == []
+    assert [name for name in closure(module)[0] if _under(name, IO_PACKAGES)] == []
+
+
+def test_the_signature_check_needs_only_the_standard_library() -> None:
+    worker, other = closure("worker.webhooks.signature")
+    assert worker == {"worker", "worker.webhooks", "worker.webhooks.signature"}
+    assert {name.partition(".")[0] for name in other} <= set(sys.stdlib_module_names) | {"__future__"}

@@ -24,6 +24,7 @@ REVIEW = "review-request.v1.json"
 IMPORT = "blocklist-import.v1.json"
 MANIFEST = "snapshot-manifest.v1.json"
 SNAPSHOT_ENTRY = "snapshot-entry.v1.json"
+WEBHOOK_DEAD_LETTER = "webhook-dead-letter.v1.json"
 
 
 def load(name: str) -> dict[str, Any]:

@@ -182,6 +182,47 @@ class ProjectorMetrics(_Common):
         )
 
 
+#: Webhook request durations: a receiver answers in milliseconds to seconds (the timeout is 10 s).
+_WEBHOOK_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class DispatcherMetrics(_Common):
+    """The webhook dispatcher's series; ``endpoint`` is the endpoint's id, never its URL (which can
+    carry a receiver's token, and would make a series per URL change)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(registry)
+        self.consumed = Counter("optout_changes_consumed_total", "Change events consumed.", registry=registry)
+        self.deliveries = Counter(
+            "optout_webhook_deliveries_total",
+            "Webhook deliveries finished, by endpoint and outcome (delivered or dead_lettered).",
+            ["endpoint", "outcome"],
+            registry=registry,
+        )
+        self.failed_attempts = Counter(
+            "optout_webhook_failed_attempts_total",
+            "Webhook requests that failed, by endpoint and kind (timeout, connection, http_4xx, http_5xx).",
+            ["endpoint", "kind"],
+            registry=registry,
+        )
+        self.webhook_retries = Counter(
+            "optout_webhook_retries_total",
+            "Webhook requests retried after a failure, by endpoint.",
+            ["endpoint"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "optout_webhook_request_duration_seconds",
+            "Duration of webhook requests (to the response status), by endpoint, failures included.",
+            ["endpoint"],
+            buckets=_WEBHOOK_SECONDS,
+            registry=registry,
+        )
+        self.endpoints = Gauge(
+            "optout_webhook_endpoints", "Webhook endpoints enabled, as last loaded.", registry=registry
+        )
+
+
 def register_process_metrics(registry: CollectorRegistry, role: str) -> None:
     """What every process exposes besides its own counters: ``optout_build_info`` (always 1; its
     labels say which version and role run, and its absence that none does: the

@@ -191,6 +191,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.topic_replies, parts, rf),
         NewTopic(settings.topic_dead_letter, parts, rf),
         NewTopic(settings.topic_review, parts, rf),
+        NewTopic(settings.topic_webhook_dead_letter, parts, rf),
         *(NewTopic(topic, parts, rf) for topic, _ in settings.input_formats),
     ]
 

@@ -26,16 +26,11 @@ from worker import constants
 from worker.cli import build_parser
 from worker.config import SETTINGS, Setting
 
-NOT_YET_COMMANDS: frozenset[str] = frozenset({"dispatcher"})
+NOT_YET_COMMANDS: frozenset[str] = frozenset()
 NOT_YET_SETTINGS: frozenset[str] = frozenset()
-NOT_YET_METRICS: frozenset[str] = frozenset(
-    {
-        "optout_webhook_deliveries_total",  # labels: endpoint, outcome (delivered, dead_lettered)
-        "optout_webhook_failed_attempts_total",  # labels: endpoint, kind
-    }
-)
-NOT_YET_ROLES: frozenset[str] = frozenset({"dispatcher"})  # optout_build_info{role=...}
-NOT_YET_EXTRAS: frozenset[str] = frozenset({"webhooks"})  # extras the Dockerfile installs
+NOT_YET_METRICS: frozenset[str] = frozenset()
+NOT_YET_ROLES: frozenset[str] = frozenset()  # optout_build_info{role=...}
+NOT_YET_EXTRAS: frozenset[str] = frozenset()  # extras the Dockerfile installs
 
 #: The HTTP API's port in deploy/compose: OPTOUT_API_PORT's default must be this (the api engineer's
 #: default; the lead reconciles them at merge).
