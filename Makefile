@@ -101,7 +101,8 @@ eval: $(STAMP)
 clean:
 	rm -rf $(VENV) .optout .pytest_cache .mypy_cache .ruff_cache
 
-## chaos: the long fault run (200k MOs, SIGKILL/SIGSTOP, rebalances, Postgres restarts and outages): table + JSON
+## chaos: the long fault run (200k MOs, SIGKILL/SIGSTOP, rebalances, Postgres and network faults, broker restarts on Kafka): table + JSON
+##        CHAOS_ARGS="--broker kafka" for Apache Kafka, "--quick" for a 20,000-MO run
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
