@@ -82,11 +82,11 @@ def _links(store: Store, producer: AIOKafkaProducer, settings: Settings) -> APIR
     """``/u/{token}`` (:mod:`worker.api.links`) on this app's store and producer: a confirmed link is
     produced with acknowledgement, like the API's own blocks."""
     from worker.api.links import links_router
-    from worker.ops.manual import _send
+    from worker.ops.manual import send_acknowledged
     from worker.stream.produce import Record
 
     async def send(records: list[Record]) -> None:
-        await _send(producer, records, settings)
+        await send_acknowledged(producer, records, settings)
 
     return links_router(settings.link_signing_secret(), store, send, settings.topic_changes)
 

@@ -172,7 +172,7 @@ def create_links_app(
 ) -> FastAPI:
     """A standalone app serving only ``/u/{token}`` (development and tests; the API app mounts
     :func:`links_router` itself). The secret is checked here, before anything connects."""
-    from worker.ops.manual import _send, open_producer
+    from worker.ops.manual import open_producer, send_acknowledged
 
     secret = settings.link_signing_secret()
 
@@ -183,7 +183,7 @@ def create_links_app(
             async with await Store.connect(database_url, min_size=1, max_size=4) as store:
 
                 async def send(records: list[Record]) -> None:
-                    await _send(producer, records, settings)
+                    await send_acknowledged(producer, records, settings)
 
                 app.include_router(links_router(secret, store, send, settings.topic_changes, clock=clock))
                 yield

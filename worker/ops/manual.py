@@ -130,7 +130,7 @@ def run_block(settings: Settings, change: ManualChange, occurred_at: str, dry_ru
 async def _produce_one(settings: Settings, key: bytes, value: bytes) -> None:
     producer, _ = await open_producer(settings, None)
     try:
-        await _send(producer, [(settings.topic_changes, key, value)], settings)
+        await send_acknowledged(producer, [(settings.topic_changes, key, value)], settings)
     finally:
         await producer.stop()
 
@@ -175,7 +175,7 @@ async def open_producer(
     return producer, transactional
 
 
-async def _send(producer: AIOKafkaProducer, records: list[Record], settings: Settings) -> None:
+async def send_acknowledged(producer: AIOKafkaProducer, records: list[Record], settings: Settings) -> None:
     """Send and wait for every acknowledgement; a failure is one line (refused for good, or down)."""
     from worker.stream.loop import REFUSED_FOR_GOOD
     from worker.stream.produce import send_batches
@@ -300,7 +300,7 @@ async def _import(settings: Settings, plan: ImportPlan, dry_run: bool, progress:
     try:
         if result.transactional:
             await producer.begin_transaction()
-        send = lambda records: _send(producer, records, settings)  # noqa: E731
+        send = lambda records: send_acknowledged(producer, records, settings)  # noqa: E731
         await _read_and_send(settings, plan, send, result, progress)
         if result.transactional:
             await producer.commit_transaction()
