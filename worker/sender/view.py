@@ -329,7 +329,7 @@ class BlocklistView:
                 # record for them, so under an exactly-once classifier (Apache Kafka) the offsets of
                 # the records alone stop one short of the high watermark and the view never counted
                 # as current.
-                consumed = _consumed_position(consumer, tp)
+                consumed = consumed_position(consumer, tp)
                 if consumed is not None and consumed > positions[tp]:
                     positions[tp] = consumed
             if skipped:
@@ -374,7 +374,7 @@ class BlocklistView:
         return True
 
 
-def _consumed_position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+def consumed_position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
     """The consumer's position in ``tp`` (the offset after everything its fetches returned or
     skipped: records, transaction markers, aborted batches), without waiting; None while it has none
     (just sought, being reset). ``consumer.position()`` would wait for a reset; this reads the same
