@@ -154,7 +154,7 @@ class RecentTail:
                     if polled > called_ms:
                         seen[tp] = polled
                 elif polled > seen[tp]:
-                    targets[tp] = consumer.highwater(tp) or 0
+                    targets[tp] = _readable_end(consumer, tp)
             if len(targets) == len(self._positions) and all(
                 self._positions[tp] >= end for tp, end in targets.items()
             ):
@@ -205,3 +205,16 @@ class RecentTail:
                 consumed = consumed_position(consumer, tp)
                 if consumed is not None and consumed > positions[tp]:
                     positions[tp] = consumed
+
+
+def _readable_end(consumer: Any, tp: TopicPartition) -> int:
+    """Where a read_committed reader of ``tp`` can get to now: the last stable offset. Not the high
+    watermark: an open transaction (a classifier killed mid-batch, whose successor has not fenced
+    it yet; that happens after this wait) holds the last stable offset below it until aborted, and
+    catch_up() waited 60 s for records no read_committed reader can see. Its changes are aborted and
+    produced again anyway. Where the broker gives none (read_uncommitted: -1; older brokers: None),
+    the high watermark."""
+    stable = consumer.last_stable_offset(tp)
+    if stable is None or stable < 0:
+        return int(consumer.highwater(tp) or 0)
+    return int(stable)
