@@ -174,8 +174,15 @@ async def detect_features(
 
 
 def update_lag(consumer: Any, metrics: _Common, positions: dict[TopicPartition, int]) -> None:
-    """Lag from the fetch responses' high watermark: no extra broker round trip per batch."""
+    """Lag from the fetch responses' high watermark: no extra broker round trip per batch.
+
+    Only for partitions still assigned: a rebalance while the batch was produced may have taken
+    some away, and aiokafka's ``highwater()`` asserts on those (found by the broker-fault chaos test:
+    the exactly-once classifier exited 1 after a half-open link to Apache Kafka)."""
+    assigned = consumer.assignment()
     for tp, position in positions.items():
+        if tp not in assigned:
+            continue  # revoked meanwhile: the new owner reports its lag
         highwater = consumer.highwater(tp)
         if highwater is not None:
             metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))

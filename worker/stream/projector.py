@@ -104,7 +104,11 @@ async def run_projector(
         recreated topic that has already grown past every stored offset goes unnoticed."""
         replayed.clear()  # a new poll: only the batch it returned can predate a seek made now
         untrusted: list[str] = []
+        assigned_now = consumer.assignment()
         for tp, offset in list(unverified.items()):
+            if tp not in assigned_now:  # revoked meanwhile (highwater() asserts): its owner checks it
+                del unverified[tp]
+                continue
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
