@@ -241,7 +241,8 @@ async def _first_uncommitted_record(broker: str, topic: str, process: asyncio.su
             ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        while process.returncode is None and not await consumer.getmany(timeout_ms=50, max_records=1):
-            pass
+        while process.returncode is None:  # until the import's first record is readable
+            if await consumer.getmany(timeout_ms=50, max_records=1):
+                break
     finally:
         await consumer.stop()
