@@ -198,7 +198,9 @@ class Cluster:
             return None
 
     def sample_rss(self) -> None:
-        for name, process in self.workers.items():
+        # A copy: workers are stopped and restarted from threads (stop(), kill_and_restart()) while
+        # the monitor samples on the loop.
+        for name, process in list(self.workers.items()):
             rss = _rss_mb(process.pid)
             kind = name.rsplit("-", 1)[0]
             self.peak_rss[kind] = max(self.peak_rss.get(kind, 0.0), rss)
