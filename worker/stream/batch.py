@@ -94,12 +94,11 @@ def classify_records(
         return
     resolve = rulebook.resolve
     uniform = rulebook.base if rulebook.uniform else None  # decided per batch, not per message
-    changes, replies, emitted_at, intents = out.changes, out.replies, out.emitted_at, out.intents
+    intents = out.intents
     none = 0
     received = None
     record = None
     doubts: list[Doubt] = []  # filled by classify only when it is unsure: the review queue
-    memory = out.memory
     for record in records:
         try:
             doc, received = decode(record.value)
@@ -117,22 +116,8 @@ def classify_records(
         if match is None:  # chat: most records
             none += 1
             continue
-        source = {
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "message_id": doc["message_id"],
-        }
-        stamp = canonical_instant(doc["received_at"], received)
-        marks = (len(changes), len(replies)) if memory is not None else None
-        parties = decide_encoded(doc, stamp, match, rules, source, emitted_at, changes, replies)
-        if marks is not None and memory is not None:
-            _confirm_once(memory, match, marks, out)
-        if parties is not None and not parties.canonical:  # an email, a Messenger id, not a number
-            label = metric_channel(parties.channel)
-            out.uncanonical[label] = out.uncanonical.get(label, 0) + 1
-        intent = match.rule.intent
-        intents[intent] = intents.get(intent, 0) + 1
+        # A keyword MO (a few per hundred records): decided and encoded as on every other path.
+        _decide(record, doc, canonical_instant(doc["received_at"], received), match, rules, out)
     out.consumed += len(records)
     if none:
         intents[Intent.NONE] = intents.get(Intent.NONE, 0) + none
@@ -238,7 +223,7 @@ def _decide(
     parties = decide_encoded(doc, stamp, match, rules, source, out.emitted_at, out.changes, out.replies)
     if marks is not None and memory is not None:
         _confirm_once(memory, match, marks, out)
-    if parties is not None and not parties.canonical:
+    if parties is not None and not parties.canonical:  # an email, a Messenger id, not a number
         label = metric_channel(parties.channel)
         out.uncanonical[label] = out.uncanonical.get(label, 0) + 1
     intent = match.rule.intent
