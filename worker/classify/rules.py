@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from worker.classify import fuzzy
-from worker.classify.normalize import normalize, strip_accents, tokens
+from worker.classify.normalize import BITMAP_BYTES, normalize, strip_accents, tokens, word_bits
 from worker.classify.packs import DEFAULT_LANGUAGES, ENGLISH, PACKS, LanguagePack, Phrase
 from worker.classify.packs.guards import GUARDS
 from worker.events.address import Countries, canonical_sender
@@ -147,6 +147,8 @@ class RuleSet:
     commands: frozenset[bytes] = frozenset()
     """Single-word opt-out keywords that take a brand (STOP, UNSUBSCRIBE, BAJA...): those that,
     set apart by punctuation or capitals, opt out with a complaint around them."""
+    command_forms: Mapping[bytes, tuple[str, str]] = field(default_factory=dict)
+    """Each of :attr:`commands` as text and in capitals ("STOP"): decoded once here, not per message."""
     fuzzy: Mapping[str, tuple[fuzzy.Fuzzy, Match]] = field(default_factory=dict)
     """Mangled spellings of the packs' keywords (:mod:`worker.classify.fuzzy`) and the match each
     stands for, guarded ones (real words: never a match) too, for the review queue. A dict of its
@@ -157,6 +159,9 @@ class RuleSet:
     gate: frozenset[bytes] = frozenset()
     """The phrases' trigger words and :attr:`commands`: one set operation turns away most chat
     before both the phrase and the complaint steps."""
+    gate_bits: bytes = b"\xff" * BITMAP_BYTES
+    """:attr:`gate` as a bitmap for :func:`~worker.classify.normalize.fold`: printable ASCII chat
+    with no gate word skips that set operation too. All bits set by default: nothing is skipped."""
     prefixes: frozenset[bytes] = frozenset()
     """Prefixes of one-word keywords: the first part of a split keyword ("S top", "st op")."""
     default_country: str | None = None
@@ -398,6 +403,7 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
         if key[:end] not in words_of_packs
     }
     courtesy = _encoded(word for pack in packs for word in pack.courtesy)
+    gate = commands if phrases is None else commands | phrases.triggers
     return RuleSet(
         table=MappingProxyType(entries),
         replies=MappingProxyType({intent: MappingProxyType(texts) for intent, texts in replies.items()}),
@@ -417,7 +423,9 @@ def compile_layers(layers: Iterable[Layer]) -> RuleSet:
         phrases=phrases,
         openers=frozenset(first) | courtesy,
         commands=commands,
-        gate=commands if phrases is None else commands | phrases.triggers,
+        command_forms=MappingProxyType({word: (word.decode(), word.decode().upper()) for word in commands}),
+        gate=gate,
+        gate_bits=word_bits(gate),
         fuzzy=near,
         fuzzy_chars=max(map(len, near), default=0),
         prefixes=frozenset(prefixes),

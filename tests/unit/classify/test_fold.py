@@ -1,0 +1,117 @@
+"""worker/classify/_fold.c: the classifier's key, words and gate hint for printable ASCII text, in
+C, must be exactly what the Python reference gives (normalize, then tokens, then a set lookup)."""
+
+from __future__ import annotations
+
+import shutil
+import string
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from worker.classify import normalize as module
+from worker.classify.normalize import BITMAP_BYTES, fold, normalize, tokens, word_bits, word_hash
+from worker.classify.rules import default_rulebook
+
+RULES = default_rulebook().base
+PRINTABLE_ASCII = st.text(alphabet=st.sampled_from([chr(c) for c in range(0x20, 0x7F)]), max_size=80)
+#: Printable ASCII weighted towards what changes the result: spaces, punctuation, capitals.
+EDGY = st.text(alphabet=st.sampled_from(list(" .,!?'-_@#  aZsStTOoPp09\"()")), max_size=40)
+#: Chat made of gate words (phrase triggers, opt-out keywords) and other words.
+GATE_WORDS = sorted(word.decode() for word in RULES.gate if word.isascii())
+WORDY = st.lists(
+    st.one_of(st.sampled_from(GATE_WORDS), st.sampled_from(["ok", "the", "sale", "Thanks", "7", "!", ","])),
+    max_size=12,
+).map(" ".join)
+COMPILED = pytest.mark.skipif(not module.COMPILED, reason="the C extension is not built")
+
+
+def test_the_c_extension_was_built_where_a_compiler_is() -> None:
+    """The install builds it when it can: with a C compiler here, the fast path must be in use."""
+    if not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")):
+        pytest.skip("no C compiler: the Python path is in use, as designed")
+    assert module.COMPILED, "worker/classify/_fold.c was not built: reinstall (pip install -e .)"
+
+
+@COMPILED
+@settings(max_examples=3000)
+@given(st.one_of(PRINTABLE_ASCII, EDGY, WORDY))
+@example("")
+@example("   ")
+@example("?!")
+@example("STOP")
+@example("  Stop,  please!!  ")
+@example("s.t.o.p")
+@example("when does the sale end?")
+@example("x" * 600)  # longer than the C function's stack buffer
+@example(("Stop by  the desk, " * 40).strip())
+def test_fold_is_normalize_then_tokens_then_the_gate(text: str) -> None:
+    key = normalize(text)
+    words = tokens(key)
+    folded = fold(text, RULES.gate_bits)
+    assert folded is not None
+    assert folded[:2] == (key, words)
+    if not RULES.gate.isdisjoint(words):
+        assert folded[2], "a message with a gate word must never skip the gate"
+
+
+@COMPILED
+@given(st.text(max_size=30).filter(lambda text: not (text.isascii() and text.isprintable())))
+@example("stop\n")
+@example("stop\t")
+@example("arrêt")
+@example("ＳＴＯＰ")
+@example("stop 😡")
+def test_any_other_text_is_left_to_python(text: str) -> None:
+    assert fold(text, RULES.gate_bits) is None
+
+
+@COMPILED
+def test_the_bitmap_turns_away_words_not_in_it() -> None:
+    bits = word_bits([b"stop", b"end"])
+    assert fold("Stop by later", bits) == ("stop by later", [b"stop", b"by", b"later"], True)
+    assert fold("see you at the sale", bits) == (
+        "see you at the sale",
+        [b"see", b"you", b"at", b"the", b"sale"],
+        False,
+    )
+    assert fold("see you at the sale", b"\xff" * BITMAP_BYTES) is not None
+    assert fold("hello", b"\xff" * BITMAP_BYTES) == ("hello", [b"hello"], True)
+
+
+def test_the_bitmap_has_a_bit_for_each_word() -> None:
+    bits = word_bits(RULES.gate)
+    for word in RULES.gate:
+        h = word_hash(word)
+        assert bits[h >> 3] >> (h & 7) & 1
+    assert len(bits) == BITMAP_BYTES
+    assert word_hash(b"") == (2166136261 ^ (2166136261 >> 16)) & 0xFFFF
+
+
+def test_most_chat_words_are_not_in_the_default_bitmap() -> None:
+    """A bitmap with most bits set would skip nothing: the default rules' gate leaves most clear."""
+    ones = sum(bin(byte).count("1") for byte in RULES.gate_bits)
+    assert ones <= 2 * len(RULES.gate)
+    assert ones < BITMAP_BYTES * 8 // 50
+
+
+@COMPILED
+@pytest.mark.parametrize(
+    "bad",
+    [("STOP",), ("STOP", b"short"), (b"STOP", bytes(BITMAP_BYTES)), ("STOP", bytearray(BITMAP_BYTES))],
+)
+def test_fold_refuses_wrong_arguments(bad: tuple[object, ...]) -> None:
+    with pytest.raises(TypeError):
+        fold(*bad)  # type: ignore[arg-type]
+
+
+def test_the_fallback_leaves_every_text_to_python() -> None:
+    assert module._no_fold("STOP", RULES.gate_bits) is None
+
+
+def test_every_ascii_edge_character_is_punctuation_or_whitespace() -> None:
+    """The C code strips what is not a letter or a digit; normalize strips string.whitespace and
+    string.punctuation: for printable ASCII, the same characters."""
+    printable = {chr(c) for c in range(0x20, 0x7F)}
+    assert {c for c in printable if not c.isalnum()} == set(string.punctuation + " ")
