@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import shutil
 import string
+import sys
+from typing import Any
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from worker.classify import normalize as module
+from worker.classify.decide import Doubt, classify
 from worker.classify.normalize import BITMAP_BYTES, fold, normalize, tokens, word_bits, word_hash
 from worker.classify.rules import default_rulebook
 
@@ -115,3 +118,25 @@ def test_every_ascii_edge_character_is_punctuation_or_whitespace() -> None:
     string.punctuation: for printable ASCII, the same characters."""
     printable = {chr(c) for c in range(0x20, 0x7F)}
     assert {c for c in printable if not c.isalnum()} == set(string.punctuation + " ")
+
+
+@COMPILED
+@settings(max_examples=1500)
+@given(st.one_of(WORDY, EDGY, st.text(max_size=40)))
+@example("Stop, who gave you my number")
+@example("when does the sale end?")
+@example("please just stop, I'm begging you")
+def test_classify_is_the_same_without_the_extension(text: str) -> None:
+    """The install without a C compiler classifies every message as the compiled one does."""
+    decide: Any = sys.modules["worker.classify.decide"]  # the package re-exports a decide() function
+    compiled_doubts: list[Doubt] = []
+    python_doubts: list[Doubt] = []
+    compiled = classify(text, RULES, compiled_doubts)
+    saved = decide.fold
+    decide.fold = module._no_fold
+    try:
+        python = classify(text, RULES, python_doubts)
+    finally:
+        decide.fold = saved
+    assert compiled == python
+    assert compiled_doubts == python_doubts
