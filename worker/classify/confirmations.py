@@ -111,7 +111,9 @@ class RecentChanges:
         before = entries.get(key)
         if before is None:
             entries[key] = (value, None, timestamp_ms)
-        elif before[0] != value:
+        elif value != before[0] and value != before[1]:
+            # Not a record kept already: the batch's own event, merged before the tail reads its
+            # copy (the one before it too, or a late copy would push the newest into second place).
             entries[key] = (value, before[0], timestamp_ms)
         if timestamp_ms > self._newest:
             self._newest = timestamp_ms
@@ -119,7 +121,8 @@ class RecentChanges:
             self.prune()
 
     def merge(self, pending: Pending, timestamp_ms: int) -> None:
-        """A durable batch's own change events (its pending overlay) into the map."""
+        """A batch's own change events (its pending overlay) into the map: encoded at their size
+        (:func:`worker.events.outgoing.compact`), as the map keeps them for two windows."""
         for key, (latest, previous) in pending.items():
             if previous is not None:
                 self.apply_record(key, previous, timestamp_ms)

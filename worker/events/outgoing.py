@@ -29,6 +29,18 @@ from worker.events.inbound import format_instant, parse_instant
 from worker.model import Action, Category, ChangeEvent, MatchMode, ReplyRequest, Scope, ScopeLevel, Source
 
 
+def compact(data: bytes) -> bytes:
+    """``data`` copied into an object of its own size.
+
+    ``orjson.dumps`` returns its bytes in a buffer of at least 4 KiB (orjson 3.13, measured with
+    tracemalloc: 4.5 KB for ``{"a": 1}``, 8 KB for a 700-byte change event). The classifier keeps a
+    whole batch's output until it is acked, and the change events in its confirmation memory for two
+    windows: a 200,000-MO STOP storm peaked at 1.5 GB RSS before this copy (measured with
+    ``python -m bench.peers --mixes storm``). The copy costs about 0.1 µs per record, keyword MOs only.
+    """
+    return bytes(memoryview(data))
+
+
 def derive_id(*parts: str) -> str:
     """A stable 128-bit hex id of ``parts`` (unit-separator joined, so parts cannot run together)."""
     return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
