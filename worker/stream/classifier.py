@@ -8,11 +8,8 @@ One iteration handles one ``getmany()`` batch as a unit:
 3. only then commit, per partition, the offset after the batch's last record.
 
 So an offset is committed only after everything derived from the records before it is durable.
-Steps 2 and 3 of one batch run while the next batch is fetched and classified (one batch in flight:
-the next one's records are produced only after this one's are acked and its offsets committed, so
-per key the output keeps the input order). That is the **at-least-once** mode: a crash between 2
-and 3 reprocesses the batch, the same deterministic ids come out again and the projector and send
-services drop the duplicates.
+That is the **at-least-once** mode: a crash between 2 and 3 reprocesses the batch, the same
+deterministic ids come out again and the projector and send services drop the duplicates.
 
 Where the broker has transactions (Apache Kafka and the like) the classifier runs **exactly-once**
 instead: steps 2 and 3 become one transaction per partition of the batch, which commits the output
@@ -116,7 +113,6 @@ async def run_classifier(
     committing = Backoff(KAFKA, log)
     producer: Any = None
     partitions: PartitionProducers | None = None
-    delivering: asyncio.Task[bool] | None = None  # the previous batch, at-least-once mode
     try:
         features = await detect_features(
             settings, metrics, log, stop, transactions=settings.delivery != AT_LEAST_ONCE
@@ -170,28 +166,20 @@ async def run_classifier(
             )
             for tp, records in batch.items():
                 classify_records(records, rulebook, out, formats.get(tp.topic, CANONICAL))
+            if not await produce_all(producer, _outgoing(topics, out), producing, metrics, stop):
+                log.error(
+                    "stopping with an unacknowledged batch; it was not committed and will be reprocessed"
+                )
+                break
             if recent is not None:
-                # For the next batch's classification, which overlaps this batch's delivery. Safe
-                # before it is durable: the next batch is produced only once this one is acked,
-                # and if this one never is, neither is committed and both are read again.
-                recent.merge(out.pending, int(time.time() * 1000))
-            # One batch in flight at a time: its records are acked and its offsets committed before
-            # the next batch's records are produced, so per key the output keeps the input order,
-            # even across a resend. Meanwhile the next batch is fetched and classified.
-            if delivering is not None:
-                done, delivering = delivering, None
-                if not await done:
-                    break
-            delivering = asyncio.create_task(
-                _deliver(consumer, producer, out, positions_after(batch), topics, producing, committing,
-                         metrics, stop, stats, started)
-            )  # fmt: skip
-        if delivering is not None:  # the last batch: finished and committed before stopping
-            done, delivering = delivering, None
-            await done
+                recent.merge(out.pending, int(time.time() * 1000))  # durable now: for the next batches
+            positions = positions_after(batch)
+            await _commit(consumer, positions, committing, metrics, stop)
+            _observe(metrics, out)
+            _observe_batch(metrics, out.consumed, started)
+            update_lag(consumer, metrics, positions)
+            stats.batch_done(out.consumed, started)
     finally:
-        if delivering is not None:  # an error left a batch in flight: let it finish, or not commit it
-            await _settle(delivering)
         if tail is not None:
             await tail.close()
         if partitions is not None:
@@ -199,41 +187,6 @@ async def run_classifier(
         await close_clients(log, *(c for c in (consumer, producer) if c))
     log.info("classifier stopped after %d records in %d batches", stats.records, stats.batches)
     return stats
-
-
-async def _deliver(
-    consumer: Any,
-    producer: Any,
-    out: BatchOutput,
-    positions: dict[TopicPartition, int],
-    topics: Topics,
-    producing: Backoff,
-    committing: Backoff,
-    metrics: ClassifierMetrics,
-    stop: asyncio.Event,
-    stats: RunStats,
-    started: float,
-) -> bool:
-    """One at-least-once batch's second half: produce its records, wait for every ack, then commit
-    its offsets. False: stopping with the output unacknowledged (not committed: read again)."""
-    if not await produce_all(producer, _outgoing(topics, out), producing, metrics, stop):
-        log.error("stopping with an unacknowledged batch; it was not committed and will be reprocessed")
-        return False
-    await _commit(consumer, positions, committing, metrics, stop)
-    _observe(metrics, out)
-    _observe_batch(metrics, out.consumed, started)
-    update_lag(consumer, metrics, positions)
-    stats.batch_done(out.consumed, started)
-    return True
-
-
-async def _settle(task: asyncio.Task[bool]) -> None:
-    """Wait for a batch in flight when the loop ended by an error; its own error is logged, not
-    raised, so the one that ended the loop is the one reported."""
-    try:
-        await task
-    except (Exception, asyncio.CancelledError) as exc:
-        log.warning("the batch in flight did not finish: %s", exc)
 
 
 async def _transactional_batch(
