@@ -107,6 +107,19 @@ def test_a_record_read_twice_is_kept_once() -> None:
     assert recent.repeated(KEY, event(block(SECOND, "own")), {})  # "first" is still the one before
 
 
+def test_the_tails_late_copies_of_merged_events_leave_the_memory_as_it_was() -> None:
+    """A batch's own events are merged before the tail reads them back: a late copy of the older
+    one must not push the newer into second place (a third change would then forget it)."""
+    recent = RecentChanges(60)
+    older, newer = event(block(0, "first")), event(block(SECOND, "second"))
+    recent.merge({KEY: (newer, older)}, 1)
+    before = dict(recent._entries)
+    recent.apply_record(KEY, older, 2)  # the tail catches up: first its copy of the older event
+    recent.apply_record(KEY, newer, 3)
+    assert recent._entries == before
+    assert recent._entries[KEY][:2] == (newer, older)
+
+
 def test_malformed_records_and_tombstones_are_ignored() -> None:
     recent = RecentChanges(60)
     recent.apply_record(KEY, b"{", 1)
