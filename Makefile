@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # 4.x from Maven Central jars; needs java, and mvn until the jars are cached).
 BROKER ?= tansu
 
-.PHONY: run test test-unit test-integration test-kafka browser lint bench bench-classifier bench-classify bench-webhooks eval clean chaos promtool
+.PHONY: run test test-unit test-integration test-kafka browser lint bench bench-classifier bench-classify bench-latency bench-soak bench-webhooks eval clean chaos promtool
 
 $(STAMP): pyproject.toml worker/stream/_murmur2.c
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +92,16 @@ bench-snapshot: $(STAMP)
 ## bench-propagation: STOP on the inbound topic -> seen by a live BlocklistView, under load
 bench-propagation: $(STAMP)
 	$(BIN)/python -m bench.propagation $(BENCH_ARGS)
+
+## bench-latency: MO produced -> its change event acknowledged at 20,000 MO/s offered, for 60 s
+##        (make bench-latency BROKER=kafka: on Apache Kafka, where the broker stamps the ack time)
+bench-latency: $(STAMP)
+	$(BIN)/python -m bench.latency --broker $(BROKER) $(BENCH_ARGS)
+
+## bench-soak: the classifier's memory over 10 minutes at 25,000 MO/s (BROKER=kafka: Tansu keeps
+##        every record in memory, so a long soak on it measures the broker's memory, not ours)
+bench-soak: $(STAMP)
+	$(BIN)/python -m bench.latency --broker $(BROKER) --rate 25000 --seconds 600 --sample 10 $(BENCH_ARGS)
 
 ## bench-webhooks: the webhook dispatcher's signed deliveries per second to one local endpoint
 bench-webhooks: $(STAMP)
