@@ -385,3 +385,29 @@ def test_a_prefixed_sender_is_the_number_and_resolves_its_override() -> None:
     assert orjson.loads(key) == ["sender", "acc", None, "+14155238886", "*", "+15550000001"]
     (reply,) = [orjson.loads(value) for _, value in out.replies]
     assert (reply["from"], reply["channel"]) == ("+14155238886", "whatsapp")
+
+
+def test_the_batchs_records_take_their_own_size_in_memory() -> None:
+    """orjson.dumps returns bytes in a buffer of 4 KiB or more; the batch's output is held until it
+    is acknowledged and its change events are kept for the confirmation window, so they are copied
+    to their size (worker.events.outgoing.compact). These 300 keyword MOs' records (a START lifts up
+    to six blocks) are 0.95 MB: 1.2 MB held with the copy, 19.7 MB without it."""
+    import gc
+    import tracemalloc
+
+    values = [orjson.dumps(_doc("STOP" if n % 3 else "START", n)) for n in range(300)]
+    records = _records(values)
+    rulebook = default_rulebook()
+    _run(records, rulebook)  # first-call costs (caches of scopes and replies) are not per record
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        out = _run(records, rulebook)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    outputs = out.changes + out.replies
+    assert len(outputs) >= 600
+    size = sum(len(key) + len(value) for key, value in outputs)
+    assert held < 3 * size, f"{held:,} bytes held for {size:,} bytes of records"
