@@ -395,7 +395,7 @@ def test_the_batchs_records_take_their_own_size_in_memory() -> None:
     import gc
     import tracemalloc
 
-    values = [orjson.dumps(_doc("STOP" if n % 3 else "START", n)) for n in range(300)]
+    values: list[bytes | None] = [orjson.dumps(_doc("STOP" if n % 3 else "START", n)) for n in range(300)]
     records = _records(values)
     rulebook = default_rulebook()
     _run(records, rulebook)  # first-call costs (caches of scopes and replies) are not per record
