@@ -43,6 +43,8 @@ from typing import Any
 
 import orjson
 
+from bench.propagation import _now, _spawn
+
 #: The fixed-width stand-in for ``received_at`` in the generated records, replaced at produce time.
 PLACEHOLDER = b"2000-01-01T00:00:00.000000Z"
 #: Seconds of the run before delays and memory are counted: group join, first fetches, warm caches.
@@ -373,11 +375,6 @@ def _epoch(instant: str) -> float:
     return datetime.fromisoformat(instant).timestamp()
 
 
-def _now() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
-
-
 def _rss_kb(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -394,17 +391,6 @@ def _cpu_seconds(pid: int) -> float:
     except (OSError, IndexError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _spawn(args: list[str], env: dict[str, str], log: Path | None) -> subprocess.Popen[bytes]:
-    out = log.open("ab") if log is not None else subprocess.PIPE
-    return subprocess.Popen(
-        [sys.executable, *args],
-        env=os.environ | env,
-        stdout=out,
-        stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def _say(message: str) -> None:
