@@ -195,8 +195,11 @@ def progress(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-async def create_topics(config: PhaseConfig, extra: Sequence[str] = ()) -> None:
-    """The four topics, as ``optout topics`` makes them (the change topic compacted), and ``extra``."""
+async def create_topics(
+    config: PhaseConfig, extra: Sequence[str] = (), compacted: Sequence[str] = ()
+) -> None:
+    """The four topics, as ``optout topics`` makes them (the change topic compacted), ``extra``,
+    and ``compacted`` (more change topics)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, request_timeout_ms=15_000)
@@ -210,6 +213,10 @@ async def create_topics(config: PhaseConfig, extra: Sequence[str] = ()) -> None:
                 NewTopic(config.replies, parts, 1),
                 NewTopic(config.dead_letter, parts, 1),
                 *(NewTopic(name, parts, 1) for name in extra),
+                *(
+                    NewTopic(name, parts, 1, topic_configs={"cleanup.policy": "compact"})
+                    for name in compacted
+                ),
             ]
         )
         failed = [(name, code) for name, code, *_ in response.topic_errors if code != 0]

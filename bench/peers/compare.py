@@ -195,7 +195,21 @@ def run_mix(
         if name in PEERS
         for rep in range(args.repeats)
     }
-    asyncio.run(create_topics(config, extra=list(peer_topics.values())))
+    # Each classifier run writes its own change and reply topics: a run reading the change topic
+    # of an earlier one would know its blocks and confirm fewer opt-outs (one confirmation per
+    # opt-out), so the runs' outputs would differ.
+    own_topics = {
+        rep: (f"{config.changes}.{rep}", f"{config.replies}.{rep}")
+        for rep in range(args.repeats)
+        if "classifier" in contenders
+    }
+    asyncio.run(
+        create_topics(
+            config,
+            extra=[*peer_topics.values(), *(replies for _, replies in own_topics.values())],
+            compacted=[changes for changes, _ in own_topics.values()],
+        )
+    )
     progress(f"[{mix.name}] producing {args.messages:,} MOs ({mix.description})")
     produce = run_phase("produce", _write(config, tmp / f"{mix.name}.json"), args.phase_timeout)
     result = MixRun(mix, produce)
@@ -205,6 +219,9 @@ def run_mix(
         shift = rep % len(contenders)
         for name in contenders[shift:] + contenders[:shift]:
             run_config = replace(config, peer_output=peer_topics.get((name, rep), ""))
+            if name == "classifier":
+                changes, replies = own_topics[rep]
+                run_config = replace(run_config, changes=changes, replies=replies)
             path = _write(run_config, tmp / f"{mix.name}.{name}.{rep}.json")
             load = os.getloadavg()[0]  # what else this shared machine was doing just before
             broker_before = broker_cpu_seconds(broker_pid)
