@@ -11,14 +11,11 @@ fetch skips, and an open transaction that holds the readable end below the high 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 
 def consumed_position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
@@ -101,48 +98,3 @@ class FreshEnds:
         return len(targets) == len(self._partitions) and all(
             positions[tp] >= end for tp, end in targets.items()
         )
-
-
-async def change_batches(
-    consumer: Any, log: logging.Logger, unavailable: str, again: str
-) -> AsyncIterator[dict[TopicPartition, list[Any]]]:
-    """``getmany()`` batches (empty ones too: each is a fetch that answered) for ever.
-
-    A failing fetch is retried every second, with one warning line (``unavailable``, then the
-    error) when the failures start and one info line (``again``) when they end: a tail is waited
-    out like any outage, never ended by it.
-    """
-    failing = False
-    while True:
-        try:
-            batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
-        except KafkaError as exc:
-            if not failing:
-                log.warning("%s: %s", unavailable, exc)
-            failing = True
-            await asyncio.sleep(1.0)
-            continue
-        if failing:
-            log.info("%s", again)
-            failing = False
-        yield batch
-
-
-def advance_past_markers(consumer: Any, positions: MutableMapping[TopicPartition, int]) -> None:
-    """Move each position to the consumer's own where that is further: past transaction markers,
-    which a read_committed fetch skips without returning a record, so under an exactly-once
-    classifier the offsets of the records alone stop short of the end and a reader waiting to be
-    current (:class:`FreshEnds`) waited its whole timeout."""
-    for tp in positions:
-        consumed = consumed_position(consumer, tp)
-        if consumed is not None and consumed > positions[tp]:
-            positions[tp] = consumed
-
-
-async def stop_tail(task: asyncio.Task[None] | None, consumer: Any) -> None:
-    """Cancel a tail's task (if it was started) and stop its consumer."""
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await consumer.stop()

@@ -24,6 +24,7 @@ what Postgres holds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -40,13 +41,7 @@ from worker.errors import InputError, ServiceUnavailableError, SnapshotError
 from worker.events.address import Countries, canonical_address, canonical_sender, match_e164
 from worker.events.outgoing import decode_change
 from worker.sender.blockindex import BlockIndex, SnapshotEntryError
-from worker.sender.tailing import (
-    FreshEnds,
-    advance_past_markers,
-    change_batches,
-    stop_tail,
-    topic_partitions,
-)
+from worker.sender.tailing import FreshEnds, consumed_position, topic_partitions
 from worker.snapshot.fetch import fetch_latest
 from worker.snapshot.manifest import Manifest
 from worker.snapshot.reader import latest_id, read_manifest, snapshot_ids, verified_lines
@@ -271,7 +266,11 @@ class BlocklistView:
         return False
 
     async def close(self) -> None:
-        await stop_tail(self._task, self._consumer)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
 
     async def __aenter__(self) -> BlocklistView:
         return self
@@ -283,12 +282,19 @@ class BlocklistView:
 
     async def _tail(self) -> None:
         consumer, index, positions = self._consumer, self._index, self._positions
-        async for batch in change_batches(
-            consumer,
-            log,
-            "blocklist view cannot fetch changes (answers are getting stale)",
-            "blocklist view fetching changes again",
-        ):
+        failing = False
+        while True:
+            try:
+                batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
+            except KafkaError as exc:
+                if not failing:
+                    log.warning("blocklist view cannot fetch changes (answers are getting stale): %s", exc)
+                failing = True
+                await asyncio.sleep(1.0)
+                continue
+            if failing:
+                log.info("blocklist view fetching changes again")
+                failing = False
             self._last_fetch = time.monotonic()
             if self._unverified and await self._replay_if_untrusted():
                 continue  # what this fetch returned predates the seek; the replay reads it again
@@ -303,7 +309,14 @@ class BlocklistView:
                         skipped += 1  # the projector dead-letters it; the view can only skip it
                 self._applied += len(records)
                 positions[tp] = records[-1].offset + 1
-            advance_past_markers(consumer, positions)
+            for tp in positions:
+                # Past the transaction markers too: a read_committed fetch skips them and returns no
+                # record for them, so under an exactly-once classifier (Apache Kafka) the offsets of
+                # the records alone stop one short of the high watermark and the view never counted
+                # as current.
+                consumed = consumed_position(consumer, tp)
+                if consumed is not None and consumed > positions[tp]:
+                    positions[tp] = consumed
             if skipped:
                 log.warning("blocklist view skipped %d malformed change events", skipped)
 

@@ -27,13 +27,7 @@ from aiokafka.errors import KafkaError
 from worker.classify.confirmations import RecentChanges
 from worker.config import Settings
 from worker.heartbeat import HEARTBEAT
-from worker.sender.tailing import (
-    FreshEnds,
-    advance_past_markers,
-    change_batches,
-    stop_tail,
-    topic_partitions,
-)
+from worker.sender.tailing import FreshEnds, consumed_position, topic_partitions
 from worker.stream.kafka import make_consumer
 
 log = logging.getLogger("optout.classifier")
@@ -163,18 +157,37 @@ class RecentTail:
         return False
 
     async def close(self) -> None:
-        await stop_tail(self._task, self._consumer)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
 
     async def _run(self) -> None:
         consumer, apply, positions = self._consumer, self.recent.apply_record, self._positions
-        async for batch in change_batches(
-            consumer,
-            log,
-            "change topic tail cannot fetch (repeated opt-outs may be confirmed)",
-            "change topic tail fetching again",
-        ):
+        failing = False
+        while True:
+            try:
+                batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
+            except KafkaError as exc:
+                if not failing:
+                    log.warning(
+                        "change topic tail cannot fetch (repeated opt-outs may be confirmed): %s", exc
+                    )
+                failing = True
+                await asyncio.sleep(1.0)
+                continue
+            if failing:
+                log.info("change topic tail fetching again")
+                failing = False
             for tp, records in batch.items():
                 for record in records:
                     apply(record.key, record.value, record.timestamp)
                 positions[tp] = records[-1].offset + 1
-            advance_past_markers(consumer, positions)
+            for tp in positions:
+                # Past transaction markers too (as BlocklistView does): a read_committed fetch skips
+                # them, so under an exactly-once classifier the records' offsets alone stop short of
+                # the high watermark and catch_up() waited its full 60 s after every rebalance.
+                consumed = consumed_position(consumer, tp)
+                if consumed is not None and consumed > positions[tp]:
+                    positions[tp] = consumed
