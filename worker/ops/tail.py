@@ -19,7 +19,7 @@ import orjson
 
 from worker.config import Settings
 from worker.errors import ServiceUnavailableError
-from worker.sender.tailing import topic_partitions
+from worker.sender.view import topic_partitions
 
 #: The names ``optout tail`` takes, and the topic setting each one reads.
 TOPICS: dict[str, Callable[[Settings], str]] = {

@@ -41,7 +41,6 @@ from worker.errors import InputError, ServiceUnavailableError, SnapshotError
 from worker.events.address import Countries, canonical_address, canonical_sender, match_e164
 from worker.events.outgoing import decode_change
 from worker.sender.blockindex import BlockIndex, SnapshotEntryError
-from worker.sender.tailing import FreshEnds, consumed_position, topic_partitions
 from worker.snapshot.fetch import fetch_latest
 from worker.snapshot.manifest import Manifest
 from worker.snapshot.reader import latest_id, read_manifest, snapshot_ids, verified_lines
@@ -253,14 +252,30 @@ class BlocklistView:
     async def wait_current(self, seconds: float = 30.0) -> bool:
         """Wait until every change on the topic when called has been applied; False after ``seconds``.
 
-        "On the topic" is what a read_committed reader can see (:class:`FreshEnds`): the changes
-        of an exactly-once classifier's open transaction are not, and are not waited for.
+        The high watermark comes from fetch responses, so a fresh one needs a fetch *sent* after
+        this call: wait for two more responses per partition (the first may have been in flight),
+        then for the view to reach the watermark the second one reported.
         """
         deadline = time.monotonic() + seconds
-        ends = FreshEnds(self._consumer, self._positions)
+        consumer = self._consumer
+        called_ms = time.time() * 1000
+        seen: dict[TopicPartition, float] = {}
+        targets: dict[TopicPartition, int] = {}
         while time.monotonic() < deadline:
-            ends.poll()
-            if not self._unverified and ends.reached(self._positions):
+            for tp in self._positions:
+                polled = consumer.last_poll_timestamp(tp) if tp not in targets else None
+                if polled is None:
+                    continue
+                if tp not in seen:
+                    if polled > called_ms:
+                        seen[tp] = polled
+                elif polled > seen[tp]:
+                    targets[tp] = consumer.highwater(tp) or 0
+            if (
+                not self._unverified
+                and len(targets) == len(self._positions)
+                and all(self._positions[tp] >= end for tp, end in targets.items())
+            ):
                 return True
             await asyncio.sleep(0.005)
         return False
@@ -357,3 +372,35 @@ class BlocklistView:
         for tp in self._positions:
             self._positions[tp] = 0
         return True
+
+
+def consumed_position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """The consumer's position in ``tp`` (the offset after everything its fetches returned or
+    skipped: records, transaction markers, aborted batches), without waiting; None while it has none
+    (just sought, being reset). ``consumer.position()`` would wait for a reset; this reads the same
+    state (aiokafka 0.14's subscription state) and never blocks the tail loop."""
+    state = consumer._subscription.subscription
+    if state is None or not consumer._subscription.is_assigned(tp):
+        return None
+    tp_state = state.assignment.state_value(tp)
+    if tp_state is None or not tp_state.has_valid_position:
+        return None
+    position: int = tp_state.position
+    return position
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, seconds: float) -> list[TopicPartition]:
+    """The partitions of ``topic``, waiting up to ``seconds`` for it to exist (right on every broker)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        # Track the topic in the client's own metadata and refresh it. ``consumer.topics()`` fetches
+        # into a throwaway copy: it only looked enough on Tansu, whose first metadata answer lists
+        # every topic; Apache Kafka's lists none until a topic is asked for.
+        await consumer._client.add_topic(topic)
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return [TopicPartition(topic, p) for p in sorted(partitions)]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topic {topic} does not exist")
+        await asyncio.sleep(0.5)

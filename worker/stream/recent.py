@@ -27,7 +27,7 @@ from aiokafka.errors import KafkaError
 from worker.classify.confirmations import RecentChanges
 from worker.config import Settings
 from worker.heartbeat import HEARTBEAT
-from worker.sender.tailing import FreshEnds, consumed_position, topic_partitions
+from worker.sender.view import consumed_position, topic_partitions
 from worker.stream.kafka import make_consumer
 
 log = logging.getLogger("optout.classifier")
@@ -134,16 +134,30 @@ class RecentTail:
         """Wait until every change on the topic when called has been applied; False after
         ``seconds`` (one log line) or when stopping.
 
-        "On the topic" is what a read_committed reader can see, learnt from fetches sent after
-        the call (:class:`worker.sender.tailing.FreshEnds`, which
-        :meth:`worker.sender.BlocklistView.wait_current` uses too).
+        The high watermark comes from fetch responses (``end_offsets()`` is wrong on Tansu), so a
+        fresh one needs a fetch *sent* after this call: wait for two more responses per partition
+        (the first may have been in flight), then for the tail to reach the second one's
+        watermark. The same algorithm as :meth:`worker.sender.BlocklistView.wait_current`.
         """
         self.needs_catch_up = False
         started = time.monotonic()
-        ends = FreshEnds(self._consumer, self._positions)
+        consumer = self._consumer
+        called_ms = time.time() * 1000
+        seen: dict[TopicPartition, float] = {}
+        targets: dict[TopicPartition, int] = {}
         while not stop.is_set():
-            ends.poll()
-            if ends.reached(self._positions):
+            for tp in self._positions:
+                polled = consumer.last_poll_timestamp(tp) if tp not in targets else None
+                if polled is None:
+                    continue
+                if tp not in seen:
+                    if polled > called_ms:
+                        seen[tp] = polled
+                elif polled > seen[tp]:
+                    targets[tp] = _readable_end(consumer, tp)
+            if len(targets) == len(self._positions) and all(
+                self._positions[tp] >= end for tp, end in targets.items()
+            ):
                 return True
             if time.monotonic() - started > seconds:
                 log.warning(
@@ -191,3 +205,16 @@ class RecentTail:
                 consumed = consumed_position(consumer, tp)
                 if consumed is not None and consumed > positions[tp]:
                     positions[tp] = consumed
+
+
+def _readable_end(consumer: Any, tp: TopicPartition) -> int:
+    """Where a read_committed reader of ``tp`` can get to now: the last stable offset. Not the high
+    watermark: an open transaction (a classifier killed mid-batch, whose successor has not fenced
+    it yet; that happens after this wait) holds the last stable offset below it until aborted, and
+    catch_up() waited 60 s for records no read_committed reader can see. Its changes are aborted and
+    produced again anyway. Where the broker gives none (read_uncommitted: -1; older brokers: None),
+    the high watermark."""
+    stable = consumer.last_stable_offset(tp)
+    if stable is None or stable < 0:
+        return int(consumer.highwater(tp) or 0)
+    return int(stable)
