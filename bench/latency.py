@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from typing import Any
 
 import orjson
 
+from bench.peers.compare import cpu_seconds_of
 from bench.propagation import _now, _spawn
 
 #: The fixed-width stand-in for ``received_at`` in the generated records, replaced at produce time.
@@ -286,7 +286,7 @@ async def _sample(pid: int, started: float, every: float, samples: Samples) -> N
         rss = _rss_kb(pid)
         if rss:
             samples.memory.append((at, rss))
-            samples.cpu.append((at, _cpu_seconds(pid)))
+            samples.cpu.append((at, cpu_seconds_of(pid)))
         await asyncio.sleep(every)
 
 
@@ -383,14 +383,6 @@ def _rss_kb(pid: int) -> int:
     except OSError:
         pass
     return 0
-
-
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _say(message: str) -> None:

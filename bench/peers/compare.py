@@ -224,10 +224,10 @@ def run_mix(
                 run_config = replace(run_config, changes=changes, replies=replies)
             path = _write(run_config, tmp / f"{mix.name}.{name}.{rep}.json")
             load = os.getloadavg()[0]  # what else this shared machine was doing just before
-            broker_before = broker_cpu_seconds(broker_pid)
+            broker_before = cpu_seconds_of(broker_pid)
             phase = run_phase(name, path, args.phase_timeout)
             phase.extra["load_average_1m_before"] = round(load, 2)
-            result.broker_cpu.setdefault(name, []).append(broker_cpu_seconds(broker_pid) - broker_before)
+            result.broker_cpu.setdefault(name, []).append(cpu_seconds_of(broker_pid) - broker_before)
             result.runs.setdefault(name, []).append(phase)
             progress(f"[{mix.name}] {name} run {rep + 1}/{args.repeats}: {_summary(phase)}")
     count_outputs(result, config, peer_topics)
@@ -279,8 +279,8 @@ def count_outputs(result: MixRun, config: PhaseConfig, peer_topics: dict[tuple[s
         check.setdefault("ok", check["got"] == check["expected"])
 
 
-def broker_cpu_seconds(pid: int) -> float:
-    """The broker's user + system CPU so far, from /proc (0.0 where there is none)."""
+def cpu_seconds_of(pid: int) -> float:
+    """A process's (the broker's) user + system CPU so far, from /proc (0.0 where there is none)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):

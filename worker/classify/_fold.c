@@ -36,6 +36,19 @@ static int is_alnum(unsigned char c)
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z');
 }
 
+/* Append key[start:end] to words as bytes; note in *maybe whether its bit is set. -1 on error. */
+static int append_word(PyObject *words, const unsigned char *bits, const char *key, Py_ssize_t start,
+                       Py_ssize_t end, int *maybe)
+{
+    *maybe = *maybe || in_bitmap(bits, key + start, end - start);
+    PyObject *word = PyBytes_FromStringAndSize(key + start, end - start);
+    if (word == NULL)
+        return -1;
+    int failed = PyList_Append(words, word);
+    Py_DECREF(word);
+    return failed;
+}
+
 static PyObject *fold(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyBytes_Check(args[1])
@@ -80,26 +93,14 @@ static PyObject *fold(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             if (word_start < 0)
                 word_start = size;
         } else if (word_start >= 0) {
-            maybe = maybe || in_bitmap(bits, key + word_start, size - word_start);
-            PyObject *word = PyBytes_FromStringAndSize(key + word_start, size - word_start);
-            if (word == NULL || PyList_Append(words, word) < 0) {
-                Py_XDECREF(word);
+            if (append_word(words, bits, key, word_start, size, &maybe) < 0)
                 goto done;
-            }
-            Py_DECREF(word);
             word_start = -1;
         }
         key[size++] = (char)c;
     }
-    if (word_start >= 0) {
-        maybe = maybe || in_bitmap(bits, key + word_start, size - word_start);
-        PyObject *word = PyBytes_FromStringAndSize(key + word_start, size - word_start);
-        if (word == NULL || PyList_Append(words, word) < 0) {
-            Py_XDECREF(word);
-            goto done;
-        }
-        Py_DECREF(word);
-    }
+    if (word_start >= 0 && append_word(words, bits, key, word_start, size, &maybe) < 0)
+        goto done;
     PyObject *folded = PyUnicode_DecodeASCII(key, size, NULL);
     if (folded == NULL)
         goto done;

@@ -122,7 +122,7 @@ class RecentChanges:
 
     def merge(self, pending: Pending, timestamp_ms: int) -> None:
         """A batch's own change events (its pending overlay) into the map: encoded at their size
-        (:func:`worker.events.outgoing.compact`), as the map keeps them for two windows."""
+        (:func:`worker.events.outgoing.dumps`), as the map keeps them for two windows."""
         for key, (latest, previous) in pending.items():
             if previous is not None:
                 self.apply_record(key, previous, timestamp_ms)

@@ -14,14 +14,12 @@ import string
 from dataclasses import dataclass, replace
 from typing import Any
 
-import orjson
-
 from worker.classify.normalize import SEPARATORS, fold, normalize, tokens
 from worker.classify.rules import WRONG_NUMBER, Match, Phrases, Rule, RuleSet
 from worker.classify.scope import block_key, block_scope, covering_scopes
 from worker.constants import SCHEMA_CHANGE, SCHEMA_REPLY
 from worker.events.address import Parties, already_canonical, canonical_parties
-from worker.events.outgoing import change_event_id, compact, reply_id, scope_document
+from worker.events.outgoing import change_event_id, dumps, reply_id, scope_document
 from worker.model import (
     Action,
     Category,
@@ -680,33 +678,27 @@ def decide_encoded(
     for category in categories:
         for identity, scope_doc in scopes:
             # block_key(scope, address, category): a full block's key has no category part
-            key = compact(
-                orjson.dumps(
-                    [*identity, address] if category is Category.ALL else [*identity, address, category]
-                )
-            )
+            key = dumps([*identity, address] if category is Category.ALL else [*identity, address, category])
             changes.append(
                 (
                     key,
-                    compact(
-                        orjson.dumps(
-                            {
-                                "schema": SCHEMA_CHANGE,
-                                "event_id": change_event_id(account, message_id, key),
-                                "action": action,
-                                "scope": scope_doc,
-                                "address": address,
-                                "keyword": match.keyword,
-                                "rule": rule.name,
-                                "reason": why,
-                                "language": match.language,
-                                "match": match.mode,
-                                "category": category,
-                                "source": source,
-                                "occurred_at": received_at,
-                                "emitted_at": emitted_at,
-                            }
-                        )
+                    dumps(
+                        {
+                            "schema": SCHEMA_CHANGE,
+                            "event_id": change_event_id(account, message_id, key),
+                            "action": action,
+                            "scope": scope_doc,
+                            "address": address,
+                            "keyword": match.keyword,
+                            "rule": rule.name,
+                            "reason": why,
+                            "language": match.language,
+                            "match": match.mode,
+                            "category": category,
+                            "source": source,
+                            "occurred_at": received_at,
+                            "emitted_at": emitted_at,
+                        }
                     ),
                 )
             )
@@ -716,28 +708,26 @@ def decide_encoded(
     replies.append(
         (
             address.encode(),
-            compact(
-                orjson.dumps(
-                    {
-                        "schema": SCHEMA_REPLY,
-                        "reply_id": reply_id(account, message_id),
-                        "intent": intent,
-                        "account_id": account,
-                        "subaccount_id": sub,
-                        "channel": channel,
-                        "to": address,
-                        "from": sender,
-                        "text": _reply_text(template, match.keyword, sender, account),
-                        "keyword": match.keyword,
-                        "rule": rule.name,
-                        "language": match.language,
-                        "match": match.mode,
-                        "in_reply_to": message_id,
-                        "source": source,
-                        "occurred_at": received_at,
-                        "emitted_at": emitted_at,
-                    }
-                )
+            dumps(
+                {
+                    "schema": SCHEMA_REPLY,
+                    "reply_id": reply_id(account, message_id),
+                    "intent": intent,
+                    "account_id": account,
+                    "subaccount_id": sub,
+                    "channel": channel,
+                    "to": address,
+                    "from": sender,
+                    "text": _reply_text(template, match.keyword, sender, account),
+                    "keyword": match.keyword,
+                    "rule": rule.name,
+                    "language": match.language,
+                    "match": match.mode,
+                    "in_reply_to": message_id,
+                    "source": source,
+                    "occurred_at": received_at,
+                    "emitted_at": emitted_at,
+                }
             ),
         )
     )

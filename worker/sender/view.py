@@ -324,14 +324,7 @@ class BlocklistView:
                         skipped += 1  # the projector dead-letters it; the view can only skip it
                 self._applied += len(records)
                 positions[tp] = records[-1].offset + 1
-            for tp in positions:
-                # Past the transaction markers too: a read_committed fetch skips them and returns no
-                # record for them, so under an exactly-once classifier (Apache Kafka) the offsets of
-                # the records alone stop one short of the high watermark and the view never counted
-                # as current.
-                consumed = consumed_position(consumer, tp)
-                if consumed is not None and consumed > positions[tp]:
-                    positions[tp] = consumed
+            advance_past_markers(consumer, positions)
             if skipped:
                 log.warning("blocklist view skipped %d malformed change events", skipped)
 
@@ -372,6 +365,18 @@ class BlocklistView:
         for tp in self._positions:
             self._positions[tp] = 0
         return True
+
+
+def advance_past_markers(consumer: AIOKafkaConsumer, positions: dict[TopicPartition, int]) -> None:
+    """Move each position to the consumer's own where that is further: past the transaction markers
+    a read_committed fetch skips without returning a record. Under an exactly-once classifier
+    (Apache Kafka) the offsets of the records alone stop one short of the high watermark, and a
+    tail waiting to be current (the view's ``wait_current``, the classifier's confirmation tail)
+    never was."""
+    for tp in positions:
+        consumed = consumed_position(consumer, tp)
+        if consumed is not None and consumed > positions[tp]:
+            positions[tp] = consumed
 
 
 def consumed_position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:

@@ -27,7 +27,7 @@ from aiokafka.errors import KafkaError
 from worker.classify.confirmations import RecentChanges
 from worker.config import Settings
 from worker.heartbeat import HEARTBEAT
-from worker.sender.view import consumed_position, topic_partitions
+from worker.sender.view import advance_past_markers, topic_partitions
 from worker.stream.kafka import make_consumer
 
 log = logging.getLogger("optout.classifier")
@@ -198,13 +198,7 @@ class RecentTail:
                 for record in records:
                     apply(record.key, record.value, record.timestamp)
                 positions[tp] = records[-1].offset + 1
-            for tp in positions:
-                # Past transaction markers too (as BlocklistView does): a read_committed fetch skips
-                # them, so under an exactly-once classifier the records' offsets alone stop short of
-                # the high watermark and catch_up() waited its full 60 s after every rebalance.
-                consumed = consumed_position(consumer, tp)
-                if consumed is not None and consumed > positions[tp]:
-                    positions[tp] = consumed
+            advance_past_markers(consumer, positions)  # else catch_up() waited 60 s per rebalance
 
 
 def _readable_end(consumer: Any, tp: TopicPartition) -> int:

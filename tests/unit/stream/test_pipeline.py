@@ -390,7 +390,7 @@ def test_a_prefixed_sender_is_the_number_and_resolves_its_override() -> None:
 def test_the_batchs_records_take_their_own_size_in_memory() -> None:
     """orjson.dumps returns bytes in a buffer of 4 KiB or more; the batch's output is held until it
     is acknowledged and its change events are kept for the confirmation window, so they are copied
-    to their size (worker.events.outgoing.compact). These 300 keyword MOs' records (a START lifts up
+    to their size (worker.events.outgoing.dumps). These 300 keyword MOs' records (a START lifts up
     to six blocks) are 0.95 MB: 1.2 MB held with the copy, 19.7 MB without it."""
     import gc
     import tracemalloc
