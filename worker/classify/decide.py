@@ -89,6 +89,10 @@ _NEGATORS = frozenset(
 _OBJECTS = frozenset((b"it", b"that", b"this"))
 #: Messages with more words than this are not read for a keyword with a complaint.
 _MAX_COMPLAINT_WORDS = 16
+#: The limits of :func:`classify`'s steps that the batch step's chat screen must apply as it does
+#: (``worker/stream/_screen.c``): the words of a leading match, the words and characters of a short
+#: message's second look.
+SCREEN_LIMITS = (_MAX_LEADING_WORDS, _FUZZY_LEADING_WORDS, _FUZZY_MAX_CHARS)
 
 
 @dataclass(frozen=True, slots=True)

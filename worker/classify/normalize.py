@@ -102,12 +102,38 @@ def _trim(text: str) -> str:
 BITMAP_BYTES = 8192
 
 
-def word_hash(word: bytes) -> int:
-    """32-bit FNV-1a folded to 16 bits: the hash ``_fold.c`` computes for each word it finds."""
+#: Bytes in a :func:`key_bits` bitmap: one bit for each 20-bit key hash.
+KEY_BITMAP_BYTES = 131072
+
+
+def _fnv1a(data: bytes) -> int:
     h = 2166136261
-    for byte in word:
+    for byte in data:
         h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def word_hash(word: bytes) -> int:
+    """32-bit FNV-1a folded to 16 bits: the hash ``fold.h`` computes for each word it finds."""
+    h = _fnv1a(word)
     return (h ^ (h >> 16)) & 0xFFFF
+
+
+def key_hash(key: str) -> int:
+    """32-bit FNV-1a of the UTF-8 key folded to 20 bits: the hash ``fold.h`` computes for a whole
+    key (a whole-message bitmap holds tens of thousands of mangled keywords: 16 bits would be
+    half full)."""
+    h = _fnv1a(key.encode())
+    return (h ^ (h >> 20)) & 0xFFFFF
+
+
+def key_bits(keys: Iterable[str]) -> bytes:
+    """A bitmap of whole keys (:func:`key_hash`): a key whose bit is clear is surely not one of them."""
+    bits = bytearray(KEY_BITMAP_BYTES)
+    for key in keys:
+        h = key_hash(key)
+        bits[h >> 3] |= 1 << (h & 7)
+    return bytes(bits)
 
 
 def word_bits(words: Iterable[bytes]) -> bytes:

@@ -24,6 +24,7 @@ from worker.classify import fuzzy
 from worker.classify.normalize import BITMAP_BYTES, normalize, strip_accents, tokens, word_bits
 from worker.classify.packs import DEFAULT_LANGUAGES, ENGLISH, PACKS, LanguagePack, Phrase
 from worker.classify.packs.guards import GUARDS
+from worker.classify.screen import ChatBitmaps, build_chat_bitmaps
 from worker.events.address import Countries, canonical_sender
 from worker.model import Category, Intent, Language, MatchMode, ScopeLevel
 
@@ -282,6 +283,7 @@ class RuleBook:
     :class:`~worker.sender.BlocklistView` needs to canonicalize addresses as the classifier does."""
     _overridden: frozenset[str] = frozenset()
     _cache: dict[tuple[str, str | None, str | None], RuleSet] = field(default_factory=dict)
+    _chat_bitmaps: ChatBitmaps | None = None
 
     def __post_init__(self) -> None:
         self._overridden = frozenset(
@@ -293,6 +295,18 @@ class RuleBook:
         """No account has rules of its own: every message gets :attr:`base` (the pipeline then
         skips :meth:`resolve` per message)."""
         return not self._overridden
+
+    @property
+    def overridden(self) -> frozenset[str]:
+        """The accounts with rules of their own (every other account gets :attr:`base`)."""
+        return self._overridden
+
+    def chat_bitmaps(self) -> ChatBitmaps:
+        """:attr:`base`'s bitmaps for the batch step's chat screen (:mod:`worker.classify.screen`),
+        built on first use: a rules reload builds a new book, and tests build hundreds."""
+        if self._chat_bitmaps is None:
+            self._chat_bitmaps = build_chat_bitmaps(self.base)
+        return self._chat_bitmaps
 
     def resolve(self, account_id: str, subaccount_id: str | None, sender: str | None) -> RuleSet:
         if account_id not in self._overridden:

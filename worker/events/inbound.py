@@ -161,20 +161,26 @@ def to_message(doc: dict[str, Any], received_at: datetime) -> InboundMessage:
     )
 
 
-def canonical_instant(stamp: str, instant: datetime) -> str:
+def canonical_instant(stamp: str, instant: datetime | None) -> str:
     """``format_instant(instant)`` for ``stamp``, the text :func:`decode` parsed it from.
 
     The common forms, "2026-11-24T10:00:00Z" and "2026-11-24T10:00:00.123Z" (up to six digits),
     are UTC already: their canonical text is the same digits with the fraction padded to six
     (a slice instead of a time zone conversion and eight formats). ``stamp`` was validated by
-    :func:`decode`, so its digits are ASCII digits.
+    :func:`decode` or by the batch step's chat screen (which passes only these forms, and gives
+    no ``instant``), so its digits are ASCII digits.
     """
     if stamp[-1] == "Z":
         if len(stamp) == 20 and stamp[4:20:3] == "--T::Z":
             return stamp[:19] + ".000000Z"
         if 22 <= len(stamp) <= 27 and stamp[4:20:3] == "--T::.":
             return stamp[:19] + "." + stamp[20:-1].ljust(6, "0") + "Z"
-    return format_instant(instant)
+    return format_instant(instant or parse_instant(stamp, "received_at"))
+
+
+def received_instant(raw: bytes | None) -> datetime:
+    """The ``received_at`` of a record :func:`decode` accepts (or the chat screen passed)."""
+    return decode(raw)[1]
 
 
 def _decode_error(raw: bytes, exc: orjson.JSONDecodeError) -> InputError:

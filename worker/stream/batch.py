@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from worker.classify.confirmations import Pending, RecentChanges, remember
@@ -22,11 +23,12 @@ from worker.classify.decide import Doubt, classify, decide_encoded
 from worker.classify.rules import Match, Rule, RuleBook, RuleSet
 from worker.errors import DeadLetterCode, InputError
 from worker.events.address import metric_channel
-from worker.events.inbound import canonical_instant, decode
+from worker.events.inbound import canonical_instant, decode, received_instant
 from worker.events.outgoing import dead_letter_key, encode_dead_letter, encode_review
 from worker.events.providers import CANONICAL, Decoder
 from worker.events.providers.registry import DECODERS
 from worker.model import Category, Intent, MatchMode, Source
+from worker.stream.screen import screen_records
 
 
 class RecordLike(Protocol):
@@ -82,9 +84,10 @@ def classify_records(
     ``fmt`` is the input format of the records' topic (``OPTOUT_INPUT_FORMATS``; the inbound topic
     is canonical): chosen per call, so the canonical loop below pays nothing for the others.
 
-    The hot loop: every record is decoded and fully validated (a bad one becomes a dead letter),
-    its rule set resolved and its text classified; chat stops there, with nothing allocated
-    beyond the decoded document. A keyword MO is decided and encoded in one pass
+    First the chat screen (:mod:`worker.stream.screen`) passes over, in C, the records that are
+    surely valid chat. The hot loop then takes the others: each is decoded and fully validated
+    (a bad one becomes a dead letter), its rule set resolved and its text classified; chat stops
+    there, with nothing allocated beyond the decoded document. A keyword MO is decided and encoded in one pass
     (:func:`decide_encoded`), its records appended in input order, so per key the output keeps
     the order of the input. With ``out.memory`` (OPTOUT_CONFIRMATION_WINDOW > 0), a repeated
     opt-out's reply is dropped (:func:`_confirm_once`): keyword MOs only.
@@ -92,37 +95,53 @@ def classify_records(
     if fmt != CANONICAL:
         _classify_provider(records, rulebook, out, fmt, DECODERS[fmt])
         return
+    screened = screen_records(records, rulebook)  # common-shape chat is passed over in C
+    if screened is None:
+        loud: Sequence[int] = range(len(records))
+        docs: Sequence[dict[str, Any] | None] = [None] * len(records)
+        last_chat = -1
+    else:
+        loud, docs, last_chat = screened
     resolve = rulebook.resolve
     uniform = rulebook.base if rulebook.uniform else None  # decided per batch, not per message
     intents = out.intents
-    none = 0
-    received = None
-    record = None
+    none = len(records) - len(loud)  # the screened chat
+    instant: datetime | None = None
+    last_good = -1
     doubts: list[Doubt] = []  # filled by classify only when it is unsure: the review queue
-    for record in records:
-        try:
-            doc, received = decode(record.value)
-        except InputError as error:
-            _dead_letter(record, error, out)
-            continue
+    for index, doc in zip(loud, docs, strict=True):
+        record = records[index]
+        if doc is None:  # not in the common shape: decoded and validated in full
+            try:
+                doc, instant = decode(record.value)
+            except InputError as error:
+                _dead_letter(record, error, out)
+                continue
+        else:
+            instant = None  # the screen checked the common form: parsed only when needed
+        last_good = index
         rules = uniform or resolve(doc["account_id"], doc.get("subaccount_id"), doc["to"])
         if "intent" in doc:  # a producer's own signal: decided from it, the text is not read
-            _signal(record, doc, received, rules, fmt, out)
+            _signal(record, doc, instant, rules, fmt, out)  # never screened: decoded in full
             continue
         match = classify(doc["text"], rules, doubts)
         if doubts:  # uncertain: classified as usual, and sent for review too
-            _review(record, doc, canonical_instant(doc["received_at"], received), match, doubts, out)
+            _review(record, doc, canonical_instant(doc["received_at"], instant), match, doubts, out)
             doubts.clear()
-        if match is None:  # chat: most records
+        if match is None:  # chat the screen could not pass over (or the screen was not built)
             none += 1
             continue
         # A keyword MO (a few per hundred records): decided and encoded as on every other path.
-        _decide(record, doc, canonical_instant(doc["received_at"], received), match, rules, out)
+        _decide(record, doc, canonical_instant(doc["received_at"], instant), match, rules, out)
     out.consumed += len(records)
     if none:
         intents[Intent.NONE] = intents.get(Intent.NONE, 0) + none
-    if record is not None and received is not None:
-        out.newest_received[(record.topic, record.partition)] = received.timestamp()
+    newest = max(last_good, last_chat)
+    if newest >= 0:  # the delay metric: the partition's newest good record
+        if newest != last_good or instant is None:
+            instant = received_instant(records[newest].value)
+        first = records[0]
+        out.newest_received[(first.topic, first.partition)] = instant.timestamp()
 
 
 def _confirm_once(recent: RecentChanges, match: Match, marks: tuple[int, int], out: BatchOutput) -> None:

@@ -1,0 +1,256 @@
+"""worker/stream/_screen.c, the batch step's chat screen: it may pass over a record only when the
+full path (decode, then classify) would find it valid chat with no doubt, and the documents it
+hands on must be what decode() gives. Then classify_records must not change with it."""
+
+from __future__ import annotations
+
+import shutil
+import string
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from bench.workload import Workload, generate
+from tests.unit.factories import FakeRecord, inbound_doc
+from worker.classify.decide import Doubt, classify
+from worker.classify.rules import BUILTIN_LAYER, Layer, Rule, RuleBook, compile_layers, default_rulebook
+from worker.errors import InputError
+from worker.events.inbound import canonical_instant, decode
+from worker.model import Intent
+from worker.stream import batch, screen
+from worker.stream.batch import BatchOutput, classify_records
+
+BOOK = default_rulebook()
+RULES = BOOK.base
+CORPUS = Path(__file__).parents[2] / "corpus"
+CORPUS_TEXTS = sorted(
+    {
+        orjson.loads(line)["text"]
+        for name in ("labeled.jsonl", "holdout.jsonl", "fresh.jsonl")
+        for line in (CORPUS / name).read_bytes().splitlines()
+        if line.strip()
+    }
+)
+COMPILED = pytest.mark.skipif(not screen.COMPILED, reason="the C extension is not built")
+
+
+def _words(words: frozenset[bytes]) -> list[str]:
+    return sorted(w.decode() for w in words if w.isascii())
+
+
+#: Texts made of the words every step of classify() looks for, and of plain chat words.
+RULE_WORDS = sorted(
+    {*_words(RULES.gate), *_words(RULES.openers), *_words(RULES.prefixes), *_words(RULES.courtesy)}
+    | {k for k in RULES.table if k.isascii()}
+)
+WORDY = st.lists(
+    st.one_of(
+        st.sampled_from(RULE_WORDS), st.sampled_from(["ok", "the", "sale", "Thanks", "7", "!", "?", ","])
+    ),
+    max_size=10,
+).map(" ".join)
+PRINTABLE = st.text(alphabet=st.sampled_from([chr(c) for c in range(0x20, 0x7F)]), max_size=60)
+EDGY = st.text(alphabet=st.sampled_from(list(" .,!?'-_@#\n\taZsStTOoPp09\"()ÉＳ😡")), max_size=30)
+TEXTS = st.one_of(WORDY, PRINTABLE, EDGY, st.sampled_from(CORPUS_TEXTS), st.text(max_size=40))
+
+
+def _record(value: bytes | None) -> FakeRecord:
+    return FakeRecord("mo.inbound", 0, 7, 1764000000000, b"k", value)
+
+
+def _verdict(value: bytes | None, book: RuleBook = BOOK) -> tuple[str, Any]:
+    """("chat", None), ("valid", doc) or ("full", None): what the screen made of one record."""
+    result = screen.screen_records([_record(value)], book)
+    assert result is not None
+    loud, docs, last_chat = result
+    if not loud:
+        assert last_chat == 0
+        return "chat", None
+    assert (loud, last_chat) == ([0], -1)
+    return ("full", None) if docs[0] is None else ("valid", docs[0])
+
+
+def _check(value: bytes | None, book: RuleBook = BOOK) -> str:
+    """The screen's verdict on ``value``, after checking it against the full path."""
+    verdict, doc = _verdict(value, book)
+    if verdict == "full":
+        return verdict
+    full, instant = decode(value)  # passed over or handed on: decode must accept it
+    if verdict == "valid":
+        assert doc == full
+        assert canonical_instant(doc["received_at"], None) == canonical_instant(doc["received_at"], instant)
+        return verdict
+    assert "intent" not in full
+    rules = book.resolve(full["account_id"], full.get("subaccount_id"), full["to"])
+    doubts: list[Doubt] = []
+    assert classify(full["text"], rules, doubts) is None, full["text"]
+    assert doubts == [], full["text"]
+    return verdict
+
+
+def test_the_c_extension_was_built_where_a_compiler_is() -> None:
+    if not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")):
+        pytest.skip("no C compiler: every record takes the full path, as designed")
+    assert screen.COMPILED, "worker/stream/_screen.c was not built: reinstall (pip install -e .)"
+
+
+@COMPILED
+@settings(max_examples=3000, deadline=None)
+@given(TEXTS)
+@example("")
+@example("STOP")
+@example("stop")
+@example("S T O P")
+@example("stpo")
+@example("please stop")
+@example("See you at 7")
+@example("Yes please")
+@example("Stop by later?")
+@example("x" * 600)
+def test_a_text_passed_over_is_chat_for_classify(text: str) -> None:
+    _check(orjson.dumps(inbound_doc(text)))
+
+
+@COMPILED
+def test_no_corpus_message_the_rules_act_on_is_passed_over() -> None:
+    verdicts = {text: _check(orjson.dumps(inbound_doc(text))) for text in CORPUS_TEXTS}
+    assert "chat" in verdicts.values(), "the screen passed over nothing: it saves nothing"
+    assert "valid" in verdicts.values()
+
+
+@COMPILED
+def test_common_chat_is_passed_over_and_keywords_are_not() -> None:
+    assert _check(orjson.dumps(inbound_doc("Running 10 min late, sorry"))) == "chat"
+    assert _check(orjson.dumps(inbound_doc("Sounds good"))) == "chat"
+    for text in ("STOP", "stop", "Stop!", "unsubscribe", "START", "HELP", "S T O P", "stpo"):
+        assert _check(orjson.dumps(inbound_doc(text))) == "valid", text
+    assert _check(orjson.dumps(inbound_doc("ＳＴＯＰ"))) == "valid"  # not ASCII: classify decides
+
+
+#: Field values that decode() takes or refuses, for every field.
+IDENTIFIERS = st.one_of(
+    st.sampled_from(["acme", "+15550000001", "12345", "sms", "m-1", "", " ", "a\x00b", "é", "x" * 300, "ok"]),
+    st.integers(-(2**63), 2**63 - 1),
+    st.none(),
+    st.text(max_size=8),
+)
+DIGITS = st.integers(0, 9999).map(lambda n: f"{n:04d}")
+TWO = st.integers(0, 99).map(lambda n: f"{n:02d}")
+STAMPS = st.one_of(
+    st.builds(
+        lambda y, mo, d, h, mi, s, frac, t, z: f"{y}-{mo}-{d}{t}{h}:{mi}:{s}{frac}{z}",
+        st.sampled_from(["2026", "2024", "2023", "1900", "2000", "0000", "0001", "9999"]) | DIGITS,
+        st.sampled_from(["01", "02", "12", "13", "00"]) | TWO,
+        st.sampled_from(["28", "29", "30", "31", "00", "32"]) | TWO,
+        st.sampled_from(["00", "23", "24"]) | TWO,
+        st.sampled_from(["00", "59", "60"]),
+        st.sampled_from(["00", "59", "60"]),
+        st.sampled_from(["", ".", ".1", ".123", ".123456", ".1234567", ".12a"]),
+        st.sampled_from(["T", "t", " "]),
+        st.sampled_from(["Z", "z", "+01:00", ""]),
+    ),
+    st.text(alphabet=string.digits + "-T:.Z", max_size=27),
+)
+
+
+@COMPILED
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "message_id": IDENTIFIERS,
+            "channel": IDENTIFIERS,
+            "from": IDENTIFIERS,
+            "to": IDENTIFIERS,
+            "account_id": IDENTIFIERS,
+            "subaccount_id": IDENTIFIERS,
+            "text": st.one_of(TEXTS, st.integers(0, 9), st.none()),
+            "received_at": st.one_of(STAMPS, st.integers(0, 9)),
+            "intent": st.sampled_from(["opt_out", "nope"]),
+            "category": st.sampled_from(["all", "marketing"]),
+        },
+    )
+)
+def test_a_document_passed_over_or_handed_on_is_one_decode_accepts(fields: dict[str, Any]) -> None:
+    base = {k: v for k, v in inbound_doc("hello there").items() if k not in fields or fields[k] is not None}
+    _check(orjson.dumps(base | fields))
+
+
+@COMPILED
+@settings(max_examples=2000, deadline=None)
+@given(STAMPS)
+@example("2026-11-24T10:00:00Z")
+@example("2026-11-24T10:00:00.123456Z")
+@example("2024-02-29T10:00:00Z")  # leap years: every fourth, not every hundredth, every 400th
+@example("2023-02-29T10:00:00Z")
+@example("1900-02-29T10:00:00Z")
+@example("2000-02-29T10:00:00Z")
+@example("0000-01-01T00:00:00Z")  # no year 0
+@example("0001-01-01T00:00:00Z")  # the edge years take decode()'s range check
+@example("9999-12-31T23:59:59Z")
+@example("2026-04-31T10:00:00Z")
+@example("2026-11-24T24:00:00Z")
+@example("2026-11-24T10:00:60Z")
+@example("2026-11-24T10:00:00.Z")
+@example("2026-11-24T10:00:00.1234567Z")
+def test_a_timestamp_is_passed_only_when_decode_takes_it(stamp: str) -> None:
+    _check(orjson.dumps(inbound_doc("Sounds good", received_at=stamp)))
+    _check(orjson.dumps(inbound_doc("STOP", received_at=stamp)))
+
+
+@COMPILED
+@pytest.mark.parametrize(
+    "value",
+    [None, b"", b"not json", b"[1, 2]", b'"text"', b"\xff\xfe", orjson.dumps(inbound_doc("x" * 70000))],
+)
+def test_bad_records_take_the_full_path(value: bytes | None) -> None:
+    assert _verdict(value)[0] == "full"
+    with pytest.raises(InputError):
+        decode(value)
+
+
+@COMPILED
+def test_an_account_with_rules_of_its_own_is_never_passed_over() -> None:
+    override = Layer(True, (Rule("hush", Intent.OPT_OUT, ("HUSH",)),), MappingProxyType({}))
+    book = RuleBook(compile_layers([BUILTIN_LAYER]), (BUILTIN_LAYER,), accounts={"acme": override})
+    assert _check(orjson.dumps(inbound_doc("hush", account="other")), book) == "chat"
+    assert _check(orjson.dumps(inbound_doc("hush", account="acme")), book) == "valid"
+
+
+def _outputs(records: list[FakeRecord], book: RuleBook) -> tuple[Any, ...]:
+    out = BatchOutput(emitted_at="2026-11-24T12:00:00.000000Z", worker_version="9.9.9")
+    for start in range(0, len(records), 500):
+        classify_records(records[start : start + 500], book, out)
+    return (
+        out.changes,
+        out.replies,
+        out.dead_letters,
+        out.reviews,
+        out.intents,
+        out.dead_by_code,
+        out.newest_received,
+        out.uncanonical,
+        out.consumed,
+    )
+
+
+@COMPILED
+def test_the_batch_step_gives_the_same_output_with_and_without_the_screen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the benchmark's campaign workload: chat, keywords, bad records, non-ASCII text."""
+    generated = generate(Workload(messages=6000, keyword_ratio=0.11, bad_ratio=0.01, seed=11))
+    records = [FakeRecord("mo.inbound", 0, i, 0, r.key, r.value) for i, r in enumerate(generated)]
+    screened = _outputs(records, BOOK)
+    monkeypatch.setattr(batch, "screen_records", lambda records, rulebook: None)
+    assert screened == _outputs(records, BOOK)
+    changes, dead_letters, intents = screened[0], screened[2], screened[4]
+    assert changes
+    assert dead_letters
+    assert intents[Intent.NONE] > 0
