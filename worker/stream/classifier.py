@@ -80,6 +80,7 @@ async def run_classifier(
     ``reload`` (set by SIGHUP): reload the rules file between batches, as when it changes.
     """
     rulebook = load_rules(settings.rules or None)
+    rulebook.chat_bitmaps()  # built now, not inside the first batch
     tune_gc_for_throughput()
     metrics = ClassifierMetrics(registry if registry is not None else CollectorRegistry())
     rules = RulesReloader(settings.rules, rulebook, metrics)

@@ -114,7 +114,7 @@ class RulesReloader:
                 log.info("rules file %s unchanged (sha256 %s); nothing to reload", self.path, found)
             return False
         try:
-            rulebook = await asyncio.to_thread(parse_rules, raw, self.path)
+            rulebook = await asyncio.to_thread(_compile, raw, self.path)
         except ConfigError as exc:
             self._rejected(why, str(exc))
             return False
@@ -141,3 +141,11 @@ class RulesReloader:
         info.clear()
         info.labels(self.digest).set(1)
         self._metrics.rules_loaded.set(time.time())
+
+
+def _compile(raw: bytes, path: Path) -> RuleBook:
+    """The new rules, with their chat screen's bitmaps: both built off the event loop, so the
+    batch after a reload pays for neither."""
+    rulebook = parse_rules(raw, path)
+    rulebook.chat_bitmaps()
+    return rulebook
