@@ -107,6 +107,13 @@ def _positive(value: str) -> int:
     return number
 
 
+def _non_negative(value: str) -> int:
+    number = _int(value, "a whole number >= 0")
+    if number < 0:
+        raise ValueError("a whole number >= 0")
+    return number
+
+
 def _seconds(value: str) -> int:
     number = _int(value, "a whole number of seconds >= 0")
     if number < 0:
@@ -279,6 +286,8 @@ SETTINGS: tuple[Setting, ...] = (
             _positive, "most records per getmany() batch"),
     Setting("poll_timeout_ms", "OPTOUT_POLL_TIMEOUT_MS", str(constants.POLL_TIMEOUT_MS), _positive,
             "longest wait for a batch, in ms"),
+    Setting("commit_interval_ms", "OPTOUT_COMMIT_INTERVAL_MS", str(constants.COMMIT_INTERVAL_MS),
+            _non_negative, "at-least-once: commit acked offsets at most this often, in ms; 0: every batch"),
     Setting("session_timeout_ms", "OPTOUT_KAFKA_SESSION_TIMEOUT_MS", "10000", _positive,
             "consumer group session timeout, in ms"),
     Setting("burst_idle_ms", "OPTOUT_BURST_IDLE_MS", "2000", _positive,
@@ -364,6 +373,7 @@ class Settings:
     replication_factor: int
     batch_max_records: int
     poll_timeout_ms: int
+    commit_interval_ms: int
     session_timeout_ms: int
     burst_idle_ms: int
     security_protocol: str
@@ -529,7 +539,7 @@ HELP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("snapshots", ("SNAPSHOT_",)),
     ("HTTP API (optout api)", ("API_",)),
     ("classification", ("RULES", "CONFIRMATION_")),
-    ("batching", ("BATCH_", "POLL_", "BURST_")),
+    ("batching", ("BATCH_", "POLL_", "BURST_", "COMMIT_")),
     ("logs and local state", ("LOG_", "DATA_DIR")),
     ("opt-out links", ("LINK_",)),
 )

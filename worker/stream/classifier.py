@@ -50,6 +50,7 @@ from worker.stream.kafka import BrokerFeatures, make_consumer, make_producer
 from worker.stream.loop import (
     Batch,
     CountingListener,
+    PendingCommits,
     RunStats,
     batches,
     close_clients,
@@ -100,16 +101,28 @@ async def run_classifier(
         if tail is not None:
             tail.needs_catch_up = True  # the previous owner's last blocks, before our first batch
 
+    # At-least-once: acked offsets, committed at most every OPTOUT_COMMIT_INTERVAL_MS (after a
+    # poll, empty or not), before their partitions are revoked, and when the loop ends.
+    pending = PendingCommits(settings.commit_interval_ms)
+
+    async def commit_revoked(revoked: set[TopicPartition]) -> None:
+        taken = pending.take(revoked)
+        if taken:
+            await _commit_once(consumer, taken, metrics)
+
     async def after_poll() -> None:
         if reload is not None and reload.is_set():
             reload.clear()
             rules.request()
         await rules.poll()
+        if pending.due():
+            await _commit(consumer, pending.take(), committing, metrics, stop)
 
     # The inbound topic is canonical; each extra input topic has its format, looked up once per
     # partition batch (classify_records), never per record.
     formats = dict(topics.inputs)
-    consumer.subscribe([topics.inbound, *formats], listener=CountingListener(metrics, log, remember_assigned))
+    listener = CountingListener(metrics, log, remember_assigned, commit_revoked)
+    consumer.subscribe([topics.inbound, *formats], listener=listener)
     producing = Backoff(KAFKA, log)
     committing = Backoff(KAFKA, log)
     producer: Any = None
@@ -175,11 +188,13 @@ async def run_classifier(
             if recent is not None:
                 recent.merge(out.pending, int(time.time() * 1000))  # durable now: for the next batches
             positions = positions_after(batch)
-            await _commit(consumer, positions, committing, metrics, stop)
+            pending.add(positions)  # committed by after_poll once due
             _observe(metrics, out)
             _observe_batch(metrics, out.consumed, started)
             update_lag(consumer, metrics, positions)
             stats.batch_done(out.consumed, started)
+        if pending.positions:  # stopping (or drained, in burst mode): what is acked is committed
+            await _commit(consumer, pending.take(), committing, metrics, stop)
     finally:
         if tail is not None:
             await tail.close()
@@ -309,6 +324,20 @@ async def _commit(
                 log.error("giving up committing during shutdown: %s", exc)
                 return
             await backoff.failed(exc)
+
+
+async def _commit_once(
+    consumer: Any, positions: dict[TopicPartition, int], metrics: ClassifierMetrics
+) -> None:
+    """Commit before a rebalance takes the partitions: one attempt, so a broker outage cannot hold
+    the rebalance; if it fails, the new owner reprocesses from the last commit (same event ids)."""
+    try:
+        await consumer.commit(positions)
+    except KafkaError as exc:
+        metrics.commit_failures.inc()
+        log.warning(
+            "could not commit before the partitions were revoked (%s); their new owner reprocesses", exc
+        )
 
 
 def _observe(metrics: ClassifierMetrics, out: BatchOutput) -> None:
