@@ -71,7 +71,7 @@ class RecentTail:
         """
         warned: set[str] = set()
         while not stop.is_set():
-            consumer = make_consumer(settings, None)
+            consumer = make_consumer(settings, None, fetch_min_bytes=65536, fetch_max_wait_ms=500)
             attempt = asyncio.ensure_future(cls._position(consumer, settings))
             stopping = asyncio.ensure_future(stop.wait())
             await asyncio.wait(
