@@ -91,6 +91,35 @@ async def test_outputs_and_dead_letters(broker: str, topics: Topics, group_suffi
     assert commits[0] == len(records)
 
 
+async def test_acked_offsets_are_committed_at_the_end_and_before_a_rebalance(
+    broker: str, topics: Topics, group_suffix: str
+) -> None:
+    """At-least-once commits at most every OPTOUT_COMMIT_INTERVAL_MS; here the interval is longer
+    than the test, so every commit seen is one taken at a revocation or at the end. A second member
+    joining must find the first member's offsets committed for the partitions it takes: it
+    reprocesses nothing, and no change event is written twice."""
+    await produce(
+        broker, topics.inbound, [(None, mo(f"m{i}", "STOP", f"+1555200{i:04d}"), i % 4) for i in range(100)]
+    )
+    settings = settings_for(broker, topics, group_suffix, OPTOUT_COMMIT_INTERVAL_MS="600000")
+    stop = asyncio.Event()
+    first = asyncio.create_task(run_classifier(settings, stop=stop))
+
+    async def all_changed() -> bool:
+        return len(await read_topic(broker, topics.changes)) == 100
+
+    await wait_until(all_changed, 60, "the first member to classify every record")
+    assert sum(o or 0 for o in (await committed(broker, settings.group_id, topics.inbound)).values()) == 0
+    second = await run_classifier(settings, burst=True)  # joins, takes partitions, drains, leaves
+    stop.set()
+    stats = await first
+    assert second.records == 0, "the second member reprocessed offsets the first had not committed"
+    assert stats.records == 100
+    assert len(await read_topic(broker, topics.changes)) == 100
+    offsets = await committed(broker, settings.group_id, topics.inbound)
+    assert sum(o or 0 for o in offsets.values()) == 100
+
+
 async def test_reprocessing_yields_identical_ids(broker: str, topics: Topics, group_suffix: str) -> None:
     """A batch processed twice (a crash before the commit) produces the same event ids."""
     await produce(
