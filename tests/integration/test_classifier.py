@@ -101,7 +101,9 @@ async def test_acked_offsets_are_committed_at_the_end_and_before_a_rebalance(
     await produce(
         broker, topics.inbound, [(None, mo(f"m{i}", "STOP", f"+1555200{i:04d}"), i % 4) for i in range(100)]
     )
-    settings = settings_for(broker, topics, group_suffix, OPTOUT_COMMIT_INTERVAL_MS="600000")
+    settings = settings_for(
+        broker, topics, group_suffix, OPTOUT_DELIVERY="at-least-once", OPTOUT_COMMIT_INTERVAL_MS="600000"
+    )  # exactly-once (the default on Apache Kafka) commits the offsets in each batch's transaction
     stop = asyncio.Event()
     first = asyncio.create_task(run_classifier(settings, stop=stop))
 
