@@ -14,6 +14,8 @@ import string
 from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
+
 from worker.classify.normalize import SEPARATORS, fold, normalize, tokens
 from worker.classify.rules import WRONG_NUMBER, Match, Phrases, Rule, RuleSet
 from worker.classify.scope import block_key, block_scope, covering_scopes
@@ -609,18 +611,27 @@ def _reply(message: InboundMessage, match: Match, rules: RuleSet, source: Source
     )
 
 
-_ScopeParts = tuple[tuple[tuple[Any, ...], dict[str, Any]], ...]
-#: Per (intent, level, all channels, account, subaccount, sender, channel): the scopes a keyword MO
-#: affects, each as its block key's leading fields and its event document. Never mutated.
+_ScopeParts = tuple[tuple[bytes, bytes], ...]
+#: Per (intent, action, level, all channels, account, subaccount, sender, channel): the scopes a
+#: keyword MO affects, each as the JSON its block key and its change event start with (see
+#: :func:`decide_encoded`). Never mutated.
 _SCOPES: dict[tuple[Any, ...], _ScopeParts] = {}
 _SCOPES_MAX = 4096
+#: A change event's JSON up to its id: the same for every change event.
+_CHANGE_HEAD = b'{"schema":' + orjson.dumps(SCHEMA_CHANGE) + b',"event_id":"'
+#: Per (keyword, rule, reason, language, match mode, category): a change event's JSON from
+#: "keyword" to "source", the fields a match decides. Bounded like the scopes.
+_MATCH_PARTS: dict[tuple[Any, ...], bytes] = {}
 
 
 def _scopes(
-    intent: Intent, rule: Rule, account: str, sub: str | None, sender: str, channel: str
+    intent: Intent, action: Action, rule: Rule, account: str, sub: str | None, sender: str, channel: str
 ) -> _ScopeParts:
-    """The scopes :func:`decide` would build for these fields, cached (bounded like the texts)."""
-    cache_key = (intent, rule.level, rule.all_channels, account, sub, sender, channel)
+    """The scopes :func:`decide` would build for these fields, cached (bounded like the texts): for
+    each, its block key's JSON up to the address (``["account","acme",null,null,"*",``) and its
+    change event's JSON from the end of the id to the address (``","action":"block","scope":{...},
+    "address":``)."""
+    cache_key = (intent, action, rule.level, rule.all_channels, account, sub, sender, channel)
     parts = _SCOPES.get(cache_key)
     if parts is None:
         if intent is Intent.OPT_OUT:
@@ -632,12 +643,42 @@ def _scopes(
         else:
             scopes = ()
         parts = tuple(
-            ((s.level, s.account_id, s.subaccount_id, s.sender, s.channel), scope_document(s)) for s in scopes
+            (
+                orjson.dumps([s.level, s.account_id, s.subaccount_id, s.sender, s.channel])[:-1] + b",",
+                b'","action":'
+                + orjson.dumps(action)
+                + b',"scope":'
+                + orjson.dumps(scope_document(s))
+                + b',"address":',
+            )
+            for s in scopes
         )
         if len(_SCOPES) >= _SCOPES_MAX:
             _SCOPES.clear()
         _SCOPES[cache_key] = parts
     return parts
+
+
+def _match_part(match: Match, why: str, category: Category) -> bytes:
+    """A change event's JSON from "keyword" to "source" for this match, reason and category."""
+    cache_key = (match.keyword, match.rule.name, why, match.language, match.mode, category)
+    part = _MATCH_PARTS.get(cache_key)
+    if part is None:
+        part = b"".join(
+            (
+                b',"keyword":', orjson.dumps(match.keyword),
+                b',"rule":', orjson.dumps(match.rule.name),
+                b',"reason":', orjson.dumps(why),
+                b',"language":', orjson.dumps(match.language),
+                b',"match":', orjson.dumps(match.mode),
+                b',"category":', orjson.dumps(category),
+                b',"source":',
+            )
+        )  # fmt: skip
+        if len(_MATCH_PARTS) >= _SCOPES_MAX:
+            _MATCH_PARTS.clear()
+        _MATCH_PARTS[cache_key] = part
+    return part
 
 
 def decide_encoded(
@@ -678,34 +719,25 @@ def decide_encoded(
         action, why, categories = Action.UNBLOCK, "opt_in_keyword", lifted_categories(rule.category)
     else:  # help: a reply only
         action, why, categories = Action.BLOCK, "", ()
-    scopes = _scopes(intent, rule, account, sub, sender, channel)
-    for category in categories:
-        for identity, scope_doc in scopes:
+    if categories:
+        # Each change event is joined from JSON pieces, byte for byte what orjson writes for the
+        # document encode_change() builds: the pieces a scope or a match decides are cached, the
+        # address, the source and the times are encoded once per MO (measured: a STOP's decide
+        # and encode 13.3 -> 9.4 µs, in process). The hypothesis test in tests/unit/stream/test_pipeline.py
+        # compares the bytes with the objects path.
+        quoted = orjson.dumps(address)
+        times = b"".join(
+            (b',"occurred_at":', orjson.dumps(received_at), b',"emitted_at":', orjson.dumps(emitted_at), b"}")
+        )
+        rest = orjson.dumps(source) + times
+        for category in categories:
             # block_key(scope, address, category): a full block's key has no category part
-            key = dumps([*identity, address] if category is Category.ALL else [*identity, address, category])
-            changes.append(
-                (
-                    key,
-                    dumps(
-                        {
-                            "schema": SCHEMA_CHANGE,
-                            "event_id": change_event_id(account, message_id, key),
-                            "action": action,
-                            "scope": scope_doc,
-                            "address": address,
-                            "keyword": match.keyword,
-                            "rule": rule.name,
-                            "reason": why,
-                            "language": match.language,
-                            "match": match.mode,
-                            "category": category,
-                            "source": source,
-                            "occurred_at": received_at,
-                            "emitted_at": emitted_at,
-                        }
-                    ),
-                )
-            )
+            tail = b"]" if category is Category.ALL else b"," + orjson.dumps(category) + b"]"
+            middle = _match_part(match, why, category)
+            for key_head, event_head in _scopes(intent, action, rule, account, sub, sender, channel):
+                key = key_head + quoted + tail
+                event_id = change_event_id(account, message_id, key).encode()
+                changes.append((key, b"".join((_CHANGE_HEAD, event_id, event_head, quoted, middle, rest))))
     template = rules.reply_text(match)
     if not template:
         return parties

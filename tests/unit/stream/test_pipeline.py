@@ -274,6 +274,7 @@ _ADDRESSES = [
         "tel:+15550000001",
     ),
     *("07700 900123", "+44 7700 900123", "rcs:07700900123", "jane@example.com", "messenger:123", "0"),
+    *('o"neil@example.com', "josé@example.com", "a\\b"),  # JSON escapes in the joined events
 ]
 
 
