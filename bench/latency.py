@@ -44,6 +44,7 @@ import orjson
 
 from bench.peers.compare import cpu_seconds_of
 from bench.propagation import _now, _spawn
+from worker.dev.run import stop_children
 
 #: The fixed-width stand-in for ``received_at`` in the generated records, replaced at produce time.
 PLACEHOLDER = b"2000-01-01T00:00:00.000000Z"
@@ -215,14 +216,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 task.cancel()
             await asyncio.gather(reader, sampler, return_exceptions=True)
         finally:
-            for child in children:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
-            for child in children:
-                try:
-                    child.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            stop_children(children, 60)
             broker.stop()
     return _report(args, loaded, samples)
 

@@ -612,9 +612,9 @@ def _reply(message: InboundMessage, match: Match, rules: RuleSet, source: Source
 
 
 _ScopeParts = tuple[tuple[bytes, bytes], ...]
-#: Per (intent, action, level, all channels, account, subaccount, sender, channel): the scopes a
-#: keyword MO affects, each as the JSON its block key and its change event start with (see
-#: :func:`decide_encoded`). Never mutated.
+#: Per (intent, level, all channels, account, subaccount, sender, channel): the scopes a keyword
+#: MO affects (its intent decides its action too), each as the JSON its block key and its change
+#: event start with (see :func:`decide_encoded`). Never mutated.
 _SCOPES: dict[tuple[Any, ...], _ScopeParts] = {}
 _SCOPES_MAX = 4096
 #: A change event's JSON up to its id: the same for every change event.
@@ -631,7 +631,7 @@ def _scopes(
     each, its block key's JSON up to the address (``["account","acme",null,null,"*",``) and its
     change event's JSON from the end of the id to the address (``","action":"block","scope":{...},
     "address":``)."""
-    cache_key = (intent, action, rule.level, rule.all_channels, account, sub, sender, channel)
+    cache_key = (intent, rule.level, rule.all_channels, account, sub, sender, channel)
     parts = _SCOPES.get(cache_key)
     if parts is None:
         if intent is Intent.OPT_OUT:

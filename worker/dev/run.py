@@ -148,14 +148,7 @@ def run_dev(
             time.sleep(0.2)
         return exit_code
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(45)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        stop_children(children, 45)
         remove_state(data)
         if broker is not None:
             broker.stop()
@@ -190,6 +183,19 @@ async def _prepare(settings: Settings, fresh_broker: bool) -> None:
         print(f"migrated {name}", file=sys.stderr)
     if fresh_broker and await forget_offsets(settings.database_url, settings.topic_changes):
         print(f"fresh broker: forgot the projector offsets of {settings.topic_changes}", file=sys.stderr)
+
+
+def stop_children(children: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    """SIGTERM every child still running, then wait for each (they finish their batch and commit);
+    one that outlives ``timeout`` seconds is killed."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
 
 
 def _wait_until_serving(

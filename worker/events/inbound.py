@@ -178,11 +178,6 @@ def canonical_instant(stamp: str, instant: datetime | None) -> str:
     return format_instant(instant or parse_instant(stamp, "received_at"))
 
 
-def received_instant(raw: bytes | None) -> datetime:
-    """The ``received_at`` of a record :func:`decode` accepts (or the chat screen passed)."""
-    return decode(raw)[1]
-
-
 def _decode_error(raw: bytes, exc: orjson.JSONDecodeError) -> InputError:
     try:
         raw.decode("utf-8")

@@ -23,7 +23,7 @@ from worker.classify.decide import Doubt, classify, decide_encoded
 from worker.classify.rules import Match, Rule, RuleBook, RuleSet
 from worker.errors import DeadLetterCode, InputError
 from worker.events.address import metric_channel
-from worker.events.inbound import canonical_instant, decode, received_instant
+from worker.events.inbound import canonical_instant, decode
 from worker.events.outgoing import dead_letter_key, encode_dead_letter, encode_review
 from worker.events.providers import CANONICAL, Decoder
 from worker.events.providers.registry import DECODERS
@@ -87,9 +87,9 @@ def classify_records(
     First the chat screen (:mod:`worker.stream.screen`) passes over, in C, the records that are
     surely valid chat. The hot loop then takes the others: each is decoded and fully validated
     (a bad one becomes a dead letter), its rule set resolved and its text classified; chat stops
-    there, with nothing allocated beyond the decoded document. A keyword MO is decided and encoded in one pass
-    (:func:`decide_encoded`), its records appended in input order, so per key the output keeps
-    the order of the input. With ``out.memory`` (OPTOUT_CONFIRMATION_WINDOW > 0), a repeated
+    there, with nothing allocated beyond the decoded document. A keyword MO is decided and
+    encoded in one pass (:func:`decide_encoded`), its records appended in input order, so per key
+    the output keeps the order of the input. With ``out.memory`` (OPTOUT_CONFIRMATION_WINDOW > 0), a repeated
     opt-out's reply is dropped (:func:`_confirm_once`): keyword MOs only.
     """
     if fmt != CANONICAL:
@@ -139,7 +139,7 @@ def classify_records(
     newest = max(last_good, last_chat)
     if newest >= 0:  # the delay metric: the partition's newest good record
         if newest != last_good or instant is None:
-            instant = received_instant(records[newest].value)
+            instant = decode(records[newest].value)[1]  # once per partition batch
         first = records[0]
         out.newest_received[(first.topic, first.partition)] = instant.timestamp()
 
