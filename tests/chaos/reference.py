@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
+from aiokafka import TopicPartition
 
 from tests.unit.factories import FakeRecord
 from worker.classify.rulesfile import load_rules
@@ -40,7 +41,12 @@ def compute_reference(records: list[tuple[int, bytes | None, bytes | None]], top
     optouts = 0
     for offset, (partition, key, value) in enumerate(records):
         out = BatchOutput(emitted_at="2026-11-24T12:00:00.000000Z", worker_version="reference")
-        classify_records([FakeRecord(topic, partition, offset, 0, key, value)], rulebook, out)
+        classify_records(
+            TopicPartition(topic, partition),
+            [FakeRecord(topic, partition, offset, 0, key, value)],
+            rulebook,
+            out,
+        )
         optouts += out.intents.get(Intent.OPT_OUT, 0)
         for _, raw in out.changes:
             event = decode_change(raw)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 
 from tests.integration.helpers import REPO, connection, env_for, mo, produce, spawn, wait_until
 from tests.integration.kafka_fixtures import (
@@ -91,7 +92,7 @@ class Expected:
 def expected(values: list[bytes]) -> Expected:
     out = BatchOutput(emitted_at="2026-12-01T00:00:00.000000Z", worker_version="test")
     records = [Record("in", 0, i, 0, b"k", value) for i, value in enumerate(values)]
-    classify_records(records, load_rules(None), out)
+    classify_records(TopicPartition("in", 0), records, load_rules(None), out)
     return Expected(
         {orjson.loads(v)["event_id"] for _, v in out.changes},
         {orjson.loads(v)["reply_id"] for _, v in out.replies},

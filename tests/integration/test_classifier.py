@@ -269,3 +269,44 @@ def test_invalid_rules_file_fails_with_one_line(tmp_path: Path) -> None:
 
 def _optout() -> list[str]:
     return [sys.executable, "-m", "worker"]
+
+
+async def test_raw_records_are_the_records_a_consumer_reads(
+    broker: str, topics: Topics, group_suffix: str
+) -> None:
+    """On the real broker, the classifier's consumers take the record batches' own records
+    (worker.stream.records): the same offsets, keys, values and timestamps as ConsumerRecords, and
+    not ConsumerRecords (were aiokafka's fetcher to change, the raw path would go silently)."""
+    from aiokafka import TopicPartition
+    from aiokafka.structs import ConsumerRecord
+
+    from worker.stream.kafka import make_consumer
+
+    sent = [(f"k{i}".encode(), f"v{i}".encode(), i % 2) for i in range(300)]
+    await produce(broker, topics.inbound, sent)
+    settings = settings_for(broker, topics, group_suffix)
+
+    async def read(raw: bool) -> tuple[dict[int, list[tuple[int, bytes, bytes, int]]], set[str]]:
+        consumer = make_consumer(settings, None, raw_records=raw, max_poll_records=70)
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(topics.inbound, p) for p in (0, 1)]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            got: dict[int, list[tuple[int, bytes, bytes, int]]] = {0: [], 1: []}
+            kinds: set[str] = set()
+            while sum(map(len, got.values())) < len(sent):
+                for tp, records in (await consumer.getmany(timeout_ms=2000)).items():
+                    got[tp.partition] += [(r.offset, r.key, r.value, r.timestamp) for r in records]
+                    kinds |= {type(r).__name__ for r in records}
+            return got, kinds
+        finally:
+            await consumer.stop()
+
+    raw, raw_kinds = await read(True)
+    usual, usual_kinds = await read(False)
+    assert raw == usual
+    assert [key for _, key, _, _ in raw[1]] == [f"k{i}".encode() for i in range(1, 300, 2)]
+    assert usual_kinds == {ConsumerRecord.__name__}
+    assert raw_kinds
+    assert ConsumerRecord.__name__ not in raw_kinds

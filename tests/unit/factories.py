@@ -6,10 +6,12 @@ spells out only what it is about.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from aiokafka import TopicPartition
 
 from worker.model import Action, ChangeEvent, MatchMode, Scope, ScopeLevel, Source
 
@@ -24,6 +26,14 @@ class FakeRecord:
     timestamp: int
     key: bytes | None
     value: bytes | None
+
+
+def where(records: Sequence[FakeRecord]) -> TopicPartition:
+    """The partition a batch of fake records was read from: the first one's (a record taken from a
+    record batch has none of its own; the loop passes the partition along)."""
+    return (
+        TopicPartition(records[0].topic, records[0].partition) if records else TopicPartition("mo.inbound", 0)
+    )
 
 
 def inbound_doc(

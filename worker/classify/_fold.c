@@ -21,7 +21,7 @@ struct words {
 static int append_word(void *context, const char *key, Py_ssize_t start, Py_ssize_t end)
 {
     struct words *words = context;
-    words->maybe = words->maybe || bit_set(words->bits, word_hash(key + start, end - start));
+    words->maybe = words->maybe || maybe_in(words->bits, fnv1a(key + start, end - start), WORD_BITS);
     PyObject *word = PyBytes_FromStringAndSize(key + start, end - start);
     if (word == NULL)
         return -1;

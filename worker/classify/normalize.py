@@ -98,12 +98,15 @@ def _trim(text: str) -> str:
     return text[start:end]
 
 
-#: Bytes in a :func:`word_bits` bitmap: one bit for each 16-bit word hash.
+#: Bytes in a :func:`word_bits` bitmap: 2**16 bits.
 BITMAP_BYTES = 8192
+_WORD_WIDTH = 16
 
 
-#: Bytes in a :func:`key_bits` bitmap: one bit for each 20-bit key hash.
+#: Bytes in a :func:`key_bits` bitmap: 2**20 bits (a whole-message bitmap holds tens of thousands
+#: of mangled keywords: 2**16 would be half full).
 KEY_BITMAP_BYTES = 131072
+_KEY_WIDTH = 20
 
 
 def _fnv1a(data: bytes) -> int:
@@ -113,37 +116,41 @@ def _fnv1a(data: bytes) -> int:
     return h
 
 
-def word_hash(word: bytes) -> int:
-    """32-bit FNV-1a folded to 16 bits: the hash ``fold.h`` computes for each word it finds."""
-    h = _fnv1a(word)
-    return (h ^ (h >> 16)) & 0xFFFF
+def probes(h: int, width: int) -> tuple[int, int]:
+    """The two bits of a bitmap of ``2**width`` bits that stand for the 32-bit hash ``h``: ``h``
+    folded, and the top bits of its Fibonacci product; ``maybe_in`` in ``fold.h`` tests both.
+    Measured on the normal mix's chat: one probe let 1 chat word in 200 hit the default gate (356
+    words) and 1 message in 27 the key bitmap (37,800 keys), each sending it to the full path."""
+    return (h ^ (h >> width)) & ((1 << width) - 1), ((h * 2654435769) & 0xFFFFFFFF) >> (32 - width)
 
 
-def key_hash(key: str) -> int:
-    """32-bit FNV-1a of the UTF-8 key folded to 20 bits: the hash ``fold.h`` computes for a whole
-    key (a whole-message bitmap holds tens of thousands of mangled keywords: 16 bits would be
-    half full)."""
-    h = _fnv1a(key.encode())
-    return (h ^ (h >> 20)) & 0xFFFFF
+def word_probes(word: bytes) -> tuple[int, int]:
+    """The bits of ``word`` (its UTF-8 bytes) in a :func:`word_bits` bitmap."""
+    return probes(_fnv1a(word), _WORD_WIDTH)
+
+
+def key_probes(key: str) -> tuple[int, int]:
+    """The bits of a whole key in a :func:`key_bits` bitmap."""
+    return probes(_fnv1a(key.encode()), _KEY_WIDTH)
+
+
+def _bitmap(size: int, positions: Iterable[tuple[int, int]]) -> bytes:
+    bits = bytearray(size)
+    for pair in positions:
+        for h in pair:
+            bits[h >> 3] |= 1 << (h & 7)
+    return bytes(bits)
 
 
 def key_bits(keys: Iterable[str]) -> bytes:
-    """A bitmap of whole keys (:func:`key_hash`): a key whose bit is clear is surely not one of them."""
-    bits = bytearray(KEY_BITMAP_BYTES)
-    for key in keys:
-        h = key_hash(key)
-        bits[h >> 3] |= 1 << (h & 7)
-    return bytes(bits)
+    """A bitmap of whole keys: a key with either of its bits clear is surely not one of them."""
+    return _bitmap(KEY_BITMAP_BYTES, map(key_probes, keys))
 
 
 def word_bits(words: Iterable[bytes]) -> bytes:
-    """A bitmap of ``words`` for :func:`fold`: a word whose bit is clear is surely not one of them
-    (a set bit may be another word's: about one word in 200 per 300 words in the set)."""
-    bits = bytearray(BITMAP_BYTES)
-    for word in words:
-        h = word_hash(word)
-        bits[h >> 3] |= 1 << (h & 7)
-    return bytes(bits)
+    """A bitmap of ``words`` for :func:`fold`: a word with either of its bits clear is surely not
+    one of them (a chat word hits the default gate's about 1 time in 10,000)."""
+    return _bitmap(BITMAP_BYTES, map(word_probes, words))
 
 
 def _no_fold(text: str, bits: bytes) -> tuple[str, list[bytes], bool] | None:

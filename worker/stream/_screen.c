@@ -38,7 +38,7 @@ struct rules {
 struct text_words {
     const struct rules *rules;
     Py_ssize_t count;
-    unsigned int first, last;
+    uint32_t first, last; /* FNV-1a hashes of the first and last words */
     int last_digits;
     int gated;
 };
@@ -46,12 +46,12 @@ struct text_words {
 static int note_word(void *context, const char *key, Py_ssize_t start, Py_ssize_t end)
 {
     struct text_words *words = context;
-    unsigned int h = word_hash(key + start, end - start);
+    uint32_t h = fnv1a(key + start, end - start);
     if (words->count == 0)
         words->first = h;
     words->last = h;
     words->count++;
-    words->gated = words->gated || bit_set(words->rules->bits[GATE], h);
+    words->gated = words->gated || maybe_in(words->rules->bits[GATE], h, WORD_BITS);
     int digits = 1;
     for (Py_ssize_t i = start; i < end && digits; i++)
         digits = key[i] >= '0' && key[i] <= '9';
@@ -74,18 +74,18 @@ static int quiet_text(const unsigned char *chars, Py_ssize_t length, const struc
     int quiet;
     if (size == 0)
         quiet = 1; /* no letter or digit: nothing to match */
-    else if (bit_set(rules->bits[KEYS], key_hash(key, size)))
+    else if (maybe_in(rules->bits[KEYS], fnv1a(key, size), KEY_BITS))
         quiet = 0; /* maybe a keyword, exact or mangled */
     else if (size <= 2 * words.count - 1)
         quiet = 0; /* every word one letter: maybe a spelled-out keyword */
-    else if (bit_set(rules->bits[OPENERS], words.first) && words.count <= rules->leading_words
+    else if (maybe_in(rules->bits[OPENERS], words.first, WORD_BITS) && words.count <= rules->leading_words
              && memchr(chars, '?', (size_t)length) == NULL)
         quiet = 0; /* maybe a leading keyword (a question never is one) */
     else if (words.gated)
         quiet = 0; /* maybe a phrase or a complaint */
     else if (words.count > 1 && words.count <= rules->short_words && size <= rules->short_chars
-             && (bit_set(rules->bits[PREFIXES], words.first)
-                 || bit_set(rules->bits[COURTESY], words.last) || words.last_digits))
+             && (maybe_in(rules->bits[PREFIXES], words.first, WORD_BITS)
+                 || maybe_in(rules->bits[COURTESY], words.last, WORD_BITS) || words.last_digits))
         quiet = 0; /* maybe a split or mangled keyword before courtesy words */
     else
         quiet = 1;

@@ -32,12 +32,10 @@ from worker.stream.screen import screen_records
 
 
 class RecordLike(Protocol):
-    """What we read from a consumed record (aiokafka's ConsumerRecord has these attributes)."""
+    """What we read from a consumed record: aiokafka's ConsumerRecord has these attributes, and so
+    has the record of a record batch the classifier takes whole (:mod:`worker.stream.records`),
+    which has no topic or partition: those come with the partition's records (:class:`Where`)."""
 
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
     @property
     def offset(self) -> int: ...
     @property
@@ -76,10 +74,19 @@ class BatchOutput:
     """What the classifier knows of recent changes (one confirmation per opt-out); None: confirm all."""
 
 
+class Where(Protocol):
+    """The topic and partition of a batch's records (aiokafka's TopicPartition)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+
+
 def classify_records(
-    records: Sequence[RecordLike], rulebook: RuleBook, out: BatchOutput, fmt: str = CANONICAL
+    tp: Where, records: Sequence[RecordLike], rulebook: RuleBook, out: BatchOutput, fmt: str = CANONICAL
 ) -> None:
-    """Classify one partition's records in order, appending what they produce to ``out``.
+    """Classify one partition's records (of ``tp``) in order, appending what they produce to ``out``.
 
     ``fmt`` is the input format of the records' topic (``OPTOUT_INPUT_FORMATS``; the inbound topic
     is canonical): chosen per call, so the canonical loop below pays nothing for the others.
@@ -93,7 +100,7 @@ def classify_records(
     opt-out's reply is dropped (:func:`_confirm_once`): keyword MOs only.
     """
     if fmt != CANONICAL:
-        _classify_provider(records, rulebook, out, fmt, DECODERS[fmt])
+        _classify_provider(tp, records, rulebook, out, fmt, DECODERS[fmt])
         return
     screened = screen_records(records, rulebook)  # common-shape chat is passed over in C
     if screened is None:
@@ -115,24 +122,24 @@ def classify_records(
             try:
                 doc, instant = decode(record.value)
             except InputError as error:
-                _dead_letter(record, error, out)
+                _dead_letter(tp, record, error, out)
                 continue
         else:
             instant = None  # the screen checked the common form: parsed only when needed
         last_good = index
         rules = uniform or resolve(doc["account_id"], doc.get("subaccount_id"), doc["to"])
         if "intent" in doc:  # a producer's own signal: decided from it, the text is not read
-            _signal(record, doc, instant, rules, fmt, out)  # never screened: decoded in full
+            _signal(tp, record, doc, instant, rules, fmt, out)  # never screened: decoded in full
             continue
         match = classify(doc["text"], rules, doubts)
         if doubts:  # uncertain: classified as usual, and sent for review too
-            _review(record, doc, canonical_instant(doc["received_at"], instant), match, doubts, out)
+            _review(tp, record, doc, canonical_instant(doc["received_at"], instant), match, doubts, out)
             doubts.clear()
         if match is None:  # chat the screen could not pass over (or the screen was not built)
             none += 1
             continue
         # A keyword MO (a few per hundred records): decided and encoded as on every other path.
-        _decide(record, doc, canonical_instant(doc["received_at"], instant), match, rules, out)
+        _decide(tp, record, doc, canonical_instant(doc["received_at"], instant), match, rules, out)
     out.consumed += len(records)
     if none:
         intents[Intent.NONE] = intents.get(Intent.NONE, 0) + none
@@ -140,8 +147,7 @@ def classify_records(
     if newest >= 0:  # the delay metric: the partition's newest good record
         if newest != last_good or instant is None:
             instant = decode(records[newest].value)[1]  # once per partition batch
-        first = records[0]
-        out.newest_received[(first.topic, first.partition)] = instant.timestamp()
+        out.newest_received[(tp.topic, tp.partition)] = instant.timestamp()
 
 
 def _confirm_once(recent: RecentChanges, match: Match, marks: tuple[int, int], out: BatchOutput) -> None:
@@ -172,7 +178,7 @@ def _confirm_once(recent: RecentChanges, match: Match, marks: tuple[int, int], o
 
 
 def _classify_provider(
-    records: Sequence[RecordLike], rulebook: RuleBook, out: BatchOutput, fmt: str, decoder: Decoder
+    tp: Where, records: Sequence[RecordLike], rulebook: RuleBook, out: BatchOutput, fmt: str, decoder: Decoder
 ) -> None:
     """The loop for a provider topic: each record is decoded into zero or more canonical documents
     (an Infobip body holds several MOs), each handled like a canonical record's. A record the
@@ -184,26 +190,25 @@ def _classify_provider(
         try:
             decoded = decoder(record.value, record.timestamp, accounts)
         except InputError as error:
-            _dead_letter(record, error, out)
+            _dead_letter(tp, record, error, out)
             continue
         for doc, received in decoded:
             rules = rulebook.resolve(doc["account_id"], doc.get("subaccount_id"), doc["to"])
             if "intent" in doc:
-                _signal(record, doc, received, rules, fmt, out)
+                _signal(tp, record, doc, received, rules, fmt, out)
                 continue
             match = classify(doc["text"], rules, doubts)
             stamp = canonical_instant(doc["received_at"], received)
             if doubts:
-                _review(record, doc, stamp, match, doubts, out)
+                _review(tp, record, doc, stamp, match, doubts, out)
                 doubts.clear()
             if match is None:
                 out.intents[Intent.NONE] = out.intents.get(Intent.NONE, 0) + 1
                 continue
-            _decide(record, doc, stamp, match, rules, out)
+            _decide(tp, record, doc, stamp, match, rules, out)
     out.consumed += len(records)
     if records and received is not None:
-        last = records[-1]
-        out.newest_received[(last.topic, last.partition)] = received.timestamp()
+        out.newest_received[(tp.topic, tp.partition)] = received.timestamp()
 
 
 def signal_match(intent: Intent, category: Category, keyword: str, fmt: str, rules: RuleSet) -> Match:
@@ -220,20 +225,32 @@ def signal_match(intent: Intent, category: Category, keyword: str, fmt: str, rul
 
 
 def _signal(
-    record: RecordLike, doc: dict[str, Any], received: Any, rules: RuleSet, fmt: str, out: BatchOutput
+    tp: Where,
+    record: RecordLike,
+    doc: dict[str, Any],
+    received: Any,
+    rules: RuleSet,
+    fmt: str,
+    out: BatchOutput,
 ) -> None:
     keyword = " ".join(doc["text"].split())[:64] or doc["intent"]
     category = Category(doc.get("category", Category.ALL))
     match = signal_match(Intent(doc["intent"]), category, keyword, fmt, rules)
-    _decide(record, doc, canonical_instant(doc["received_at"], received), match, rules, out)
+    _decide(tp, record, doc, canonical_instant(doc["received_at"], received), match, rules, out)
 
 
 def _decide(
-    record: RecordLike, doc: dict[str, Any], stamp: str, match: Match, rules: RuleSet, out: BatchOutput
+    tp: Where,
+    record: RecordLike,
+    doc: dict[str, Any],
+    stamp: str,
+    match: Match,
+    rules: RuleSet,
+    out: BatchOutput,
 ) -> None:
     source = {
-        "topic": record.topic,
-        "partition": record.partition,
+        "topic": tp.topic,
+        "partition": tp.partition,
         "offset": record.offset,
         "message_id": doc["message_id"],
     }
@@ -250,6 +267,7 @@ def _decide(
 
 
 def _review(
+    tp: Where,
     record: RecordLike,
     doc: dict[str, Any],
     received: str,
@@ -282,7 +300,7 @@ def _review(
                 predicted=Intent.NONE.value if match is None else match.rule.intent.value,
                 rule=None if match is None else match.rule.name,
                 candidates=candidates,
-                source=Source(record.topic, record.partition, record.offset, doc["message_id"]),
+                source=Source(tp.topic, tp.partition, record.offset, doc["message_id"]),
                 occurred_at=received,
                 emitted_at=out.emitted_at,
             ),
@@ -290,21 +308,21 @@ def _review(
     )
 
 
-def _dead_letter(record: RecordLike, error: InputError, out: BatchOutput) -> None:
+def _dead_letter(tp: Where, record: RecordLike, error: InputError, out: BatchOutput) -> None:
     out.dead_by_code[error.code] = out.dead_by_code.get(error.code, 0) + 1
-    out.dead_letters.append(dead_letter(record, error, "classifier", out.emitted_at, out.worker_version))
+    out.dead_letters.append(dead_letter(tp, record, error, "classifier", out.emitted_at, out.worker_version))
 
 
 def dead_letter(
-    record: RecordLike, error: InputError, stage: str, failed_at: str, worker_version: str
+    tp: Where, record: RecordLike, error: InputError, stage: str, failed_at: str, worker_version: str
 ) -> tuple[bytes | None, bytes]:
-    """The (key, value) of the dead letter for ``record``: keyed like the record it replaces."""
+    """The (key, value) of the dead letter for ``record`` of ``tp``: keyed like the record it replaces."""
     return dead_letter_key(record.key), encode_dead_letter(
         stage=stage,
         code=error.code,
         detail=error.detail,
-        topic=record.topic,
-        partition=record.partition,
+        topic=tp.topic,
+        partition=tp.partition,
         offset=record.offset,
         timestamp_ms=record.timestamp,
         key=record.key,

@@ -90,7 +90,9 @@ async def run_classifier(
     wake_on(stop)
     topics = settings.topics
     stats = RunStats()
-    consumer = make_consumer(settings, settings.group_id, max_poll_records=settings.batch_max_records)
+    consumer = make_consumer(
+        settings, settings.group_id, raw_records=True, max_poll_records=settings.batch_max_records
+    )
     # The whole assignment, until the loop has positioned it (exactly-once mode only; see
     # worker.stream.delivery). aiokafka rebalances eagerly: each assignment replaces the last.
     unpositioned: set[TopicPartition] = set()
@@ -179,7 +181,7 @@ async def run_classifier(
                 emitted_at=format_instant(datetime.now(UTC)), worker_version=__version__, memory=recent
             )
             for tp, records in batch.items():
-                classify_records(records, rulebook, out, formats.get(tp.topic, CANONICAL))
+                classify_records(tp, records, rulebook, out, formats.get(tp.topic, CANONICAL))
             if not await produce_all(producer, _outgoing(topics, out), producing, metrics, stop):
                 log.error(
                     "stopping with an unacknowledged batch; it was not committed and will be reprocessed"
@@ -224,7 +226,7 @@ async def _transactional_batch(
     outputs: dict[TopicPartition, BatchOutput] = {}
     for tp, records in batch.items():
         out = outputs[tp] = BatchOutput(emitted_at=emitted_at, worker_version=__version__, memory=recent)
-        classify_records(records, rulebook, out, formats.get(tp.topic, CANONICAL))
+        classify_records(tp, records, rulebook, out, formats.get(tp.topic, CANONICAL))
     results = await asyncio.gather(
         *(
             partitions.deliver(

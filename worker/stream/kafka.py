@@ -32,6 +32,7 @@ from aiokafka.errors import (
 from worker.config import Settings
 from worker.errors import ConfigError, ServiceUnavailableError
 from worker.logs import KAFKA, capture_security_failures
+from worker.stream import records
 
 TOPIC_EXISTS = 36
 
@@ -163,7 +164,15 @@ async def _try_producer(settings: Settings, seconds: float, **options: Any) -> t
         await producer.stop()
 
 
-def make_consumer(settings: Settings, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
+def make_consumer(
+    settings: Settings, group_id: str | None, *, raw_records: bool = False, **overrides: Any
+) -> AIOKafkaConsumer:
+    """A consumer with our defaults. ``raw_records``: ``getmany()`` returns the record batches' own
+    records, without topic or partition (:mod:`worker.stream.records`): for loops that read only
+    the offset, timestamp, key and value of each record."""
+    if raw_records:
+        records.install()
+        overrides = {"value_deserializer": records.RAW, **overrides}
     options: dict[str, Any] = {
         "group_id": group_id,
         "enable_auto_commit": False,

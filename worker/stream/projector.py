@@ -332,7 +332,7 @@ async def _dead_letter(
     """Malformed or refused change events go to the dead-letter topic; the projector keeps going."""
     failed_at = format_instant(datetime.now(UTC))
     letters = [
-        (settings.topic_dead_letter, *dead_letter(record, error, "projector", failed_at, __version__))
+        (settings.topic_dead_letter, *dead_letter(record, record, error, "projector", failed_at, __version__))
         for record, error in bad
     ]
     if not await produce_all(producer, letters, backoff, metrics, stop):

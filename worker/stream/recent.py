@@ -80,7 +80,7 @@ class RecentTail:
         """
         warned: set[str] = set()
         while not stop.is_set():
-            consumer = make_consumer(settings, None, **_TAIL_FETCH)
+            consumer = make_consumer(settings, None, raw_records=True, **_TAIL_FETCH)
             attempt = asyncio.ensure_future(cls._position(consumer, settings))
             stopping = asyncio.ensure_future(stop.wait())
             await asyncio.wait(

@@ -6,7 +6,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.unit.factories import FakeRecord, inbound_json
+from tests.unit.factories import FakeRecord, inbound_json, where
 from worker.classify.confirmations import Known, Pending, RecentChanges, decide_repeat, known_change
 from worker.classify.rules import default_rulebook
 from worker.model import Intent
@@ -168,7 +168,7 @@ def _records(*texts_and_times: tuple[str, str], address: str = "+15550000001") -
 
 def _batch(records: list[FakeRecord], recent: RecentChanges | None) -> BatchOutput:
     out = BatchOutput(emitted_at="2026-11-24T12:00:00.000000Z", worker_version="t", memory=recent)
-    classify_records(records, default_rulebook(), out)
+    classify_records(where(records), records, default_rulebook(), out)
     return out
 
 

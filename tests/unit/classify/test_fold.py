@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from worker.classify import normalize as module
 from worker.classify.decide import Doubt, classify
-from worker.classify.normalize import BITMAP_BYTES, fold, normalize, tokens, word_bits, word_hash
+from worker.classify.normalize import BITMAP_BYTES, fold, normalize, probes, tokens, word_bits, word_probes
 from worker.classify.rules import default_rulebook
 
 RULES = default_rulebook().base
@@ -83,13 +83,32 @@ def test_the_bitmap_turns_away_words_not_in_it() -> None:
     assert fold("hello", b"\xff" * BITMAP_BYTES) == ("hello", [b"hello"], True)
 
 
-def test_the_bitmap_has_a_bit_for_each_word() -> None:
+def test_the_bitmap_has_both_bits_of_each_word() -> None:
     bits = word_bits(RULES.gate)
     for word in RULES.gate:
-        h = word_hash(word)
-        assert bits[h >> 3] >> (h & 7) & 1
+        for h in word_probes(word):
+            assert bits[h >> 3] >> (h & 7) & 1
     assert len(bits) == BITMAP_BYTES
-    assert word_hash(b"") == (2166136261 ^ (2166136261 >> 16)) & 0xFFFF
+    empty = 2166136261  # FNV-1a of no bytes
+    assert word_probes(b"") == ((empty ^ (empty >> 16)) & 0xFFFF, (empty * 2654435769 % 2**32) >> 16)
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from([16, 20]))
+def test_both_probes_are_bits_of_the_bitmap(h: int, width: int) -> None:
+    assert all(0 <= bit < 2**width for bit in probes(h, width))
+
+
+@COMPILED
+def test_a_word_needs_both_of_its_bits() -> None:
+    """A bitmap with only one of a word's bits set turns the word away: the C side tests both."""
+    first, second = word_probes(b"stop")
+    for kept in (first, second):
+        if first == second:
+            break
+        bits = bytearray(BITMAP_BYTES)
+        bits[kept >> 3] |= 1 << (kept & 7)
+        assert fold("stop", bytes(bits)) == ("stop", [b"stop"], False)
+    assert fold("stop", word_bits([b"stop"])) == ("stop", [b"stop"], True)
 
 
 def test_most_chat_words_are_not_in_the_default_bitmap() -> None:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.factories import FakeRecord, inbound_doc
+from tests.unit.factories import FakeRecord, inbound_doc, where
 from worker.classify.decide import _FUZZY_MAX_CHARS, Doubt, classify, reason
 from worker.classify.evaluation import evaluate, load_corpus
 from worker.classify.fuzzy import MIN_LETTERS, variants
@@ -256,8 +256,10 @@ def _records(texts: list[str]) -> list[FakeRecord]:
 
 def test_the_batch_sends_uncertain_messages_to_review_besides_classifying_them() -> None:
     out = BatchOutput(emitted_at="2026-11-24T12:00:00.000000Z", worker_version="9")
+    records = _records(["stoop", "STOP", "I don't want to opt out", "hello", "STOP by later?"])
     classify_records(
-        _records(["stoop", "STOP", "I don't want to opt out", "hello", "STOP by later?"]),
+        where(records),
+        records,
         default_rulebook(),
         out,
     )
@@ -277,7 +279,8 @@ def test_the_batch_sends_uncertain_messages_to_review_besides_classifying_them()
 
 def test_labeled_review_records_are_an_eval_corpus() -> None:
     out = BatchOutput(emitted_at="2026-11-24T12:00:00.000000Z", worker_version="9")
-    classify_records(_records(["stoop", "stops"]), default_rulebook(), out)
+    records = _records(["stoop", "stops"])
+    classify_records(where(records), records, default_rulebook(), out)
     lines = []
     for (_, value), label in zip(out.reviews, ("none", "opt_out"), strict=True):
         doc = orjson.loads(value)

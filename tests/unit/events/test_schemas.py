@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 import worker.events.schemas
-from tests.unit.factories import FakeRecord, inbound_doc, inbound_json
+from tests.unit.factories import FakeRecord, inbound_doc, inbound_json, where
 from worker.classify.decide import classify, decide
 from worker.classify.rules import BUILTIN_LAYER, Layer, Rule, RuleBook, compile_layers
 from worker.constants import ALL_CHANNELS, SCHEMA_CHANGE, SCHEMA_DEAD_LETTER, SCHEMA_REPLY
@@ -250,7 +250,7 @@ def batch() -> BatchOutput:
         for i, v in enumerate(values)
     ]
     out = BatchOutput(emitted_at=EMITTED, worker_version="0.1.0")
-    classify_records(records, BOOK, out)
+    classify_records(where(records), records, BOOK, out)
     return out
 
 
@@ -382,7 +382,8 @@ def test_dead_letters_validate(
 def test_early_year_change_validates() -> None:
     raw = _inbound(received_at="0999-06-01T00:00:00Z")
     out = BatchOutput(emitted_at=EMITTED, worker_version="0.1.0")
-    classify_records([FakeRecord("mo.inbound", 0, 0, 0, None, raw)], BOOK, out)
+    records = [FakeRecord("mo.inbound", 0, 0, 0, None, raw)]
+    classify_records(where(records), records, BOOK, out)
     for _, value in out.changes:
         _assert_valid(CHANGE, value)
 

@@ -9,7 +9,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.factories import FakeRecord, inbound_doc
+from tests.unit.factories import FakeRecord, inbound_doc, where
 from worker.classify.rules import default_rulebook
 from worker.errors import InputError
 from worker.events import schemas
@@ -81,7 +81,7 @@ def test_any_bytes_never_stop_the_batch(records: list[tuple[bytes | None, bytes 
         FakeRecord("mo.inbound", 0, offset, 0, key, value) for offset, (key, value) in enumerate(records)
     ]
     out = BatchOutput(emitted_at="2026-11-24T10:00:00.000000Z", worker_version="test")
-    classify_records(batch, RULEBOOK, out)  # must not raise, whatever the bytes
+    classify_records(where(batch), batch, RULEBOOK, out)  # must not raise, whatever the bytes
     bad = 0
     for _, value in records:
         try:

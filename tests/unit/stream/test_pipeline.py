@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.factories import FakeRecord, inbound_doc, source_of
+from tests.unit.factories import FakeRecord, inbound_doc, source_of, where
 from worker.classify.decide import classify, decide
 from worker.classify.rules import BUILTIN_LAYER, Layer, Rule, RuleBook, compile_layers, default_rulebook
 from worker.errors import DeadLetterCode, InputError
@@ -47,7 +47,7 @@ def _run(
     records: list[FakeRecord], rulebook: RuleBook | None = None, out: BatchOutput | None = None
 ) -> BatchOutput:
     out = out or BatchOutput(emitted_at=EMITTED, worker_version="9.9.9")
-    classify_records(records, rulebook or default_rulebook(), out)
+    classify_records(where(records), records, rulebook or default_rulebook(), out)
     return out
 
 

@@ -13,7 +13,7 @@ from tests.unit.events.providers.payloads import (
     whatsapp_button,
     whatsapp_preference,
 )
-from tests.unit.factories import FakeRecord, inbound_json
+from tests.unit.factories import FakeRecord, inbound_json, where
 from worker.classify.rulesfile import rulebook_from_document
 from worker.errors import DeadLetterCode
 from worker.stream.batch import BatchOutput, classify_records
@@ -35,7 +35,7 @@ BOOK = rulebook_from_document(
 def _run(topic: str, fmt: str, *values: bytes) -> BatchOutput:
     out = BatchOutput(emitted_at=EMITTED, worker_version="9.9.9")
     records = [FakeRecord(topic, 1, 10 + i, 1764000000000, None, v) for i, v in enumerate(values)]
-    classify_records(records, BOOK, out, fmt)
+    classify_records(where(records), records, BOOK, out, fmt)
     return out
 
 

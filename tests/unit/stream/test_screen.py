@@ -16,7 +16,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bench.workload import Workload, generate
-from tests.unit.factories import FakeRecord, inbound_doc
+from tests.unit.factories import FakeRecord, inbound_doc, where
 from worker.classify.decide import Doubt, classify
 from worker.classify.rules import BUILTIN_LAYER, Layer, Rule, RuleBook, compile_layers, default_rulebook
 from worker.errors import InputError
@@ -226,7 +226,7 @@ def test_an_account_with_rules_of_its_own_is_never_passed_over() -> None:
 def _outputs(records: list[FakeRecord], book: RuleBook) -> tuple[Any, ...]:
     out = BatchOutput(emitted_at="2026-11-24T12:00:00.000000Z", worker_version="9.9.9")
     for start in range(0, len(records), 500):
-        classify_records(records[start : start + 500], book, out)
+        classify_records(where(records), records[start : start + 500], book, out)
     return (
         out.changes,
         out.replies,
