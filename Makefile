@@ -10,7 +10,7 @@ BROKER ?= tansu
 
 .PHONY: run test test-unit test-integration test-kafka browser lint bench bench-classifier bench-classify bench-latency bench-soak bench-webhooks eval clean chaos promtool
 
-$(STAMP): pyproject.toml worker/stream/_murmur2.c
+$(STAMP): pyproject.toml $(wildcard worker/*/*.c worker/*/*.h)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
