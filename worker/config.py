@@ -288,6 +288,10 @@ SETTINGS: tuple[Setting, ...] = (
             "longest wait for a batch, in ms"),
     Setting("commit_interval_ms", "OPTOUT_COMMIT_INTERVAL_MS", str(constants.COMMIT_INTERVAL_MS),
             _non_negative, "at-least-once: commit acked offsets at most this often, in ms; 0: every batch"),
+    Setting("fetch_min_bytes", "OPTOUT_FETCH_MIN_BYTES", str(constants.FETCH_MIN_BYTES), _positive,
+            "wait for this many bytes: fewer, larger batches at a steady rate; 1: none"),
+    Setting("fetch_max_wait_ms", "OPTOUT_FETCH_MAX_WAIT_MS", str(constants.FETCH_MAX_WAIT_MS), _positive,
+            "but at most this long, in ms (an idle classifier fetches this often)"),
     Setting("session_timeout_ms", "OPTOUT_KAFKA_SESSION_TIMEOUT_MS", "10000", _positive,
             "consumer group session timeout, in ms"),
     Setting("burst_idle_ms", "OPTOUT_BURST_IDLE_MS", "2000", _positive,
@@ -374,6 +378,8 @@ class Settings:
     batch_max_records: int
     poll_timeout_ms: int
     commit_interval_ms: int
+    fetch_min_bytes: int
+    fetch_max_wait_ms: int
     session_timeout_ms: int
     burst_idle_ms: int
     security_protocol: str
@@ -540,6 +546,7 @@ HELP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("HTTP API (optout api)", ("API_",)),
     ("classification", ("RULES", "CONFIRMATION_")),
     ("batching", ("BATCH_", "POLL_", "BURST_", "COMMIT_")),
+    ("the classifier's input fetches", ("FETCH_",)),
     ("logs and local state", ("LOG_", "DATA_DIR")),
     ("opt-out links", ("LINK_",)),
 )

@@ -91,7 +91,12 @@ async def run_classifier(
     topics = settings.topics
     stats = RunStats()
     consumer = make_consumer(
-        settings, settings.group_id, raw_records=True, max_poll_records=settings.batch_max_records
+        settings,
+        settings.group_id,
+        raw_records=True,
+        max_poll_records=settings.batch_max_records,
+        fetch_min_bytes=settings.fetch_min_bytes,  # fewer, larger cycles at a steady rate
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
     # The whole assignment, until the loop has positioned it (exactly-once mode only; see
     # worker.stream.delivery). aiokafka rebalances eagerly: each assignment replaces the last.
