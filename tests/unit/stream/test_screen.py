@@ -254,3 +254,83 @@ def test_the_batch_step_gives_the_same_output_with_and_without_the_screen(
     assert changes
     assert dead_letters
     assert intents[Intent.NONE] > 0
+
+
+# -- the common form, read on the bytes ---------------------------------------------------------
+
+SPACE = st.text(alphabet=" \t\n\r", max_size=2)
+#: Values the dict path sees as other JSON: each sends the record off the byte-level reading.
+OTHER_VALUES = st.sampled_from([b"1", b"-0.5", b"true", b"false", b"[]", b'{"a":1}', b'["x"]'])
+
+
+def _json_string(value: str, draw: st.DrawFn) -> bytes:
+    """``value`` as a JSON string, with some of its characters escaped (as a producer may write
+    them: ``\\u0041``, ``\\/``), which orjson reads back as the same string."""
+    out = bytearray(b'"')
+    for char in value:
+        if char in '"\\' or ord(char) < 0x20:
+            out += orjson.dumps(char)[1:-1]
+        elif char.isascii() and draw(st.integers(0, 20)) == 0:
+            out += b"\\/" if char == "/" else f"\\u{ord(char):04x}".encode()
+        else:
+            out += char.encode()
+    return bytes(out + b'"')
+
+
+@st.composite
+def written(draw: st.DrawFn, doc: dict[str, Any]) -> bytes:
+    """``doc`` written as a producer might: spaces between tokens, keys in any order, escapes,
+    extra keys of any JSON type, a field written twice (orjson keeps the last)."""
+    members: list[bytes] = []
+    for name, value in draw(st.permutations(list(doc.items()))):
+        if draw(st.integers(0, 15)) == 0:  # an earlier value of the same field, overwritten
+            members.append(_json_string(name, draw) + b":" + _json_string("earlier", draw))
+        rendered = orjson.dumps(value) if not isinstance(value, str) else _json_string(value, draw)
+        members.append(
+            _json_string(name, draw) + draw(SPACE).encode() + b":" + draw(SPACE).encode() + rendered
+        )
+    if draw(st.booleans()):
+        extra = draw(st.one_of(OTHER_VALUES, st.just(b"null"), st.just(b'"x"')))
+        members.insert(draw(st.integers(0, len(members))), b'"extra"' + b":" + extra)
+    joined = b",".join(m + draw(SPACE).encode() for m in members)
+    return draw(SPACE).encode() + b"{" + draw(SPACE).encode() + joined + b"}" + draw(SPACE).encode()
+
+
+@COMPILED
+@settings(max_examples=3000, deadline=None)
+@given(st.data(), st.one_of(TEXTS, st.sampled_from(["Sounds good", "See you at 7", "STOP", "hello"])))
+def test_a_document_read_on_its_bytes_is_judged_as_its_parsed_form(data: st.DataObject, text: str) -> None:
+    """However a document is written, the screen's verdict is the one it gives the same document
+    as orjson writes it (and both agree with decode and classify)."""
+    doc: dict[str, Any] = inbound_doc(text)
+    if data.draw(st.booleans()):
+        doc["subaccount_id"] = data.draw(st.sampled_from(["s1", "", None]))
+    raw = data.draw(written(doc))
+    assert orjson.loads(raw) == doc | ({"extra": orjson.loads(raw)["extra"]} if b'"extra"' in raw else {})
+    assert _check(raw) == _check(orjson.dumps(orjson.loads(raw)))
+
+
+@COMPILED
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":"b",}',  # a trailing comma: not JSON
+        b"{}",
+        b'{"text":"hi"} x',
+        b'{"text":"hi"',
+        b'{"text" "hi"}',
+        b'{"text":nul}',
+        b'{"text":"hi","text":"STOP"}',
+    ],
+)
+def test_broken_or_odd_documents_are_not_passed_over(raw: bytes) -> None:
+    assert _verdict(raw)[0] != "chat"
+
+
+@COMPILED
+def test_a_field_written_twice_is_judged_by_its_last_value() -> None:
+    doc = orjson.dumps(inbound_doc("Sounds good"))
+    assert _check(doc) == "chat"
+    twice = doc.replace(b'"text":"Sounds good"', b'"text":"Sounds good","text":"STOP"')
+    assert _check(twice) == "valid"
+    assert _verdict(twice)[1]["text"] == "STOP"
