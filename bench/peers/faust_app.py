@@ -22,6 +22,7 @@ No Tansu workaround beyond those: faust's aiokafka producer is not idempotent by
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -42,13 +43,17 @@ def build_app(
     inbound: str,
     output: str,
     partitions: int,
+    datadir: str,
     on_record: Callable[[], None] = lambda: None,
 ) -> Any:
-    """The faust app (untyped: faust ships no type information mypy can use)."""
+    """The faust app (untyped: faust ships no type information mypy can use). ``datadir``: where
+    faust keeps its local state (a ``<group>-data`` directory in the working directory otherwise,
+    which every run left behind in the repository)."""
     import faust
 
     app = faust.App(
         group,
+        datadir=datadir,
         broker=f"kafka://{bootstrap}",
         store="memory://",
         web_enabled=False,
@@ -97,22 +102,24 @@ async def measure(config: PhaseConfig) -> PhaseResult:
             window.append(time.monotonic())
             done.set()
 
-    app = build_app(
-        config.bootstrap,
-        f"bench-faust-{uuid.uuid4().hex[:10]}",
-        config.inbound,
-        config.peer_output,
-        config.partitions,
-        on_record,
-    )
-    result.start_rss_kb = maxrss_kb()
-    await app.start()
-    try:
-        await asyncio.wait_for(done.wait(), timeout=max(120.0, config.messages / 1000))
-    except TimeoutError:
-        result.error = f"faust handled {handled} of {config.messages} records in time"
-    finally:
-        await app.stop()
+    with tempfile.TemporaryDirectory(prefix="optout-bench-faust-") as datadir:
+        app = build_app(
+            config.bootstrap,
+            f"bench-faust-{uuid.uuid4().hex[:10]}",
+            config.inbound,
+            config.peer_output,
+            config.partitions,
+            datadir,
+            on_record,
+        )
+        result.start_rss_kb = maxrss_kb()
+        await app.start()
+        try:
+            await asyncio.wait_for(done.wait(), timeout=max(120.0, config.messages / 1000))
+        except TimeoutError:
+            result.error = f"faust handled {handled} of {config.messages} records in time"
+        finally:
+            await app.stop()
     result.records = handled
     if len(window) == 2:
         result.window = window

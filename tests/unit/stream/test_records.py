@@ -52,13 +52,14 @@ class Batch:
     deltas: tuple[int, ...]
     kind: str = "data"  # data, transactional, control-abort, control-commit
     producer_id: int = -1
+    compression: int = 0  # 0 none, 1 gzip (a compressed batch is read from its first record)
 
 
 def _build(batch: Batch) -> bytes:
     transactional = batch.kind != "data"
     builder = DefaultRecordBatchBuilder(
         magic=2,
-        compression_type=0,
+        compression_type=batch.compression,
         is_transactional=int(transactional),
         producer_id=batch.producer_id,
         producer_epoch=0 if transactional else -1,
@@ -124,7 +125,7 @@ def layouts(draw: st.DrawFn) -> tuple[list[Batch], int, list[tuple[int, int]], i
         count = draw(st.integers(1, 6))
         gaps = draw(st.lists(st.booleans(), min_size=count, max_size=count))
         deltas = tuple(i for i, gone in enumerate(gaps) if not gone) or (0,)  # compaction's gaps
-        batches.append(Batch(offset, deltas, kind, producer))
+        batches.append(Batch(offset, deltas, kind, producer, draw(st.sampled_from([0, 0, 1]))))
         if kind == "transactional" and draw(st.booleans()):
             aborted.append((producer, offset))
         offset += max(deltas) + 3
