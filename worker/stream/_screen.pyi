@@ -9,5 +9,6 @@ def screen(
     overridden: frozenset[str],
     max_fields: int,
     max_text: int,
+    fold_table: bytes,
     /,
 ) -> tuple[list[int], list[dict[str, Any] | None], int]: ...

@@ -25,6 +25,7 @@ import orjson
 
 from worker.classify.decide import SCREEN_LIMITS
 from worker.classify.rules import RuleBook
+from worker.classify.screen import fold_table
 from worker.constants import MAX_FIELD_BYTES, MAX_TEXT_BYTES
 
 try:
@@ -53,4 +54,5 @@ def screen_records(
         rulebook.overridden,
         MAX_FIELD_BYTES,
         MAX_TEXT_BYTES,
+        fold_table(),
     )

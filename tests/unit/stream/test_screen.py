@@ -4,6 +4,7 @@ hands on must be what decode() gives. Then classify_records must not change with
 
 from __future__ import annotations
 
+import array
 import shutil
 import string
 from pathlib import Path
@@ -18,7 +19,9 @@ from hypothesis import strategies as st
 from bench.workload import Workload, generate
 from tests.unit.factories import FakeRecord, inbound_doc, where
 from worker.classify.decide import Doubt, classify
+from worker.classify.normalize import normalize
 from worker.classify.rules import BUILTIN_LAYER, Layer, Rule, RuleBook, compile_layers, default_rulebook
+from worker.classify.screen import FOLD_ALNUM, FOLD_LIMIT, fold_table
 from worker.errors import InputError
 from worker.events.inbound import canonical_instant, decode
 from worker.model import Intent
@@ -334,3 +337,97 @@ def test_a_field_written_twice_is_judged_by_its_last_value() -> None:
     twice = doc.replace(b'"text":"Sounds good"', b'"text":"Sounds good","text":"STOP"')
     assert _check(twice) == "valid"
     assert _verdict(twice)[1]["text"] == "STOP"
+
+
+# -- texts beyond ASCII: the fold table --------------------------------------------------------
+
+FOLDS = array.array("I")
+FOLDS.frombytes(fold_table())
+#: Characters the table folds, from every block that has some (a few per block).
+FOLDABLE = sorted(
+    {chr(c) for c in range(0x80, FOLD_LIMIT, 37) if FOLDS[c]} | set("éÉñÑçÇüÜíÍСсПпΣσς가😂👍🙏¿¡«»")
+)
+#: Characters it refuses: those normalize() rewrites, removes or composes with a neighbour.
+UNFOLDABLE = [*"ßİ，ＳＴＯＰﾟ\u0301\u0308\u11a8\u1161\ufe0f\u200b\u00a0\u2019\u3000\u2028ǅﬁ²", chr(0x2F800)]
+NON_ASCII_KEYS = sorted({k for k in RULES.table if not k.isascii()})
+UNICODE_TEXTS = st.lists(
+    st.one_of(
+        st.sampled_from(FOLDABLE),
+        st.sampled_from(UNFOLDABLE),
+        st.sampled_from(NON_ASCII_KEYS).flatmap(lambda k: st.sampled_from([k, k.upper(), k.title()])),
+        st.sampled_from(RULE_WORDS),
+        st.sampled_from([" ", "  ", "?", "!", ".", ",", "-", "'", "ok", "Gracias", "спасибо", "7"]),
+    ),
+    max_size=12,
+).map("".join)
+
+
+def _fold_reference(text: str) -> str | None:
+    """What _screen.c makes of a text beyond ASCII, in Python: None when a character is not
+    folded alone, else the key (characters folded one by one, trimmed to letters and digits at both
+    ends, runs of spaces collapsed)."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if code < 0x80:
+            if not char.isprintable():
+                return None
+            out.append(char.lower())
+        elif code >= FOLD_LIMIT or not FOLDS[code]:
+            return None
+        else:
+            out.append(chr(FOLDS[code] & ~FOLD_ALNUM))
+    key = "".join(out)
+    alnum = [i for i, char in enumerate(key) if char.isalnum()]
+    key = key[alnum[0] : alnum[-1] + 1] if alnum else ""
+    while "  " in key:
+        key = key.replace("  ", " ")
+    return key
+
+
+@settings(max_examples=3000, deadline=None)
+@given(UNICODE_TEXTS)
+@example("Cảm ơn bạn")
+@example("¿Cuánto cuesta el envío? 🙏🙏🙏")
+@example("СТОП")
+@example("e\u0301")
+@example("\u1100\u1161")
+def test_a_foldable_text_folds_to_its_normalized_key(text: str) -> None:
+    """The table's promise: a text of foldable characters is already NFKC, and case folding maps
+    each character alone; so normalize() is the per-character fold, trimmed and collapsed."""
+    key = _fold_reference(text)
+    if key is not None:
+        assert key == normalize(text), text
+
+
+@COMPILED
+@settings(max_examples=4000, deadline=None)
+@given(UNICODE_TEXTS)
+@example("Cảm ơn bạn Salamat po")
+@example("¿Cuánto cuesta el envío? 🙏🙏🙏")
+@example("Спасибо")
+@example("СТОП")
+@example("arrêt")
+@example("ARRÊT")
+@example("Arrêt s'il vous plaît")
+@example("감사합니다")
+@example("👍👍")
+def test_a_text_beyond_ascii_passed_over_is_chat_for_classify(text: str) -> None:
+    _check(orjson.dumps(inbound_doc(text)))
+
+
+@COMPILED
+def test_common_chat_beyond_ascii_is_passed_over_and_keywords_are_not() -> None:
+    for text in (
+        "Buenos días",
+        "Cảm ơn bạn",
+        "Спасибо, до встречи",
+        "감사합니다",
+        "Nos vemos mañana 🙏",
+        "👍👍",
+    ):
+        assert _check(orjson.dumps(inbound_doc(text))) == "chat", text
+    for text in NON_ASCII_KEYS:
+        for form in (text, text.upper(), f"{text.upper()}!", f"«{text}»"):
+            assert _check(orjson.dumps(inbound_doc(form))) == "valid", form
+    assert _check(orjson.dumps(inbound_doc("Straße"))) == "valid"  # ß folds to "ss": classify folds it
