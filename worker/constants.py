@@ -66,10 +66,10 @@ COMMIT_INTERVAL_MS: Final = 100
 #: FETCH_MAX_WAIT_MS have passed. At a steady rate every loop cycle pays a fetch, a produce and
 #: their acks whatever its size; returning at the first byte made cycles of ~60 records. Measured
 #: (``python -m bench.latency --broker kafka --delivery at-least-once``, campaign mix, 20,000 MO/s,
-#: 60 s): at 1 byte 28.1-28.6 CPU-s per million MOs, MO -> change event p50 4.6-4.8 ms, p99
-#: 23-46 ms; at 64 KiB and 10 ms, 18.0 CPU-s/M, p50 11.0-11.1 ms, p99 23.8-28.8 ms (32 KiB and
-#: 5 ms: 24.8, 8.4 ms, 45.6 ms). A backlog is unaffected (its fetches fill at once); an idle
-#: classifier sends a fetch every FETCH_MAX_WAIT_MS.
+#: 60 s runs): at 1 byte 28.1-28.6 CPU-s per million MOs, MO -> change event p50 4.6-5.9 ms, p99
+#: 23-68 ms (five runs); at 64 KiB and 10 ms 16.4-19.6 CPU-s/M, p50 10.5-11.9 ms, p99 23.2-35.6
+#: ms (six runs); 32 KiB and 5 ms: 24.8, 8.4 ms, 45.6 ms (one run). A backlog is unaffected (its
+#: fetches fill at once); an idle classifier sends a fetch every FETCH_MAX_WAIT_MS.
 FETCH_MIN_BYTES: Final = 64 * 1024
 FETCH_MAX_WAIT_MS: Final = 10
 
