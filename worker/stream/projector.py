@@ -331,7 +331,7 @@ async def _dead_letter(
 ) -> bool:
     """Malformed or refused change events go to the dead-letter topic; the projector keeps going."""
     failed_at = format_instant(datetime.now(UTC))
-    letters = [
+    letters = [  # a ConsumerRecord names its own topic and partition: it is its own ``tp``
         (settings.topic_dead_letter, *dead_letter(record, record, error, "projector", failed_at, __version__))
         for record, error in bad
     ]
