@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
+
 from worker.classify.confirmations import Pending, RecentChanges, remember
 from worker.classify.decide import Doubt, classify, decide_encoded
 from worker.classify.rules import Match, Rule, RuleBook, RuleSet
@@ -52,6 +54,8 @@ class BatchOutput:
 
     emitted_at: str
     worker_version: str
+    emitted_json: bytes = field(init=False, repr=False)
+    """``emitted_at`` as JSON: encoded once per batch, joined into every keyword MO's records."""
     changes: list[tuple[bytes, bytes]] = field(default_factory=list)
     replies: list[tuple[bytes, bytes]] = field(default_factory=list)
     dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
@@ -72,6 +76,9 @@ class BatchOutput:
     """Replies not produced: repeated opt-outs within the confirmation window."""
     memory: RecentChanges | None = None
     """What the classifier knows of recent changes (one confirmation per opt-out); None: confirm all."""
+
+    def __post_init__(self) -> None:
+        self.emitted_json = orjson.dumps(self.emitted_at)
 
 
 class Where(Protocol):
@@ -256,7 +263,7 @@ def _decide(
     }
     memory = out.memory
     marks = (len(out.changes), len(out.replies)) if memory is not None else None
-    parties = decide_encoded(doc, stamp, match, rules, source, out.emitted_at, out.changes, out.replies)
+    parties = decide_encoded(doc, stamp, match, rules, source, out.emitted_json, out.changes, out.replies)
     if marks is not None and memory is not None:
         _confirm_once(memory, match, marks, out)
     if parties is not None and not parties.canonical:  # an email, a Messenger id, not a number

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -47,8 +48,6 @@ _STATE = frozenset(
 )  # fmt: skip
 _METHODS = ("_consume_aborted_up_to", "_contains_abort_marker")
 _RESULT_METHODS = ("getall", "check_assignment", "has_more", "_update_position")
-_REST = "_optout_rest"
-"""Attribute of a ``PartitionRecords`` that ``max_records`` cut: the rest of its current batch."""
 
 _installed: Callable[..., list[Any]] | None = None
 
@@ -92,7 +91,8 @@ def _takeable(records: Any) -> bool:
     """Whether :func:`take` may read ``records``: the state it knows, and aiokafka's own record
     generator not started (it would hold a batch half read)."""
     return records.__dict__.keys() >= _STATE and (
-        hasattr(records, _REST) or inspect.getgeneratorstate(records._records_iterator) == inspect.GEN_CREATED
+        hasattr(records, "_optout_rest")
+        or inspect.getgeneratorstate(records._records_iterator) == inspect.GEN_CREATED
     )
 
 
@@ -100,31 +100,27 @@ def take(records: Any, max_records: int | None) -> tuple[list[Any], bool]:
     """Up to ``max_records`` records of a ``PartitionRecords``, a batch at a time, and whether it
     is exhausted; ``records.next_fetch_offset`` is moved as aiokafka's generator moves it."""
     out: list[Any] = []
-    room = max_records if max_records is not None else -1
-    if not hasattr(records, _REST):
+    room = sys.maxsize if max_records is None else max_records
+    if not hasattr(records, "_optout_rest"):
         # aiokafka's generator, never started, refers back to ``records``: a cycle that held every
         # fetch response's buffer until a full collection (peak RSS 135 MB instead of 88 on the
         # normal mix). An empty iterator in its place ends its getone() too.
         records._records_iterator = iter(())
-        setattr(records, _REST, None)
-    while room != 0:
-        rest = getattr(records, _REST, None)
+        records._optout_rest = None  # the rest of a batch that max_records cut, and its end
+    while room:
+        rest = records._optout_rest or _next_batch(records)
         if rest is None:
-            batch = _next_batch(records)
-            if batch is None:
-                setattr(records, _REST, None)
-                return out, True
-            rest = batch
+            return out, True
         taken, next_offset = rest
-        if room < 0 or len(taken) < room:  # the whole batch, and room for more: past its end
+        if len(taken) < room:  # the whole batch, and room for more: past its end
             out.extend(taken)
-            room = room - len(taken) if room > 0 else room
+            room -= len(taken)
             records.next_fetch_offset = next_offset
-            setattr(records, _REST, None)
+            records._optout_rest = None
         else:  # cut where max_records is reached (at the batch's end, too, as aiokafka cuts)
             out.extend(taken[:room])
             records.next_fetch_offset = taken[room - 1].offset + 1
-            setattr(records, _REST, (taken[room:], next_offset))
+            records._optout_rest = (taken[room:], next_offset)
             room = 0
     return out, False
 
