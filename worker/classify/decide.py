@@ -93,8 +93,10 @@ _OBJECTS = frozenset((b"it", b"that", b"this"))
 _MAX_COMPLAINT_WORDS = 16
 #: The limits of :func:`classify`'s steps that the batch step's chat screen must apply as it does
 #: (``worker/stream/_screen.c``): the words of a leading match, the words and characters of a short
-#: message's second look.
-SCREEN_LIMITS = (_MAX_LEADING_WORDS, _FUZZY_LEADING_WORDS, _FUZZY_MAX_CHARS)
+#: message's second look, the words of a split keyword.
+SCREEN_LIMITS = (_MAX_LEADING_WORDS, _FUZZY_LEADING_WORDS, _FUZZY_MAX_CHARS, _SPLIT_MAX_WORDS)
+#: :data:`_OBJECTS`, for the screen's bitmap of them.
+SCREEN_OBJECTS = _OBJECTS
 
 
 @dataclass(frozen=True, slots=True)

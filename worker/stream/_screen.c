@@ -27,66 +27,176 @@
 
 #define STACK_CHARS 512
 
-/* The bitmaps of the rules (see worker.classify.screen.ChatScreen), in this order. */
-enum { KEYS, GATE, OPENERS, PREFIXES, COURTESY, N_BITMAPS };
+/* The bitmaps of the rules (see worker.classify.screen.build_chat_bitmaps), in this order. */
+enum { KEYS, LEADERS, PREFIXES, COURTESY, TRIGGERS, COMMANDS, OBJECTS, N_BITMAPS };
+
+/* Word hashes kept per text: the leading and set-apart looks read at most this many words (a
+ * longer look is taken as a maybe). */
+#define HASHES 16
 
 struct rules {
     const unsigned char *bits[N_BITMAPS];
     /* classify()'s limits (worker.classify.decide.SCREEN_LIMITS): the words of a leading match,
-     * the words and characters of a short message's second look. */
-    Py_ssize_t leading_words, short_words, short_chars;
+     * the words and characters of a short message's second look, the words of a split keyword. */
+    Py_ssize_t leading_words, short_words, short_chars, split_words;
     /* worker.classify.screen.fold_table: native 32-bit entries, one per code point below
      * fold_limit (0: texts beyond ASCII all go to classify()). */
     const unsigned char *fold_entries;
     Py_ssize_t fold_limit;
 };
 
+/* What the steps of classify() read of a text's words, gathered in the fold's one pass. */
 struct text_words {
     const struct rules *rules;
     Py_ssize_t count;
-    uint32_t first, last; /* FNV-1a hashes of the first and last words */
-    int last_digits;
-    int gated;
+    uint32_t hashes[HASHES]; /* FNV-1a of the first HASHES words */
+    uint32_t last, before_last; /* of the last two words */
+    uint32_t joined; /* FNV-1a of all the words run together: a split keyword ("S top") */
+    Py_ssize_t first_end, last_start; /* in the key */
+    int commands; /* some word may be an opt-out command */
+    int triggers; /* some word may be a phrase's trigger */
+    int plain_after_first; /* a word after the first is surely no courtesy word, number or symbol */
 };
+
+static inline uint32_t fnv1a_more(uint32_t h, const char *data, Py_ssize_t length)
+{
+    for (Py_ssize_t i = 0; i < length; i++) {
+        h ^= (unsigned char)data[i];
+        h *= 16777619u;
+    }
+    return h;
+}
 
 static int note_word(void *context, const char *key, Py_ssize_t start, Py_ssize_t end)
 {
     struct text_words *words = context;
+    const unsigned char *const *bits = words->rules->bits;
     uint32_t h = fnv1a(key + start, end - start);
-    if (words->count == 0)
-        words->first = h;
+    if (words->count < HASHES)
+        words->hashes[words->count] = h;
+    if (words->count == 0) {
+        words->first_end = end;
+        words->joined = h;
+    } else {
+        words->joined = fnv1a_more(words->joined, key + start, end - start);
+        if (!words->plain_after_first && !maybe_in(bits[COURTESY], h, WORD_BITS)) {
+            /* _only_courtesy(): a number, or a word beyond ASCII (maybe an emoji), may follow */
+            int other = 1;
+            for (Py_ssize_t i = start; i < end && other; i++)
+                other = (key[i] >= '0' && key[i] <= '9') || (unsigned char)key[i] >= 0x80;
+            words->plain_after_first = !other;
+        }
+    }
+    words->before_last = words->last;
     words->last = h;
+    words->last_start = start;
     words->count++;
-    words->gated = words->gated || maybe_in(words->rules->bits[GATE], h, WORD_BITS);
-    int digits = 1;
-    for (Py_ssize_t i = start; i < end && digits; i++)
-        digits = key[i] >= '0' && key[i] <= '9';
-    words->last_digits = digits;
+    words->commands = words->commands || maybe_in(bits[COMMANDS], h, WORD_BITS);
+    words->triggers = words->triggers || maybe_in(bits[TRIGGERS], h, WORD_BITS);
     return 0;
+}
+
+/* _leading(): courtesy words, then a leading keyword's first word. Each word up to the first that
+ * is surely no courtesy word may be where that keyword starts. */
+static int maybe_leading(const struct text_words *words, const struct rules *rules)
+{
+    for (Py_ssize_t i = 0; i < words->count; i++) {
+        if (i >= HASHES)
+            return 1;
+        if (maybe_in(rules->bits[LEADERS], words->hashes[i], WORD_BITS))
+            return 1;
+        if (!maybe_in(rules->bits[COURTESY], words->hashes[i], WORD_BITS))
+            return 0;
+    }
+    return 0;
+}
+
+/* worker.classify.decide._SEPARATORS: what sets an opt-out command apart from its sentence. */
+static int separator(char c)
+{
+    return c == ',' || c == '.' || c == ';' || c == ':' || c == '!' || c == '\n';
+}
+
+/* _set_apart() on a printable-ASCII key with no command in capitals in its text: whether an
+ * opt-out command may stand apart from the sentence (then _complaint() reads it). */
+static int maybe_set_apart(const char *key, Py_ssize_t size, const struct text_words *words,
+                           const struct rules *rules)
+{
+    const unsigned char *const *bits = rules->bits;
+    Py_ssize_t n = words->count;
+    uint32_t first = words->hashes[0];
+    if (maybe_in(bits[COMMANDS], first, WORD_BITS)) { /* "stop it", "stop, who gave you..." */
+        if (n > 1 && maybe_in(bits[OBJECTS], words->hashes[1], WORD_BITS))
+            return 1;
+        if (words->first_end < size && separator(key[words->first_end]))
+            return 1;
+    }
+    if (n > 1 && maybe_in(bits[COMMANDS], words->last, WORD_BITS)) { /* "..., pls remove", "ok. stop" */
+        if (maybe_in(bits[COURTESY], words->before_last, WORD_BITS))
+            return 1;
+        Py_ssize_t before = words->last_start - 1; /* past the one space a key may have there */
+        if (before >= 0 && key[before] == ' ')
+            before--;
+        if (before >= 0 && separator(key[before]))
+            return 1;
+    }
+    if (maybe_in(bits[COURTESY], first, WORD_BITS)) { /* "please just stop, I'm begging you" */
+        for (Py_ssize_t i = 1; i < n && i < rules->leading_words; i++) {
+            if (i >= HASHES || maybe_in(bits[COMMANDS], words->hashes[i], WORD_BITS))
+                return 1;
+            if (!maybe_in(bits[COURTESY], words->hashes[i], WORD_BITS))
+                return 0;
+        }
+    }
+    return 0;
+}
+
+/* _short_look(): a split keyword ("S top": the words joined are a key) or a mangled first word
+ * before courtesy words only ("sotp svp": the first word is a key). */
+static int maybe_short(const struct text_words *words, const struct rules *rules)
+{
+    if (words->count <= rules->split_words && maybe_in(rules->bits[PREFIXES], words->hashes[0], WORD_BITS)
+        && maybe_in(rules->bits[KEYS], words->joined, KEY_BITS))
+        return 1;
+    return !words->plain_after_first && maybe_in(rules->bits[KEYS], words->hashes[0], KEY_BITS);
 }
 
 /* classify()'s steps on a folded key: 1 when it surely returns None with no doubt, 0 when the
  * text needs it. size: the key's bytes (UTF-8), chars: its characters (classify() measures
- * those), question: whether the text has a '?'. Each step mirrors one of classify()'s, in order. */
+ * those), question: whether the text has a '?', capitals: whether an opt-out command may be
+ * written in capitals in it (_set_apart() and the keyword_in_text doubt look for those; texts
+ * beyond ASCII always may). Each step mirrors one of classify()'s, in order, and each bitmap test
+ * is a superset of the set classify() tests, so a hash collision only costs a maybe. */
 static int quiet_key(const char *key, Py_ssize_t size, Py_ssize_t chars, const struct text_words *words,
-                     int question, const struct rules *rules)
+                     int question, int capitals, const struct rules *rules)
 {
     if (size == 0)
         return 1; /* no letter or digit: nothing to match */
     if (maybe_in(rules->bits[KEYS], fnv1a(key, size), KEY_BITS))
         return 0; /* maybe a keyword, exact or mangled */
-    if (chars <= 2 * words->count - 1)
+    Py_ssize_t n = words->count;
+    if (chars <= 2 * n - 1)
         return 0; /* every word one letter: maybe a spelled-out keyword */
-    if (maybe_in(rules->bits[OPENERS], words->first, WORD_BITS) && words->count <= rules->leading_words
-        && !question)
+    if (n <= rules->leading_words && !question && maybe_leading(words, rules))
         return 0; /* maybe a leading keyword (a question never is one) */
-    if (words->gated)
-        return 0; /* maybe a phrase or a complaint */
-    if (words->count > 1 && words->count <= rules->short_words && chars <= rules->short_chars
-        && (maybe_in(rules->bits[PREFIXES], words->first, WORD_BITS)
-            || maybe_in(rules->bits[COURTESY], words->last, WORD_BITS) || words->last_digits))
+    if (words->triggers)
+        return 0; /* maybe a phrase */
+    if (words->commands && (capitals || maybe_set_apart(key, size, words, rules)))
+        return 0; /* maybe a complaint, or a command in capitals to doubt */
+    if (n > 1 && n <= rules->short_words && chars <= rules->short_chars && maybe_short(words, rules))
         return 0; /* maybe a split or mangled keyword before courtesy words */
     return 1;
+}
+
+/* Whether a printable-ASCII text has two capital letters in a row: where an opt-out command in
+ * capitals would be (worker.classify.screen.build_chat_bitmaps makes sure each has two). */
+static int capital_pair(const unsigned char *chars, Py_ssize_t length)
+{
+    for (Py_ssize_t i = 1; i < length; i++) {
+        if (chars[i] >= 'A' && chars[i] <= 'Z' && chars[i - 1] >= 'A' && chars[i - 1] <= 'Z')
+            return 1;
+    }
+    return 0;
 }
 
 /* 1 when classify() surely returns None with no doubt for this printable-ASCII text, 0 when the
@@ -99,9 +209,10 @@ static int quiet_text(const unsigned char *chars, Py_ssize_t length, const struc
         PyErr_NoMemory();
         return -1;
     }
-    struct text_words words = {rules, 0, 0, 0, 0, 0};
+    struct text_words words = {.rules = rules};
     Py_ssize_t size = fold_key(chars, length, key, note_word, &words);
-    int quiet = quiet_key(key, size, size, &words, memchr(chars, '?', (size_t)length) != NULL, rules);
+    int quiet = quiet_key(key, size, size, &words, memchr(chars, '?', (size_t)length) != NULL,
+                          capital_pair(chars, length), rules);
     if (key != stack)
         PyMem_Free(key);
     return quiet;
@@ -181,7 +292,7 @@ static int quiet_unicode(PyObject *text, const struct rules *rules)
         PyErr_NoMemory();
         return -1;
     }
-    struct text_words words = {rules, 0, 0, 0, 0, 0};
+    struct text_words words = {.rules = rules};
     Py_ssize_t size = 0, chars = 0, word_start = -1;
     for (Py_ssize_t i = start; i < end; i++) {
         uint32_t c = folded(PyUnicode_READ(kind, data, i), rules) & ~FOLD_ALNUM;
@@ -199,7 +310,7 @@ static int quiet_unicode(PyObject *text, const struct rules *rules)
     }
     if (word_start >= 0)
         note_word(&words, key, word_start, size);
-    int quiet = quiet_key(key, size, chars, &words, question, rules);
+    int quiet = quiet_key(key, size, chars, &words, question, 1, rules);
     if (key != stack)
         PyMem_Free(key);
     return quiet;
@@ -489,8 +600,8 @@ static PyObject *screen(PyObject *self, PyObject *args)
     PyObject *records, *loads, *bitmaps, *overridden, *fold_table;
     Py_ssize_t max_fields, max_text;
     struct rules rules;
-    if (!PyArg_ParseTuple(args, "OOO!(nnn)O!nnO!:screen", &records, &loads, &PyTuple_Type, &bitmaps,
-                          &rules.leading_words, &rules.short_words, &rules.short_chars,
+    if (!PyArg_ParseTuple(args, "OOO!(nnnn)O!nnO!:screen", &records, &loads, &PyTuple_Type, &bitmaps,
+                          &rules.leading_words, &rules.short_words, &rules.short_chars, &rules.split_words,
                           &PyFrozenSet_Type, &overridden, &max_fields, &max_text, &PyBytes_Type,
                           &fold_table))
         return NULL;
@@ -501,7 +612,7 @@ static PyObject *screen(PyObject *self, PyObject *args)
     rules.fold_entries = (const unsigned char *)PyBytes_AS_STRING(fold_table);
     rules.fold_limit = PyBytes_GET_SIZE(fold_table) / 4;
     if (PyTuple_GET_SIZE(bitmaps) != N_BITMAPS) {
-        PyErr_SetString(PyExc_TypeError, "screen() takes 5 bitmaps");
+        PyErr_SetString(PyExc_TypeError, "screen() takes 7 bitmaps");
         return NULL;
     }
     for (int i = 0; i < N_BITMAPS; i++) {

@@ -4,8 +4,8 @@ from typing import Any
 def screen(
     records: Sequence[Any],
     loads: Callable[[bytes], Any],
-    bitmaps: tuple[bytes, bytes, bytes, bytes, bytes],
-    limits: tuple[int, int, int],
+    bitmaps: tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes],
+    limits: tuple[int, int, int, int],
     overridden: frozenset[str],
     max_fields: int,
     max_text: int,

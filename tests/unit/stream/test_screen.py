@@ -57,9 +57,20 @@ WORDY = st.lists(
     ),
     max_size=10,
 ).map(" ".join)
+#: Sentences of those words as people write them: cased any way, set apart by punctuation or not,
+#: with the objects of a command ("stop it") and chat around: each of the screen's looks at a
+#: command, a leading keyword or a short message meets both of its answers.
+CASED = st.sampled_from([*RULE_WORDS, "it", "that", "this", "sale", "the", "my", "order", "7", "a"]).flatmap(
+    lambda w: st.sampled_from([w, w.title(), w.upper()])
+)
+SENTENCES = st.lists(
+    st.tuples(CASED, st.sampled_from([" ", " ", " ", ", ", ". ", "! ", ": ", "; ", " , ", " - ", "? "])),
+    min_size=1,
+    max_size=12,
+).map(lambda pairs: "".join(w + sep for w, sep in pairs).rstrip())
 PRINTABLE = st.text(alphabet=st.sampled_from([chr(c) for c in range(0x20, 0x7F)]), max_size=60)
 EDGY = st.text(alphabet=st.sampled_from(list(" .,!?'-_@#\n\taZsStTOoPp09\"()ÉＳ😡")), max_size=30)
-TEXTS = st.one_of(WORDY, PRINTABLE, EDGY, st.sampled_from(CORPUS_TEXTS), st.text(max_size=40))
+TEXTS = st.one_of(WORDY, SENTENCES, PRINTABLE, EDGY, st.sampled_from(CORPUS_TEXTS), st.text(max_size=40))
 
 
 def _record(value: bytes | None) -> FakeRecord:
@@ -115,6 +126,16 @@ def test_the_c_extension_was_built_where_a_compiler_is() -> None:
 @example("Yes please")
 @example("Stop by later?")
 @example("x" * 600)
+@example("Stop by the front desk")
+@example("stop it")
+@example("stop, who gave you my number")
+@example("when does the sale end")
+@example("ok, when does the sale END")
+@example("thanks. stop")
+@example("please just stop")
+@example("thank you so much")
+@example("S top")
+@example("sotp thanks")
 def test_a_text_passed_over_is_chat_for_classify(text: str) -> None:
     _check(orjson.dumps(inbound_doc(text)))
 
@@ -133,6 +154,39 @@ def test_common_chat_is_passed_over_and_keywords_are_not() -> None:
     for text in ("STOP", "stop", "Stop!", "unsubscribe", "START", "HELP", "S T O P", "stpo"):
         assert _check(orjson.dumps(inbound_doc(text))) == "valid", text
     assert _check(orjson.dumps(inbound_doc("ＳＴＯＰ"))) == "valid"  # not ASCII: classify decides
+
+
+@COMPILED
+def test_chat_that_holds_a_word_of_the_rules_is_passed_over() -> None:
+    """The screen reads each step's own conditions, not just its words: a command in a sentence, a
+    courtesy word before chat, a short message whose first word is no mangled keyword."""
+    chat = [
+        "when does the sale end?",
+        "the end",
+        "Stop by the front desk when you arrive?",
+        "I want to cancel my order",
+        "Don't stop!",
+        "thank you so much",
+        "Please resend the code",
+        "Call me back please",
+        "See you at 7",
+    ]
+    for text in chat:
+        assert _check(orjson.dumps(inbound_doc(text))) == "chat", text
+    loud = [
+        "stop it?",  # an object (a question: no leading look)
+        "stop, who gave you my number",  # punctuation after the command
+        "who gave you my number. stop",  # ... or before it
+        "who is this? ok. thanks stop",  # a courtesy word before it
+        "please stop, who is this?",  # courtesy words, then the command
+        "when does the sale END",  # capitals: a complaint, or a doubt for review
+        "please stop",  # a leading keyword after courtesy words
+        "S top",  # a split keyword
+        "sotp thanks",  # a mangled one before courtesy words
+        "sotp 2",  # ... or a number
+    ]
+    for text in loud:
+        assert _check(orjson.dumps(inbound_doc(text))) == "valid", text
 
 
 #: Field values that decode() takes or refuses, for every field.
