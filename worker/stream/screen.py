@@ -14,7 +14,7 @@ Measured in process on the benchmark's workloads (``bench.workload``, 100,000 re
 chat mix, from 8.68 to 6.13 on the campaign mix and from 16.8 to 14.3 on the STOP storm when the
 screen came; since it reads each step's own conditions (a command set apart, a leading keyword
 after courtesy words: :mod:`worker.classify.screen`), 3.6-3.8 -> 2.4-2.5 µs (normal) and 4.8-5.0
--> 3.6 µs (campaign). About 8% of the normal mix's chat still reaches ``classify``: non-ASCII text
+-> 3.6 µs (campaign). About 9% of the normal mix's chat still reaches ``classify``: non-ASCII text
 the fold table does not cover, chat after a leading keyword's first word ("help me with my
 order"), and bitmap collisions. Without a C compiler at install time every record takes the full
 path.
