@@ -574,11 +574,26 @@ def _change(
 #: Filled-in reply texts: a storm repeats a few (template, keyword, sender, account) combinations.
 _REPLY_TEXTS: dict[tuple[str, str, str, str], str] = {}
 _REPLY_TEXTS_MAX = 4096
+#: Per reply template: whether it fills in the keyword, the sender, the account.
+_TEMPLATE_USES: dict[str, tuple[bool, bool, bool]] = {}
 
 
 def _reply_text(template: str, keyword: str, sender: str, account: str) -> str:
-    """``template`` with its placeholders filled in (cached: a dict lookup instead of a regex pass)."""
-    cache_key = (template, keyword, sender, account)
+    """``template`` with its placeholders filled in (cached: a dict lookup instead of a regex pass).
+
+    Cached by the values the template uses only: keyed by all three, a STOP storm's 60,000 keyword
+    MOs had more (template, keyword, sender, account) keys than the bound, and the cache was
+    cleared over and over."""
+    uses = _TEMPLATE_USES.get(template)
+    if uses is None:
+        names = set(_PLACEHOLDER.findall(template))
+        uses = ("keyword" in names, "sender" in names, "account" in names)
+        if len(_TEMPLATE_USES) >= _REPLY_TEXTS_MAX:
+            _TEMPLATE_USES.clear()
+        _TEMPLATE_USES[template] = uses
+    if not (uses[0] or uses[1] or uses[2]):
+        return template
+    cache_key = (template, keyword if uses[0] else "", sender if uses[1] else "", account if uses[2] else "")
     text = _REPLY_TEXTS.get(cache_key)
     if text is None:
         values = {"keyword": keyword, "sender": sender, "account": account}
@@ -691,51 +706,51 @@ def _match_part(match: Match, why: str, category: Category) -> bytes:
 
 #: A reply's JSON up to its id: the same for every reply.
 _REPLY_HEAD = b'{"schema":' + orjson.dumps(SCHEMA_REPLY) + b',"reply_id":"'
-#: Per (template, match, account, subaccount, channel, sender): a reply's JSON from the end of its
-#: id to "to", and from the end of "to" to "in_reply_to". Bounded like the scopes.
-_REPLY_PARTS: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
+#: Per (intent, account, subaccount, channel): a reply's JSON from the end of its id to "to".
+#: Per (keyword, rule, language, match mode): from "keyword" to "in_reply_to". Bounded like the
+#: scopes. The parts between ("from", "text") are encoded per MO: keyed by the sender and the
+#: match together, one cache had more keys than its bound in a STOP storm, and thrashed.
+_REPLY_PARTIES: dict[tuple[Any, ...], bytes] = {}
+_REPLY_MATCHES: dict[tuple[Any, ...], bytes] = {}
 
 
-def _reply_parts(
-    template: str, match: Match, account: str, sub: str | None, channel: str, sender: str
-) -> tuple[bytes, bytes]:
-    """The pieces of a reply's JSON that its rule, match and parties decide (see decide_encoded)."""
-    rule = match.rule
-    cache_key = (
-        template,
-        match.keyword,
-        rule.name,
-        rule.intent,
-        match.language,
-        match.mode,
-        account,
-        sub,
-        channel,
-        sender,
-    )
-    parts = _REPLY_PARTS.get(cache_key)
-    if parts is None:
-        text = _reply_text(template, match.keyword, sender, account)
-        parts = (
+def _reply_parties(intent: Intent, account: str, sub: str | None, channel: str) -> bytes:
+    """A reply's JSON from the end of its id to "to" (see decide_encoded)."""
+    cache_key = (intent, account, sub, channel)
+    part = _REPLY_PARTIES.get(cache_key)
+    if part is None:
+        part = (
             b'"'  # closes the id
             + _members(
-                ("intent", rule.intent), ("account_id", account), ("subaccount_id", sub), ("channel", channel)
+                ("intent", intent), ("account_id", account), ("subaccount_id", sub), ("channel", channel)
             )
-            + b',"to":',
+            + b',"to":'
+        )
+        if len(_REPLY_PARTIES) >= _SCOPES_MAX:
+            _REPLY_PARTIES.clear()
+        _REPLY_PARTIES[cache_key] = part
+    return part
+
+
+def _reply_match(match: Match) -> bytes:
+    """A reply's JSON from "keyword" to "in_reply_to" for this match (see decide_encoded)."""
+    rule = match.rule
+    cache_key = (match.keyword, rule.name, match.language, match.mode)
+    part = _REPLY_MATCHES.get(cache_key)
+    if part is None:
+        part = (
             _members(
-                ("from", sender),
-                ("text", text),
                 ("keyword", match.keyword),
                 ("rule", rule.name),
                 ("language", match.language),
                 ("match", match.mode),
             )
-            + b',"in_reply_to":',
+            + b',"in_reply_to":'
         )
-        if len(_REPLY_PARTS) >= _SCOPES_MAX:
-            _REPLY_PARTS.clear()
-        _REPLY_PARTS[cache_key] = parts
-    return parts
+        if len(_REPLY_MATCHES) >= _SCOPES_MAX:
+            _REPLY_MATCHES.clear()
+        _REPLY_MATCHES[cache_key] = part
+    return part
 
 
 def decide_encoded(
@@ -798,17 +813,21 @@ def decide_encoded(
             event_id = change_event_id(account, message_id, key).encode()
             changes.append((key, b"".join((_CHANGE_HEAD, event_id, event_head, quoted, middle, rest))))
     if template:
-        before_to, before_in_reply_to = _reply_parts(template, match, account, sub, channel, sender)
-        reply_head = _REPLY_HEAD + reply_id(account, message_id).encode()
+        text = _reply_text(template, match.keyword, sender, account)
         replies.append(
             (
                 address.encode(),
                 b"".join(
                     (
-                        reply_head,
-                        before_to,
+                        _REPLY_HEAD,
+                        reply_id(account, message_id).encode(),
+                        _reply_parties(intent, account, sub, channel),
                         quoted,
-                        before_in_reply_to,
+                        b',"from":',
+                        orjson.dumps(sender),
+                        b',"text":',
+                        orjson.dumps(text),
+                        _reply_match(match),
                         orjson.dumps(message_id),
                         b',"source":',
                         rest,
