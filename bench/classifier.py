@@ -284,18 +284,36 @@ def run_phase(name: str, config_path: Path, timeout: float) -> PhaseResult:
     The child inherits stderr, so its warnings and tracebacks show up as they happen. It is
     terminated if it outlives ``timeout`` or if we are interrupted while waiting for it.
     """
-    result_path = config_path.with_name(f"{name}.result.json")
+    return run_phases(name, [config_path], timeout)[0]
+
+
+def run_phases(name: str, config_paths: Sequence[Path], timeout: float) -> list[PhaseResult]:
+    """:func:`run_phase` for several configs at once, one child each, all started together (the
+    scale-out run: classifier processes in one consumer group). Each config needs a directory of
+    its own: a child writes its result beside its config."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "bench.phases", name, str(config_path), str(result_path)]
-    with _child(command, env) as process:
+    result_paths = [path.with_name(f"{name}.result.json") for path in config_paths]
+    with contextlib.ExitStack() as children:
+        processes = [
+            children.enter_context(
+                _child([sys.executable, "-m", "bench.phases", name, str(config), str(result)], env)
+            )
+            for config, result in zip(config_paths, result_paths, strict=True)
+        ]
+        deadline = time.monotonic() + timeout
         try:
-            process.wait(timeout)
+            for process in processes:
+                process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            return PhaseResult(name, error=f"did not finish within {timeout:.0f}s (--phase-timeout)")
-    if not result_path.exists():
-        return PhaseResult(name, error=f"exited with code {process.returncode} without a result")
-    return PhaseResult.from_json(result_path.read_bytes())
+            error = f"did not finish within {timeout:.0f}s (--phase-timeout)"
+            return [PhaseResult(name, error=error) for _ in config_paths]
+    return [
+        PhaseResult.from_json(path.read_bytes())
+        if path.exists()
+        else PhaseResult(name, error=f"exited with code {process.returncode} without a result")
+        for path, process in zip(result_paths, processes, strict=True)
+    ]
 
 
 @contextlib.contextmanager

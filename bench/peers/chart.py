@@ -11,10 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-COLORS = {"ceiling": "#9e9e9e", "classifier": "#1f77b4", "quix": "#ff7f0e", "faust": "#2ca02c"}
+COLORS = {
+    "ceiling": "#9e9e9e",
+    "classifier": "#1f77b4",
+    "classifier-x2": "#aec7e8",
+    "quix": "#ff7f0e",
+    "faust": "#2ca02c",
+}
 LABELS = {
     "ceiling": "ceiling: aiokafka + orjson",
     "classifier": "optout classifier",
+    "classifier-x2": "optout classifier, 2 processes",
     "quix": "Quix Streams app",
     "faust": "faust-streaming agent",
 }

@@ -9,6 +9,8 @@ rotating the order between repeats so that no contender always runs first on a c
 
 * ``ceiling``: plain aiokafka consume + ``orjson.loads``: the yardstick;
 * ``classifier``: ``worker.stream.classifier.run_classifier`` with its default rules: the real thing;
+* ``classifier-x2``: two classifier processes in one consumer group, started together, sharing the
+  partitions (scale-out; :func:`run_scaled_out`);
 * ``quix``: :mod:`bench.peers.quix_app`; ``faust``: :mod:`bench.peers.faust_app` (the simplest
   version of the job; optional, ``pip install -e '.[bench]'``).
 
@@ -46,11 +48,16 @@ from bench.classifier import (
     create_topics,
     progress,
     run_phase,
+    run_phases,
 )
 from bench.peers.mixes import MIXES, Mix
 from bench.phases import PhaseConfig, PhaseResult
 
-CONTENDERS = ("ceiling", "classifier", "quix", "faust")
+#: Two classifier processes in one consumer group: the scale-out run.
+SCALE_OUT = "classifier-x2"
+SCALE_OUT_PROCESSES = 2
+CONTENDERS = ("ceiling", "classifier", "quix", "faust", SCALE_OUT)
+CLASSIFIERS = ("classifier", SCALE_OUT)
 PEERS = {"quix": "quixstreams", "faust": "faust"}
 #: What --quick sets: a smoke run of about a minute and a half.
 QUICK_MESSAGES, QUICK_REPEATS = 20_000, 1
@@ -199,9 +206,10 @@ def run_mix(
     # of an earlier one would know its blocks and confirm fewer opt-outs (one confirmation per
     # opt-out), so the runs' outputs would differ.
     own_topics = {
-        rep: (f"{config.changes}.{rep}", f"{config.replies}.{rep}")
+        (name, rep): (f"{config.changes}.{name}.{rep}", f"{config.replies}.{name}.{rep}")
+        for name in contenders
+        if name in CLASSIFIERS
         for rep in range(args.repeats)
-        if "classifier" in contenders
     }
     asyncio.run(
         create_topics(
@@ -219,19 +227,73 @@ def run_mix(
         shift = rep % len(contenders)
         for name in contenders[shift:] + contenders[:shift]:
             run_config = replace(config, peer_output=peer_topics.get((name, rep), ""))
-            if name == "classifier":
-                changes, replies = own_topics[rep]
+            if name in CLASSIFIERS:
+                changes, replies = own_topics[(name, rep)]
                 run_config = replace(run_config, changes=changes, replies=replies)
-            path = _write(run_config, tmp / f"{mix.name}.{name}.{rep}.json")
             load = os.getloadavg()[0]  # what else this shared machine was doing just before
             broker_before = cpu_seconds_of(broker_pid)
-            phase = run_phase(name, path, args.phase_timeout)
+            if name == SCALE_OUT:
+                folder = tmp / f"{mix.name}.{name}.{rep}"
+                phase = run_scaled_out(run_config, folder, SCALE_OUT_PROCESSES, args.phase_timeout)
+            else:
+                path = _write(run_config, tmp / f"{mix.name}.{name}.{rep}.json")
+                phase = run_phase(name, path, args.phase_timeout)
             phase.extra["load_average_1m_before"] = round(load, 2)
             result.broker_cpu.setdefault(name, []).append(cpu_seconds_of(broker_pid) - broker_before)
             result.runs.setdefault(name, []).append(phase)
             progress(f"[{mix.name}] {name} run {rep + 1}/{args.repeats}: {_summary(phase)}")
     count_outputs(result, config, peer_topics)
     return result
+
+
+def run_scaled_out(config: PhaseConfig, folder: Path, processes: int, timeout: float) -> PhaseResult:
+    """``processes`` classifier processes in one fresh consumer group, started together: the group
+    shares the partitions out, each process classifies its own. One result for all of them
+    (:func:`combine`)."""
+    shared = replace(config, group_id=f"bench-scale-out-{uuid.uuid4().hex[:10]}")
+    paths = []
+    for index in range(processes):
+        (folder / str(index)).mkdir(parents=True)
+        paths.append(_write(shared, folder / str(index) / "config.json"))
+    return combine(run_phases("classifier", paths, timeout), config.messages)
+
+
+def combine(phases: Sequence[PhaseResult], messages: int) -> PhaseResult:
+    """The processes of a scale-out run as one contender: records, CPU, batches and counters
+    summed; the window from the first record any of them received to the last batch any of them
+    finished (``time.monotonic()`` is the machine's clock, the same in every process); peak RSS
+    the largest process's (each is a process of its own; the sum is in ``extra["peak_rss_mb"]``);
+    ``extra["records_per_process"]`` how the group split the input."""
+    combined = PhaseResult("classifier")
+    errors = [p.error for p in phases if p.error is not None]
+    windows = [p.window for p in phases if p.window]
+    if windows:
+        combined.window = [min(w[0] for w in windows), max(w[1] for w in windows)]
+        combined.seconds = combined.window[1] - combined.window[0]
+    combined.records = sum(p.records for p in phases)
+    combined.batches = sum(p.batches for p in phases)
+    combined.batch_seconds = [s for p in phases for s in p.batch_seconds]
+    combined.cpu_seconds = sum(p.cpu_seconds for p in phases)
+    combined.process_cpu_seconds = sum(p.process_cpu_seconds for p in phases)
+    combined.peak_rss_kb = max((p.peak_rss_kb for p in phases), default=0)
+    combined.start_rss_kb = max((p.start_rss_kb for p in phases), default=0)
+    extra: dict[str, Any] = {}
+    for phase in phases:
+        for key, value in phase.extra.items():
+            if isinstance(value, dict):
+                totals = extra.setdefault(key, {})
+                for name, count in value.items():
+                    totals[name] = totals.get(name, 0) + count
+            elif isinstance(value, int | float):
+                extra[key] = extra.get(key, 0) + value
+    extra["records_per_process"] = [p.records for p in phases]
+    extra["peak_rss_mb"] = round(sum(p.peak_rss_kb for p in phases) / 1024, 1)
+    combined.extra = extra
+    if errors:
+        combined.error = "; ".join(errors)
+    elif combined.records < messages:
+        combined.error = f"the classifier processes stopped after {combined.records} of {messages} records"
+    return combined
 
 
 def _write(config: PhaseConfig, path: Path) -> Path:
@@ -260,14 +322,14 @@ def count_outputs(result: MixRun, config: PhaseConfig, peer_topics: dict[tuple[s
                 result.outputs.setdefault(name, []).append(got)
                 what = f"{name} run {rep + 1}: output records"
                 result.checks.append({"what": what, "expected": expected_peer, "got": got})
-            elif name == "classifier":
+            elif name in CLASSIFIERS:
                 extra = phase.extra
                 written = extra.get("changes", 0) + extra.get("replies", 0) + extra.get("dead_lettered", 0)
                 result.outputs.setdefault(name, []).append(written)
                 for check in consistency_checks({"produce": produce, "classifier": phase}, {}):
-                    check["what"] = f"classifier run {rep + 1}: {check['what']}"
+                    check["what"] = f"{name} run {rep + 1}: {check['what']}"
                     result.checks.append(check)
-            if phase.error is None and name != "classifier":  # consistency_checks counted its records
+            if phase.error is None and name not in CLASSIFIERS:  # consistency_checks counted its records
                 result.checks.append(
                     {
                         "what": f"{name} run {rep + 1}: records",

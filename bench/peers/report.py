@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from bench.classifier import machine_info
-from bench.peers.compare import MixRun
+from bench.peers.compare import SCALE_OUT, MixRun
 from bench.phases import PhaseResult
 
 REFERENCES = ("ceiling", "quix", "faust")
@@ -28,6 +28,7 @@ LABELS = {
     "classifier": "optout classifier",
     "quix": "Quix Streams app",
     "faust": "faust-streaming agent",
+    SCALE_OUT: "optout classifier x2",
 }
 VERSIONS = ("quixstreams", "confluent-kafka", "faust-streaming", "mode-streaming", "aiokafka", "orjson")
 
@@ -160,6 +161,9 @@ def render(doc: dict[str, Any]) -> str:
         "    in that window per million MOs. peak RSS: of the process. outputs: records written per run",
         "    (classifier: changes + replies + dead letters; a START lifts up to six blocks).",
         "  Peers match whole messages only (STOP, START, HELP...; not 'Stop!' or 'ＳＴＯＰ').",
+        "  classifier x2: two classifier processes in one consumer group, sharing the partitions; CPU",
+        "    summed, the window from the first MO either received to the last batch either finished,",
+        "    peak RSS of the larger (records_per_process in the JSON: how the group split the input).",
     ]
     checks = [c for mix in doc["mixes"] for c in mix["checks"]]
     bad = [c for c in checks if not c["ok"]]

@@ -2,13 +2,13 @@
  *
  * Most inbound records are chat in the common shape: a JSON object with the required fields as
  * short printable-ASCII strings, a "YYYY-MM-DDThh:mm:ss[.f]Z" timestamp and a text with no word of
- * the rules' word sets, in printable ASCII or in characters the fold table folds alone
- * (quiet_unicode below; measured in process, the batch step per record on the normal mix 4.1-4.4
- * -> 3.6 µs, on the campaign mix 5.4-6.1 -> 4.6-5.0 µs). For those, the full path (worker.events.inbound.decode,
- * then worker.classify.decide.classify) only confirms "valid, and nothing to do", at about 5 µs a
- * record; this screen confirms the same on the record's bytes, without parsing it into objects
- * (common_form below). A record that is valid in the common shape but whose text needs classify()
- * is handed on as its parsed document, so Python neither parses nor validates it again.
+ * the rules' word sets where classify() would look for one, in printable ASCII or in characters
+ * the fold table folds alone (quiet_chars below), written as UTF-8 with no escape. For those, the
+ * full path (worker.events.inbound.decode, then worker.classify.decide.classify) only confirms
+ * "valid, and nothing to do", at about 5 µs a record; this screen confirms the same on the
+ * record's bytes, without parsing it into objects (common_form below). A record that is valid in
+ * the common shape but whose text needs classify() is handed on as its parsed document, so Python
+ * neither parses nor validates it again.
  *
  * The screen is one-sided on purpose: it passes over a record only when every check below holds,
  * and each check is a sufficient condition for the Python path's own answer (valid, and chat with
@@ -263,13 +263,12 @@ static Py_ssize_t put_utf8(char *key, Py_ssize_t at, uint32_t c)
     return at;
 }
 
-/* 1 when classify() surely returns None with no doubt for this text, 0 when it needs classify()
- * (a character the table does not fold included), -1 on a memory error. */
-static int quiet_unicode(PyObject *text, const struct rules *rules)
+/* 1 when classify() surely returns None with no doubt for the text of n characters of the given
+ * kind at data (a str's, or an array of Py_UCS4 with PyUnicode_4BYTE_KIND), 0 when it needs
+ * classify() (a character the table does not fold included), -1 on a memory error. */
+static int quiet_chars(int kind, const void *data, Py_ssize_t n, const struct rules *rules)
 {
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text), start = -1, end = -1;
+    Py_ssize_t start = -1, end = -1;
     int question = 0;
     for (Py_ssize_t i = 0; i < n; i++) { /* every character foldable; the letters at both ends */
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
@@ -313,6 +312,80 @@ static int quiet_unicode(PyObject *text, const struct rules *rules)
     int quiet = quiet_key(key, size, chars, &words, question, 1, rules);
     if (key != stack)
         PyMem_Free(key);
+    return quiet;
+}
+
+static int quiet_unicode(PyObject *text, const struct rules *rules)
+{
+    return quiet_chars(PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text), rules);
+}
+
+/* The code points of s[0:n] into out (room for n), or -1 unless s is well-formed UTF-8 (Unicode's
+ * table 3-7: no overlong form, no surrogate, nothing past U+10FFFF), which is what orjson and
+ * Python's decoder accept. */
+static Py_ssize_t utf8_decode(const unsigned char *s, Py_ssize_t n, Py_UCS4 *out)
+{
+    Py_ssize_t count = 0;
+    for (Py_ssize_t i = 0; i < n;) {
+        unsigned char c = s[i], low = 0x80, high = 0xbf;
+        Py_UCS4 code;
+        int more;
+        if (c < 0x80) {
+            out[count++] = c;
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            code = c & 0x1f;
+            more = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            code = c & 0x0f;
+            more = 2;
+            if (c == 0xe0)
+                low = 0xa0; /* overlong */
+            else if (c == 0xed)
+                high = 0x9f; /* a surrogate */
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            code = c & 0x07;
+            more = 3;
+            if (c == 0xf0)
+                low = 0x90; /* overlong */
+            else if (c == 0xf4)
+                high = 0x8f; /* past U+10FFFF */
+        } else {
+            return -1;
+        }
+        if (n - i - 1 < more)
+            return -1;
+        for (int k = 1; k <= more; k++) {
+            unsigned char b = s[i + k];
+            if (b < (k == 1 ? low : 0x80) || b > (k == 1 ? high : 0xbf))
+                return -1;
+            code = (code << 6) | (b & 0x3f);
+        }
+        out[count++] = code;
+        i += more + 1;
+    }
+    return count;
+}
+
+/* quiet_chars() for a text in the common form with bytes beyond ASCII (UTF-8, not yet checked):
+ * -2 when it is not well-formed UTF-8 (orjson refuses it; decode() words the dead letter). Read on
+ * the bytes, such chat costs no orjson parse either: the screen on the normal mix's records with
+ * text beyond ASCII (a quarter of them) 4.5-4.6 -> 2.0-3.0 µs a record in process (best of five,
+ * two alternated runs each on a noisy box). */
+static int quiet_utf8(const unsigned char *s, Py_ssize_t n, const struct rules *rules)
+{
+    Py_UCS4 stack[STACK_CHARS];
+    Py_UCS4 *chars = n <= STACK_CHARS ? stack : PyMem_Malloc(sizeof(Py_UCS4) * (size_t)n);
+    if (chars == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t count = utf8_decode(s, n, chars);
+    int quiet = count < 0 ? -2 : quiet_chars(PyUnicode_4BYTE_KIND, chars, count, rules);
+    if (chars != stack)
+        PyMem_Free(chars);
     return quiet;
 }
 
@@ -379,10 +452,15 @@ struct span {
     const char *chars;
     Py_ssize_t length;
     int state; /* 0 absent, 1 a string, 2 null */
+    int wide;  /* a string with bytes beyond ASCII (the text only) */
 };
 
 static const char *const field_names[8] = {"account_id", "channel",     "from", "message_id",
                                            "to",         "received_at", "text", "subaccount_id"};
+/* strlen() of each, set at import: comparing keys by strlen() of every name, for every key of
+ * every record, was a third of the screen's work on ASCII chat (callgrind, the normal mix's ASCII
+ * chat in process: 9,925 -> 6,877 instructions a record, the Python loop around it included). */
+static Py_ssize_t field_lengths[8];
 
 static int json_space(char c)
 {
@@ -390,28 +468,31 @@ static int json_space(char c)
 }
 
 /* The string opening at s[*at]: its content, *at moved past it. 0 unless it is printable ASCII
- * with no escape. */
-static int plain_string(const char *s, Py_ssize_t n, Py_ssize_t *at, struct span *out)
+ * with no escape, or, when wide, printable ASCII and bytes beyond ASCII (checked as UTF-8 later). */
+static int plain_string(const char *s, Py_ssize_t n, Py_ssize_t *at, struct span *out, int wide)
 {
+    int beyond = 0;
     for (Py_ssize_t j = *at + 1; j < n; j++) {
         unsigned char c = (unsigned char)s[j];
         if (c == '"') {
             out->chars = s + *at + 1;
             out->length = j - *at - 1;
             out->state = 1;
+            out->wide = beyond;
             *at = j + 1;
             return 1;
         }
-        if (c < 0x20 || c > 0x7e || c == '\\')
+        if (c >= 0x80 && wide)
+            beyond = 1;
+        else if (c < 0x20 || c > 0x7e || c == '\\')
             return 0;
     }
     return 0;
 }
 
-static int is_name(const struct span *key, const char *name)
-{
-    return (size_t)key->length == strlen(name) && memcmp(key->chars, name, (size_t)key->length) == 0;
-}
+/* Whether a key is the string literal name (its length known at compile time). */
+#define IS_LITERAL(key, name)                                                                      \
+    ((key)->length == (Py_ssize_t)sizeof(name) - 1 && memcmp((key)->chars, name, sizeof(name) - 1) == 0)
 
 /* The fields of a document in the common form (state 0 where absent), or 0 if it is not in it. */
 static int common_fields(const char *s, Py_ssize_t n, struct span fields[8])
@@ -425,8 +506,8 @@ static int common_fields(const char *s, Py_ssize_t n, struct span fields[8])
     for (;;) {
         while (i < n && json_space(s[i]))
             i++;
-        struct span key, value = {NULL, 0, 2};
-        if (i >= n || s[i] != '"' || !plain_string(s, n, &i, &key))
+        struct span key, value = {NULL, 0, 2, 0};
+        if (i >= n || s[i] != '"' || !plain_string(s, n, &i, &key, 0))
             return 0; /* also "{}" and a trailing comma: not the common form */
         while (i < n && json_space(s[i]))
             i++;
@@ -436,17 +517,17 @@ static int common_fields(const char *s, Py_ssize_t n, struct span fields[8])
         while (i < n && json_space(s[i]))
             i++;
         if (i < n && s[i] == '"') {
-            if (!plain_string(s, n, &i, &value))
+            if (!plain_string(s, n, &i, &value, IS_LITERAL(&key, "text")))
                 return 0;
         } else if (n - i >= 4 && memcmp(s + i, "null", 4) == 0) {
             i += 4;
         } else {
             return 0;
         }
-        if (is_name(&key, "intent") || is_name(&key, "category"))
+        if (IS_LITERAL(&key, "intent") || IS_LITERAL(&key, "category"))
             return 0; /* a provider's own signal: decode() checks it */
         for (int f = 0; f < 8; f++) {
-            if (is_name(&key, field_names[f])) {
+            if (key.length == field_lengths[f] && memcmp(key.chars, field_names[f], (size_t)key.length) == 0) {
                 if (fields[f].state != 0)
                     return 0; /* twice: orjson keeps the last, the dict path sees it */
                 fields[f] = value;
@@ -474,7 +555,7 @@ static int common_fields(const char *s, Py_ssize_t n, struct span fields[8])
 static enum form common_form(const char *s, Py_ssize_t n, PyObject *overridden, Py_ssize_t max_fields,
                              Py_ssize_t max_text, const struct rules *rules)
 {
-    struct span fields[8] = {{NULL, 0, 0}};
+    struct span fields[8] = {{NULL, 0, 0, 0}};
     if (!common_fields(s, n, fields))
         return NOT_COMMON;
     Py_ssize_t total = 0;
@@ -502,7 +583,10 @@ static enum form common_form(const char *s, Py_ssize_t n, PyObject *overridden, 
         if (own != 0) /* an account with rules of its own: classify() with those */
             return own < 0 ? FORM_FAILED : COMMON_LOUD;
     }
-    int quiet = quiet_text((const unsigned char *)text->chars, text->length, rules);
+    const unsigned char *chars = (const unsigned char *)text->chars;
+    int quiet = text->wide ? quiet_utf8(chars, text->length, rules) : quiet_text(chars, text->length, rules);
+    if (quiet == -2)
+        return NOT_COMMON; /* not UTF-8: orjson refuses it, decode() words the dead letter */
     return quiet < 0 ? FORM_FAILED : quiet ? COMMON_CHAT : COMMON_LOUD;
 }
 
@@ -675,6 +759,7 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__screen(void)
 {
     for (int i = 0; i < 8; i++) {
+        field_lengths[i] = (Py_ssize_t)strlen(field_names[i]);
         names[i] = PyUnicode_InternFromString(field_names[i]);
         if (names[i] == NULL)
             return NULL;

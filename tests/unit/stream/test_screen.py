@@ -384,6 +384,53 @@ def test_broken_or_odd_documents_are_not_passed_over(raw: bytes) -> None:
     assert _verdict(raw)[0] != "chat"
 
 
+#: Byte sequences that are not UTF-8 (Unicode's table 3-7), each next to one that is.
+NOT_UTF8 = [
+    b"\xc3\x28",  # a lead byte without its continuation
+    b"\x80",  # a continuation alone
+    b"\xc0\xaf",  # an overlong "/"
+    b"\xc1\xbf",
+    b"\xe0\x80\xaf",  # overlong, three bytes
+    b"\xf0\x82\x82\xac",  # overlong, four bytes
+    b"\xed\xa0\x80",  # a surrogate
+    b"\xed\xbf\xbf",
+    b"\xf4\x90\x80\x80",  # past U+10FFFF
+    b"\xf5\x80\x80\x80",
+    b"\xff",
+    b"\xe2\x82",  # cut short
+]
+UTF8 = [
+    b"\xc3\xa9",
+    b"\xe2\x82\xac",
+    b"\xf0\x9f\x98\x80",
+    b"\xed\x9f\xbf",
+    b"\xf4\x8f\xbf\xbf",
+    b"\xee\x80\x80",
+]
+
+
+@COMPILED
+@pytest.mark.parametrize("bad", NOT_UTF8)
+def test_a_text_that_is_not_utf8_takes_the_full_path(bad: bytes) -> None:
+    """Chat beyond ASCII is read on its bytes too, so the screen must refuse every byte sequence
+    orjson refuses: decode() words the dead letter."""
+    for around in (b"Buenos d%sas", b"%s", b"ok %s thanks"):
+        raw = orjson.dumps(inbound_doc("@@")).replace(b"@@", around.replace(b"%s", bad))
+        with pytest.raises(InputError):
+            decode(raw)
+        assert _verdict(raw)[0] == "full", raw
+
+
+@COMPILED
+@pytest.mark.parametrize("good", UTF8)
+def test_chat_beyond_ascii_is_read_on_its_bytes(good: bytes) -> None:
+    raw = orjson.dumps(inbound_doc("@@")).replace(b"@@", b"Buenos d" + good + b"as")
+    decode(raw)  # valid
+    assert _check(raw) in ("chat", "valid")
+    assert _check(orjson.dumps(inbound_doc("Buenos días"))) == "chat"
+    assert _check(orjson.dumps(inbound_doc("спасибо, до встречи"))) == "chat"
+
+
 @COMPILED
 def test_a_field_written_twice_is_judged_by_its_last_value() -> None:
     doc = orjson.dumps(inbound_doc("Sounds good"))

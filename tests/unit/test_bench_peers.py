@@ -1,0 +1,47 @@
+"""bench/peers/compare.py's scale-out run: its processes reported as one contender."""
+
+from __future__ import annotations
+
+from bench.peers.compare import combine
+from bench.phases import PhaseResult
+
+
+def _process(records: int, window: list[float], cpu: float, rss_kb: int, opt_out: int) -> PhaseResult:
+    return PhaseResult(
+        "classifier",
+        records=records,
+        seconds=window[1] - window[0],
+        peak_rss_kb=rss_kb,
+        batches=records // 1000,
+        batch_seconds=[0.01] * (records // 1000),
+        extra={"classified": {"none": records - opt_out, "opt_out": opt_out}, "changes": opt_out},
+        window=window,
+        cpu_seconds=cpu,
+    )
+
+
+def test_processes_sharing_a_group_are_counted_together() -> None:
+    first = _process(120_000, [10.0, 12.0], 1.5, 90_000, 100)
+    second = _process(80_000, [10.5, 12.5], 1.0, 80_000, 40)
+    combined = combine([first, second], 200_000)
+    assert combined.error is None
+    assert combined.records == 200_000
+    assert combined.window == [10.0, 12.5]  # first record either got, last batch either finished
+    assert combined.seconds == 2.5
+    assert combined.rate == 80_000
+    assert combined.cpu_seconds == 2.5
+    assert combined.batches == 200
+    assert combined.peak_rss_kb == 90_000
+    assert combined.extra["classified"] == {"none": 199_860, "opt_out": 140}
+    assert combined.extra["changes"] == 140
+    assert combined.extra["records_per_process"] == [120_000, 80_000]
+    assert combined.extra["peak_rss_mb"] == round(170_000 / 1024, 1)
+
+
+def test_a_short_or_failed_run_is_an_error() -> None:
+    short = combine(
+        [_process(120_000, [0.0, 1.0], 1.0, 1, 0), _process(70_000, [0.0, 1.0], 1.0, 1, 0)], 200_000
+    )
+    assert short.error == "the classifier processes stopped after 190000 of 200000 records"
+    failed = combine([_process(1, [0.0, 1.0], 0.0, 1, 0), PhaseResult("classifier", error="boom")], 1)
+    assert failed.error == "boom"
