@@ -571,7 +571,7 @@ def _change(
     return key, event
 
 
-#: Filled-in reply texts: a storm repeats a few (template, keyword, sender, account) combinations.
+#: Filled-in reply texts, by template and the values it fills in (see _reply_text).
 _REPLY_TEXTS: dict[tuple[str, str, str, str], str] = {}
 _REPLY_TEXTS_MAX = 4096
 #: Per reply template: whether it fills in the keyword, the sender, the account.
