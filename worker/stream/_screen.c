@@ -74,11 +74,14 @@ static int note_word(void *context, const char *key, Py_ssize_t start, Py_ssize_
     uint32_t h = fnv1a(key + start, end - start);
     if (words->count < HASHES)
         words->hashes[words->count] = h;
+    /* The split and short looks read a text of a few words only (maybe_short): past those, the
+     * joined hash and the courtesy test would be work for nothing on every longer text. */
     if (words->count == 0) {
         words->first_end = end;
         words->joined = h;
-    } else {
-        words->joined = fnv1a_more(words->joined, key + start, end - start);
+    } else if (words->count < words->rules->short_words) {
+        if (words->count < words->rules->split_words)
+            words->joined = fnv1a_more(words->joined, key + start, end - start);
         if (!words->plain_after_first && !maybe_in(bits[COURTESY], h, WORD_BITS)) {
             /* _only_courtesy(): a number, or a word beyond ASCII (maybe an emoji), may follow */
             int other = 1;
@@ -211,8 +214,9 @@ static int quiet_text(const unsigned char *chars, Py_ssize_t length, const struc
     }
     struct text_words words = {.rules = rules};
     Py_ssize_t size = fold_key(chars, length, key, note_word, &words);
-    int quiet = quiet_key(key, size, size, &words, memchr(chars, '?', (size_t)length) != NULL,
-                          capital_pair(chars, length), rules);
+    int capitals = words.commands && capital_pair(chars, length); /* read only with a command */
+    int quiet = quiet_key(key, size, size, &words, memchr(chars, '?', (size_t)length) != NULL, capitals,
+                          rules);
     if (key != stack)
         PyMem_Free(key);
     return quiet;
