@@ -3,13 +3,21 @@
 One iteration handles one ``getmany()`` batch as a unit:
 
 1. classify every record (pure, :func:`worker.stream.batch.classify_records`, once per partition);
-2. hand every derived record to the producer, then wait for the broker's acknowledgement of all
+2. hand every derived record to the producer, and wait for the broker's acknowledgement of all
    of them (retrying the whole batch's output with backoff if the broker is unreachable);
 3. only then commit, per partition, the offset after the batch's last record.
 
 So an offset is committed only after everything derived from the records before it is durable.
 That is the **at-least-once** mode: a crash between 2 and 3 reprocesses the batch, the same
 deterministic ids come out again and the projector and send services drop the duplicates.
+
+The wait of step 2 overlaps step 1 of the next batch: while the broker stores batch N's output,
+the loop classifies batch N+1, then waits for N's acks, and only then hands N+1's output over.
+So one batch's output is in flight at a time, and a retry resends N's output before anything of
+N+1: per key, the topics keep the input order whatever fails. Measured with ``make bench`` (2
+cores, Tansu): a STOP storm's loop waited for acks 41% of its time, and the overlap took the
+classifier from 27,400 to 34,300 MOs/s, normal chat from 148,000 to 185,000. A stop request
+still finishes the batch in hand: it is handed over, acked and committed before the loop ends.
 
 Where the broker has transactions (Apache Kafka and the like) the classifier runs **exactly-once**
 instead: steps 2 and 3 become one transaction per partition of the batch, which commits the output
@@ -61,6 +69,8 @@ from worker.stream.loop import (
     tune_gc_for_throughput,
     update_lag,
 )
+from worker.stream.produce import Handed, hand_over
+from worker.stream.produce import Record as Outgoing
 from worker.stream.recent import RecentTail
 from worker.stream.rules_reload import RulesReloader
 from worker.stream.topics import Topics
@@ -111,8 +121,13 @@ async def run_classifier(
     # At-least-once: acked offsets, committed at most every OPTOUT_COMMIT_INTERVAL_MS (after a
     # poll, empty or not), before their partitions are revoked, and when the loop ends.
     pending = PendingCommits(settings.commit_interval_ms)
+    # At-least-once: the last batch whose output is handed to the producer, until it is acked and
+    # its offsets pending (the loop classifies the next batch meanwhile: see the module docstring).
+    delivering: asyncio.Task[bool] | None = None
 
     async def commit_revoked(revoked: set[TopicPartition]) -> None:
+        if delivering is not None:
+            await asyncio.wait([delivering])  # acked (or failed) first: then its offsets are pending
         taken = pending.take(revoked)
         if taken:
             await _commit_once(consumer, taken, metrics)
@@ -128,6 +143,23 @@ async def run_classifier(
     # The inbound topic is canonical; each extra input topic has its format, looked up once per
     # partition batch (classify_records), never per record.
     formats = dict(topics.inputs)
+
+    async def deliver(
+        out: BatchOutput, outgoing: list[Outgoing], handed: Handed, positions: dict[TopicPartition, int],
+        started: float,
+    ) -> bool:  # fmt: skip
+        """Wait for the acks of a batch's output (resending it all on failure), then make its
+        offsets pending commit. False: stopping with the output unacked."""
+        if not await produce_all(producer, outgoing, producing, metrics, stop, handed):
+            log.error("stopping with an unacknowledged batch; it was not committed and will be reprocessed")
+            return False
+        pending.add(positions)  # committed by after_poll once due
+        _observe(metrics, out)
+        _observe_batch(metrics, out.consumed, started)
+        update_lag(consumer, metrics, positions)
+        stats.batch_done(out.consumed, started)
+        return True
+
     listener = CountingListener(metrics, log, remember_assigned, commit_revoked)
     consumer.subscribe([topics.inbound, *formats], listener=listener)
     producing = Backoff(KAFKA, log)
@@ -187,22 +219,23 @@ async def run_classifier(
             )
             for tp, records in batch.items():
                 classify_records(tp, records, rulebook, out, formats.get(tp.topic, CANONICAL))
-            if not await produce_all(producer, _outgoing(topics, out), producing, metrics, stop):
-                log.error(
-                    "stopping with an unacknowledged batch; it was not committed and will be reprocessed"
-                )
-                break
+                await asyncio.sleep(0)  # lets the producer send on the previous batch's output
+            if delivering is not None and not await delivering:
+                break  # the previous batch's output was not acked: this one is not handed over
+            outgoing = _outgoing(topics, out)
+            handed = await hand_over(producer, outgoing)
             if recent is not None:
-                recent.merge(out.pending, int(time.time() * 1000))  # durable now: for the next batches
-            positions = positions_after(batch)
-            pending.add(positions)  # committed by after_poll once due
-            _observe(metrics, out)
-            _observe_batch(metrics, out.consumed, started)
-            update_lag(consumer, metrics, positions)
-            stats.batch_done(out.consumed, started)
-        if pending.positions:  # stopping (or drained, in burst mode): what is acked is committed
+                # For the next batch, classified before these acks: should they never come, the
+                # loop stops before handing anything else over, so nothing depends on them.
+                recent.merge(out.pending, int(time.time() * 1000))
+            delivering = asyncio.create_task(deliver(out, outgoing, handed, positions_after(batch), started))
+        if delivering is not None:
+            await delivering  # stopping (or drained, in burst mode): the last batch is finished
+        if pending.positions:  # what is acked is committed
             await _commit(consumer, pending.take(), committing, metrics, stop)
     finally:
+        if delivering is not None and not delivering.done():
+            delivering.cancel()  # an error left the loop: not committed, so reprocessed
         if tail is not None:
             await tail.close()
         if partitions is not None:
@@ -297,7 +330,7 @@ def mode_line(settings: Settings, mode: str, features: BrokerFeatures) -> str:
     )
 
 
-def _outgoing(topics: Topics, out: BatchOutput) -> list[tuple[str, bytes | None, bytes]]:
+def _outgoing(topics: Topics, out: BatchOutput) -> list[Outgoing]:
     return [
         *((topics.changes, key, value) for key, value in out.changes),
         *((topics.replies, key, value) for key, value in out.replies),

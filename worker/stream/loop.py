@@ -30,7 +30,7 @@ from worker.heartbeat import HEARTBEAT, WORKER
 from worker.logs import KAFKA
 from worker.ops.metrics import _Common
 from worker.stream.kafka import BrokerFeatures, probe_features
-from worker.stream.produce import send_batches
+from worker.stream.produce import Handed, acknowledged, send_batches
 
 #: With a stop requested and the broker unreachable, give up on a batch's output after this long;
 #: it was not committed, so the next run reprocesses it.
@@ -273,19 +273,25 @@ async def produce_all(
     backoff: Backoff,
     metrics: _Common,
     stop: asyncio.Event,
+    handed: Handed | None = None,
 ) -> bool:
     """Send (topic, key, value) records and wait for every acknowledgement; resend all on failure.
 
     The records go out as one batch per partition (:func:`worker.stream.produce.send_batches`), in
     the order given for each key; a retry resends all of them in that order. Resending records
     that did get through is safe (their ids are deterministic); skipping any is not.
-    False only when stopping and the broker stayed unreachable for the grace period.
+    ``handed``: the records were handed to the producer already (:func:`hand_over`); their
+    acknowledgements are awaited first. False only when stopping and the broker stayed unreachable
+    for the grace period.
     """
     if not records:
         return True
     give_up_at: float | None = None
     while True:
-        failure = await send_batches(producer, records)
+        if handed is None:
+            failure = await send_batches(producer, records)
+        else:
+            failure, handed = await acknowledged(handed), None
         if failure is None:
             backoff.succeeded()
             return True

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -61,16 +62,34 @@ def group_by_partition(
     return groups
 
 
-async def send_batches(
-    producer: AIOKafkaProducer, records: Sequence[Record]
-) -> tuple[str, KafkaError] | None:
+Failure = tuple[str, KafkaError]
+"""The first record's topic whose output failed, and how."""
+
+
+@dataclass(slots=True)
+class Handed:
+    """A set of records handed to the producer: the futures of their batches' acknowledgements,
+    or the failure that stopped the hand-over (everything handed before it is still awaited)."""
+
+    futures: list[tuple[str, asyncio.Future[Any]]] = field(default_factory=list)
+    failure: Failure | None = None
+
+
+async def send_batches(producer: AIOKafkaProducer, records: Sequence[Record]) -> Failure | None:
     """Send ``records`` as per-partition batches and wait for every acknowledgement.
 
     Returns the first failure (with its topic) or None. Batches handed over before a failure are
     still awaited, never orphaned; the caller resends everything on a retriable failure.
     """
-    futures: list[tuple[str, asyncio.Future[Any]]] = []
-    failure: tuple[str, KafkaError] | None = None
+    return await acknowledged(await hand_over(producer, records))
+
+
+async def hand_over(producer: AIOKafkaProducer, records: Sequence[Record]) -> Handed:
+    """Append ``records`` to per-partition batches and hand each to the producer, without waiting
+    for the broker: :func:`acknowledged` does. The classifier hands a batch's output over, then
+    classifies the next batch while the broker stores it (see :mod:`worker.stream.classifier`)."""
+    handed = Handed()
+    futures = handed.futures
     topic = ""
     try:
         partitions: dict[str, int] = {}
@@ -80,9 +99,9 @@ async def send_batches(
             count = len(await producer.partitions_for(topic))
             partitions[topic] = count
             keyless[topic] = random.randrange(count)
-        failure = _too_large(producer, records)
-        if failure is not None:
-            return failure
+        handed.failure = _too_large(producer, records)
+        if handed.failure is not None:
+            return handed
         groups = group_by_partition(records, partitions, keyless=keyless)
         transactional = _transactional(producer)
         for (topic, partition), group in groups.items():
@@ -103,11 +122,17 @@ async def send_batches(
                     batch.append(key=key, value=value, timestamp=None)  # fits an empty batch
             futures.append((topic, await producer.send_batch(batch, topic, partition=partition)))
     except KafkaError as exc:  # raised before sending: too large for the client, no metadata
-        failure = (topic, exc)
-    results = await asyncio.gather(*(future for _, future in futures), return_exceptions=True)
-    if failure is not None:
-        return failure
-    for (topic, _), result in zip(futures, results, strict=True):
+        handed.failure = (topic, exc)
+    return handed
+
+
+async def acknowledged(handed: Handed) -> Failure | None:
+    """Wait for every acknowledgement of what :func:`hand_over` handed over: the first failure
+    (the hand-over's own first), or None when the broker stored it all."""
+    results = await asyncio.gather(*(future for _, future in handed.futures), return_exceptions=True)
+    if handed.failure is not None:
+        return handed.failure
+    for (topic, _), result in zip(handed.futures, results, strict=True):
         if isinstance(result, KafkaError):
             return topic, result
         if isinstance(result, BaseException):
@@ -120,7 +145,7 @@ def _transactional(producer: AIOKafkaProducer) -> bool:
     return manager is not None and manager.transactional_id is not None
 
 
-def _too_large(producer: AIOKafkaProducer, records: Sequence[Record]) -> tuple[str, KafkaError] | None:
+def _too_large(producer: AIOKafkaProducer, records: Sequence[Record]) -> Failure | None:
     """What ``send()`` raises for a record larger than the producer's request limit, with its
     topic; None when every record fits. Checked before anything is sent."""
     limit: int = producer._max_request_size

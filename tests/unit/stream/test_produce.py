@@ -18,7 +18,7 @@ from worker.errors import OutputRefusedError
 from worker.ops.metrics import ClassifierMetrics
 from worker.stream.loop import produce_all
 from worker.stream.partition import partition_for
-from worker.stream.produce import Record, group_by_partition, send_batches
+from worker.stream.produce import Record, acknowledged, group_by_partition, hand_over, send_batches
 
 
 def _records(n: int, topics: tuple[str, ...] = ("changes", "replies")) -> list[Record]:
@@ -170,3 +170,62 @@ async def test_produce_all_raises_for_a_record_refused_for_good() -> None:
     metrics = ClassifierMetrics(CollectorRegistry())
     with pytest.raises(OutputRefusedError, match="topic changes"):
         await produce_all(producer, _records(5, topics=("changes",)), backoff, metrics, asyncio.Event())
+
+
+class _SlowProducer(_FakeProducer):
+    """Acknowledges only when the test says so: the broker still storing the batches."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pending: list[asyncio.Future[Any]] = []
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        records = [(r.key, r.value) for r in DefaultRecordBatch(bytearray(batch._build()))]
+        self.calls[-1].append((topic, partition, records))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending.append(future)
+        return future
+
+
+async def test_hand_over_returns_before_the_acks_and_acknowledged_waits_for_all() -> None:
+    producer = _SlowProducer(batch_size=200)
+    records = _records(100)
+    producer.begin()
+    handed = await hand_over(producer, records)  # returns with every ack still outstanding
+    assert handed.failure is None
+    assert sorted(_sent(producer.calls[0])) == sorted(records)
+    assert len(handed.futures) == len(producer.pending) > 1
+    waiting = asyncio.ensure_future(acknowledged(handed))
+    for future in producer.pending[:-1]:
+        future.set_result(None)
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # one batch unacknowledged: still waiting
+    error = NotLeaderForPartitionError()
+    producer.pending[-1].set_exception(error)
+    failure = await waiting
+    assert failure is not None
+    assert failure[1] is error
+    assert failure[0] == producer.calls[0][-1][0]  # the failed batch's topic
+
+
+async def test_produce_all_resends_everything_when_what_was_handed_over_fails() -> None:
+    producer = _RetryingProducer(failures=[None, KafkaTimeoutError()], batch_size=1000)
+    records = _records(60, topics=("changes",))
+    backoff = Backoff("kafka", logging.getLogger("test"), initial=0.001, maximum=0.001)
+    metrics = ClassifierMetrics(CollectorRegistry())
+    handed = await hand_over(producer, records)  # the classifier's hand-over, acks not awaited
+    assert await produce_all(producer, records, backoff, metrics, asyncio.Event(), handed)
+    assert len(producer.calls) == 2  # the failed hand-over, then one resend of everything
+    assert _sent(producer.calls[1]) == _sent(producer.calls[0])
+    assert sorted(_sent(producer.calls[1])) == sorted(records)
+    assert metrics.retries.labels("kafka")._value.get() == 1
+
+
+async def test_produce_all_does_not_resend_what_was_handed_over_and_acked() -> None:
+    producer = _RetryingProducer(batch_size=1000)
+    records = _records(60, topics=("changes",))
+    backoff = Backoff("kafka", logging.getLogger("test"), initial=0.001, maximum=0.001)
+    metrics = ClassifierMetrics(CollectorRegistry())
+    handed = await hand_over(producer, records)
+    assert await produce_all(producer, records, backoff, metrics, asyncio.Event(), handed)
+    assert len(producer.calls) == 1
