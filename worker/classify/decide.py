@@ -21,6 +21,7 @@ from worker.classify.rules import WRONG_NUMBER, Match, Phrases, Rule, RuleSet
 from worker.classify.scope import block_key, block_scope, covering_scopes
 from worker.constants import SCHEMA_CHANGE, SCHEMA_REPLY
 from worker.events.address import Parties, already_canonical, canonical_parties
+from worker.events.joined import join_keyword_records
 from worker.events.outgoing import change_event_id, reply_id, scope_document
 from worker.model import (
     Action,
@@ -636,9 +637,10 @@ _SCOPES: dict[tuple[Any, ...], _ScopeParts] = {}
 _SCOPES_MAX = 4096
 #: A change event's JSON up to its id: the same for every change event.
 _CHANGE_HEAD = b'{"schema":' + orjson.dumps(SCHEMA_CHANGE) + b',"event_id":"'
-#: Per (keyword, rule, reason, language, match mode, category): a change event's JSON from
-#: "keyword" to "source", the fields a match decides. Bounded like the scopes.
-_MATCH_PARTS: dict[tuple[Any, ...], bytes] = {}
+#: Per (keyword, rule, reason, language, match mode, category): a block key's JSON after the
+#: address and a change event's JSON from "keyword" to "source", the fields a match decides.
+#: Bounded like the scopes.
+_MATCH_PARTS: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
 
 
 def _scopes(
@@ -682,12 +684,15 @@ def _members(*fields: tuple[str, Any]) -> bytes:
     return b"".join(b',"' + name.encode() + b'":' + orjson.dumps(value) for name, value in fields)
 
 
-def _match_part(match: Match, why: str, category: Category) -> bytes:
-    """A change event's JSON from "keyword" to "source" for this match, reason and category."""
+def _category_part(match: Match, why: str, category: Category) -> tuple[bytes, bytes]:
+    """For this match, reason and category: a block key's JSON after the address, and a change
+    event's JSON from "keyword" to "source" (cached)."""
     cache_key = (match.keyword, match.rule.name, why, match.language, match.mode, category)
     part = _MATCH_PARTS.get(cache_key)
     if part is None:
-        part = (
+        # block_key(scope, address, category): a full block's key has no category part
+        tail = b"]" if category is Category.ALL else b"," + orjson.dumps(category) + b"]"
+        middle = (
             _members(
                 ("keyword", match.keyword),
                 ("rule", match.rule.name),
@@ -698,6 +703,7 @@ def _match_part(match: Match, why: str, category: Category) -> bytes:
             )
             + b',"source":'
         )
+        part = (tail, middle)
         if len(_MATCH_PARTS) >= _SCOPES_MAX:
             _MATCH_PARTS.clear()
         _MATCH_PARTS[cache_key] = part
@@ -758,7 +764,7 @@ def decide_encoded(
     received_at: str,
     match: Match,
     rules: RuleSet,
-    source: dict[str, Any],
+    where: tuple[str, int, int],
     emitted: bytes,
     changes: list[tuple[bytes, bytes]],
     replies: list[tuple[bytes, bytes]],
@@ -770,8 +776,8 @@ def decide_encoded(
     with ``encode_change``/``encode_reply`` gives (``tests/unit/stream/test_pipeline.py`` checks it
     on random batches), without building the message, event and reply objects: in a STOP
     storm those objects were about half the cost of a keyword MO. ``doc`` is a document
-    :func:`worker.events.inbound.decode` accepted, ``received_at`` its canonical timestamp and
-    ``source`` the record's coordinates as the events carry them (shared by all its events),
+    :func:`worker.events.inbound.decode` accepted, ``received_at`` its canonical timestamp,
+    ``where`` the record's topic, partition and offset (its events' source, with the message id),
     ``emitted`` the batch's ``emitted_at`` as JSON (encoded once per batch, not per MO).
     Returns None when the MO's subscriber, sender and channel were canonical already (the usual
     case), else its canonical :class:`Parties` (the classifier counts addresses that are not).
@@ -797,42 +803,23 @@ def decide_encoded(
         return parties
     # Each change event and the reply are joined from JSON pieces, byte for byte what orjson writes
     # for the documents encode_change() and encode_reply() build: the pieces a scope, a match or a
-    # reply decides are cached, the address, the source and the times are encoded once per MO
-    # (measured in process: a STOP's decide and encode 13.3 -> 9.4 µs when the change events were
-    # joined; 7.2 -> 6.2 µs, on a quieter day, when the reply was too). The hypothesis test in
-    # tests/unit/stream/test_pipeline.py compares the bytes with the objects path.
-    quoted = orjson.dumps(address)
-    times = b"".join((b',"occurred_at":', orjson.dumps(received_at), b',"emitted_at":', emitted, b"}"))
-    rest = orjson.dumps(source) + times
-    for category in categories:
-        # block_key(scope, address, category): a full block's key has no category part
-        tail = b"]" if category is Category.ALL else b"," + orjson.dumps(category) + b"]"
-        middle = _match_part(match, why, category)
-        for key_head, event_head in _scopes(intent, action, rule, account, sub, sender, channel):
-            key = key_head + quoted + tail
-            event_id = change_event_id(account, message_id, key).encode()
-            changes.append((key, b"".join((_CHANGE_HEAD, event_id, event_head, quoted, middle, rest))))
+    # reply decides are cached here, the address, ids, source and times are the MO's own and
+    # joined by join_keyword_records (C when built: worker/events/joined.py says what it saves).
+    # The hypothesis test in tests/unit/stream/test_pipeline.py compares the bytes with the
+    # objects path.
     if template:
+        reply_parties: bytes | None = _reply_parties(intent, account, sub, channel)
         text = _reply_text(template, match.keyword, sender, account)
-        replies.append(
-            (
-                address.encode(),
-                b"".join(
-                    (
-                        _REPLY_HEAD,
-                        reply_id(account, message_id).encode(),
-                        _reply_parties(intent, account, sub, channel),
-                        quoted,
-                        b',"from":',
-                        orjson.dumps(sender),
-                        b',"text":',
-                        orjson.dumps(text),
-                        _reply_match(match),
-                        orjson.dumps(message_id),
-                        b',"source":',
-                        rest,
-                    )
-                ),
-            )
-        )
+        reply_match = _reply_match(match)
+    else:
+        reply_parties, text, reply_match = None, "", b""
+    join_keyword_records(
+        changes, replies, _CHANGE_HEAD, _REPLY_HEAD, account, message_id, address, sender, received_at,
+        where[0], where[1], where[2], emitted,
+        _scopes(intent, action, rule, account, sub, sender, channel) if categories else (),
+        (_category_part(match, why, categories[0]),)  # one category but for an opt-in's
+        if len(categories) == 1
+        else tuple([_category_part(match, why, category) for category in categories]),
+        reply_parties, text, reply_match,
+    )  # fmt: skip
     return parties

@@ -255,15 +255,10 @@ def _decide(
     rules: RuleSet,
     out: BatchOutput,
 ) -> None:
-    source = {
-        "topic": tp.topic,
-        "partition": tp.partition,
-        "offset": record.offset,
-        "message_id": doc["message_id"],
-    }
     memory = out.memory
     marks = (len(out.changes), len(out.replies)) if memory is not None else None
-    parties = decide_encoded(doc, stamp, match, rules, source, out.emitted_json, out.changes, out.replies)
+    where = (tp.topic, tp.partition, record.offset)
+    parties = decide_encoded(doc, stamp, match, rules, where, out.emitted_json, out.changes, out.replies)
     if marks is not None and memory is not None:
         _confirm_once(memory, match, marks, out)
     if parties is not None and not parties.canonical:  # an email, a Messenger id, not a number

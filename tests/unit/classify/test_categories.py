@@ -157,9 +157,8 @@ def test_the_fused_encoder_carries_the_category(text: str) -> None:
     match = classify(text, RULES)
     assert match is not None
     changes: list[tuple[bytes, bytes]] = []
-    source = {"topic": "mo.inbound", "partition": 0, "offset": 7, "message_id": "m-1"}
     emitted = orjson.dumps("2026-11-24T10:00:01.000000Z")
-    decide_encoded(doc, MESSAGE.received_at, match, RULES, source, emitted, changes, [])
+    decide_encoded(doc, MESSAGE.received_at, match, RULES, ("mo.inbound", 0, 7), emitted, changes, [])
     expected = [(key, encode_change(event, "2026-11-24T10:00:01.000000Z")) for key, event in _decide(text)]
     assert changes == expected
     assert {orjson.loads(value)["category"] for _, value in changes} == {"marketing"}

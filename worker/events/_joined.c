@@ -1,0 +1,376 @@
+/* A keyword MO's change events and reply, joined in C: the twin of python_join() in
+ * worker/events/joined.py, which is the reference (and the fallback when this was not built).
+ *
+ * join(changes, replies, change_head, reply_head, account, message_id, address, sender,
+ *      received_at, topic, partition, offset, emitted, scopes, categories, reply_parties, text,
+ *      reply_match) appends the same (key, value) records, byte for byte:
+ *   - strings are written as orjson writes them: '"' and '\' escaped, \b \t \n \f \r, other
+ *     bytes below 0x20 as \u00xx (lower-case hex); everything else as its UTF-8;
+ *   - ids are blake2b with a 16-byte digest (RFC 7693, no key), as hex: hashlib's
+ *     blake2b(digest_size=16).hexdigest() of "change\x1f<account>\x1f<message id>\x1f<key>" and
+ *     of "reply\x1f<account>\x1f<message id>" (worker.events.outgoing.derive_id). */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- blake2b (RFC 7693), unkeyed, 16-byte digest ---- */
+
+static const uint64_t IV[8] = {
+    0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6ef372fe94f82bULL, 0xa54ff53a5f1d36f1ULL,
+    0x510e527fade682d1ULL, 0x9b05688c2b3e6c1fULL, 0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL,
+};
+
+static const uint8_t SIGMA[12][16] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
+    {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13},
+    {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11},
+    {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
+    {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+};
+
+#define ROTR64(x, n) (((x) >> (n)) | ((x) << (64 - (n))))
+#define G(a, b, c, d, x, y)                                                                        \
+    do {                                                                                           \
+        v[a] = v[a] + v[b] + (x);                                                                  \
+        v[d] = ROTR64(v[d] ^ v[a], 32);                                                            \
+        v[c] = v[c] + v[d];                                                                        \
+        v[b] = ROTR64(v[b] ^ v[c], 24);                                                            \
+        v[a] = v[a] + v[b] + (y);                                                                  \
+        v[d] = ROTR64(v[d] ^ v[a], 16);                                                            \
+        v[c] = v[c] + v[d];                                                                        \
+        v[b] = ROTR64(v[b] ^ v[c], 63);                                                            \
+    } while (0)
+
+typedef struct {
+    uint64_t h[8];
+    uint64_t t; /* bytes compressed so far (messages here are far below 2^64 bytes) */
+    uint8_t block[128];
+    size_t filled;
+} Blake2b;
+
+static void compress(Blake2b *s, int last)
+{
+    uint64_t v[16], m[16];
+    for (int i = 0; i < 8; i++) {
+        v[i] = s->h[i];
+        v[i + 8] = IV[i];
+    }
+    v[12] ^= s->t;
+    if (last)
+        v[14] = ~v[14];
+    for (int i = 0; i < 16; i++) {
+        const uint8_t *p = s->block + 8 * i;
+        m[i] = (uint64_t)p[0] | ((uint64_t)p[1] << 8) | ((uint64_t)p[2] << 16) | ((uint64_t)p[3] << 24) |
+               ((uint64_t)p[4] << 32) | ((uint64_t)p[5] << 40) | ((uint64_t)p[6] << 48) | ((uint64_t)p[7] << 56);
+    }
+    for (int r = 0; r < 12; r++) {
+        const uint8_t *z = SIGMA[r];
+        G(0, 4, 8, 12, m[z[0]], m[z[1]]);
+        G(1, 5, 9, 13, m[z[2]], m[z[3]]);
+        G(2, 6, 10, 14, m[z[4]], m[z[5]]);
+        G(3, 7, 11, 15, m[z[6]], m[z[7]]);
+        G(0, 5, 10, 15, m[z[8]], m[z[9]]);
+        G(1, 6, 11, 12, m[z[10]], m[z[11]]);
+        G(2, 7, 8, 13, m[z[12]], m[z[13]]);
+        G(3, 4, 9, 14, m[z[14]], m[z[15]]);
+    }
+    for (int i = 0; i < 8; i++)
+        s->h[i] ^= v[i] ^ v[i + 8];
+}
+
+static void b2_init(Blake2b *s)
+{
+    memcpy(s->h, IV, sizeof IV);
+    s->h[0] ^= 0x01010000ULL ^ 16; /* fanout 1, depth 1, no key, 16-byte digest */
+    s->t = 0;
+    s->filled = 0;
+}
+
+static void b2_update(Blake2b *s, const uint8_t *data, size_t n)
+{
+    while (n > 0) {
+        if (s->filled == 128) { /* a full block is compressed only once more input follows */
+            s->t += 128;
+            compress(s, 0);
+            s->filled = 0;
+        }
+        size_t take = 128 - s->filled;
+        if (take > n)
+            take = n;
+        memcpy(s->block + s->filled, data, take);
+        s->filled += take;
+        data += take;
+        n -= take;
+    }
+}
+
+/* The 16-byte digest as 32 lower-case hex digits at out. */
+static void b2_hex(Blake2b *s, char *out)
+{
+    static const char HEX[] = "0123456789abcdef";
+    s->t += s->filled;
+    memset(s->block + s->filled, 0, 128 - s->filled);
+    compress(s, 1);
+    for (int i = 0; i < 16; i++) {
+        uint8_t byte = (uint8_t)(s->h[i / 8] >> (8 * (i % 8)));
+        out[2 * i] = HEX[byte >> 4];
+        out[2 * i + 1] = HEX[byte & 15];
+    }
+}
+
+/* ---- JSON pieces, as orjson writes them ---- */
+
+/* The escaped length of a JSON string's UTF-8 bytes, quotes included. */
+static Py_ssize_t quoted_size(const uint8_t *s, Py_ssize_t n)
+{
+    Py_ssize_t size = n + 2;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        if (c == '"' || c == '\\' || c == '\b' || c == '\t' || c == '\n' || c == '\f' || c == '\r')
+            size += 1;
+        else if (c < 0x20)
+            size += 5;
+    }
+    return size;
+}
+
+static char *write_quoted(char *out, const uint8_t *s, Py_ssize_t n)
+{
+    static const char HEX[] = "0123456789abcdef";
+    *out++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *out++ = (char)c;
+            continue;
+        }
+        *out++ = '\\';
+        switch (c) {
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\t': *out++ = 't'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\f': *out++ = 'f'; break;
+        case '\r': *out++ = 'r'; break;
+        default:
+            memcpy(out, "u00", 3);
+            out[3] = HEX[c >> 4];
+            out[4] = HEX[c & 15];
+            out += 5;
+        }
+    }
+    *out++ = '"';
+    return out;
+}
+
+typedef struct {
+    const uint8_t *s;
+    Py_ssize_t n;
+} Span;
+
+static int utf8_of(PyObject *o, Span *span, const char *what)
+{
+    if (!PyUnicode_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be str", what);
+        return -1;
+    }
+    span->s = (const uint8_t *)PyUnicode_AsUTF8AndSize(o, &span->n);
+    return span->s == NULL ? -1 : 0;
+}
+
+static int bytes_of(PyObject *o, Span *span, const char *what)
+{
+    if (!PyBytes_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be bytes", what);
+        return -1;
+    }
+    span->s = (const uint8_t *)PyBytes_AS_STRING(o);
+    span->n = PyBytes_GET_SIZE(o);
+    return 0;
+}
+
+static char *put(char *out, Span span)
+{
+    memcpy(out, span.s, (size_t)span.n);
+    return out + span.n;
+}
+
+#define LIT(out, text) (memcpy((out), (text), sizeof(text) - 1), (out) + sizeof(text) - 1)
+
+/* Two bytes objects from the tuple pairs of scopes and categories. */
+static int pair_of(PyObject *pair, Span *first, Span *second)
+{
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        PyErr_SetString(PyExc_TypeError, "scopes and categories hold (bytes, bytes) pairs");
+        return -1;
+    }
+    if (bytes_of(PyTuple_GET_ITEM(pair, 0), first, "a scope or category part") < 0)
+        return -1;
+    return bytes_of(PyTuple_GET_ITEM(pair, 1), second, "a scope or category part");
+}
+
+static int append_pair(PyObject *list, PyObject *key, PyObject *value)
+{
+    if (key == NULL || value == NULL) {
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        return -1;
+    }
+    PyObject *pair = PyTuple_Pack(2, key, value);
+    Py_DECREF(key);
+    Py_DECREF(value);
+    if (pair == NULL)
+        return -1;
+    int failed = PyList_Append(list, pair);
+    Py_DECREF(pair);
+    return failed;
+}
+
+enum { CHANGES, REPLIES, CHANGE_HEAD, REPLY_HEAD, ACCOUNT, MESSAGE_ID, ADDRESS, SENDER, RECEIVED_AT,
+       TOPIC, PARTITION, OFFSET, EMITTED, SCOPES, CATEGORIES, REPLY_PARTIES, TEXT, REPLY_MATCH, NARGS };
+
+static PyObject *join(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != NARGS) {
+        PyErr_Format(PyExc_TypeError, "join() takes %d arguments (%zd given)", NARGS, nargs);
+        return NULL;
+    }
+    PyObject *changes = args[CHANGES], *replies = args[REPLIES];
+    PyObject *scopes = args[SCOPES], *categories = args[CATEGORIES], *parties = args[REPLY_PARTIES];
+    if (!PyList_Check(changes) || !PyList_Check(replies) || !PyTuple_Check(scopes) || !PyTuple_Check(categories)) {
+        PyErr_SetString(PyExc_TypeError, "join(): changes and replies are lists, scopes and categories tuples");
+        return NULL;
+    }
+    Span change_head, reply_head, account, message_id, address, sender, received, topic, emitted;
+    if (bytes_of(args[CHANGE_HEAD], &change_head, "change_head") < 0 ||
+        bytes_of(args[REPLY_HEAD], &reply_head, "reply_head") < 0 ||
+        utf8_of(args[ACCOUNT], &account, "account") < 0 ||
+        utf8_of(args[MESSAGE_ID], &message_id, "message_id") < 0 ||
+        utf8_of(args[ADDRESS], &address, "address") < 0 || utf8_of(args[SENDER], &sender, "sender") < 0 ||
+        utf8_of(args[RECEIVED_AT], &received, "received_at") < 0 || utf8_of(args[TOPIC], &topic, "topic") < 0 ||
+        bytes_of(args[EMITTED], &emitted, "emitted") < 0)
+        return NULL;
+    long long partition = PyLong_AsLongLong(args[PARTITION]);
+    long long offset = PyLong_AsLongLong(args[OFFSET]);
+    if ((partition == -1 || offset == -1) && PyErr_Occurred())
+        return NULL;
+
+    /* The address as JSON and the shared tail of every document: its source and times. */
+    char quoted_buf[256], *quoted_heap = NULL;
+    Py_ssize_t quoted_n = quoted_size(address.s, address.n);
+    char *quoted_s = quoted_n <= (Py_ssize_t)sizeof quoted_buf ? quoted_buf : (quoted_heap = PyMem_Malloc(quoted_n));
+    char rest_buf[512], *rest_heap = NULL;
+    Py_ssize_t rest_cap = 160 + /* the literals and two 20-digit numbers */ quoted_size(topic.s, topic.n) + quoted_size(message_id.s, message_id.n) +
+                          quoted_size(received.s, received.n) + emitted.n;
+    char *rest_s = rest_cap <= (Py_ssize_t)sizeof rest_buf ? rest_buf : (rest_heap = PyMem_Malloc(rest_cap));
+    PyObject *result = NULL;
+    if (quoted_s == NULL || rest_s == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    write_quoted(quoted_s, address.s, address.n);
+    Span quoted = {(const uint8_t *)quoted_s, quoted_n};
+    char *w = LIT(rest_s, "{\"topic\":");
+    w = write_quoted(w, topic.s, topic.n);
+    w += sprintf(w, ",\"partition\":%lld,\"offset\":%lld,\"message_id\":", partition, offset);
+    w = write_quoted(w, message_id.s, message_id.n);
+    w = LIT(w, "},\"occurred_at\":");
+    w = write_quoted(w, received.s, received.n);
+    w = LIT(w, ",\"emitted_at\":");
+    w = put(w, emitted);
+    *w++ = '}';
+    Span rest = {(const uint8_t *)rest_s, w - rest_s};
+
+    Py_ssize_t nscopes = PyTuple_GET_SIZE(scopes);
+    for (Py_ssize_t c = 0; c < PyTuple_GET_SIZE(categories); c++) {
+        Span tail, middle;
+        if (pair_of(PyTuple_GET_ITEM(categories, c), &tail, &middle) < 0)
+            goto done;
+        for (Py_ssize_t i = 0; i < nscopes; i++) {
+            Span key_head, event_head;
+            if (pair_of(PyTuple_GET_ITEM(scopes, i), &key_head, &event_head) < 0)
+                goto done;
+            PyObject *key = PyBytes_FromStringAndSize(NULL, key_head.n + quoted.n + tail.n);
+            if (key == NULL)
+                goto done;
+            put(put(put(PyBytes_AS_STRING(key), key_head), quoted), tail);
+            Blake2b id;
+            b2_init(&id);
+            b2_update(&id, (const uint8_t *)"change\x1f", 7);
+            b2_update(&id, account.s, (size_t)account.n);
+            b2_update(&id, (const uint8_t *)"\x1f", 1);
+            b2_update(&id, message_id.s, (size_t)message_id.n);
+            b2_update(&id, (const uint8_t *)"\x1f", 1);
+            b2_update(&id, (const uint8_t *)PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key));
+            PyObject *value = PyBytes_FromStringAndSize(
+                NULL, change_head.n + 32 + event_head.n + quoted.n + middle.n + rest.n);
+            if (value != NULL) {
+                char *v = put(PyBytes_AS_STRING(value), change_head);
+                b2_hex(&id, v);
+                put(put(put(put(v + 32, event_head), quoted), middle), rest);
+            }
+            if (append_pair(changes, key, value) < 0)
+                goto done;
+        }
+    }
+    if (parties != Py_None) {
+        Span reply_parties, text, reply_match;
+        if (bytes_of(parties, &reply_parties, "reply_parties") < 0 || utf8_of(args[TEXT], &text, "text") < 0 ||
+            bytes_of(args[REPLY_MATCH], &reply_match, "reply_match") < 0)
+            goto done;
+        Blake2b id;
+        b2_init(&id);
+        b2_update(&id, (const uint8_t *)"reply\x1f", 6);
+        b2_update(&id, account.s, (size_t)account.n);
+        b2_update(&id, (const uint8_t *)"\x1f", 1);
+        b2_update(&id, message_id.s, (size_t)message_id.n);
+        Py_ssize_t size = reply_head.n + 32 + reply_parties.n + quoted.n + 8 + quoted_size(sender.s, sender.n) +
+                          8 + quoted_size(text.s, text.n) + reply_match.n +
+                          quoted_size(message_id.s, message_id.n) + 10 + rest.n;
+        PyObject *value = PyBytes_FromStringAndSize(NULL, size);
+        if (value != NULL) {
+            char *v = put(PyBytes_AS_STRING(value), reply_head);
+            b2_hex(&id, v);
+            v = put(put(v + 32, reply_parties), quoted);
+            v = LIT(v, ",\"from\":");
+            v = write_quoted(v, sender.s, sender.n);
+            v = LIT(v, ",\"text\":");
+            v = write_quoted(v, text.s, text.n);
+            v = put(v, reply_match);
+            v = write_quoted(v, message_id.s, message_id.n);
+            v = LIT(v, ",\"source\":");
+            put(v, rest);
+        }
+        PyObject *key = PyBytes_FromStringAndSize((const char *)address.s, address.n);
+        if (append_pair(replies, key, value) < 0)
+            goto done;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyMem_Free(quoted_heap);
+    PyMem_Free(rest_heap);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"join", (PyCFunction)(void (*)(void))join, METH_FASTCALL,
+     "join(changes, replies, change_head, reply_head, account, message_id, address, sender, received_at, "
+     "topic, partition, offset, emitted, scopes, categories, reply_parties, text, reply_match): "
+     "python_join() of worker/events/joined.py, in C."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_joined", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__joined(void) { return PyModule_Create(&module); }

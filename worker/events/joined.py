@@ -1,0 +1,104 @@
+"""A keyword MO's change events and reply, joined from cached JSON pieces: the classifier's encoder.
+
+:func:`worker.classify.decide.decide_encoded` decides what a keyword MO changes and caches, per
+scope, match and reply, the JSON pieces those decide; :func:`join_keyword_records` adds what is
+the MO's own (its address, sender, ids, source and times) and appends the (key, value) records.
+The result is byte for byte what ``orjson.dumps`` writes for the documents
+:func:`worker.events.outgoing.encode_change` and ``encode_reply`` build
+(``tests/unit/events/test_joined.py`` and ``tests/unit/stream/test_pipeline.py`` compare them).
+
+The C twin (``worker/events/_joined.c``, built by ``pip install`` when a C compiler is there)
+does the same in one call: in a STOP storm this join was about half of a keyword MO's decide and
+encode (two blake2b ids, a dozen ``orjson.dumps`` and ``join`` calls per MO). This Python version
+is the reference, and the fallback when the extension was not built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import orjson
+
+Records = list[tuple[bytes, bytes]]
+Scopes = tuple[tuple[bytes, bytes], ...]
+"""Per scope the MO changes: its block key's JSON up to the address, and its change event's JSON
+from the end of the id to the address."""
+Categories = tuple[tuple[bytes, bytes], ...]
+"""Per category: the block key's JSON after the address, and the change event's JSON from the end
+of the address to "source" (what the match decides)."""
+
+
+def python_join(
+    changes: Records,
+    replies: Records,
+    change_head: bytes,
+    reply_head: bytes,
+    account: str,
+    message_id: str,
+    address: str,
+    sender: str,
+    received_at: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    emitted: bytes,
+    scopes: Scopes,
+    categories: Categories,
+    reply_parties: bytes | None,
+    text: str,
+    reply_match: bytes,
+) -> None:
+    """Append the MO's change events (per category, per scope) to ``changes`` and, when
+    ``reply_parties`` is given, its reply to ``replies``.
+
+    ``change_head``/``reply_head``: a document's JSON up to its id; ``emitted``: the batch's
+    ``emitted_at`` as JSON; ``reply_parties``: a reply's JSON from the end of its id to "to";
+    ``reply_match``: from "keyword" to "in_reply_to". Ids are :func:`worker.events.outgoing.derive_id`'s.
+    """
+    quoted = orjson.dumps(address)
+    where: dict[str, str | int] = {
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "message_id": message_id,
+    }
+    times = b',"occurred_at":' + orjson.dumps(received_at) + b',"emitted_at":' + emitted + b"}"
+    rest = orjson.dumps(where) + times
+    ids = "\x1f".join((account, message_id)).encode()
+    for tail, middle in categories:
+        for key_head, event_head in scopes:
+            key = key_head + quoted + tail
+            event_id = hashlib.blake2b(b"change\x1f" + ids + b"\x1f" + key, digest_size=16).hexdigest()
+            changes.append(
+                (key, b"".join((change_head, event_id.encode(), event_head, quoted, middle, rest)))
+            )
+    if reply_parties is not None:
+        reply_id = hashlib.blake2b(b"reply\x1f" + ids, digest_size=16).hexdigest()
+        value = b"".join(
+            (
+                reply_head,
+                reply_id.encode(),
+                reply_parties,
+                quoted,
+                b',"from":',
+                orjson.dumps(sender),
+                b',"text":',
+                orjson.dumps(text),
+                reply_match,
+                orjson.dumps(message_id),
+                b',"source":',
+                rest,
+            )
+        )
+        replies.append((address.encode(), value))
+
+
+join_keyword_records: Callable[..., None] = python_join
+COMPILED = False
+try:
+    from worker.events import _joined
+
+    join_keyword_records, COMPILED = _joined.join, True
+except ImportError:  # no C compiler at install time: the Python above
+    pass
