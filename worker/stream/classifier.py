@@ -14,10 +14,12 @@ deterministic ids come out again and the projector and send services drop the du
 The wait of step 2 overlaps step 1 of the next batch: while the broker stores batch N's output,
 the loop classifies batch N+1, then waits for N's acks, and only then hands N+1's output over.
 So one batch's output is in flight at a time, and a retry resends N's output before anything of
-N+1: per key, the topics keep the input order whatever fails. Measured with ``make bench`` (2
-cores, Tansu): a STOP storm's loop waited for acks 41% of its time, and the overlap took the
-classifier from 27,400 to 34,300 MOs/s, normal chat from 148,000 to 185,000. A stop request
-still finishes the batch in hand: it is handed over, acked and committed before the loop ends.
+N+1: per key, the topics keep the input order whatever fails. Timed inside the loop before (2
+cores, Tansu, ``make bench``'s mixes), it waited for acks 21% of its time on normal chat, 27% on
+the campaign mix and 41% in a STOP storm; alternated with the code before, three rounds, the
+campaign mix went from 98k to 129k MOs/s and the storm from 28k to 35k (with the C join of
+:mod:`worker.events.joined`). A stop request still finishes the batch in hand: it is handed over,
+acked and committed before the loop ends.
 
 Where the broker has transactions (Apache Kafka and the like) the classifier runs **exactly-once**
 instead: steps 2 and 3 become one transaction per partition of the batch, which commits the output
@@ -133,6 +135,8 @@ async def run_classifier(
             await _commit_once(consumer, taken, metrics)
 
     async def after_poll() -> None:
+        if delivering is not None and delivering.done():
+            delivering.result()  # a record refused for good stops the loop now, not at the next batch
         if reload is not None and reload.is_set():
             reload.clear()
             rules.request()

@@ -108,7 +108,7 @@ def make_producer(settings: Settings, *, idempotent: bool = False, **overrides: 
     options: dict[str, Any] = {
         "acks": "all",
         "enable_idempotence": idempotent,
-        "linger_ms": 0,  # the loop already hands over a whole batch, then waits for its acks
+        "linger_ms": 0,  # the loop hands over a whole batch at once: nothing to wait for
         "max_batch_size": 256 * 1024,
         "request_timeout_ms": 15000,
     }
