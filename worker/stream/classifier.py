@@ -37,6 +37,7 @@ import contextlib
 import logging
 import time
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -60,18 +61,17 @@ from worker.stream.kafka import BrokerFeatures, make_consumer, make_producer
 from worker.stream.loop import (
     Batch,
     CountingListener,
+    OneInFlight,
     PendingCommits,
     RunStats,
     batches,
     close_clients,
     detect_features,
     positions_after,
-    produce_all,
     start_with_retry,
     tune_gc_for_throughput,
     update_lag,
 )
-from worker.stream.produce import Handed, hand_over
 from worker.stream.produce import Record as Outgoing
 from worker.stream.recent import RecentTail
 from worker.stream.rules_reload import RulesReloader
@@ -123,20 +123,20 @@ async def run_classifier(
     # At-least-once: acked offsets, committed at most every OPTOUT_COMMIT_INTERVAL_MS (after a
     # poll, empty or not), before their partitions are revoked, and when the loop ends.
     pending = PendingCommits(settings.commit_interval_ms)
-    # At-least-once: the last batch whose output is handed to the producer, until it is acked and
-    # its offsets pending (the loop classifies the next batch meanwhile: see the module docstring).
-    delivering: asyncio.Task[bool] | None = None
+    # At-least-once: the output, one batch of it in flight while the loop classifies the next one
+    # (see the module docstring). Set once the producer is.
+    output: OneInFlight | None = None
 
     async def commit_revoked(revoked: set[TopicPartition]) -> None:
-        if delivering is not None:
-            await asyncio.wait([delivering])  # acked (or failed) first: then its offsets are pending
+        if output is not None:
+            await output.wait()  # acked (or failed) first: then its offsets are pending
         taken = pending.take(revoked)
         if taken:
             await _commit_once(consumer, taken, metrics)
 
     async def after_poll() -> None:
-        if delivering is not None and delivering.done():
-            delivering.result()  # a record refused for good stops the loop now, not at the next batch
+        if output is not None:
+            output.check()  # a record refused for good stops the loop now, not at the next batch
         if reload is not None and reload.is_set():
             reload.clear()
             rules.request()
@@ -148,21 +148,13 @@ async def run_classifier(
     # partition batch (classify_records), never per record.
     formats = dict(topics.inputs)
 
-    async def deliver(
-        out: BatchOutput, outgoing: list[Outgoing], handed: Handed, positions: dict[TopicPartition, int],
-        started: float,
-    ) -> bool:  # fmt: skip
-        """Wait for the acks of a batch's output (resending it all on failure), then make its
-        offsets pending commit. False: stopping with the output unacked."""
-        if not await produce_all(producer, outgoing, producing, metrics, stop, handed):
-            log.error("stopping with an unacknowledged batch; it was not committed and will be reprocessed")
-            return False
+    def acked(out: BatchOutput, positions: dict[TopicPartition, int], started: float) -> None:
+        """A batch's output is acknowledged: its offsets may be committed."""
         pending.add(positions)  # committed by after_poll once due
         _observe(metrics, out)
         _observe_batch(metrics, out.consumed, started)
         update_lag(consumer, metrics, positions)
         stats.batch_done(out.consumed, started)
-        return True
 
     listener = CountingListener(metrics, log, remember_assigned, commit_revoked)
     consumer.subscribe([topics.inbound, *formats], listener=listener)
@@ -182,6 +174,7 @@ async def run_classifier(
             partitions = PartitionProducers(settings, consumer, log)
         else:
             producer = make_producer(settings, idempotent=features.idempotence)
+            output = OneInFlight(producer, producing, metrics, stop, log)
         if not await start_with_retry([c for c in (producer, consumer) if c], metrics, log, stop):
             return stats
         if settings.confirmation_window:
@@ -224,22 +217,22 @@ async def run_classifier(
             for tp, records in batch.items():
                 classify_records(tp, records, rulebook, out, formats.get(tp.topic, CANONICAL))
                 await asyncio.sleep(0)  # lets the producer send on the previous batch's output
-            if delivering is not None and not await delivering:
-                break  # the previous batch's output was not acked: this one is not handed over
-            outgoing = _outgoing(topics, out)
-            handed = await hand_over(producer, outgoing)
+            assert output is not None  # at-least-once
+            if not await output.send(
+                _outgoing(topics, out), partial(acked, out, positions_after(batch), started)
+            ):
+                break  # the previous batch's output was not acked: this one was not handed over
             if recent is not None:
                 # For the next batch, classified before these acks: should they never come, the
                 # loop stops before handing anything else over, so nothing depends on them.
                 recent.merge(out.pending, int(time.time() * 1000))
-            delivering = asyncio.create_task(deliver(out, outgoing, handed, positions_after(batch), started))
-        if delivering is not None:
-            await delivering  # stopping (or drained, in burst mode): the last batch is finished
+        if output is not None:
+            await output.settled()  # stopping (or drained, in burst mode): the last batch is finished
         if pending.positions:  # what is acked is committed
             await _commit(consumer, pending.take(), committing, metrics, stop)
     finally:
-        if delivering is not None and not delivering.done():
-            delivering.cancel()  # an error left the loop: not committed, so reprocessed
+        if output is not None:
+            output.cancel()  # if an error left the loop: not committed, so reprocessed
         if tail is not None:
             await tail.close()
         if partitions is not None:

@@ -30,7 +30,7 @@ from worker.heartbeat import HEARTBEAT, WORKER
 from worker.logs import KAFKA
 from worker.ops.metrics import _Common
 from worker.stream.kafka import BrokerFeatures, probe_features
-from worker.stream.produce import Handed, acknowledged, send_batches
+from worker.stream.produce import Handed, Record, acknowledged, hand_over, send_batches
 
 #: With a stop requested and the broker unreachable, give up on a batch's output after this long;
 #: it was not committed, so the next run reprocesses it.
@@ -307,6 +307,68 @@ async def produce_all(
             if time.monotonic() > give_up_at:
                 return False
         await backoff.failed(exc)
+
+
+class OneInFlight:
+    """At-least-once output with one batch's output in flight: the classifier classifies the next
+    batch while the broker stores the last one's, and the order per key holds whatever fails.
+
+    :meth:`send` first waits for the batch in flight to be delivered (acknowledged, after as many
+    resends of all of it as that takes: :func:`produce_all`), and only then hands the new records
+    to the producer, so a resend never lands after anything newer. Their delivery goes on in the
+    background; ``then`` runs once they are all acknowledged (the offsets may be committed).
+    """
+
+    def __init__(
+        self, producer: Any, backoff: Backoff, metrics: _Common, stop: asyncio.Event, log: logging.Logger
+    ) -> None:
+        self._producer, self._backoff, self._metrics, self._stop, self._log = (
+            producer,
+            backoff,
+            metrics,
+            stop,
+            log,
+        )
+        self._delivery: asyncio.Task[bool] | None = None
+
+    async def send(self, records: Sequence[Record], then: Callable[[], None]) -> bool:
+        """Hand ``records`` over once the batch in flight is delivered. False: it was not (stopping
+        with the broker unreachable), and nothing was handed over."""
+        if not await self.settled():
+            return False
+        handed = await hand_over(self._producer, records)
+        self._delivery = asyncio.create_task(self._deliver(records, handed, then))
+        return True
+
+    async def settled(self) -> bool:
+        """Wait for the batch in flight: True once it is acknowledged (or none is), False when
+        stopping without its acks; a record refused for good raises here."""
+        return True if self._delivery is None else await self._delivery
+
+    async def wait(self) -> None:
+        """Wait for the batch in flight to be delivered or to fail, without raising (a rebalance
+        commits what was acknowledged, then the loop sees any error)."""
+        if self._delivery is not None:
+            await asyncio.wait([self._delivery])
+
+    def check(self) -> None:
+        """Raise the error of a delivery that failed for good, if one has (between batches)."""
+        if self._delivery is not None and self._delivery.done():
+            self._delivery.result()
+
+    def cancel(self) -> None:
+        """An error left the loop: the batch in flight is abandoned, never committed."""
+        if self._delivery is not None and not self._delivery.done():
+            self._delivery.cancel()
+
+    async def _deliver(self, records: Sequence[Record], handed: Handed, then: Callable[[], None]) -> bool:
+        if not await produce_all(self._producer, records, self._backoff, self._metrics, self._stop, handed):
+            self._log.error(
+                "stopping with an unacknowledged batch; it was not committed and will be reprocessed"
+            )
+            return False
+        then()
+        return True
 
 
 async def close_clients(logger: logging.Logger, *clients: Any) -> None:

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from worker.backoff import Backoff
 from worker.errors import OutputRefusedError
 from worker.ops.metrics import ClassifierMetrics
-from worker.stream.loop import produce_all
+from worker.stream.loop import OneInFlight, produce_all
 from worker.stream.partition import partition_for
 from worker.stream.produce import Record, acknowledged, group_by_partition, hand_over, send_batches
 
@@ -229,3 +229,111 @@ async def test_produce_all_does_not_resend_what_was_handed_over_and_acked() -> N
     handed = await hand_over(producer, records)
     assert await produce_all(producer, records, backoff, metrics, asyncio.Event(), handed)
     assert len(producer.calls) == 1
+
+
+class _AckedByHandProducer(_FakeProducer):
+    """Each hand-over (a call to partitions_for) is one entry of ``calls``; every batch's ack is a
+    future the test resolves or fails, as the broker would, later."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.acks: list[list[asyncio.Future[Any]]] = []
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        self.begin()
+        self.acks.append([])
+        return set(range(self.partitions))
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        records = [(r.key, r.value) for r in DefaultRecordBatch(bytearray(batch._build()))]
+        self.calls[-1].append((topic, partition, records))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.acks[-1].append(future)
+        return future
+
+    def ack(self, attempt: int, error: BaseException | None = None) -> None:
+        for future in self.acks[attempt]:
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+
+async def _until(condition: Any) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("not reached")
+
+
+async def test_one_in_flight_hands_the_next_batch_over_only_after_the_last_is_acked_even_resent() -> None:
+    producer = _AckedByHandProducer()
+    backoff = Backoff("kafka", logging.getLogger("test"), initial=0.001, maximum=0.001)
+    metrics = ClassifierMetrics(CollectorRegistry())
+    output = OneInFlight(producer, backoff, metrics, asyncio.Event(), logging.getLogger("test"))
+    first = [("changes", b"+15550001", b"STOP")]
+    second = [("changes", b"+15550001", b"START")]  # the same key: it must land after the STOP
+    acked: list[str] = []
+    assert await output.send(first, lambda: acked.append("first"))  # handed over, acks outstanding
+    sending = asyncio.ensure_future(output.send(second, lambda: acked.append("second")))
+    await asyncio.sleep(0.02)
+    assert len(producer.calls) == 1  # the second batch waits for the first's acks
+    producer.ack(0, KafkaTimeoutError())  # the broker never stored the first: resent, all of it
+    await _until(lambda: len(producer.calls) == 2)
+    assert _sent(producer.calls[1]) == first
+    assert not sending.done()  # the resend is not acked yet: still waiting
+    assert acked == []
+    producer.ack(1)
+    assert await sending  # now the second is handed over, after the first's resend
+    assert [_sent(call) for call in producer.calls] == [first, first, second]
+    assert acked == ["first"]
+    producer.ack(2)
+    assert await output.settled()
+    assert acked == ["first", "second"]
+
+
+async def test_one_in_flight_raises_a_refusal_for_good_between_batches() -> None:
+    producer = _AckedByHandProducer()
+    backoff = Backoff("kafka", logging.getLogger("test"), initial=0.001, maximum=0.001)
+    output = OneInFlight(
+        producer, backoff, ClassifierMetrics(CollectorRegistry()), asyncio.Event(), logging.getLogger("test")
+    )
+    assert await output.send([("changes", b"k", b"v")], lambda: None)
+    output.check()  # nothing failed yet
+    producer.ack(0, MessageSizeTooLargeError())
+    await output.wait()  # never raises: the rebalance's wait
+    with pytest.raises(OutputRefusedError):
+        output.check()
+    with pytest.raises(OutputRefusedError):
+        await output.send([("changes", b"k", b"w")], lambda: None)
+    assert len(producer.calls) == 1  # nothing more was handed over
+
+
+async def test_one_in_flight_hands_nothing_over_when_stopping_without_the_last_acks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("worker.stream.loop.SHUTDOWN_GRACE_SECONDS", 0.0)
+    producer = _AckedByHandProducer()
+    backoff = Backoff("kafka", logging.getLogger("test"), initial=0.001, maximum=0.001)
+    stop = asyncio.Event()
+    metrics = ClassifierMetrics(CollectorRegistry())
+    output = OneInFlight(producer, backoff, metrics, stop, logging.getLogger("test"))
+    acked: list[int] = []
+    assert await output.send([("changes", b"k", b"v")], lambda: acked.append(1))
+    stop.set()
+    producer.ack(0, KafkaTimeoutError())
+    failing = asyncio.ensure_future(_fail_every_resend(producer))  # the broker stays unreachable
+    assert not await output.send([("changes", b"k", b"w")], lambda: acked.append(2))
+    failing.cancel()
+    assert acked == []
+    assert all(_sent(call) == [("changes", b"k", b"v")] for call in producer.calls)  # never the second
+
+
+async def _fail_every_resend(producer: _AckedByHandProducer) -> None:
+    while True:
+        for acks in producer.acks:
+            for future in acks:
+                if not future.done():
+                    future.set_exception(KafkaTimeoutError())
+        await asyncio.sleep(0.001)
