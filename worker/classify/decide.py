@@ -637,10 +637,10 @@ _SCOPES: dict[tuple[Any, ...], _ScopeParts] = {}
 _SCOPES_MAX = 4096
 #: A change event's JSON up to its id: the same for every change event.
 _CHANGE_HEAD = b'{"schema":' + orjson.dumps(SCHEMA_CHANGE) + b',"event_id":"'
-#: Per (keyword, rule, reason, language, match mode, category): a block key's JSON after the
-#: address and a change event's JSON from "keyword" to "source", the fields a match decides.
-#: Bounded like the scopes.
-_MATCH_PARTS: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
+#: Per (keyword, rule, reason, language, match mode, categories): for each category, a block
+#: key's JSON after the address and a change event's JSON from "keyword" to "source", the fields
+#: a match decides. Bounded like the scopes.
+_MATCH_PARTS: dict[tuple[Any, ...], tuple[tuple[bytes, bytes], ...]] = {}
 
 
 def _scopes(
@@ -684,30 +684,34 @@ def _members(*fields: tuple[str, Any]) -> bytes:
     return b"".join(b',"' + name.encode() + b'":' + orjson.dumps(value) for name, value in fields)
 
 
-def _category_part(match: Match, why: str, category: Category) -> tuple[bytes, bytes]:
-    """For this match, reason and category: a block key's JSON after the address, and a change
-    event's JSON from "keyword" to "source" (cached)."""
-    cache_key = (match.keyword, match.rule.name, why, match.language, match.mode, category)
-    part = _MATCH_PARTS.get(cache_key)
-    if part is None:
-        # block_key(scope, address, category): a full block's key has no category part
-        tail = b"]" if category is Category.ALL else b"," + orjson.dumps(category) + b"]"
-        middle = (
-            _members(
-                ("keyword", match.keyword),
-                ("rule", match.rule.name),
-                ("reason", why),
-                ("language", match.language),
-                ("match", match.mode),
-                ("category", category),
+def _category_parts(
+    match: Match, why: str, categories: tuple[Category, ...]
+) -> tuple[tuple[bytes, bytes], ...]:
+    """For this match and reason, per category: a block key's JSON after the address, and a change
+    event's JSON from "keyword" to "source" (cached, one lookup per MO)."""
+    cache_key = (match.keyword, match.rule.name, why, match.language, match.mode, categories)
+    parts = _MATCH_PARTS.get(cache_key)
+    if parts is None:
+        parts = tuple(
+            (
+                # block_key(scope, address, category): a full block's key has no category part
+                b"]" if category is Category.ALL else b"," + orjson.dumps(category) + b"]",
+                _members(
+                    ("keyword", match.keyword),
+                    ("rule", match.rule.name),
+                    ("reason", why),
+                    ("language", match.language),
+                    ("match", match.mode),
+                    ("category", category),
+                )
+                + b',"source":',
             )
-            + b',"source":'
+            for category in categories
         )
-        part = (tail, middle)
         if len(_MATCH_PARTS) >= _SCOPES_MAX:
             _MATCH_PARTS.clear()
-        _MATCH_PARTS[cache_key] = part
-    return part
+        _MATCH_PARTS[cache_key] = parts
+    return parts
 
 
 #: A reply's JSON up to its id: the same for every reply.
@@ -817,9 +821,7 @@ def decide_encoded(
         changes, replies, _CHANGE_HEAD, _REPLY_HEAD, account, message_id, address, sender, received_at,
         where[0], where[1], where[2], emitted,
         _scopes(intent, action, rule, account, sub, sender, channel) if categories else (),
-        (_category_part(match, why, categories[0]),)  # one category but for an opt-in's
-        if len(categories) == 1
-        else tuple([_category_part(match, why, category) for category in categories]),
+        _category_parts(match, why, categories),
         reply_parties, text, reply_match,
     )  # fmt: skip
     return parties

@@ -15,10 +15,11 @@ is the reference, and the fallback when the extension was not built.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
 import orjson
+
+from worker.events.outgoing import change_event_id, reply_id
 
 Records = list[tuple[bytes, bytes]]
 Scopes = tuple[tuple[bytes, bytes], ...]
@@ -54,7 +55,8 @@ def python_join(
 
     ``change_head``/``reply_head``: a document's JSON up to its id; ``emitted``: the batch's
     ``emitted_at`` as JSON; ``reply_parties``: a reply's JSON from the end of its id to "to";
-    ``reply_match``: from "keyword" to "in_reply_to". Ids are :func:`worker.events.outgoing.derive_id`'s.
+    ``reply_match``: from "keyword" to "in_reply_to". Ids are
+    :func:`worker.events.outgoing.change_event_id`'s and ``reply_id``'s.
     """
     quoted = orjson.dumps(address)
     where: dict[str, str | int] = {
@@ -65,20 +67,16 @@ def python_join(
     }
     times = b',"occurred_at":' + orjson.dumps(received_at) + b',"emitted_at":' + emitted + b"}"
     rest = orjson.dumps(where) + times
-    ids = "\x1f".join((account, message_id)).encode()
     for tail, middle in categories:
         for key_head, event_head in scopes:
             key = key_head + quoted + tail
-            event_id = hashlib.blake2b(b"change\x1f" + ids + b"\x1f" + key, digest_size=16).hexdigest()
-            changes.append(
-                (key, b"".join((change_head, event_id.encode(), event_head, quoted, middle, rest)))
-            )
+            event_id = change_event_id(account, message_id, key).encode()
+            changes.append((key, b"".join((change_head, event_id, event_head, quoted, middle, rest))))
     if reply_parties is not None:
-        reply_id = hashlib.blake2b(b"reply\x1f" + ids, digest_size=16).hexdigest()
         value = b"".join(
             (
                 reply_head,
-                reply_id.encode(),
+                reply_id(account, message_id).encode(),
                 reply_parties,
                 quoted,
                 b',"from":',

@@ -322,13 +322,11 @@ class OneInFlight:
     def __init__(
         self, producer: Any, backoff: Backoff, metrics: _Common, stop: asyncio.Event, log: logging.Logger
     ) -> None:
-        self._producer, self._backoff, self._metrics, self._stop, self._log = (
-            producer,
-            backoff,
-            metrics,
-            stop,
-            log,
-        )
+        self._producer = producer
+        self._backoff = backoff
+        self._metrics = metrics
+        self._stop = stop
+        self._log = log
         self._delivery: asyncio.Task[bool] | None = None
 
     async def send(self, records: Sequence[Record], then: Callable[[], None]) -> bool:

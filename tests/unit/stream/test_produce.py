@@ -172,36 +172,47 @@ async def test_produce_all_raises_for_a_record_refused_for_good() -> None:
         await produce_all(producer, _records(5, topics=("changes",)), backoff, metrics, asyncio.Event())
 
 
-class _SlowProducer(_FakeProducer):
-    """Acknowledges only when the test says so: the broker still storing the batches."""
+class _AckedByHandProducer(_RetryingProducer):
+    """Each hand-over is one entry of ``calls`` (as for _RetryingProducer); every batch's ack is a
+    future the test resolves or fails, as the broker would, later."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.pending: list[asyncio.Future[Any]] = []
+        self.acks: list[list[asyncio.Future[Any]]] = []
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        self.acks.append([]) if topic == "changes" else None
+        return await super().partitions_for(topic)
 
     async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> asyncio.Future[Any]:
         records = [(r.key, r.value) for r in DefaultRecordBatch(bytearray(batch._build()))]
         self.calls[-1].append((topic, partition, records))
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.pending.append(future)
+        self.acks[-1].append(future)
         return future
+
+    def ack(self, attempt: int, error: BaseException | None = None) -> None:
+        for future in self.acks[attempt]:
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
 
 
 async def test_hand_over_returns_before_the_acks_and_acknowledged_waits_for_all() -> None:
-    producer = _SlowProducer(batch_size=200)
+    producer = _AckedByHandProducer(batch_size=200)
     records = _records(100)
-    producer.begin()
     handed = await hand_over(producer, records)  # returns with every ack still outstanding
     assert handed.failure is None
     assert sorted(_sent(producer.calls[0])) == sorted(records)
-    assert len(handed.futures) == len(producer.pending) > 1
+    assert len(handed.futures) == len(producer.acks[0]) > 1
     waiting = asyncio.ensure_future(acknowledged(handed))
-    for future in producer.pending[:-1]:
+    for future in producer.acks[0][:-1]:
         future.set_result(None)
     await asyncio.sleep(0.01)
     assert not waiting.done()  # one batch unacknowledged: still waiting
     error = NotLeaderForPartitionError()
-    producer.pending[-1].set_exception(error)
+    producer.acks[0][-1].set_exception(error)
     failure = await waiting
     assert failure is not None
     assert failure[1] is error
@@ -229,34 +240,6 @@ async def test_produce_all_does_not_resend_what_was_handed_over_and_acked() -> N
     handed = await hand_over(producer, records)
     assert await produce_all(producer, records, backoff, metrics, asyncio.Event(), handed)
     assert len(producer.calls) == 1
-
-
-class _AckedByHandProducer(_FakeProducer):
-    """Each hand-over (a call to partitions_for) is one entry of ``calls``; every batch's ack is a
-    future the test resolves or fails, as the broker would, later."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.acks: list[list[asyncio.Future[Any]]] = []
-
-    async def partitions_for(self, topic: str) -> set[int]:
-        self.begin()
-        self.acks.append([])
-        return set(range(self.partitions))
-
-    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> asyncio.Future[Any]:
-        records = [(r.key, r.value) for r in DefaultRecordBatch(bytearray(batch._build()))]
-        self.calls[-1].append((topic, partition, records))
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.acks[-1].append(future)
-        return future
-
-    def ack(self, attempt: int, error: BaseException | None = None) -> None:
-        for future in self.acks[attempt]:
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
 
 
 async def _until(condition: Any) -> None:
