@@ -118,7 +118,7 @@ async def run_classifier(
         unpositioned.clear()
         unpositioned.update(assigned)
         if tail is not None:
-            tail.needs_catch_up = True  # the previous owner's last blocks, before our first batch
+            tail.expect_catch_up()  # the previous owner's last blocks, before our first batch
 
     # At-least-once: acked offsets, committed at most every OPTOUT_COMMIT_INTERVAL_MS (after a
     # poll, empty or not), before their partitions are revoked, and when the loop ends.

@@ -36,7 +36,7 @@ log = logging.getLogger("optout.classifier")
 CATCH_UP_SECONDS = 60.0
 #: Longest attempt to connect to the change topic and position on it, before trying again.
 _OPEN_SECONDS = 30.0
-#: The tail's fetches wait for 64 KB (or the usual 100 ms), not for the first new byte. The batch
+#: The tail's fetches wait for 64 KB (or, once current, 100 ms), not for the first new byte. The batch
 #: step merges our own changes into the memory itself; the tail is for other writers' (an operator,
 #: an import, another classifier). With a fetch answered at every byte, the tail sent a fetch for
 #: every batch we produced, and its responses interleaved with the batch loop on the one event
@@ -44,7 +44,15 @@ _OPEN_SECONDS = 30.0
 #: fetch, 5.2 / 33.2 ms with this one (``python -m bench.latency --broker kafka --delivery
 #: at-least-once``, 60 s, both with the 100 ms commit interval). The wait stays 100 ms: catch_up()
 #: waits for two fetch responses, and at 500 ms (tried) every start and rebalance took a second.
-_TAIL_FETCH = {"fetch_min_bytes": 64 * 1024, "fetch_max_wait_ms": 100}
+_QUIET_FETCH_WAIT_MS = 100
+#: The tail's fetch wait while a catch-up is due or running (from the start, and from each
+#: assignment, until it is done). catch_up() waits for two fetch responses, and on a quiet change
+#: topic each one is the broker waiting out the fetch wait for bytes that do not come: with 100 ms
+#: every start and rebalance paused the batch loop about 180 ms (a fifth of a 200,000-MO
+#: normal-mix run, ``python -m bench.peers``); with this one, about 20 ms.
+_CATCH_UP_FETCH_WAIT_MS = 5
+#: The tail consumer's fetches, as built: a catch-up is due at the start.
+_TAIL_FETCH = {"fetch_min_bytes": 64 * 1024, "fetch_max_wait_ms": _CATCH_UP_FETCH_WAIT_MS}
 
 
 def _failure(attempt: asyncio.Future[Any]) -> str:
@@ -67,8 +75,16 @@ class RecentTail:
         self._consumer = consumer
         self._positions = positions
         self._task: asyncio.Task[None] | None = None
+        self.needs_catch_up = False
+        """Set at start and by every assignment (:meth:`expect_catch_up`): catch up before
+        classifying the next batch."""
+        self.expect_catch_up()
+
+    def expect_catch_up(self) -> None:
+        """A catch-up is due before the next batch (start, a new assignment): fetch at the short
+        wait from now on, so the fetch in flight when it is called returns soon too."""
         self.needs_catch_up = True
-        """Set at start and by every assignment: catch up before classifying the next batch."""
+        _set_fetch_wait(self._consumer, _CATCH_UP_FETCH_WAIT_MS)
 
     @classmethod
     async def open(cls, settings: Settings, stop: asyncio.Event) -> RecentTail | None:
@@ -149,6 +165,13 @@ class RecentTail:
         watermark. The same algorithm as :meth:`worker.sender.BlocklistView.wait_current`.
         """
         self.needs_catch_up = False
+        try:
+            return await self._catch_up(stop, seconds)
+        finally:
+            if not self.needs_catch_up:  # no assignment came meanwhile: back to the quiet fetches
+                _set_fetch_wait(self._consumer, _QUIET_FETCH_WAIT_MS)
+
+    async def _catch_up(self, stop: asyncio.Event, seconds: float) -> bool:
         started = time.monotonic()
         consumer = self._consumer
         called_ms = time.time() * 1000
@@ -208,6 +231,16 @@ class RecentTail:
                     apply(record.key, record.value, record.timestamp)
                 positions[tp] = records[-1].offset + 1
             advance_past_markers(consumer, positions)  # else catch_up() waited 60 s per rebalance
+
+
+def _set_fetch_wait(consumer: Any, wait_ms: int) -> None:
+    """Set how long the tail's next fetches may wait at the broker. aiokafka reads the consumer's
+    ``fetch_max_wait_ms`` from its fetcher each time it builds a fetch request, and has no public
+    setter; where its fetcher is not the one this was written for, fetches keep their wait (a
+    slower catch-up, nothing else)."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    if isinstance(getattr(fetcher, "_fetch_max_wait_ms", None), int):
+        fetcher._fetch_max_wait_ms = wait_ms  # type: ignore[union-attr]
 
 
 def _readable_end(consumer: Any, tp: TopicPartition) -> int:
