@@ -203,6 +203,8 @@ async def test_hand_over_returns_before_the_acks_and_acknowledged_waits_for_all(
     producer = _AckedByHandProducer(batch_size=200)
     records = _records(100)
     handed = await hand_over(producer, records)  # returns with every ack still outstanding
+    if handed.feeding is not None:  # each partition's batches after its first, in the background
+        await handed.feeding
     assert handed.failure is None
     assert sorted(_sent(producer.calls[0])) == sorted(records)
     assert len(handed.futures) == len(producer.acks[0]) > 1
@@ -217,6 +219,47 @@ async def test_hand_over_returns_before_the_acks_and_acknowledged_waits_for_all(
     assert failure is not None
     assert failure[1] is error
     assert failure[0] == producer.calls[0][-1][0]  # the failed batch's topic
+
+
+class _DrainingProducer(_AckedByHandProducer):
+    """As aiokafka's accumulator: a partition's next batch is taken only once its last one has
+    left (here: once it is acked)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.last: dict[tuple[str, int], asyncio.Future[Any]] = {}
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        last = self.last.get((topic, partition))
+        if last is not None:
+            await asyncio.wait([last])
+        future = await super().send_batch(batch, topic, partition=partition)
+        self.last[(topic, partition)] = future
+        return future
+
+
+async def test_hand_over_does_not_wait_for_a_partitions_further_batches_to_be_taken() -> None:
+    """A STOP storm fills several batches per partition: hand_over returns once each partition's
+    first one is queued, the rest follow in order as the producer takes them, and acknowledged()
+    waits for all of them."""
+    producer = _DrainingProducer(batch_size=200)
+    records = _records(100)
+    handed = await hand_over(producer, records)
+    first = list(producer.calls[0])
+    assert len({(topic, partition) for topic, partition, _ in first}) == len(first)  # one per partition
+    assert handed.feeding is not None
+    waiting = asyncio.ensure_future(acknowledged(handed))
+    while not waiting.done():  # the broker acks whatever is in flight, a round at a time
+        await asyncio.sleep(0.001)
+        for future in producer.acks[0]:
+            if not future.done():
+                future.set_result(None)
+    assert await waiting is None
+    assert len(producer.calls[0]) > len(first)
+    assert sorted(_sent(producer.calls[0])) == sorted(records)
+    for topic, partition in {(t, p) for t, p, _ in producer.calls[0]}:  # each partition in order
+        sent = [r for t, p, rs in producer.calls[0] if (t, p) == (topic, partition) for r in rs]
+        assert sent == [(k, v) for t, k, v in records if t == topic and (k, v) in sent]
 
 
 async def test_produce_all_resends_everything_when_what_was_handed_over_fails() -> None:
