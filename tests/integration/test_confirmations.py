@@ -24,7 +24,13 @@ from tests.integration.helpers import (
 from worker.store.postgres import Store
 from worker.stream.classifier import run_classifier
 from worker.stream.projector import run_projector
-from worker.stream.recent import _CATCH_UP_FETCH_WAIT_MS, _QUIET_FETCH_WAIT_MS, RecentTail
+from worker.stream.recent import (
+    _CATCH_UP_FETCH_WAIT_MS,
+    _CATCH_UP_IDLE_SECONDS,
+    _QUIET_FETCH_WAIT_MS,
+    _QUIET_IDLE_SECONDS,
+    RecentTail,
+)
 from worker.stream.topics import Topics
 
 pytestmark = pytest.mark.integration
@@ -120,8 +126,8 @@ async def test_the_tail_fetches_at_the_short_wait_only_while_a_catch_up_is_due(
     broker: str, topics: Topics, group_suffix: str
 ) -> None:
     """A catch-up waits for two fetch responses: at the start and after each assignment the tail's
-    fetches wait 5 ms at the broker, not 100, and once it is current the quiet wait is back; the
-    changes already on the topic are known after the catch-up."""
+    fetches wait 5 ms at the broker, not 100, and its fetch routine idles 10 ms, not 200; once it
+    is current the quiet waits are back. The changes already on the topic are known after it."""
     await _classify(broker, topics, group_suffix, [mo("s1", "STOP", ADDRESS, received_at=at(0))])
     stop = asyncio.Event()
     tail = await RecentTail.open(settings_for(broker, topics, group_suffix), stop)
@@ -130,9 +136,11 @@ async def test_the_tail_fetches_at_the_short_wait_only_while_a_catch_up_is_due(
         fetcher = tail._consumer._fetcher
         assert tail.needs_catch_up
         assert fetcher._fetch_max_wait_ms == _CATCH_UP_FETCH_WAIT_MS
+        assert fetcher._fetcher_timeout == _CATCH_UP_IDLE_SECONDS
         assert await tail.catch_up(stop, seconds=30)
         assert not tail.needs_catch_up
         assert fetcher._fetch_max_wait_ms == _QUIET_FETCH_WAIT_MS
+        assert fetcher._fetcher_timeout == _QUIET_IDLE_SECONDS
         assert len(tail.recent) == 1  # s1's block
         tail.expect_catch_up()  # as an assignment does
         assert fetcher._fetch_max_wait_ms == _CATCH_UP_FETCH_WAIT_MS
