@@ -319,6 +319,22 @@ async def test_one_in_flight_hands_the_next_batch_over_only_after_the_last_is_ac
     assert acked == ["first", "second"]
 
 
+async def test_one_in_flight_cancelled_hands_no_further_batch_over() -> None:
+    """An error leaves the loop right after a hand-over: the batch in flight is abandoned whole,
+    the partitions' further batches included (they wait for the first ones to leave)."""
+    producer = _DrainingProducer(batch_size=200)
+    backoff = Backoff("kafka", logging.getLogger("test"), initial=0.001, maximum=0.001)
+    metrics = ClassifierMetrics(CollectorRegistry())
+    output = OneInFlight(producer, backoff, metrics, asyncio.Event(), logging.getLogger("test"))
+    assert await output.send(_records(100), lambda: None)
+    handed_first = len(producer.calls[0])
+    output.cancel()
+    for future in producer.acks[0]:  # the first batches leave: nothing may follow them now
+        future.set_result(None)
+    await asyncio.sleep(0.02)
+    assert len(producer.calls[0]) == handed_first
+
+
 async def test_one_in_flight_raises_a_refusal_for_good_between_batches() -> None:
     producer = _AckedByHandProducer()
     backoff = Backoff("kafka", logging.getLogger("test"), initial=0.001, maximum=0.001)
