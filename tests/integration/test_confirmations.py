@@ -24,13 +24,7 @@ from tests.integration.helpers import (
 from worker.store.postgres import Store
 from worker.stream.classifier import run_classifier
 from worker.stream.projector import run_projector
-from worker.stream.recent import (
-    _CATCH_UP_FETCH_WAIT_MS,
-    _CATCH_UP_IDLE_SECONDS,
-    _QUIET_FETCH_WAIT_MS,
-    _QUIET_IDLE_SECONDS,
-    RecentTail,
-)
+from worker.stream.recent import _CATCH_UP, _QUIET, RecentTail
 from worker.stream.topics import Topics
 
 pytestmark = pytest.mark.integration
@@ -135,17 +129,17 @@ async def test_the_tail_fetches_at_the_short_wait_only_while_a_catch_up_is_due(
     try:
         fetcher = tail._consumer._fetcher
         assert tail.needs_catch_up
-        assert fetcher._fetch_max_wait_ms == _CATCH_UP_FETCH_WAIT_MS
-        assert fetcher._fetcher_timeout == _CATCH_UP_IDLE_SECONDS
+        assert fetcher._fetch_max_wait_ms == _CATCH_UP.wait_ms
+        assert fetcher._fetcher_timeout == _CATCH_UP.idle_seconds
         assert await tail.catch_up(stop, seconds=30)
         assert not tail.needs_catch_up
-        assert fetcher._fetch_max_wait_ms == _QUIET_FETCH_WAIT_MS
-        assert fetcher._fetcher_timeout == _QUIET_IDLE_SECONDS
+        assert fetcher._fetch_max_wait_ms == _QUIET.wait_ms
+        assert fetcher._fetcher_timeout == _QUIET.idle_seconds
         assert len(tail.recent) == 1  # s1's block
         tail.expect_catch_up()  # as an assignment does
-        assert fetcher._fetch_max_wait_ms == _CATCH_UP_FETCH_WAIT_MS
+        assert fetcher._fetch_max_wait_ms == _CATCH_UP.wait_ms
         assert await tail.catch_up(stop, seconds=30)
-        assert fetcher._fetch_max_wait_ms == _QUIET_FETCH_WAIT_MS
+        assert fetcher._fetch_max_wait_ms == _QUIET.wait_ms
     finally:
         await tail.close()
 

@@ -328,7 +328,7 @@ class OneInFlight:
         self._stop = stop
         self._log = log
         self._delivery: asyncio.Task[bool] | None = None
-        self._feeding: asyncio.Future[Any] | None = None
+        self._handed: Handed | None = None
 
     async def send(self, records: Sequence[Record], then: Callable[[], None]) -> bool:
         """Hand ``records`` over once the batch in flight is delivered. False: it was not (stopping
@@ -336,7 +336,7 @@ class OneInFlight:
         if not await self.settled():
             return False
         handed = await hand_over(self._producer, records)
-        self._feeding = handed.feeding
+        self._handed = handed
         self._delivery = asyncio.create_task(self._deliver(records, handed, then))
         return True
 
@@ -360,8 +360,8 @@ class OneInFlight:
         """An error left the loop: the batch in flight is abandoned, never committed."""
         if self._delivery is not None and not self._delivery.done():
             self._delivery.cancel()
-        if self._feeding is not None and not self._feeding.done():
-            self._feeding.cancel()  # its further batches too, should the delivery not have begun
+        if self._handed is not None:
+            self._handed.abandon()  # its further batches too, should the delivery not have begun
 
     async def _deliver(self, records: Sequence[Record], handed: Handed, then: Callable[[], None]) -> bool:
         if not await produce_all(self._producer, records, self._backoff, self._metrics, self._stop, handed):

@@ -76,6 +76,12 @@ class Handed:
     feeding: asyncio.Future[Any] | None = None
     """Handing over the rest of each partition's batches (:func:`_feed`), while the caller goes on."""
 
+    def abandon(self) -> None:
+        """Hand nothing more over: the output is dropped (an error left the loop), so its further
+        batches must not follow the ones already queued."""
+        if self.feeding is not None and not self.feeding.done():
+            self.feeding.cancel()
+
 
 async def send_batches(producer: AIOKafkaProducer, records: Sequence[Record]) -> Failure | None:
     """Send ``records`` as per-partition batches and wait for every acknowledgement.
@@ -89,7 +95,8 @@ async def send_batches(producer: AIOKafkaProducer, records: Sequence[Record]) ->
 async def hand_over(producer: AIOKafkaProducer, records: Sequence[Record]) -> Handed:
     """Append ``records`` to per-partition batches and hand each to the producer, without waiting
     for the broker: :func:`acknowledged` does. The classifier hands a batch's output over, then
-    classifies the next batch while the broker stores it (see :mod:`worker.stream.classifier`)."""
+    classifies the next batch while the broker stores it (see :mod:`worker.stream.classifier`).
+    Each partition's first batch is queued before this returns, the others by :func:`_feed`."""
     handed = Handed()
     futures = handed.futures
     rest: list[tuple[str, int, list[Any]]] = []  # a partition's batches after its first one

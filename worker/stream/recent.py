@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -44,26 +45,34 @@ _OPEN_SECONDS = 30.0
 #: fetch, 5.2 / 33.2 ms with this one (``python -m bench.latency --broker kafka --delivery
 #: at-least-once``, 60 s, both with the 100 ms commit interval). The wait stays 100 ms: catch_up()
 #: waits for two fetch responses, and at 500 ms (tried) every start and rebalance took a second.
-_QUIET_FETCH_WAIT_MS = 100
-#: The tail's fetch wait while a catch-up is due or running (from the start, and from each
-#: assignment, until it is done). catch_up() waits for two fetch responses, and on a quiet change
-#: topic each one is the broker waiting out the fetch wait for bytes that do not come: with 100 ms
-#: every start and rebalance paused the batch loop about 180 ms (a fifth of a 200,000-MO
-#: normal-mix run, ``python -m bench.peers``); with this one, about 20 ms.
-_CATCH_UP_FETCH_WAIT_MS = 5
-#: How long aiokafka's fetch routine sleeps when it finds nothing to fetch, while a catch-up is due
-#: and once current (its default). At 200 ms, one start in three or four had the tail's first fetch
-#: go out 200 ms after the seek (the routine had looked before the position was set, and slept), and
-#: the catch-up took 200 ms again: 8 of 8 starts took about 21 ms with 10 ms. Only while a catch-up
-#: is due: kept at 10 ms for the whole run, its wake-ups cost the campaign mix 4-9% of its
-#: throughput (three rounds alternated, ``python -m bench.peers``).
-_CATCH_UP_IDLE_SECONDS = 0.01
-_QUIET_IDLE_SECONDS = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class _Pace:
+    """How long the tail's fetches may wait at the broker, and its fetch routine (aiokafka's
+    ``consumer_timeout_ms``) sleep when it finds nothing to fetch."""
+
+    wait_ms: int
+    idle_seconds: float
+
+
+#: Once current: 100 ms fetch waits, aiokafka's 200 ms idle.
+_QUIET = _Pace(wait_ms=100, idle_seconds=0.2)
+#: While a catch-up is due or running (from the start, and from each assignment, until it is done).
+#: catch_up() waits for two fetch responses, and on a quiet change topic each one is the broker
+#: waiting out the fetch wait for bytes that do not come: with 100 ms every start and rebalance
+#: paused the batch loop about 180 ms (a fifth of a 200,000-MO normal-mix run, ``python -m
+#: bench.peers``); with 5 ms, about 20 ms. At the 200 ms idle, one start in three or four had the
+#: tail's first fetch go out 200 ms after the seek (the routine had looked before the position was
+#: set, and slept), and the catch-up took 200 ms again: 8 of 8 starts took about 21 ms with 10 ms.
+#: Only while a catch-up is due: kept at 10 ms for the whole run, the wake-ups cost the campaign
+#: mix 4-9% of its throughput (three rounds alternated).
+_CATCH_UP = _Pace(wait_ms=5, idle_seconds=0.01)
 #: The tail consumer's fetches, as built: a catch-up is due at the start.
 _TAIL_FETCH = {
     "fetch_min_bytes": 64 * 1024,
-    "fetch_max_wait_ms": _CATCH_UP_FETCH_WAIT_MS,
-    "consumer_timeout_ms": int(_CATCH_UP_IDLE_SECONDS * 1000),
+    "fetch_max_wait_ms": _CATCH_UP.wait_ms,
+    "consumer_timeout_ms": int(_CATCH_UP.idle_seconds * 1000),
 }
 
 
@@ -96,7 +105,7 @@ class RecentTail:
         """A catch-up is due before the next batch (start, a new assignment): fetch at the short
         wait from now on, so the fetch in flight when it is called returns soon too."""
         self.needs_catch_up = True
-        _set_fetch_wait(self._consumer, _CATCH_UP_FETCH_WAIT_MS, _CATCH_UP_IDLE_SECONDS)
+        _set_pace(self._consumer, _CATCH_UP)
 
     @classmethod
     async def open(cls, settings: Settings, stop: asyncio.Event) -> RecentTail | None:
@@ -181,7 +190,7 @@ class RecentTail:
             return await self._catch_up(stop, seconds)
         finally:
             if not self.needs_catch_up:  # no assignment came meanwhile: back to the quiet fetches
-                _set_fetch_wait(self._consumer, _QUIET_FETCH_WAIT_MS, _QUIET_IDLE_SECONDS)
+                _set_pace(self._consumer, _QUIET)
 
     async def _catch_up(self, stop: asyncio.Event, seconds: float) -> bool:
         started = time.monotonic()
@@ -245,16 +254,16 @@ class RecentTail:
             advance_past_markers(consumer, positions)  # else catch_up() waited 60 s per rebalance
 
 
-def _set_fetch_wait(consumer: Any, wait_ms: int, idle_seconds: float) -> None:
-    """Set how long the tail's next fetches may wait at the broker, and its fetch routine when it
-    finds nothing to fetch. aiokafka's fetcher reads both (the consumer's ``fetch_max_wait_ms`` and
-    ``consumer_timeout_ms``) each time round, and has no public setter; where its fetcher is not
-    the one this was written for, they stay as built (a slower catch-up, nothing else)."""
+def _set_pace(consumer: Any, pace: _Pace) -> None:
+    """Set the tail's :class:`_Pace` from its next fetch on. aiokafka's fetcher reads both values
+    (the consumer's ``fetch_max_wait_ms`` and ``consumer_timeout_ms``) each time round, and has no
+    public setter; where its fetcher is not the one this was written for, they stay as built (a
+    slower catch-up, nothing else)."""
     fetcher = getattr(consumer, "_fetcher", None)
     if isinstance(getattr(fetcher, "_fetch_max_wait_ms", None), int):
-        fetcher._fetch_max_wait_ms = wait_ms  # type: ignore[union-attr]
+        fetcher._fetch_max_wait_ms = pace.wait_ms  # type: ignore[union-attr]
     if isinstance(getattr(fetcher, "_fetcher_timeout", None), float):
-        fetcher._fetcher_timeout = idle_seconds  # type: ignore[union-attr]
+        fetcher._fetcher_timeout = pace.idle_seconds  # type: ignore[union-attr]
 
 
 def _readable_end(consumer: Any, tp: TopicPartition) -> int:

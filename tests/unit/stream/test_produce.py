@@ -149,7 +149,8 @@ async def test_a_record_too_large_for_any_request_is_refused_before_sending() ->
 
 class _RetryingProducer(_FakeProducer):
     async def partitions_for(self, topic: str) -> set[int]:
-        self.begin() if topic == "changes" else None
+        if topic == "changes":  # once per hand-over: every one here has records of changes
+            self.begin()
         return set(range(self.partitions))
 
 
@@ -181,7 +182,8 @@ class _AckedByHandProducer(_RetryingProducer):
         self.acks: list[list[asyncio.Future[Any]]] = []
 
     async def partitions_for(self, topic: str) -> set[int]:
-        self.acks.append([]) if topic == "changes" else None
+        if topic == "changes":  # once per hand-over: every one here has records of changes
+            self.acks.append([])
         return await super().partitions_for(topic)
 
     async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> asyncio.Future[Any]:
