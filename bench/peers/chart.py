@@ -65,7 +65,7 @@ def draw(doc: dict[str, Any], path: Path) -> str | None:
     fig.suptitle(
         f"optout-worker vs stream-framework peers: {doc['messages_per_mix']:,} MOs per mix, "
         f"{doc['partitions']} partitions, median of {doc['repeats']} run(s); nproc {m['nproc']}, "
-        "Tansu broker on the same machine",
+        f"{m['broker'].split(' (')[0]} broker on the same machine",
         fontsize=10,
     )
     path.parent.mkdir(parents=True, exist_ok=True)

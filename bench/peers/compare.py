@@ -1,11 +1,13 @@
 """The peer benchmark (issue 16): every contender on the same input, for three traffic mixes.
 
-``python -m bench.peers [--quick] [--messages N] [--repeats R] [--out PATH.json]``
+``python -m bench.peers [--quick] [--messages N] [--repeats R] [--broker tansu|kafka] [--out PATH.json]``
 
-One memory-only Tansu broker for the whole run. Per mix: fresh topics, the same N inbound
-records produced once (:mod:`bench.workload`), then every contender reads them from the start
-with a fresh consumer group, each in its own child process (:mod:`bench.phases`), ``R`` times,
-rotating the order between repeats so that no contender always runs first on a cold broker:
+One broker for the whole run: memory-only Tansu (the default), or Apache Kafka (``--broker
+kafka``, one KRaft process, the reference broker; there the classifier's producer is idempotent).
+Per mix: fresh topics, the same N inbound records produced once (:mod:`bench.workload`), then
+every contender reads them from the start with a fresh consumer group, each in its own child
+process (:mod:`bench.phases`), ``R`` times, rotating the order between repeats so that no
+contender always runs first on a cold broker:
 
 * ``ceiling``: plain aiokafka consume + ``orjson.loads``: the yardstick;
 * ``classifier``: ``worker.stream.classifier.run_classifier`` with its default rules: the real thing;
@@ -59,6 +61,7 @@ SCALE_OUT_PROCESSES = 2
 CONTENDERS = ("ceiling", "classifier", "quix", "faust", SCALE_OUT)
 CLASSIFIERS = ("classifier", SCALE_OUT)
 PEERS = {"quix": "quixstreams", "faust": "faust"}
+BROKERS = {"tansu": "a Tansu broker (memory-only)", "kafka": "Apache Kafka (one KRaft process)"}
 #: What --quick sets: a smoke run of about a minute and a half.
 QUICK_MESSAGES, QUICK_REPEATS = 20_000, 1
 DEFAULT_OUT = REPO_ROOT / "bench" / "results" / "latest.json"
@@ -95,6 +98,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=20261124, help="workload seed")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON report; the PNG goes beside it")
     parser.add_argument("--phase-timeout", type=_positive, default=600, help="seconds per run (600)")
+    parser.add_argument("--broker", choices=BROKERS, default="tansu", help="tansu (default) or kafka")
     parser.add_argument("--broker-log", type=Path, help="write the Tansu broker's log here")
     args = parser.parse_args(argv)
     args.messages = args.messages or (QUICK_MESSAGES if args.quick else 200_000)
@@ -148,24 +152,27 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def run(args: argparse.Namespace) -> tuple[list[MixRun], dict[str, str]]:
     """Start the broker, measure every mix, stop the broker whatever happens."""
-    from worker.dev.stack import start_broker
+    from worker.dev.stack import start_broker, start_kafka
 
     contenders, skipped = available(args.contenders)
     for name, why in skipped.items():
         progress(f"{name}: {why}")
-    progress(
-        f"starting a Tansu broker (memory-only); {args.messages:,} MOs per mix, {args.repeats} repeat(s)"
-    )
-    broker = start_broker(log_path=args.broker_log)
-    try:
-        with tempfile.TemporaryDirectory(prefix="optout-bench-peers-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="optout-bench-peers-") as tmp:
+        what = BROKERS[args.broker]
+        progress(f"starting {what}; {args.messages:,} MOs per mix, {args.repeats} repeat(s)")
+        broker: Any
+        if args.broker == "kafka":
+            broker = start_kafka(Path(tmp) / "kafka")  # its log is in there
+        else:
+            broker = start_broker(log_path=args.broker_log)
+        try:
             return [
                 run_mix(args, MIXES[name], contenders, broker.bootstrap, broker.process.pid, Path(tmp))
                 for name in args.mixes
             ], skipped
-    finally:
-        progress("stopping the broker")
-        broker.stop()
+        finally:
+            progress("stopping the broker")
+            broker.stop()
 
 
 def available(wanted: Sequence[str]) -> tuple[list[str], dict[str, str]]:

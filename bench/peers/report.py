@@ -61,7 +61,7 @@ def build(
         "seed": args.seed,
         "quick": args.quick,
         "skipped": skipped,
-        "machine": machine_info(),
+        "machine": _machine(args),
         "versions": versions,
         "mixes": mixes,
         "failed": failed + [f"{name}/produce" for name in produce_failed],
@@ -93,6 +93,15 @@ def _mix(run: MixRun) -> dict[str, Any]:
         "contenders": contenders,
         "checks": run.checks,
     }
+
+
+def _machine(args: argparse.Namespace) -> dict[str, Any]:
+    machine = machine_info()
+    if getattr(args, "broker", "tansu") == "kafka":
+        from worker.dev.kafka_broker import kafka_version
+
+        machine["broker"] = f"Apache Kafka {kafka_version()} (one KRaft process), same machine"
+    return machine
 
 
 def _contender(phases: list[PhaseResult], outputs: list[int], broker_cpu: list[float]) -> dict[str, Any]:

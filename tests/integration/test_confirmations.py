@@ -23,8 +23,11 @@ from tests.integration.helpers import (
 )
 from worker.store.postgres import Store
 from worker.stream.classifier import run_classifier
+from worker.stream.kafka import make_producer
+from worker.stream.produce import producer_ids
 from worker.stream.projector import run_projector
 from worker.stream.recent import _CATCH_UP, _QUIET, RecentTail
+from worker.stream.records import RawPassingOver
 from worker.stream.topics import Topics
 
 pytestmark = pytest.mark.integration
@@ -142,6 +145,45 @@ async def test_the_tail_fetches_at_the_short_wait_only_while_a_catch_up_is_due(
         assert fetcher._fetch_max_wait_ms == _QUIET.wait_ms
     finally:
         await tail.close()
+
+
+async def test_the_tail_passes_over_the_batches_of_the_classifiers_own_producers(
+    broker: str, broker_kind: str, topics: Topics, group_suffix: str
+) -> None:
+    """The batch step merged its own changes: the tail does not read them back. A batch is ours by
+    its producer id and epoch, which only an idempotent producer has (Apache Kafka here); on a
+    broker without one (Tansu) every batch is read, as before. Another producer's changes are
+    read on both."""
+    settings = settings_for(broker, topics, group_suffix)
+    idempotent = broker_kind == "kafka"
+    ours, theirs = (
+        make_producer(settings, idempotent=idempotent),
+        make_producer(settings, idempotent=idempotent),
+    )
+    await ours.start()
+    await theirs.start()
+    stop = asyncio.Event()
+    tail = None
+    try:
+        await (await ours.send(topics.changes, key=b"ours", value=_change("ours")))
+        await (await theirs.send(topics.changes, key=b"theirs", value=_change("theirs")))
+        if idempotent:
+            assert ours._txn_manager.has_pid()
+            assert theirs._txn_manager.has_pid()
+        tail = await RecentTail.open(settings, stop, RawPassingOver(lambda: producer_ids([ours])))
+        assert tail is not None
+        assert await tail.catch_up(stop, seconds=30)
+        assert b"theirs" in tail.recent
+        assert (b"ours" in tail.recent) is not idempotent
+    finally:
+        if tail is not None:
+            await tail.close()
+        await ours.stop()
+        await theirs.stop()
+
+
+def _change(address: str) -> bytes:
+    return orjson.dumps({"action": "block", "address": address})
 
 
 # -- rules reloaded without a restart --------------------------------------------------------------

@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -73,7 +74,9 @@ from worker.stream.loop import (
     update_lag,
 )
 from worker.stream.produce import Record as Outgoing
+from worker.stream.produce import producer_ids
 from worker.stream.recent import RecentTail
+from worker.stream.records import RawPassingOver
 from worker.stream.rules_reload import RulesReloader
 from worker.stream.topics import Topics
 
@@ -156,6 +159,13 @@ async def run_classifier(
         update_lag(consumer, metrics, positions)
         stats.batch_done(out.consumed, started)
 
+    def own_producers() -> Iterator[tuple[int, int]]:
+        """Our producers' ids: the change tail passes their batches over (merged already)."""
+        if partitions is not None:
+            return producer_ids(partitions.producers.values())
+        return producer_ids([] if producer is None else [producer])
+
+    own = RawPassingOver(own_producers)
     listener = CountingListener(metrics, log, remember_assigned, commit_revoked)
     consumer.subscribe([topics.inbound, *formats], listener=listener)
     producing = Backoff(KAFKA, log)
@@ -178,7 +188,7 @@ async def run_classifier(
         if not await start_with_retry([c for c in (producer, consumer) if c], metrics, log, stop):
             return stats
         if settings.confirmation_window:
-            tail = await RecentTail.open(settings, stop)
+            tail = await RecentTail.open(settings, stop, own)
             if tail is None:
                 return stats
         else:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,6 +173,15 @@ async def acknowledged(handed: Handed) -> Failure | None:
         if isinstance(result, BaseException):
             raise result
     return None
+
+
+def producer_ids(producers: Iterable[AIOKafkaProducer]) -> Iterator[tuple[int, int]]:
+    """The producer id and epoch of each of ``producers`` that has one (idempotent or
+    transactional, once the broker gave it): what every record batch it writes carries."""
+    for producer in producers:
+        manager = producer._txn_manager
+        if manager is not None and manager.has_pid():
+            yield manager.producer_id, manager.producer_epoch
 
 
 def _transactional(producer: AIOKafkaProducer) -> bool:

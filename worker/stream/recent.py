@@ -30,6 +30,7 @@ from worker.config import Settings
 from worker.heartbeat import HEARTBEAT
 from worker.sender.view import advance_past_markers, topic_partitions
 from worker.stream.kafka import make_consumer
+from worker.stream.records import RawPassingOver
 
 log = logging.getLogger("optout.classifier")
 
@@ -108,8 +109,12 @@ class RecentTail:
         _set_pace(self._consumer, _CATCH_UP)
 
     @classmethod
-    async def open(cls, settings: Settings, stop: asyncio.Event) -> RecentTail | None:
-        """Start tailing ``settings.topic_changes``; None if ``stop`` was set first.
+    async def open(
+        cls, settings: Settings, stop: asyncio.Event, own: RawPassingOver | None = None
+    ) -> RecentTail | None:
+        """Start tailing ``settings.topic_changes``; None if ``stop`` was set first. ``own``: the
+        classifier's producers, whose batches the tail passes over unread (the batch step merged
+        their changes already).
 
         Each attempt (connect, find the partitions, seek) is bounded and raced against ``stop``:
         an unreachable or half-open broker, or a topic not created yet, is waited out like any
@@ -117,7 +122,8 @@ class RecentTail:
         """
         warned: set[str] = set()
         while not stop.is_set():
-            consumer = make_consumer(settings, None, raw_records=True, **_TAIL_FETCH)
+            marker = {} if own is None else {"value_deserializer": own}
+            consumer = make_consumer(settings, None, raw_records=True, **_TAIL_FETCH, **marker)
             attempt = asyncio.ensure_future(cls._position(consumer, settings))
             stopping = asyncio.ensure_future(stop.wait())
             await asyncio.wait(

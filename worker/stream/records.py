@@ -8,8 +8,8 @@ value, which is all the classifier reads. Measured on 5,000 records of 500-recor
 batch's records as a list. That is a third of what the whole consume costs per record, on every
 record the classifier reads, inbound and on its change-topic tail.
 
-Only consumers built with :data:`RAW` as their value deserializer take this path
-(:func:`worker.stream.kafka.make_consumer` with ``raw_records=True``); their records have no
+Only consumers built with :data:`RAW` (or a :class:`RawPassingOver`) as their value deserializer
+take this path (:func:`worker.stream.kafka.make_consumer` with ``raw_records=True``); their records have no
 ``topic`` or ``partition`` (the partition is the key of the batch ``getmany()`` returns). Every
 other consumer, and these too when :func:`install` finds aiokafka's internals other than it
 expects, get ``ConsumerRecord`` objects as usual (the deserializer is the identity, so that path
@@ -27,7 +27,7 @@ from __future__ import annotations
 import inspect
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka.consumer import fetcher as _fetcher
@@ -36,9 +36,32 @@ from aiokafka.errors import CorruptRecordException
 log = logging.getLogger("optout.kafka")
 
 
-def RAW(value: bytes | None) -> bytes | None:  # noqa: N802 - a marker, named like a constant
-    """The value deserializer that marks a consumer for the raw path (the identity)."""
-    return value
+class Raw:
+    """The value deserializer that marks a consumer for the raw path (the identity): :data:`RAW`."""
+
+    def __call__(self, value: bytes | None) -> bytes | None:
+        return value
+
+
+RAW = Raw()
+
+
+class RawPassingOver(Raw):
+    """:data:`RAW` for a consumer that passes over, unread, the record batches of the producers it
+    is told of: the classifier's change-topic tail, which has merged the classifier's own changes
+    already and is there for other writers' (an operator, an import, another classifier).
+
+    A batch is the classifier's own when its producer id and epoch are one of ``producers()``: the
+    idempotent producer (at-least-once on a broker that has one: Apache Kafka, MSK, Confluent,
+    Redpanda) or the transactional producers of the partitions it owns (exactly-once). Without
+    an idempotent producer (Tansu) every batch has producer id -1 and is read as before.
+    """
+
+    def __init__(self, producers: Callable[[], Iterable[tuple[int, int]]]) -> None:
+        self.producers = producers
+
+    def passes_over(self, producer_id: int, producer_epoch: int) -> bool:
+        return producer_id >= 0 and (producer_id, producer_epoch) in set(self.producers())
 
 
 #: What the raw path reads of a ``PartitionRecords`` (checked per fetch, before anything is taken).
@@ -72,7 +95,7 @@ def install() -> bool:
 
     def getall(self: Any, max_records: int | None = None) -> list[Any]:
         records = self._partition_records
-        if records is None or records._value_deserializer is not RAW or not _takeable(records):
+        if records is None or not isinstance(records._value_deserializer, Raw) or not _takeable(records):
             return original(self, max_records)  # type: ignore[no-any-return]
         if not self.check_assignment(self._topic_partition):
             return []
@@ -140,7 +163,7 @@ def _next_batch(records: Any) -> tuple[list[Any], int] | None:
             if batch.is_transactional and batch.producer_id in records._aborted_producers:
                 records.next_fetch_offset = batch.next_offset
                 continue
-        if batch.is_control_batch:
+        if batch.is_control_batch or _passed_over(records, batch):
             records.next_fetch_offset = batch.next_offset
             continue
         taken = list(batch)
@@ -149,3 +172,9 @@ def _next_batch(records: Any) -> tuple[list[Any], int] | None:
             taken = [record for record in taken if record.offset >= position]
         return taken, batch.next_offset
     return None
+
+
+def _passed_over(records: Any, batch: Any) -> bool:
+    """Whether ``batch`` is one its consumer's :class:`RawPassingOver` passes over."""
+    marker = records._value_deserializer
+    return type(marker) is RawPassingOver and marker.passes_over(batch.producer_id, batch.producer_epoch)

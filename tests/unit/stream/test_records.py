@@ -53,6 +53,7 @@ class Batch:
     kind: str = "data"  # data, transactional, control-abort, control-commit
     producer_id: int = -1
     compression: int = 0  # 0 none, 1 gzip (a compressed batch is read from its first record)
+    producer_epoch: int | None = None  # None: 0 in a transaction, else -1
 
 
 def _build(batch: Batch) -> bytes:
@@ -62,8 +63,8 @@ def _build(batch: Batch) -> bytes:
         compression_type=batch.compression,
         is_transactional=int(transactional),
         producer_id=batch.producer_id,
-        producer_epoch=0 if transactional else -1,
-        base_sequence=0 if transactional else -1,
+        producer_epoch=(0 if transactional else -1) if batch.producer_epoch is None else batch.producer_epoch,
+        base_sequence=0 if transactional or batch.producer_id >= 0 else -1,
         batch_size=1 << 20,
     )
     if batch.kind.startswith("control"):
@@ -86,9 +87,15 @@ def _build(batch: Batch) -> bytes:
     return bytes(raw)
 
 
-def _result(batches: list[Batch], position: int, aborted: list[tuple[int, int]], isolation: int) -> Any:
+def _result(
+    batches: list[Batch],
+    position: int,
+    aborted: list[tuple[int, int]],
+    isolation: int,
+    marker: Any = module.RAW,
+) -> Any:
     data = b"".join(_build(batch) for batch in batches)
-    records = PartitionRecords(TP, MemoryRecords(data), aborted, position, None, module.RAW, True, isolation)
+    records = PartitionRecords(TP, MemoryRecords(data), aborted, position, None, marker, True, isolation)
     return FetchResult(TP, assignment=_Assignment(_State(position)), partition_records=records, backoff=0)
 
 
@@ -205,3 +212,36 @@ def test_an_abort_marker_ends_the_producers_aborted_transaction(max_records: int
     got = _drain(_result(batches, 0, [(7, 0)], READ_COMMITTED), max_records, fast=True)
     assert got == expected
     assert [offset for call, _ in got for offset, *_ in call] == [6, 7, 12]
+
+
+def test_a_passing_over_consumer_skips_its_producers_batches_and_moves_past_them() -> None:
+    """The classifier's change tail: batches of its own producers (id and epoch) are not read,
+    everyone else's are, and the position moves past them all."""
+    batches = [
+        Batch(0, (0, 1), producer_id=7, producer_epoch=0),  # ours
+        Batch(5, (0, 1), producer_id=8, producer_epoch=0),  # another producer's
+        Batch(10, (0,), producer_id=7, producer_epoch=1),  # our id, an older or newer epoch
+        Batch(13, (0,)),  # no producer id (a plain producer)
+        Batch(16, (0, 1), producer_id=7, producer_epoch=0),  # ours, last
+    ]
+    calls = 0
+
+    def producers() -> list[tuple[int, int]]:
+        nonlocal calls
+        calls += 1
+        return [(7, 0), (-1, -1)]  # (-1, -1) never names a producer: plain batches are read
+
+    result = _result(batches, 0, [], READ_COMMITTED, module.RawPassingOver(producers))
+    got = _drain(result, None, fast=True)
+    assert [offset for call, _ in got for offset, *_ in call] == [5, 6, 10, 13]
+    assert got[-1][1] == 20  # past our last batch (its compacted tail too)
+    assert calls == 4  # asked per batch with a producer id, never for the plain one
+
+
+def test_a_plain_raw_consumer_reads_every_producers_batches() -> None:
+    batches = [
+        Batch(0, (0, 1), producer_id=7, producer_epoch=0),
+        Batch(5, (0,), producer_id=8, producer_epoch=0),
+    ]
+    got = _drain(_result(batches, 0, [], READ_COMMITTED), None, fast=True)
+    assert [offset for call, _ in got for offset, *_ in call] == [0, 1, 5]
