@@ -22,6 +22,7 @@ from tests.integration.helpers import (
 )
 from worker.errors import ServiceUnavailableError
 from worker.ops.httpserver import start_http
+from worker.sender.pace import CATCHING_UP
 from worker.sender.view import BlocklistView
 from worker.snapshot.fetch import fetch_latest
 from worker.snapshot.http import PREFIX, snapshot_app
@@ -119,6 +120,32 @@ async def test_a_live_stop_reaches_the_view_and_lag_is_reported(
         assert not view.is_blocked("+2", "acme", channel="whatsapp")
         assert view.lag().records == 0
         assert view.lag().blocks == 1
+    finally:
+        await view.close()
+
+
+async def test_the_view_fetches_at_the_short_wait_only_while_someone_waits_for_it(
+    broker: str, topics: Topics, tmp_path: Path
+) -> None:
+    """Opening the view and each wait_current: fetches wait 5 ms at the broker (not the configured
+    fetch_max_wait_ms) and the fetch routine idles 10 ms; once the wait is over, the configured
+    pace is back. The view is current and right either way."""
+    await produce(broker, topics.changes, change_records([change("+1", "block", channel="*")]))
+    view = await BlocklistView.open(
+        broker, topic=topics.changes, snapshot_dir=tmp_path / "none", fetch_max_wait_ms=250
+    )
+    try:
+        fetcher = view._consumer._fetcher
+        assert fetcher._fetch_max_wait_ms == CATCHING_UP.wait_ms  # opening
+        assert fetcher._fetcher_timeout == CATCHING_UP.idle_seconds
+        assert await view.wait_current(30)
+        assert (fetcher._fetch_max_wait_ms, fetcher._fetcher_timeout) == (250, 0.2)  # as configured
+        assert view.is_blocked("+1", "acme", channel="sms")
+        waiting = asyncio.ensure_future(view.wait_current(30))
+        await asyncio.sleep(0)
+        assert fetcher._fetch_max_wait_ms == CATCHING_UP.wait_ms  # while a wait runs
+        assert await waiting
+        assert fetcher._fetch_max_wait_ms == 250
     finally:
         await view.close()
 

@@ -41,6 +41,7 @@ from worker.errors import InputError, ServiceUnavailableError, SnapshotError
 from worker.events.address import Countries, canonical_address, canonical_sender, match_e164
 from worker.events.outgoing import decode_change
 from worker.sender.blockindex import BlockIndex, SnapshotEntryError
+from worker.sender.pace import CATCHING_UP, fetch_pace, set_fetch_pace
 from worker.snapshot.fetch import fetch_latest
 from worker.snapshot.manifest import Manifest
 from worker.snapshot.reader import latest_id, read_manifest, snapshot_ids, verified_lines
@@ -154,6 +155,16 @@ class BlocklistView:
         self._applied = 0
         self._last_fetch: float | None = None
         self._task: asyncio.Task[None] | None = None
+        self._pace = fetch_pace(consumer)
+        """The fetch pace as configured (``fetch_max_wait_ms``): the tail's, except while someone
+        waits for it to be current (:mod:`worker.sender.pace`)."""
+        self._opening = True
+        """Until the tail is first current, or the first :meth:`wait_current` ends: a send service
+        that has just opened the view waits for it next."""
+        self._hurried = 1
+        """How many wait for the view to be current (each wait_current, and the opening): the short
+        fetch waits hold while any does."""
+        set_fetch_pace(consumer, CATCHING_UP)
         # Bound once: a send service calls this per message, one attribute lookup is all it costs.
         self.is_blocked = canonical_lookup(index.is_blocked, countries or Countries())
 
@@ -254,8 +265,19 @@ class BlocklistView:
 
         The high watermark comes from fetch responses, so a fresh one needs a fetch *sent* after
         this call: wait for two more responses per partition (the first may have been in flight),
-        then for the view to reach the watermark the second one reported.
+        then for the view to reach the watermark the second one reported. Meanwhile the fetches
+        wait 5 ms at the broker, not ``fetch_max_wait_ms`` (:mod:`worker.sender.pace`): on a quiet
+        4-partition topic on Tansu this took 110-207 ms, now 11-17 ms.
         """
+        self._hurried += 1
+        set_fetch_pace(self._consumer, CATCHING_UP)
+        try:
+            return await self._wait_current(seconds)
+        finally:
+            self._opened()
+            self._unhurry()
+
+    async def _wait_current(self, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
         consumer = self._consumer
         called_ms = time.time() * 1000
@@ -279,6 +301,17 @@ class BlocklistView:
                 return True
             await asyncio.sleep(0.005)
         return False
+
+    def _opened(self) -> None:
+        """The opening no longer needs the short fetch waits (once)."""
+        if self._opening:
+            self._opening = False
+            self._unhurry()
+
+    def _unhurry(self) -> None:
+        self._hurried -= 1
+        if not self._hurried and self._pace is not None:
+            set_fetch_pace(self._consumer, self._pace)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -327,6 +360,18 @@ class BlocklistView:
             advance_past_markers(consumer, positions)
             if skipped:
                 log.warning("blocklist view skipped %d malformed change events", skipped)
+            if self._opening and self._caught_up():
+                self._opened()
+
+    def _caught_up(self) -> bool:
+        """Whether every partition is at the high watermark of its last fetch response."""
+        if self._unverified:
+            return False
+        for tp, position in self._positions.items():
+            highwater = self._consumer.highwater(tp)
+            if highwater is None or position < highwater:
+                return False
+        return True
 
     async def _replay_if_untrusted(self) -> bool:
         """True if the snapshot's offsets cannot be trusted, after seeking every partition back to

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -28,6 +27,7 @@ from aiokafka.errors import KafkaError
 from worker.classify.confirmations import RecentChanges
 from worker.config import Settings
 from worker.heartbeat import HEARTBEAT
+from worker.sender.pace import CATCHING_UP, FetchPace, set_fetch_pace
 from worker.sender.view import advance_past_markers, topic_partitions
 from worker.stream.kafka import make_consumer
 from worker.stream.records import RawPassingOver
@@ -48,27 +48,14 @@ _OPEN_SECONDS = 30.0
 #: waits for two fetch responses, and at 500 ms (tried) every start and rebalance took a second.
 
 
-@dataclass(frozen=True, slots=True)
-class _Pace:
-    """How long the tail's fetches may wait at the broker, and its fetch routine (aiokafka's
-    ``consumer_timeout_ms``) sleep when it finds nothing to fetch."""
-
-    wait_ms: int
-    idle_seconds: float
-
-
 #: Once current: 100 ms fetch waits, aiokafka's 200 ms idle.
-_QUIET = _Pace(wait_ms=100, idle_seconds=0.2)
-#: While a catch-up is due or running (from the start, and from each assignment, until it is done).
-#: catch_up() waits for two fetch responses, and on a quiet change topic each one is the broker
-#: waiting out the fetch wait for bytes that do not come: with 100 ms every start and rebalance
-#: paused the batch loop about 180 ms (a fifth of a 200,000-MO normal-mix run, ``python -m
-#: bench.peers``); with 5 ms, about 20 ms. At the 200 ms idle, one start in three or four had the
-#: tail's first fetch go out 200 ms after the seek (the routine had looked before the position was
-#: set, and slept), and the catch-up took 200 ms again: 8 of 8 starts took about 21 ms with 10 ms.
-#: Only while a catch-up is due: kept at 10 ms for the whole run, the wake-ups cost the campaign
-#: mix 4-9% of its throughput (three rounds alternated).
-_CATCH_UP = _Pace(wait_ms=5, idle_seconds=0.01)
+_QUIET = FetchPace(wait_ms=100, idle_seconds=0.2)
+#: While a catch-up is due or running (from the start, and from each assignment, until it is done):
+#: with 100 ms fetch waits every start and rebalance paused the batch loop about 180 ms (a fifth of
+#: a 200,000-MO normal-mix run, ``python -m bench.peers``); with this pace about 20 ms (8 of 8
+#: starts). Only while a catch-up is due: kept at 10 ms idle for the whole run, the wake-ups cost
+#: the campaign mix 4-9% of its throughput (three rounds alternated).
+_CATCH_UP = CATCHING_UP
 #: The tail consumer's fetches, as built: a catch-up is due at the start.
 _TAIL_FETCH = {
     "fetch_min_bytes": 64 * 1024,
@@ -106,7 +93,7 @@ class RecentTail:
         """A catch-up is due before the next batch (start, a new assignment): fetch at the short
         wait from now on, so the fetch in flight when it is called returns soon too."""
         self.needs_catch_up = True
-        _set_pace(self._consumer, _CATCH_UP)
+        set_fetch_pace(self._consumer, _CATCH_UP)
 
     @classmethod
     async def open(
@@ -196,7 +183,7 @@ class RecentTail:
             return await self._catch_up(stop, seconds)
         finally:
             if not self.needs_catch_up:  # no assignment came meanwhile: back to the quiet fetches
-                _set_pace(self._consumer, _QUIET)
+                set_fetch_pace(self._consumer, _QUIET)
 
     async def _catch_up(self, stop: asyncio.Event, seconds: float) -> bool:
         started = time.monotonic()
@@ -258,18 +245,6 @@ class RecentTail:
                     apply(record.key, record.value, record.timestamp)
                 positions[tp] = records[-1].offset + 1
             advance_past_markers(consumer, positions)  # else catch_up() waited 60 s per rebalance
-
-
-def _set_pace(consumer: Any, pace: _Pace) -> None:
-    """Set the tail's :class:`_Pace` from its next fetch on. aiokafka's fetcher reads both values
-    (the consumer's ``fetch_max_wait_ms`` and ``consumer_timeout_ms``) each time round, and has no
-    public setter; where its fetcher is not the one this was written for, they stay as built (a
-    slower catch-up, nothing else)."""
-    fetcher = getattr(consumer, "_fetcher", None)
-    if isinstance(getattr(fetcher, "_fetch_max_wait_ms", None), int):
-        fetcher._fetch_max_wait_ms = pace.wait_ms  # type: ignore[union-attr]
-    if isinstance(getattr(fetcher, "_fetcher_timeout", None), float):
-        fetcher._fetcher_timeout = pace.idle_seconds  # type: ignore[union-attr]
 
 
 def _readable_end(consumer: Any, tp: TopicPartition) -> int:
