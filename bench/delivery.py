@@ -2,7 +2,7 @@
 
 ::
 
-    .venv/bin/python -m bench.delivery [--messages 300000] [--rounds 4] [--batch 5000] [--partitions 4]
+    .venv/bin/python -m bench.delivery [--messages 300000] [--rounds 4] [--batch auto] [--partitions 4]
 
 Starts a throwaway Apache Kafka broker (``worker.dev.kafka_broker``; needs Java, and Maven the first
 time), fills an inbound topic with the classifier benchmark's workload (``bench.workload``: 3%
@@ -26,6 +26,7 @@ from bench.workload import Workload, generate
 from worker.config import Settings
 from worker.dev.kafka_broker import KafkaBroker, cached_libs, missing_tools
 from worker.stream.classifier import run_classifier
+from worker.stream.delivery import EXACTLY_ONCE
 
 MODES = ("exactly-once", "at-least-once")
 
@@ -87,8 +88,9 @@ async def measure(args: argparse.Namespace, bootstrap: str) -> None:
             assert stats.last_batch_done_at is not None
             seconds = stats.last_batch_done_at - stats.first_record_at
             batch = sorted(stats.batch_seconds)
+            most = settings.batch_records(exactly_once=mode == EXACTLY_ONCE)
             print(
-                f"batch {args.batch:5} {mode:13} {stats.records} records in {seconds:6.2f} s = "
+                f"batch {most:5} {mode:13} {stats.records} records in {seconds:6.2f} s = "
                 f"{stats.records / seconds:8,.0f} msgs/s; batch p50 {batch[len(batch) // 2] * 1000:.1f} ms, "
                 f"p99 {batch[int(len(batch) * 0.99)] * 1000:.1f} ms",
                 flush=True,
@@ -99,7 +101,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=300_000)
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=5000, help="OPTOUT_BATCH_MAX_RECORDS")
+    parser.add_argument("--batch", default="auto", help="OPTOUT_BATCH_MAX_RECORDS (auto)")
     parser.add_argument("--partitions", type=int, default=4)
     args = parser.parse_args()
     if (missing := missing_tools(need_maven=cached_libs() is None)) is not None:

@@ -107,6 +107,16 @@ def _positive(value: str) -> int:
     return number
 
 
+def _auto_positive(value: str) -> int:
+    """A whole number >= 1, or ``auto`` (0: the caller's default)."""
+    if value.strip().lower() == "auto":
+        return 0
+    try:
+        return _positive(value)
+    except ValueError:
+        raise ValueError("auto or a whole number >= 1") from None
+
+
 def _non_negative(value: str) -> int:
     number = _int(value, "a whole number >= 0")
     if number < 0:
@@ -282,8 +292,9 @@ SETTINGS: tuple[Setting, ...] = (
             "partitions of topics created by `optout topics`"),
     Setting("replication_factor", "OPTOUT_REPLICATION_FACTOR", "1", _positive,
             "replication factor of topics created by `optout topics` (3 in production)"),
-    Setting("batch_max_records", "OPTOUT_BATCH_MAX_RECORDS", str(constants.MAX_BATCH_RECORDS),
-            _positive, "most records per getmany() batch"),
+    Setting("batch_max_records", "OPTOUT_BATCH_MAX_RECORDS", "auto", _auto_positive,
+            f"most records per batch; auto: {constants.MAX_BATCH_RECORDS} "
+            f"({constants.MAX_TRANSACTION_BATCH_RECORDS} exactly-once)"),
     Setting("poll_timeout_ms", "OPTOUT_POLL_TIMEOUT_MS", str(constants.POLL_TIMEOUT_MS), _positive,
             "longest wait for a batch, in ms"),
     Setting("commit_interval_ms", "OPTOUT_COMMIT_INTERVAL_MS", str(constants.COMMIT_INTERVAL_MS),
@@ -376,6 +387,7 @@ class Settings:
     partitions: int
     replication_factor: int
     batch_max_records: int
+    """OPTOUT_BATCH_MAX_RECORDS; 0 is auto: read it through :meth:`batch_records`."""
     poll_timeout_ms: int
     commit_interval_ms: int
     fetch_min_bytes: int
@@ -412,6 +424,14 @@ class Settings:
         """Every setting, with the passwords (SASL, TLS key, database URL) masked."""
         shown = ", ".join(f"{s.field}={s.shown(getattr(self, s.field))}" for s in SETTINGS)
         return f"Settings({shown})"
+
+    def batch_records(self, *, exactly_once: bool = False) -> int:
+        """Most records per getmany() batch: OPTOUT_BATCH_MAX_RECORDS, or for ``auto`` the default
+        of the loop (an exactly-once classifier's batches are bigger, see
+        :data:`worker.constants.MAX_TRANSACTION_BATCH_RECORDS`)."""
+        if self.batch_max_records:
+            return self.batch_max_records
+        return constants.MAX_TRANSACTION_BATCH_RECORDS if exactly_once else constants.MAX_BATCH_RECORDS
 
     @property
     def topics(self) -> Topics:

@@ -53,6 +53,13 @@ REVIEW_REASONS: Final = ("fuzzy_guarded", "negated_phrase", "keyword_in_text")
 
 #: Classifier batching: one getmany() batch is decoded, classified, produced and committed as a unit.
 MAX_BATCH_RECORDS: Final = 5000
+#: The same for an exactly-once classifier, where a batch is also one transaction per partition: its
+#: round trips (AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn) were most of a batch's
+#: time on Apache Kafka. A backlog is then taken in bigger bites; at a steady rate a batch is what
+#: arrived meanwhile either way. Campaign mix, 200,000 MOs, Apache Kafka on the 2-core box, two runs
+#: each: 48-66k msgs/s at 5000, 74-84k at 20000, 83-92k at 50000 (``python -m bench.peers --broker
+#: kafka``); 20000 keeps a STOP storm's batch output near 20 MB.
+MAX_TRANSACTION_BATCH_RECORDS: Final = 20_000
 POLL_TIMEOUT_MS: Final = 200
 #: At-least-once: acked offsets are committed at most this often (ms), not after every batch. At a
 #: steady 20,000 MO/s a batch takes a few ms and its commit a broker round trip; committing every

@@ -22,6 +22,16 @@ def test_defaults_are_the_documented_contract() -> None:
     assert settings.database_url == ""
 
 
+def test_batch_size_auto_is_bigger_for_an_exactly_once_classifier_and_a_number_is_kept() -> None:
+    auto = Settings.from_mapping({})
+    assert (auto.batch_records(), auto.batch_records(exactly_once=True)) == (5000, 20_000)
+    fixed = Settings.from_mapping({"OPTOUT_BATCH_MAX_RECORDS": "300"})
+    assert (fixed.batch_records(), fixed.batch_records(exactly_once=True)) == (300, 300)
+    assert Settings.from_mapping({"OPTOUT_BATCH_MAX_RECORDS": "AUTO"}).batch_records() == 5000
+    with pytest.raises(ConfigError, match=r"OPTOUT_BATCH_MAX_RECORDS.*auto or a whole number >= 1"):
+        Settings.from_mapping({"OPTOUT_BATCH_MAX_RECORDS": "0"})
+
+
 def test_flag_beats_environment_beats_default() -> None:
     env = {"OPTOUT_TOPIC_INBOUND": "from-env", "OPTOUT_GROUP_ID": "env-group"}
     settings = Settings.from_mapping(env, {"topic_inbound": "from-flag"})

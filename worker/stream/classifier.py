@@ -57,7 +57,13 @@ from worker.logs import KAFKA
 from worker.ops.metrics import ClassifierMetrics
 from worker.stream.batch import BatchOutput, classify_records
 from worker.stream.deadletters import log_dead_letters
-from worker.stream.delivery import AT_LEAST_ONCE, EXACTLY_ONCE, PartitionProducers
+from worker.stream.delivery import (
+    AT_LEAST_ONCE,
+    EXACTLY_ONCE,
+    Fenced,
+    PartitionProducers,
+    TransactionsInFlight,
+)
 from worker.stream.kafka import BrokerFeatures, make_consumer, make_producer
 from worker.stream.loop import (
     Batch,
@@ -109,7 +115,7 @@ async def run_classifier(
         settings,
         settings.group_id,
         raw_records=True,
-        max_poll_records=settings.batch_max_records,
+        max_poll_records=settings.batch_records(),
         fetch_min_bytes=settings.fetch_min_bytes,  # fewer, larger cycles at a steady rate
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
@@ -130,7 +136,11 @@ async def run_classifier(
     # (see the module docstring). Set once the producer is.
     output: OneInFlight | None = None
 
+    # Exactly-once: the batch whose transactions commit while the loop classifies the next one.
+    transactions = TransactionsInFlight()
+
     async def commit_revoked(revoked: set[TopicPartition]) -> None:
+        await transactions.wait()  # exactly-once: the batch in flight is committed (or not) first
         if output is not None:
             await output.wait()  # acked (or failed) first: then its offsets are pending
         taken = pending.take(revoked)
@@ -198,7 +208,8 @@ async def run_classifier(
             ", ".join([topics.inbound, *(f"{t} ({f})" for t, f in topics.inputs)]),
             settings.group_id, topics.changes, topics.replies, topics.dead_letter,
         )  # fmt: skip
-        async for batch in batches(consumer, settings, stop, burst, after_poll):
+        most = settings.batch_records(exactly_once=mode == EXACTLY_ONCE)
+        async for batch in batches(consumer, settings, stop, burst, after_poll, most):
             started = time.monotonic()
             if tail is not None and tail.needs_catch_up:
                 await tail.catch_up(stop)
@@ -209,17 +220,25 @@ async def run_classifier(
             if partitions is not None:
                 if unpositioned or not partitions.producers.keys() >= batch.keys():
                     # A new assignment (or records of a partition we hold no producer for, should
-                    # a fetch ever beat the rebalance listener): own the whole assignment afresh.
+                    # a fetch ever beat the rebalance listener): own the whole assignment afresh,
+                    # once the batch in flight is done.
+                    if await transactions.settled() is None:
+                        break
                     taking = set(unpositioned) or set(consumer.assignment())
                     unpositioned.clear()
                     if not await partitions.take_over(taking, producing, stop):
                         break
                     continue  # fetched before the seek: the next batch starts at the committed offsets
-                if not await _transactional_batch(
-                    partitions, consumer, batch, rulebook, formats, topics, producing, metrics, stop, stats,
-                    started, recent,
-                ):  # fmt: skip
-                    break
+                outputs = _classify_partitions(batch, rulebook, formats, recent)
+                fenced = await transactions.settled()  # the last batch's transactions, committed
+                if fenced is None:
+                    break  # stopping, the last batch not committed: hand nothing more over
+                spans = {tp: _span(rs) for tp, rs in batch.items() if tp not in fenced}
+                transactions.start(
+                    _deliver_transactions(
+                        partitions, consumer, spans, outputs, topics, producing, metrics, stop, stats, started
+                    )
+                )
                 continue
             out = BatchOutput(
                 emitted_at=format_instant(datetime.now(UTC)), worker_version=__version__, memory=recent
@@ -238,11 +257,13 @@ async def run_classifier(
                 recent.merge(out.pending, int(time.time() * 1000))
         if output is not None:
             await output.settled()  # stopping (or drained, in burst mode): the last batch is finished
+        await transactions.settled()
         if pending.positions:  # what is acked is committed
             await _commit(consumer, pending.take(), committing, metrics, stop)
     finally:
         if output is not None:
             output.cancel()  # if an error left the loop: not committed, so reprocessed
+        transactions.cancel()
         if tail is not None:
             await tail.close()
         if partitions is not None:
@@ -252,59 +273,72 @@ async def run_classifier(
     return stats
 
 
-async def _transactional_batch(
-    partitions: PartitionProducers,
-    consumer: Any,
+def _span(records: list[Any]) -> tuple[int, int]:
+    """A partition's records' first offset and the offset after the last."""
+    return records[0].offset, records[-1].offset + 1
+
+
+def _classify_partitions(
     batch: Batch,
     rulebook: Any,
     formats: dict[str, str],
+    recent: RecentChanges | None,
+) -> dict[TopicPartition, BatchOutput]:
+    """Exactly-once: each partition's records classified into an output of its own (one
+    transaction each). Their changes go into the memory now, for the next batch, classified while
+    these transactions commit: should one be fenced, the new owner produces the same events."""
+    emitted_at = format_instant(datetime.now(UTC))
+    outputs: dict[TopicPartition, BatchOutput] = {}
+    for tp, records in batch.items():
+        out = outputs[tp] = BatchOutput(emitted_at=emitted_at, worker_version=__version__, memory=recent)
+        classify_records(tp, records, rulebook, out, formats.get(tp.topic, CANONICAL))
+    if recent is not None:
+        now_ms = int(time.time() * 1000)
+        for out in outputs.values():
+            recent.merge(out.pending, now_ms)
+    return outputs
+
+
+async def _deliver_transactions(
+    partitions: PartitionProducers,
+    consumer: Any,
+    spans: dict[TopicPartition, tuple[int, int]],
+    outputs: dict[TopicPartition, BatchOutput],
     topics: Topics,
     backoff: Backoff,
     metrics: ClassifierMetrics,
     stop: asyncio.Event,
     stats: RunStats,
     started: float,
-    recent: RecentChanges | None = None,
-) -> bool:
-    """One transaction per partition of the batch, concurrently. False: stopping mid-batch."""
-    emitted_at = format_instant(datetime.now(UTC))
-    outputs: dict[TopicPartition, BatchOutput] = {}
-    for tp, records in batch.items():
-        out = outputs[tp] = BatchOutput(emitted_at=emitted_at, worker_version=__version__, memory=recent)
-        classify_records(tp, records, rulebook, out, formats.get(tp.topic, CANONICAL))
+) -> Fenced | None:
+    """One transaction per partition of the batch, concurrently (``spans``: each partition's first
+    offset and the offset after its last). The partitions fenced, or None when stopping mid-batch."""
     results = await asyncio.gather(
         *(
-            partitions.deliver(
-                tp,
-                _outgoing(topics, outputs[tp]),
-                batch[tp][0].offset,
-                batch[tp][-1].offset + 1,
-                backoff,
-                stop,
-            )
-            for tp in batch
+            partitions.deliver(tp, _outgoing(topics, outputs[tp]), first, after, backoff, stop)
+            for tp, (first, after) in spans.items()
         )
     )
     consumed = 0
     positions: dict[TopicPartition, int] = {}
-    for (tp, records), result in zip(batch.items(), results, strict=True):
+    fenced: Fenced = set()
+    for (tp, (_, after)), result in zip(spans.items(), results, strict=True):
         if result.committed:
-            if recent is not None:
-                recent.merge(outputs[tp].pending, int(time.time() * 1000))  # committed: for the next batches
             _observe(metrics, outputs[tp])
             consumed += outputs[tp].consumed
-            positions[tp] = records[-1].offset + 1
+            positions[tp] = after
         elif result.fenced:
             metrics.commit_failures.inc()
+            fenced.add(tp)
             with contextlib.suppress(Exception):
                 consumer.pause(tp)  # until the next assignment, which repositions it
         else:
-            return False
+            return None
     if positions:
         _observe_batch(metrics, consumed, started)
         update_lag(consumer, metrics, positions)
         stats.batch_done(consumed, started)
-    return True
+    return fenced
 
 
 def delivery_mode(settings: Settings, features: BrokerFeatures) -> str:

@@ -25,16 +25,21 @@ per process, as KIP-447 allows on Java clients: aiokafka 0.14 has neither half o
   and only then reads the partition's committed offset, which is by then final.
 
 So on every assignment (aiokafka rebalances eagerly: every assignment is new) the loop, between
-batches: closes the producers of the partitions it had; starts a new producer per assigned
-partition (fencing any zombie, completing or aborting its transaction); reads each partition's
-committed offset and seeks there; drops whatever was fetched before the seek. aiokafka fetches
-committed offsets itself when the assignment arrives, *before* the rebalance listener runs, which is
-why the seek is needed. Each batch then becomes one transaction per partition it holds records of,
-run concurrently. A transaction that fails on a broker error is retried with a fresh producer (whose
-initialization aborts or completes the failed one) after re-reading the committed offset: a batch
-whose commit got through although its answer was lost is not produced again. A fenced producer
-means the partition has a new owner: its batch is dropped (aborted, never visible) and the
-partition paused until the next assignment.
+batches (the batch in flight, :class:`TransactionsInFlight`, done first): closes the producers of
+the partitions it had; starts a new producer per assigned partition (fencing any zombie, completing
+or aborting its transaction); reads each partition's committed offset and seeks there; drops
+whatever was fetched before the seek. aiokafka fetches committed offsets itself when the assignment
+arrives, *before* the rebalance listener runs, which is why the seek is needed. Each batch then
+becomes one transaction per partition it holds records of, run concurrently. A transaction that
+fails on a broker error is retried with a fresh producer (whose initialization aborts or completes
+the failed one) after re-reading the committed offset: a batch whose commit got through although its
+answer was lost is not produced again. A fenced producer means the partition has a new owner: its
+batch is dropped (aborted, never visible) and the partition paused until the next assignment.
+
+The loop classifies the next batch while the broker commits the last one's transactions
+(:class:`TransactionsInFlight`), and hands it over only once they are done, dropping its records of
+any partition whose transaction was fenced. On Apache Kafka (one broker, 2 cores, campaign mix)
+the loop waited for each commit before: the process was busy half the time.
 
 The cost is a transaction per partition per batch (AddPartitionsToTxn, AddOffsetsToTxn,
 TxnOffsetCommit, EndTxn and the markers) and a producer, with its connections, per assigned
@@ -46,7 +51,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -248,3 +253,42 @@ def quiet_fenced_futures(loop: asyncio.AbstractEventLoop) -> None:
 
     handler.quiets_fenced = True  # type: ignore[attr-defined]
     loop.set_exception_handler(handler)
+
+
+Fenced = set[TopicPartition]
+"""The partitions whose part of a batch was not committed because another classifier owns them."""
+
+
+class TransactionsInFlight:
+    """One batch's transactions in flight while the loop classifies the next batch.
+
+    :meth:`settled` waits for them: the partitions found fenced (the next batch's records of them
+    are dropped: they are paused until the next assignment repositions them), or None when the
+    batch was not committed because the classifier is stopping (nothing more is handed over).
+    """
+
+    def __init__(self) -> None:
+        self._delivery: asyncio.Task[Fenced | None] | None = None
+
+    def start(self, delivery: Coroutine[Any, Any, Fenced | None]) -> None:
+        """Run ``delivery`` (one batch's transactions) in the background; call after :meth:`settled`."""
+        self._delivery = asyncio.create_task(delivery)
+
+    async def settled(self) -> Fenced | None:
+        """Wait for the batch in flight (none: nothing fenced); an error it met is raised here."""
+        if self._delivery is None:
+            return set()
+        delivery, self._delivery = self._delivery, None
+        return await delivery
+
+    async def wait(self) -> None:
+        """Wait for the batch in flight without raising or taking its result (a rebalance revokes
+        partitions only after their transactions are done; the loop then sees the result)."""
+        if self._delivery is not None:
+            await asyncio.wait([self._delivery])
+
+    def cancel(self) -> None:
+        """An error left the loop: the transactions in flight are abandoned (never committed, or
+        committed whole: a transaction is atomic either way)."""
+        if self._delivery is not None and not self._delivery.done():
+            self._delivery.cancel()

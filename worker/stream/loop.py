@@ -211,17 +211,18 @@ async def batches(
     stop: asyncio.Event,
     burst: bool,
     after_poll: Callable[[], Awaitable[None]] | None = None,
+    max_records: int | None = None,
 ) -> AsyncIterator[Batch]:
     """``getmany()`` batches until ``stop`` is set or, with ``burst``, the input is drained and idle.
 
     The loop that consumes this finishes (and commits) each batch before asking for the next, so a
     stop request always lands between batches. ``after_poll`` runs after every poll, empty or not.
+    ``max_records``: most records per batch (default: ``settings.batch_records()``).
     """
     idle = BurstIdle(settings.burst_idle_ms)
+    most = max_records or settings.batch_records()
     while not stop.is_set():
-        batch = await consumer.getmany(
-            timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_max_records
-        )
+        batch = await consumer.getmany(timeout_ms=settings.poll_timeout_ms, max_records=most)
         KAFKA.tick()
         HEARTBEAT.tick()
         if after_poll is not None:

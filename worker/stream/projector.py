@@ -72,7 +72,7 @@ async def run_projector(
     if store is None:
         return stats
     group, topic = settings.projector_group_id, settings.topic_changes
-    consumer = make_consumer(settings, group, max_poll_records=settings.batch_max_records)
+    consumer = make_consumer(settings, group, max_poll_records=settings.batch_records())
 
     # Partitions assigned since the last batch; the loop seeks them to the offsets stored in
     # Postgres *between* batches. Seeking inside the rebalance callback would race the fetcher: a

@@ -260,7 +260,7 @@ async def run_dispatcher(
     consumer = make_consumer(
         settings,
         group,
-        max_poll_records=settings.batch_max_records,
+        max_poll_records=settings.batch_records(),
         max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
     )
     consumer.subscribe([topic], listener=CountingListener(metrics, log))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiokafka import TopicPartition
 
 from worker.config import Settings
 from worker.errors import ConfigError
 from worker.stream.classifier import delivery_mode, mode_line
-from worker.stream.delivery import transactional_id
+from worker.stream.delivery import Fenced, TransactionsInFlight, transactional_id
 from worker.stream.kafka import BrokerFeatures
 
 KAFKA = BrokerFeatures(idempotence=True, transactions=True, detail="")
@@ -53,3 +55,52 @@ def test_one_transactional_id_per_input_partition() -> None:
     ids = {transactional_id("g", TopicPartition("mo.inbound", p)) for p in range(8)}
     assert len(ids) == 8
     assert transactional_id("g", TopicPartition("mo.inbound", 3)) == "g-mo.inbound-3"
+
+
+async def test_the_transactions_in_flight_are_settled_before_the_next_and_their_errors_raise() -> None:
+    """The loop classifies the next batch while the last one's transactions commit: settled() waits
+    for them and returns the partitions fenced (None: not committed, stopping); with none in
+    flight it returns at once with none; an error of the delivery raises there."""
+    flight = TransactionsInFlight()
+    assert await flight.settled() == set()
+    release = asyncio.Event()
+    fenced = {TopicPartition("in", 1)}
+
+    async def delivery(result: Fenced | None) -> Fenced | None:
+        await release.wait()
+        return result
+
+    flight.start(delivery(fenced))
+    waiting = asyncio.ensure_future(flight.settled())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # the batch in flight is not committed yet
+    release.set()
+    assert await waiting == fenced
+    assert await flight.settled() == set()  # taken: nothing in flight
+
+    flight.start(delivery(None))
+    assert await flight.settled() is None  # stopping: not committed
+
+    async def failing() -> Fenced | None:
+        raise RuntimeError("refused for good")
+
+    flight.start(failing())
+    await flight.wait()  # a rebalance waits without raising
+    with pytest.raises(RuntimeError, match="refused for good"):
+        await flight.settled()
+
+
+async def test_cancelling_the_transactions_in_flight_abandons_them() -> None:
+    flight = TransactionsInFlight()
+    started = asyncio.Event()
+
+    async def forever() -> Fenced | None:
+        started.set()
+        await asyncio.Event().wait()
+        return set()
+
+    flight.start(forever())
+    await started.wait()
+    flight.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await flight.settled()
