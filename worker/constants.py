@@ -58,7 +58,8 @@ MAX_BATCH_RECORDS: Final = 5000
 #: time on Apache Kafka. A backlog is then taken in bigger bites; at a steady rate a batch is what
 #: arrived meanwhile either way. Campaign mix, 200,000 MOs, Apache Kafka on the 2-core box, two runs
 #: each: 48-66k msgs/s at 5000, 74-84k at 20000, 83-92k at 50000 (``python -m bench.peers --broker
-#: kafka``); 20000 keeps a STOP storm's batch output near 20 MB.
+#: kafka``, the next batch classified while the last commits); 20000 keeps a STOP storm's batch
+#: output near 20 MB.
 MAX_TRANSACTION_BATCH_RECORDS: Final = 20_000
 POLL_TIMEOUT_MS: Final = 200
 #: At-least-once: acked offsets are committed at most this often (ms), not after every batch. At a

@@ -239,6 +239,10 @@ async def run_classifier(
                         partitions, consumer, spans, outputs, topics, producing, metrics, stop, stats, started
                     )
                 )
+                # Not behind (the batch was not full): wait for this batch's commit before fetching,
+                # so the next batch takes all that arrives meanwhile (see worker.stream.delivery).
+                if sum(map(len, batch.values())) < most and await transactions.settled() is None:
+                    break
                 continue
             out = BatchOutput(
                 emitted_at=format_instant(datetime.now(UTC)), worker_version=__version__, memory=recent

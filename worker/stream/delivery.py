@@ -36,10 +36,13 @@ the failed one) after re-reading the committed offset: a batch whose commit got 
 answer was lost is not produced again. A fenced producer means the partition has a new owner: its
 batch is dropped (aborted, never visible) and the partition paused until the next assignment.
 
-The loop classifies the next batch while the broker commits the last one's transactions
-(:class:`TransactionsInFlight`), and hands it over only once they are done, dropping its records of
-any partition whose transaction was fenced. On Apache Kafka (one broker, 2 cores, campaign mix)
-the loop waited for each commit before: the process was busy half the time.
+While it is behind (its last batch was full), the loop classifies the next batch while the broker
+commits the last one's transactions (:class:`TransactionsInFlight`), and hands it over only once
+they are done, dropping its records of any partition whose transaction was fenced: on Apache Kafka
+(one broker, 2 cores, campaign mix) it waited for each commit before, and was busy half the time.
+At a steady rate it still waits for each commit before fetching again, so that the next batch
+takes all that arrived meanwhile: fetched early, that was split into two batches, one of them a
+cycle late (p50 / p99 at 20,000 MO/s 74 / 187 ms waiting, 109 / 253 ms pipelining always).
 
 The cost is a transaction per partition per batch (AddPartitionsToTxn, AddOffsetsToTxn,
 TxnOffsetCommit, EndTxn and the markers) and a producer, with its connections, per assigned
