@@ -77,8 +77,9 @@ $(BENCH_STAMP): $(STAMP)
 	touch $(BENCH_STAMP)
 
 ## bench: every contender (ceiling, classifier, Quix Streams, faust) on three traffic mixes: table, JSON, PNG
+##        (make bench BROKER=kafka: on Apache Kafka instead of Tansu)
 bench: $(BENCH_STAMP)
-	$(BIN)/python -m bench.peers $(BENCH_ARGS)
+	$(BIN)/python -m bench.peers --broker $(BROKER) $(BENCH_ARGS)
 
 ## bench-classifier: the classifier alone against plain aiokafka: throughput, batch latency, peak RSS
 ##        (make bench-classifier BROKER=kafka: on Apache Kafka instead of Tansu)
