@@ -25,6 +25,8 @@ Where the broker has transactions (Apache Kafka and the like) the classifier run
 instead: steps 2 and 3 become one transaction per partition of the batch, which commits the output
 and the consumed offset together, with a transactional producer per input partition (see
 :mod:`worker.stream.delivery` for why per partition, and how a new owner avoids stale offsets).
+Its batches are bigger (``OPTOUT_BATCH_MAX_RECORDS=auto``), and while it is behind it classifies
+the next batch while the last one's transactions commit (:class:`TransactionsInFlight`).
 ``OPTOUT_DELIVERY`` chooses (``auto`` by default: exactly-once where the broker has transactions);
 the classifier logs the mode it runs in, in one line, at start. Producers are idempotent wherever
 the broker supports it.
