@@ -21,12 +21,13 @@ from tests.integration.helpers import (
     values,
     wait_until,
 )
+from worker.sender.pace import CATCHING_UP
 from worker.store.postgres import Store
 from worker.stream.classifier import run_classifier
 from worker.stream.kafka import make_producer
 from worker.stream.produce import producer_ids
 from worker.stream.projector import run_projector
-from worker.stream.recent import _CATCH_UP, _QUIET, RecentTail
+from worker.stream.recent import _QUIET, RecentTail
 from worker.stream.records import RawPassingOver
 from worker.stream.topics import Topics
 
@@ -132,15 +133,15 @@ async def test_the_tail_fetches_at_the_short_wait_only_while_a_catch_up_is_due(
     try:
         fetcher = tail._consumer._fetcher
         assert tail.needs_catch_up
-        assert fetcher._fetch_max_wait_ms == _CATCH_UP.wait_ms
-        assert fetcher._fetcher_timeout == _CATCH_UP.idle_seconds
+        assert fetcher._fetch_max_wait_ms == CATCHING_UP.wait_ms
+        assert fetcher._fetcher_timeout == CATCHING_UP.idle_seconds
         assert await tail.catch_up(stop, seconds=30)
         assert not tail.needs_catch_up
         assert fetcher._fetch_max_wait_ms == _QUIET.wait_ms
         assert fetcher._fetcher_timeout == _QUIET.idle_seconds
         assert len(tail.recent) == 1  # s1's block
         tail.expect_catch_up()  # as an assignment does
-        assert fetcher._fetch_max_wait_ms == _CATCH_UP.wait_ms
+        assert fetcher._fetch_max_wait_ms == CATCHING_UP.wait_ms
         assert await tail.catch_up(stop, seconds=30)
         assert fetcher._fetch_max_wait_ms == _QUIET.wait_ms
     finally:

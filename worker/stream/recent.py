@@ -38,29 +38,25 @@ log = logging.getLogger("optout.classifier")
 CATCH_UP_SECONDS = 60.0
 #: Longest attempt to connect to the change topic and position on it, before trying again.
 _OPEN_SECONDS = 30.0
-#: The tail's fetches wait for 64 KB (or, once current, 100 ms), not for the first new byte. The batch
-#: step merges our own changes into the memory itself; the tail is for other writers' (an operator,
-#: an import, another classifier). With a fetch answered at every byte, the tail sent a fetch for
-#: every batch we produced, and its responses interleaved with the batch loop on the one event
-#: loop: on Apache Kafka at 20,000 MO/s, MO -> change event p50 8.7 / p99 49.9 ms with the default
-#: fetch, 5.2 / 33.2 ms with this one (``python -m bench.latency --broker kafka --delivery
-#: at-least-once``, 60 s, both with the 100 ms commit interval). The wait stays 100 ms: catch_up()
-#: waits for two fetch responses, and at 500 ms (tried) every start and rebalance took a second.
-
-
-#: Once current: 100 ms fetch waits, aiokafka's 200 ms idle.
+#: Once current: 100 ms fetch waits, aiokafka's 200 ms idle. While a catch-up is due or running
+#: (from the start, and from each assignment, until it is done) the tail fetches at
+#: :data:`~worker.sender.pace.CATCHING_UP` instead: with 100 ms waits every start and rebalance
+#: paused the batch loop about 180 ms (a fifth of a 200,000-MO normal-mix run, ``python -m
+#: bench.peers``), with the short pace about 20 ms (8 of 8 starts).
 _QUIET = FetchPace(wait_ms=100, idle_seconds=0.2)
-#: While a catch-up is due or running (from the start, and from each assignment, until it is done):
-#: with 100 ms fetch waits every start and rebalance paused the batch loop about 180 ms (a fifth of
-#: a 200,000-MO normal-mix run, ``python -m bench.peers``); with this pace about 20 ms (8 of 8
-#: starts). Only while a catch-up is due: kept at 10 ms idle for the whole run, the wake-ups cost
-#: the campaign mix 4-9% of its throughput (three rounds alternated).
-_CATCH_UP = CATCHING_UP
-#: The tail consumer's fetches, as built: a catch-up is due at the start.
+#: The tail consumer's fetches, as built (a catch-up is due at the start): they wait for 64 KB (or,
+#: once current, 100 ms), not for the first new byte. The batch step merges our own changes into the
+#: memory itself; the tail is for other writers' (an operator, an import, another classifier). With
+#: a fetch answered at every byte, the tail sent a fetch for every batch we produced, and its
+#: responses interleaved with the batch loop on the one event loop: on Apache Kafka at 20,000 MO/s,
+#: MO -> change event p50 8.7 / p99 49.9 ms with the default fetch, 5.2 / 33.2 ms with this one
+#: (``python -m bench.latency --broker kafka --delivery at-least-once``, 60 s, both with the 100 ms
+#: commit interval). The quiet wait stays 100 ms: catch_up() waits for two fetch responses, and at
+#: 500 ms (tried) every start and rebalance took a second.
 _TAIL_FETCH = {
     "fetch_min_bytes": 64 * 1024,
-    "fetch_max_wait_ms": _CATCH_UP.wait_ms,
-    "consumer_timeout_ms": int(_CATCH_UP.idle_seconds * 1000),
+    "fetch_max_wait_ms": CATCHING_UP.wait_ms,
+    "consumer_timeout_ms": int(CATCHING_UP.idle_seconds * 1000),
 }
 
 
@@ -93,7 +89,7 @@ class RecentTail:
         """A catch-up is due before the next batch (start, a new assignment): fetch at the short
         wait from now on, so the fetch in flight when it is called returns soon too."""
         self.needs_catch_up = True
-        set_fetch_pace(self._consumer, _CATCH_UP)
+        set_fetch_pace(self._consumer, CATCHING_UP)
 
     @classmethod
     async def open(

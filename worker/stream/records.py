@@ -9,8 +9,8 @@ batch's records as a list. That is a third of what the whole consume costs per r
 record the classifier reads, inbound and on its change-topic tail.
 
 Only consumers built with :data:`RAW` (or a :class:`RawPassingOver`) as their value deserializer
-take this path (:func:`worker.stream.kafka.make_consumer` with ``raw_records=True``); their records have no
-``topic`` or ``partition`` (the partition is the key of the batch ``getmany()`` returns). Every
+take this path (:func:`worker.stream.kafka.make_consumer` with ``raw_records=True``); their records
+have no ``topic`` or ``partition`` (the partition is the key of the batch ``getmany()`` returns). Every
 other consumer, and these too when :func:`install` finds aiokafka's internals other than it
 expects, get ``ConsumerRecord`` objects as usual (the deserializer is the identity, so that path
 is only slower, never wrong).
@@ -61,7 +61,7 @@ class RawPassingOver(Raw):
         self.producers = producers
 
     def passes_over(self, producer_id: int, producer_epoch: int) -> bool:
-        return producer_id >= 0 and (producer_id, producer_epoch) in set(self.producers())
+        return producer_id >= 0 and (producer_id, producer_epoch) in self.producers()
 
 
 #: What the raw path reads of a ``PartitionRecords`` (checked per fetch, before anything is taken).
