@@ -81,8 +81,8 @@ from worker.stream.loop import (
     tune_gc_for_throughput,
     update_lag,
 )
+from worker.stream.produce import OwnBatches, producer_ids
 from worker.stream.produce import Record as Outgoing
-from worker.stream.produce import producer_ids
 from worker.stream.recent import RecentTail
 from worker.stream.records import RawPassingOver
 from worker.stream.rules_reload import RulesReloader
@@ -177,7 +177,8 @@ async def run_classifier(
             return producer_ids(partitions.producers.values())
         return producer_ids([] if producer is None else [producer])
 
-    own = RawPassingOver(own_producers)
+    own_batches = OwnBatches()  # without a producer id (Tansu): our batches by their identity
+    own = RawPassingOver(own_producers, own_batches)
     listener = CountingListener(metrics, log, remember_assigned, commit_revoked)
     consumer.subscribe([topics.inbound, *formats], listener=listener)
     producing = Backoff(KAFKA, log)
@@ -196,7 +197,7 @@ async def run_classifier(
             partitions = PartitionProducers(settings, consumer, log)
         else:
             producer = make_producer(settings, idempotent=features.idempotence)
-            output = OneInFlight(producer, producing, metrics, stop, log)
+            output = OneInFlight(producer, producing, metrics, stop, log, own_batches)
         if not await start_with_retry([c for c in (producer, consumer) if c], metrics, log, stop):
             return stats
         if settings.confirmation_window:

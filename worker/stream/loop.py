@@ -30,7 +30,7 @@ from worker.heartbeat import HEARTBEAT, WORKER
 from worker.logs import KAFKA
 from worker.ops.metrics import _Common
 from worker.stream.kafka import BrokerFeatures, probe_features
-from worker.stream.produce import Handed, Record, acknowledged, hand_over, send_batches
+from worker.stream.produce import Handed, OwnBatches, Record, acknowledged, hand_over, send_batches
 
 #: With a stop requested and the broker unreachable, give up on a batch's output after this long;
 #: it was not committed, so the next run reprocesses it.
@@ -275,6 +275,7 @@ async def produce_all(
     metrics: _Common,
     stop: asyncio.Event,
     handed: Handed | None = None,
+    own: OwnBatches | None = None,
 ) -> bool:
     """Send (topic, key, value) records and wait for every acknowledgement; resend all on failure.
 
@@ -282,15 +283,16 @@ async def produce_all(
     the order given for each key; a retry resends all of them in that order. Resending records
     that did get through is safe (their ids are deterministic); skipping any is not.
     ``handed``: the records were handed to the producer already (:func:`hand_over`); their
-    acknowledgements are awaited first. False only when stopping and the broker stayed unreachable
-    for the grace period.
+    acknowledgements are awaited first. ``own``: where batches built without a producer id note
+    their identity (:class:`OwnBatches`). False only when stopping and the broker stayed
+    unreachable for the grace period.
     """
     if not records:
         return True
     give_up_at: float | None = None
     while True:
         if handed is None:
-            failure = await send_batches(producer, records)
+            failure = await send_batches(producer, records, own)
         else:
             failure, handed = await acknowledged(handed), None
         if failure is None:
@@ -321,9 +323,16 @@ class OneInFlight:
     """
 
     def __init__(
-        self, producer: Any, backoff: Backoff, metrics: _Common, stop: asyncio.Event, log: logging.Logger
+        self,
+        producer: Any,
+        backoff: Backoff,
+        metrics: _Common,
+        stop: asyncio.Event,
+        log: logging.Logger,
+        own: OwnBatches | None = None,
     ) -> None:
         self._producer = producer
+        self._own = own
         self._backoff = backoff
         self._metrics = metrics
         self._stop = stop
@@ -336,7 +345,7 @@ class OneInFlight:
         with the broker unreachable), and nothing was handed over."""
         if not await self.settled():
             return False
-        handed = await hand_over(self._producer, records)
+        handed = await hand_over(self._producer, records, self._own)
         self._handed = handed
         self._delivery = asyncio.create_task(self._deliver(records, handed, then))
         return True
@@ -365,7 +374,10 @@ class OneInFlight:
             self._handed.abandon()  # its further batches too, should the delivery not have begun
 
     async def _deliver(self, records: Sequence[Record], handed: Handed, then: Callable[[], None]) -> bool:
-        if not await produce_all(self._producer, records, self._backoff, self._metrics, self._stop, handed):
+        delivered = await produce_all(
+            self._producer, records, self._backoff, self._metrics, self._stop, handed, self._own
+        )
+        if not delivered:
             self._log.error(
                 "stopping with an unacknowledged batch; it was not committed and will be reprocessed"
             )

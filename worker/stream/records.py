@@ -27,7 +27,7 @@ from __future__ import annotations
 import inspect
 import logging
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from typing import Any
 
 from aiokafka.consumer import fetcher as _fetcher
@@ -53,15 +53,26 @@ class RawPassingOver(Raw):
 
     A batch is the classifier's own when its producer id and epoch are one of ``producers()``: the
     idempotent producer (at-least-once on a broker that has one: Apache Kafka, MSK, Confluent,
-    Redpanda) or the transactional producers of the partitions it owns (exactly-once). Without
-    an idempotent producer (Tansu) every batch has producer id -1 and is read as before.
+    Redpanda) or the transactional producers of the partitions it owns (exactly-once). A batch
+    without a producer id (a broker without idempotent producers: Tansu) is ours when its
+    identity, ``(crc, first timestamp, record count)``, is in ``batches``: the ones the classifier
+    built itself (:class:`worker.stream.produce.OwnBatches`). Anything else is read.
     """
 
-    def __init__(self, producers: Callable[[], Iterable[tuple[int, int]]]) -> None:
+    def __init__(
+        self,
+        producers: Callable[[], Iterable[tuple[int, int]]],
+        batches: Container[tuple[int, int, int]] | None = None,
+    ) -> None:
         self.producers = producers
+        self.batches = batches
 
-    def passes_over(self, producer_id: int, producer_epoch: int) -> bool:
-        return producer_id >= 0 and (producer_id, producer_epoch) in self.producers()
+    def passes_over(self, batch: Any) -> bool:
+        producer_id: int = batch.producer_id
+        if producer_id >= 0:
+            return (producer_id, batch.producer_epoch) in self.producers()
+        own = self.batches
+        return own is not None and (batch.crc, batch.first_timestamp, batch.last_offset_delta + 1) in own
 
 
 #: What the raw path reads of a ``PartitionRecords`` (checked per fetch, before anything is taken).
@@ -177,4 +188,4 @@ def _next_batch(records: Any) -> tuple[list[Any], int] | None:
 def _passed_over(records: Any, batch: Any) -> bool:
     """Whether ``batch`` is one its consumer's :class:`RawPassingOver` passes over."""
     marker = records._value_deserializer
-    return type(marker) is RawPassingOver and marker.passes_over(batch.producer_id, batch.producer_epoch)
+    return type(marker) is RawPassingOver and marker.passes_over(batch)

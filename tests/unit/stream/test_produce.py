@@ -1,5 +1,9 @@
 """worker.stream.produce: a batch's output grouped per partition and sent as record batches, with
-produce_all's contract (every ack awaited, everything resent in order on a retriable failure)."""
+produce_all's contract (every ack awaited, everything resent in order on a retriable failure).
+
+Every test runs on both ways of building the batches: in C (``worker/stream/_batches.c``) and
+through aiokafka's ``BatchBuilder`` (the fallback, and the reference the C batches must equal
+byte for byte)."""
 
 from __future__ import annotations
 
@@ -16,9 +20,20 @@ from prometheus_client import CollectorRegistry
 from worker.backoff import Backoff
 from worker.errors import OutputRefusedError
 from worker.ops.metrics import ClassifierMetrics
+from worker.stream import produce
 from worker.stream.loop import OneInFlight, produce_all
 from worker.stream.partition import partition_for
 from worker.stream.produce import Record, acknowledged, group_by_partition, hand_over, send_batches
+
+
+@pytest.fixture(autouse=True, params=["c", "aiokafka"])
+def builder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test on both paths: the batches built in C, and aiokafka's BatchBuilder."""
+    if request.param == "c" and produce.encode_batches is None:
+        pytest.skip("worker/stream/_batches.c is not built")
+    if request.param == "aiokafka":
+        monkeypatch.setattr(produce, "encode_batches", None)
+    return str(request.param)
 
 
 def _records(n: int, topics: tuple[str, ...] = ("changes", "replies")) -> list[Record]:
@@ -57,9 +72,16 @@ class _TxnManager:
         self.added.append(tp)
 
 
+class _Accumulator:
+    def __init__(self, batch_size: int, compression_type: int = 0) -> None:
+        self._batch_size = batch_size
+        self._compression_type = compression_type
+
+
 class _FakeProducer:
-    """create_batch() gives real aiokafka BatchBuilders (small, so batches fill up); send_batch()
-    records what it was given and acknowledges (or fails) at once."""
+    """create_batch() gives real aiokafka BatchBuilders (small, so batches fill up), and its
+    accumulator the same batch size for the C path; send_batch() records what it was given and
+    acknowledges (or fails) at once."""
 
     def __init__(
         self,
@@ -72,6 +94,7 @@ class _FakeProducer:
         self.batch_size = batch_size
         self._txn_manager = _TxnManager(transactional_id)
         self._max_request_size = 1_048_576
+        self._message_accumulator = _Accumulator(batch_size)
         self.failures = failures or []
         self.calls: list[list[tuple[str, int, list[tuple[bytes | None, bytes]]]]] = []
 
@@ -381,3 +404,13 @@ async def _fail_every_resend(producer: _AckedByHandProducer) -> None:
                 if not future.done():
                     future.set_exception(KafkaTimeoutError())
         await asyncio.sleep(0.001)
+
+
+async def test_a_compressing_producer_gets_aiokafkas_builders() -> None:
+    producer = _FakeProducer()
+    producer._message_accumulator = _Accumulator(300, compression_type=2)
+    assert produce.c_batch_size(producer) is None
+    producer.begin()
+    records = _records(20)
+    assert await send_batches(producer, records) is None
+    assert sorted(_sent(producer.calls[0])) == sorted(records)

@@ -11,7 +11,7 @@ import pytest
 from aiokafka.consumer.fetcher import READ_COMMITTED, FetchResult, PartitionRecords
 from aiokafka.errors import CorruptRecordException
 from aiokafka.record._crc32c import crc as crc32c
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
 from hypothesis import given, settings
@@ -236,6 +236,22 @@ def test_a_passing_over_consumer_skips_its_producers_batches_and_moves_past_them
     assert [offset for call, _ in got for offset, *_ in call] == [5, 6, 10, 13]
     assert got[-1][1] == 20  # past our last batch (its compacted tail too)
     assert calls == 4  # asked per batch with a producer id, never for the plain one
+
+
+def test_a_passing_over_consumer_skips_the_plain_batches_it_built_by_their_identity() -> None:
+    """Without a producer id (a broker without idempotent producers), a batch is ours when its CRC,
+    first timestamp and record count are among the ones our producer noted."""
+    batches = [Batch(0, (0, 1)), Batch(5, (0, 1)), Batch(10, (0,), producer_id=7, producer_epoch=0)]
+    read = [DefaultRecordBatch(_build(batch)) for batch in batches]
+    count = [batch.last_offset_delta + 1 for batch in read]  # as the header says (compacted: more)
+    own = {
+        (read[1].crc, read[1].first_timestamp, count[1]),
+        (read[0].crc, read[0].first_timestamp, count[0] + 1),
+    }
+    result = _result(batches, 0, [], READ_COMMITTED, module.RawPassingOver(lambda: [(7, 0)], own))
+    got = _drain(result, None, fast=True)
+    assert [offset for call, _ in got for offset, *_ in call] == [0, 1]  # batch 0: not its count
+    assert got[-1][1] == 13  # past the last batch, ours by its producer id
 
 
 def test_a_plain_raw_consumer_reads_every_producers_batches() -> None:
