@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -262,3 +263,64 @@ def test_a_providers_repeated_opt_out_signal_is_confirmed_once() -> None:
     out = _batch(records, RecentChanges(60))
     assert len(out.changes) == 2
     assert _replied(out) == ["m0"]
+
+
+def test_each_stored_event_is_parsed_once_however_often_its_subscriber_repeats(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A subscriber repeating STOP asks about the same stored events each time: parsed once, and
+    the answers stay the rule's."""
+    from worker.classify import confirmations
+
+    parsed: list[bytes] = []
+
+    def counting(value: bytes | None) -> Known | None:
+        assert value is not None
+        parsed.append(value)
+        return known_change(value)
+
+    monkeypatch.setattr(confirmations, "known_change", counting)
+    recent = RecentChanges(window_seconds=60)
+    first = event(block(0, "first"))
+    recent.apply_record(KEY, first, 0)
+    repeats = [event(block(n * SECOND, f"again-{n}")) for n in range(1, 6)]
+    assert all(recent.repeated(KEY, own, {}) for own in repeats)
+    assert parsed.count(first) == 1
+    assert sorted(parsed) == sorted([first, *repeats])
+    late = event(block(90 * SECOND, "late"))
+    assert not recent.repeated(KEY, late, {})  # after the window: confirmed again, cache or not
+
+
+def test_the_parsed_events_are_forgotten_once_they_outnumber_the_map(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.classify import confirmations
+
+    monkeypatch.setattr(confirmations, "_PRUNE_MIN", 2)
+    recent = RecentChanges(window_seconds=60)
+    recent.apply_record(KEY, event(block(0, "stored")), 0)
+    for n in range(1, 20):
+        recent.repeated(KEY, event(block(n, f"own-{n}")), {})
+        assert len(recent._parsed) <= 4 * 2
+
+
+KEYS = st.sampled_from([b"k1", b"k2", b"k3", b"k4"])
+EVENTS = st.sampled_from([event(block(n, f"e{n}")) for n in range(5)])
+
+
+@given(
+    stored=st.lists(st.tuples(KEYS, EVENTS), max_size=6),
+    pending=st.dictionaries(KEYS, st.tuples(EVENTS, st.one_of(st.none(), EVENTS)), max_size=4),
+)
+def test_merging_a_batch_is_applying_its_events_one_by_one(
+    stored: list[tuple[bytes, bytes]], pending: Pending
+) -> None:
+    merged, applied = RecentChanges(window_seconds=60), RecentChanges(window_seconds=60)
+    for key, value in stored:
+        merged.apply_record(key, value, 1)
+        applied.apply_record(key, value, 1)
+    merged.merge(pending, 2)
+    for key, (latest, previous) in pending.items():
+        if previous is not None:
+            applied.apply_record(key, previous, 2)
+        applied.apply_record(key, latest, 2)
+    assert merged._entries == applied._entries
+    assert merged._newest == applied._newest
