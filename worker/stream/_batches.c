@@ -2,15 +2,16 @@
  * aiokafka's BatchBuilder in worker/stream/produce.py, which is the reference (and the fallback
  * when this was not built, or when the producer compresses).
  *
- * encode(records, partitions, keyless, batch_size, max_request_size) takes the (topic, key, value)
- * records of one classifier batch and returns, per (topic, partition) in the order each first
+ * encode(runs, partitions, keyless, batch_size, max_request_size) takes the records of one
+ * classifier batch as runs, [(topic, [(key, value), ...]), ...] (the lists the batch step fills:
+ * no tuple per record to build), and returns, per (topic, partition) in the order each first
  * appears, its record batches as [(batch, count), ...]: a bytearray with room for the 61-byte
  * batch header, then each record framed as DefaultRecordBatchBuilder.append() frames it (length,
  * attributes 0, timestamp delta 0, offset delta, key, value, no headers: zig-zag varints); a batch
  * is closed when the next record would take it past batch_size (a first record always fits, as
  * there). A keyed record's partition is Kafka's default (murmur2.h); a key-less one goes to
  * keyless[topic] (0 when absent). When a record would not fit a request of max_request_size even
- * alone, nothing is built: the result is its index.
+ * alone, nothing is built: the result is its index (counted across the runs).
  *
  * finish(batch, count, timestamp_ms, attributes, producer_id, producer_epoch, base_sequence) writes
  * the header into that room (every record stamped timestamp_ms) with its CRC-32C, and returns the
@@ -288,12 +289,35 @@ static int bytes_or_none(PyObject *object, const char *what, const char **data, 
     return 0;
 }
 
+/* The (key, value) pair of a run, checked: a 2-tuple of bytes (or None). */
+static int pair_of(PyObject *pair, const char **key, Py_ssize_t *key_len, const char **value, Py_ssize_t *value_len)
+{
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        PyErr_SetString(PyExc_TypeError, "a run's record must be a (key, value) tuple");
+        return -1;
+    }
+    if (bytes_or_none(PyTuple_GET_ITEM(pair, 0), "key", key, key_len) < 0 ||
+        bytes_or_none(PyTuple_GET_ITEM(pair, 1), "value", value, value_len) < 0)
+        return -1;
+    return 0;
+}
+
+static PyObject *run_of(PyObject *run, PyObject **topic)
+{
+    if (!PyTuple_Check(run) || PyTuple_GET_SIZE(run) != 2) {
+        PyErr_SetString(PyExc_TypeError, "a run must be a (topic, records) tuple");
+        return NULL;
+    }
+    *topic = PyTuple_GET_ITEM(run, 0);
+    return PySequence_Fast(PyTuple_GET_ITEM(run, 1), "a run's records must be a sequence");
+}
+
 static PyObject *py_encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
     if (nargs != 5) {
         PyErr_SetString(PyExc_TypeError,
-                        "encode(records, partitions, keyless, batch_size, max_request_size) takes 5 arguments");
+                        "encode(runs, partitions, keyless, batch_size, max_request_size) takes 5 arguments");
         return NULL;
     }
     PyObject *partitions = args[1], *keyless = args[2];
@@ -305,90 +329,94 @@ static PyObject *py_encode(PyObject *self, PyObject *const *args, Py_ssize_t nar
     Py_ssize_t max_request = PyLong_AsSsize_t(args[4]);
     if ((batch_size == -1 || max_request == -1) && PyErr_Occurred())
         return NULL;
-    PyObject *records = PySequence_Fast(args[0], "records must be a sequence");
-    if (records == NULL)
+    PyObject *runs = PySequence_Fast(args[0], "runs must be a sequence");
+    if (runs == NULL)
         return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(records);
-    PyObject **items = PySequence_Fast_ITEMS(records);
+    Py_ssize_t n_runs = PySequence_Fast_GET_SIZE(runs);
     Topics topics = {NULL, 0, 0};
-    PyObject *result = NULL;
+    PyObject *result = NULL, *records = NULL;
+    const char *key, *value;
+    Py_ssize_t key_len, value_len;
 
     /* First pass: a record no request can hold refuses the whole output before anything is built
      * (aiokafka's send() checks the size at offset 0, with the batch header). */
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *record = items[i];
-        if (!PyTuple_Check(record) || PyTuple_GET_SIZE(record) != 3) {
-            PyErr_SetString(PyExc_TypeError, "a record must be a (topic, key, value) tuple");
+    Py_ssize_t index = 0;
+    for (Py_ssize_t r = 0; r < n_runs; r++) {
+        PyObject *name;
+        records = run_of(PySequence_Fast_GET_ITEM(runs, r), &name);
+        if (records == NULL)
             goto done;
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(records);
+        PyObject **items = PySequence_Fast_ITEMS(records);
+        for (Py_ssize_t i = 0; i < n; i++, index++) {
+            if (pair_of(items[i], &key, &key_len, &value, &value_len) < 0)
+                goto done;
+            if (HEADER_SIZE + frame_size(key_len, value_len, 0) > max_request) {
+                result = PyLong_FromSsize_t(index);
+                goto done;
+            }
         }
-        const char *key, *value;
-        Py_ssize_t key_len, value_len;
-        if (bytes_or_none(PyTuple_GET_ITEM(record, 1), "key", &key, &key_len) < 0 ||
-            bytes_or_none(PyTuple_GET_ITEM(record, 2), "value", &value, &value_len) < 0)
-            goto done;
-        if (HEADER_SIZE + frame_size(key_len, value_len, 0) > max_request) {
-            result = PyLong_FromSsize_t(i);
-            goto done;
-        }
+        Py_CLEAR(records);
     }
     result = PyDict_New();
     if (result == NULL)
         goto done;
-    Topic *last = NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *record = items[i];
-        PyObject *name = PyTuple_GET_ITEM(record, 0);
-        Topic *topic = last != NULL && last->name == name ? last : find_topic(&topics, name, partitions, keyless);
-        if (topic == NULL)
+    for (Py_ssize_t r = 0; r < n_runs; r++) {
+        PyObject *name;
+        records = run_of(PySequence_Fast_GET_ITEM(runs, r), &name);
+        if (records == NULL)
             goto failed;
-        last = topic;
-        const char *key, *value;
-        Py_ssize_t key_len, value_len;
-        bytes_or_none(PyTuple_GET_ITEM(record, 1), "key", &key, &key_len); /* checked above */
-        bytes_or_none(PyTuple_GET_ITEM(record, 2), "value", &value, &value_len);
-        long partition = key == NULL ? topic->keyless
-                                     : (long)((murmur2((const unsigned char *)key, key_len) & 0x7fffffffu) %
-                                              (unsigned long)topic->partitions);
-        Group *group = &topic->groups[partition];
-        if (group->bodies == NULL) {
-            group->bodies = PyList_New(0);
-            if (group->bodies == NULL)
-                goto failed;
-            PyObject *where = Py_BuildValue("(Ol)", name, partition);
-            if (where == NULL || PyDict_SetItem(result, where, group->bodies) < 0) {
-                Py_XDECREF(where);
-                Py_CLEAR(group->bodies);
-                goto failed;
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(records);
+        PyObject **items = PySequence_Fast_ITEMS(records);
+        Topic *topic = n ? find_topic(&topics, name, partitions, keyless) : NULL;
+        if (n && topic == NULL)
+            goto failed;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            pair_of(items[i], &key, &key_len, &value, &value_len); /* checked above */
+            long partition = key == NULL ? topic->keyless
+                                         : (long)((murmur2((const unsigned char *)key, key_len) & 0x7fffffffu) %
+                                                  (unsigned long)topic->partitions);
+            Group *group = &topic->groups[partition];
+            if (group->bodies == NULL) {
+                group->bodies = PyList_New(0);
+                if (group->bodies == NULL)
+                    goto failed;
+                PyObject *where = Py_BuildValue("(Ol)", name, partition);
+                if (where == NULL || PyDict_SetItem(result, where, group->bodies) < 0) {
+                    Py_XDECREF(where);
+                    Py_CLEAR(group->bodies);
+                    goto failed;
+                }
+                Py_DECREF(where);
+                Py_DECREF(group->bodies); /* the result holds it */
             }
-            Py_DECREF(where);
-            Py_DECREF(group->bodies); /* the result holds it */
-        }
-        Py_ssize_t size = frame_size(key_len, value_len, group->count);
-        if (group->count > 0 && group->len + size > batch_size) {
-            if (flush(group) < 0)
+            Py_ssize_t size = frame_size(key_len, value_len, group->count);
+            if (group->count > 0 && group->len + size > batch_size) {
+                if (flush(group) < 0)
+                    goto failed;
+                size = frame_size(key_len, value_len, 0);
+            }
+            if (reserve(group, size) < 0)
                 goto failed;
-            size = frame_size(key_len, value_len, 0);
+            unsigned char *p = (unsigned char *)PyByteArray_AS_STRING(group->batch) + group->len;
+            p = put_varint(p, record_size(key_len, value_len, group->count));
+            *p++ = 0;                        /* attributes */
+            *p++ = 0;                        /* timestamp delta: every record stamped alike */
+            p = put_varint(p, group->count); /* offset delta */
+            p = put_varint(p, key_len);
+            if (key_len > 0) {
+                memcpy(p, key, (size_t)key_len);
+                p += key_len;
+            }
+            p = put_varint(p, value_len);
+            if (value_len > 0)
+                memcpy(p, value, (size_t)value_len);
+            p += value_len > 0 ? value_len : 0;
+            *p = 0; /* header count */
+            group->len += size;
+            group->count++;
         }
-        if (reserve(group, size) < 0)
-            goto failed;
-        unsigned char *p = (unsigned char *)PyByteArray_AS_STRING(group->batch) + group->len;
-        p = put_varint(p, record_size(key_len, value_len, group->count));
-        *p++ = 0;                             /* attributes */
-        *p++ = 0;                             /* timestamp delta: every record stamped alike */
-        p = put_varint(p, group->count);      /* offset delta */
-        p = put_varint(p, key_len);
-        if (key_len > 0) {
-            memcpy(p, key, (size_t)key_len);
-            p += key_len;
-        }
-        p = put_varint(p, value_len);
-        if (value_len > 0) {
-            memcpy(p, value, (size_t)value_len);
-            p += value_len;
-        }
-        *p++ = 0; /* header count */
-        group->len += size;
-        group->count++;
+        Py_CLEAR(records);
     }
     for (Py_ssize_t t = 0; t < topics.count; t++)
         for (long g = 0; g < topics.topics[t].partitions; g++)
@@ -398,8 +426,9 @@ static PyObject *py_encode(PyObject *self, PyObject *const *args, Py_ssize_t nar
 failed:
     Py_CLEAR(result);
 done:
+    Py_XDECREF(records);
     topics_free(&topics);
-    Py_DECREF(records);
+    Py_DECREF(runs);
     return result;
 }
 
@@ -473,8 +502,8 @@ static PyObject *py_crc32c(PyObject *self, PyObject *arg)
 
 static PyMethodDef methods[] = {
     {"encode", (PyCFunction)(void (*)(void))py_encode, METH_FASTCALL,
-     "encode(records, partitions, keyless, batch_size, max_request_size) -> {(topic, partition): "
-     "[(body, count), ...]}, or the index of a record too large for any request"},
+     "encode(runs, partitions, keyless, batch_size, max_request_size) -> {(topic, partition): "
+     "[(batch, count), ...]}, or the index of a record too large for any request"},
     {"finish", (PyCFunction)(void (*)(void))py_finish, METH_FASTCALL,
      "finish(batch, count, timestamp_ms, attributes, producer_id, producer_epoch, base_sequence) -> "
      "its CRC-32C: the batch header written into the room encode() left"},

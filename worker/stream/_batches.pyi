@@ -4,7 +4,7 @@ CRC32C: str
 """Which CRC-32C the module uses: "sse4.2" (the instruction) or "table" (portable)."""
 
 def encode(
-    records: Sequence[tuple[str, bytes | None, bytes]],
+    runs: Sequence[tuple[str, Sequence[tuple[bytes | None, bytes]]]],
     partitions: dict[str, int],
     keyless: dict[str, int] | None,
     batch_size: int,

@@ -81,8 +81,7 @@ from worker.stream.loop import (
     tune_gc_for_throughput,
     update_lag,
 )
-from worker.stream.produce import OwnBatches, producer_ids
-from worker.stream.produce import Record as Outgoing
+from worker.stream.produce import ByTopic, OwnBatches, producer_ids
 from worker.stream.recent import RecentTail
 from worker.stream.records import RawPassingOver
 from worker.stream.rules_reload import RulesReloader
@@ -378,13 +377,15 @@ def mode_line(settings: Settings, mode: str, features: BrokerFeatures) -> str:
     )
 
 
-def _outgoing(topics: Topics, out: BatchOutput) -> list[Outgoing]:
-    return [
-        *((topics.changes, key, value) for key, value in out.changes),
-        *((topics.replies, key, value) for key, value in out.replies),
-        *((topics.dead_letter, key, value) for key, value in out.dead_letters),
-        *((topics.review, key, value) for key, value in out.reviews),
-    ]
+def _outgoing(topics: Topics, out: BatchOutput) -> ByTopic:
+    return ByTopic(
+        (
+            (topics.changes, out.changes),
+            (topics.replies, out.replies),
+            (topics.dead_letter, out.dead_letters),
+            (topics.review, out.reviews),
+        )
+    )
 
 
 async def _commit(

@@ -32,7 +32,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
@@ -49,6 +49,52 @@ except ImportError:  # no C compiler at install time: aiokafka's BatchBuilder
     encode_batches = _finish = None
 
 Record = tuple[str, bytes | None, bytes]
+Run = tuple[str, Sequence[tuple[bytes | None, bytes]]]
+"""A topic and (key, value) records of it, in order."""
+
+
+class ByTopic(Sequence[Record]):
+    """Records held as runs per topic, as the classifier's batch step fills them (changes, replies,
+    dead letters, reviews): read as (topic, key, value) records like any other sequence, and handed
+    to the C encoder as they are. Why: building a tuple per record for a STOP storm's 320,000
+    records a run was 3% of the classifier's busy time (py-spy)."""
+
+    __slots__ = ("runs",)
+
+    def __init__(self, runs: Iterable[Run]) -> None:
+        self.runs = [(topic, records) for topic, records in runs if records]
+
+    def __len__(self) -> int:
+        return sum(len(records) for _, records in self.runs)
+
+    def __iter__(self) -> Iterator[Record]:
+        for topic, records in self.runs:
+            for key, value in records:
+                yield topic, key, value
+
+    @overload
+    def __getitem__(self, index: int) -> Record: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Record]: ...
+    def __getitem__(self, index: int | slice) -> Record | Sequence[Record]:
+        return list(self)[index]  # not on the hot path: the C encoder reads the runs
+
+
+def runs_of(records: Sequence[Record]) -> list[Run]:
+    """``records`` as runs: one per stretch of consecutive records of one topic, in order."""
+    if isinstance(records, ByTopic):
+        return records.runs
+    runs: list[Run] = []
+    current: list[tuple[bytes | None, bytes]] = []
+    topic: str | None = None
+    for record_topic, key, value in records:
+        if record_topic != topic:
+            current = []
+            runs.append((record_topic, current))
+            topic = record_topic
+        current.append((key, value))
+    return runs
+
 
 #: Below this many key + value bytes a record surely fits any request (the record and batch
 #: headers add well under 512 bytes), so the exact size estimate runs only for big records.
@@ -203,12 +249,13 @@ async def hand_over(
     try:
         partitions: dict[str, int] = {}
         keyless: dict[str, int] = {}
-        for topic in {record[0] for record in records}:
+        runs = runs_of(records)
+        for topic in {topic for topic, _ in runs}:
             # Waits for the topic's metadata, as send() does.
             count = len(await producer.partitions_for(topic))
             partitions[topic] = count
             keyless[topic] = random.randrange(count)
-        handed.failure, groups = _grouped(producer, records, partitions, keyless, own)
+        handed.failure, groups = _grouped(producer, records, runs, partitions, keyless, own)
         if handed.failure is not None:
             return handed
         transactional = _transactional(producer)
@@ -235,6 +282,7 @@ async def hand_over(
 def _grouped(
     producer: AIOKafkaProducer,
     records: Sequence[Record],
+    runs: list[Run],
     partitions: dict[str, int],
     keyless: dict[str, int],
     own: OwnBatches | None,
@@ -251,9 +299,9 @@ def _grouped(
             where: _builders(producer, group)
             for where, group in group_by_partition(records, partitions, keyless=keyless).items()
         }
-    encoded = encode_batches(records, partitions, keyless, batch_size, producer._max_request_size)
-    if isinstance(encoded, int):  # the index of a record no request can hold
-        return _too_large(producer, records[encoded : encoded + 1]), {}
+    encoded = encode_batches(runs, partitions, keyless, batch_size, producer._max_request_size)
+    if isinstance(encoded, int):  # a record no request can hold (by its index): which, and why
+        return _too_large(producer, records), {}
     timestamp = int(time.time() * 1000)  # one per hand-over; aiokafka's builder stamps each record
     transactional = _transactional(producer)
     return None, {

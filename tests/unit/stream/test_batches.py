@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from worker.stream import produce
-from worker.stream.produce import EncodedBatch, OwnBatches, Record, group_by_partition
+from worker.stream.produce import ByTopic, EncodedBatch, OwnBatches, Record, Run, group_by_partition, runs_of
 
 try:
     from worker.stream import _batches
@@ -46,7 +46,7 @@ def test_batches_built_in_c_are_byte_for_byte_aiokafkas(
     """Same records per partition, same cuts between batches, same bytes: aiokafka's builder given
     the same records at the same timestamp and producer state writes what C wrote."""
     partitions, keyless = {"changes": 4, "replies": 3}, {"changes": 1, "replies": 2}
-    encoded = _batches.encode(records, partitions, keyless, batch_size, 1_048_576)
+    encoded = _batches.encode(runs_of(records), partitions, keyless, batch_size, 1_048_576)
     assert not isinstance(encoded, int)
     expected = group_by_partition(records, partitions, keyless=keyless)
     assert list(encoded) == list(expected)  # the same groups, in the order each first appears
@@ -72,14 +72,16 @@ def test_a_record_no_request_can_hold_is_reported_by_its_index_and_nothing_is_bu
         ("replies", None, b"x" * 5000),
         ("replies", b"b", b"y"),
     ]
-    assert _batches.encode(records, {"replies": 2}, None, 1000, 2000) == 1
-    assert _batches.encode(records[:1], {"replies": 2}, None, 1000, 2000) != 1
+    assert _batches.encode(runs_of(records), {"replies": 2}, None, 1000, 2000) == 1
+    assert _batches.encode(runs_of(records[:1]), {"replies": 2}, None, 1000, 2000) != 1
+    later: list[Run] = [("changes", [(b"k", b"v")]), ("replies", [(None, b"x" * 5000)])]
+    assert _batches.encode(later, {"changes": 1, "replies": 1}, None, 1000, 2000) == 1  # across runs
 
 
 @BUILT
 def test_a_topic_without_a_partition_count_is_an_error() -> None:
     with pytest.raises(KeyError):
-        _batches.encode([("elsewhere", b"k", b"v")], {"changes": 1}, None, 1000, 10**6)
+        _batches.encode([("elsewhere", [(b"k", b"v")])], {"changes": 1}, None, 1000, 10**6)
 
 
 @BUILT
@@ -90,7 +92,7 @@ def test_the_crc32c_is_kafkas(data: bytes) -> None:
 
 
 def _one_batch(*records: tuple[bytes, bytes]) -> tuple[bytearray, int]:
-    encoded = _batches.encode([("changes", k, v) for k, v in records], {"changes": 1}, {}, 10_000, 10**6)
+    encoded = _batches.encode([("changes", records)], {"changes": 1}, {}, 10_000, 10**6)
     assert not isinstance(encoded, int)
     [only] = encoded[("changes", 0)]
     return only
@@ -123,3 +125,17 @@ def test_own_batches_keep_the_last_ones_only() -> None:
     assert (4, 1000, 1) in own
     assert (4, 1001, 1) not in own
     assert (4, 1000, 2) not in own
+
+
+@given(records=RECORDS)
+def test_records_by_topic_read_as_the_records_they_hold(records: list[Record]) -> None:
+    runs = runs_of(records)
+    assert [(topic, key, value) for topic, pairs in runs for key, value in pairs] == records
+    assert all(runs[i][0] != runs[i + 1][0] for i in range(len(runs) - 1))  # one run per stretch
+    held = ByTopic([*runs, ("empty", [])])
+    assert list(held) == records
+    assert len(held) == len(records)
+    assert runs_of(held) == runs  # the runs themselves, not a copy
+    if records:
+        assert held[-1] == records[-1]
+        assert list(held[1:]) == records[1:]
