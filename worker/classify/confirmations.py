@@ -150,6 +150,7 @@ class RecentChanges:
         entries = self._entries
         for key in [k for k, (_, _, written) in entries.items() if written < horizon]:
             del entries[key]
+        self._parsed.clear()  # it may hold events of the identities forgotten
         self._prune_at = max(_PRUNE_MIN, 2 * len(entries))
 
     def knows(self, key: bytes, pending: Pending) -> bool:
@@ -177,12 +178,13 @@ class RecentChanges:
         stored events parsed at every repeat, and in a STOP storm (most of its opt-outs repeats of
         a few subscribers') those parses were the bulk of the one-confirmation check: ~10% of the
         classifier's busy time (py-spy). A stored event is the same bytes object each time, whose
-        hash Python keeps, so a hit costs a dict lookup. Bounded by the map: cleared when it holds
-        four times as many events as the map has identities (and at least 4 x 65,536)."""
+        hash Python keeps, so a hit costs a dict lookup. It holds nothing the map has let go of for
+        long: cleared at every prune, and when it has as many events as the map has identities
+        (at least 65,536), so it never keeps more bytes alive than the map holds."""
         parsed = self._parsed
         if value in parsed:
             return parsed[value]
-        if len(parsed) >= 4 * max(_PRUNE_MIN, len(self._entries)):
+        if len(parsed) >= max(_PRUNE_MIN, len(self._entries)):
             parsed.clear()
         change = parsed[value] = known_change(value)
         return change

@@ -299,7 +299,9 @@ def test_the_parsed_events_are_forgotten_once_they_outnumber_the_map(monkeypatch
     recent.apply_record(KEY, event(block(0, "stored")), 0)
     for n in range(1, 20):
         recent.repeated(KEY, event(block(n, f"own-{n}")), {})
-        assert len(recent._parsed) <= 4 * 2
+        assert len(recent._parsed) <= 2
+    recent.prune()
+    assert len(recent._parsed) == 0
 
 
 KEYS = st.sampled_from([b"k1", b"k2", b"k3", b"k4"])
