@@ -338,29 +338,10 @@ static PyObject *py_encode(PyObject *self, PyObject *const *args, Py_ssize_t nar
     const char *key, *value;
     Py_ssize_t key_len, value_len;
 
-    /* First pass: a record no request can hold refuses the whole output before anything is built
-     * (aiokafka's send() checks the size at offset 0, with the batch header). */
-    Py_ssize_t index = 0;
-    for (Py_ssize_t r = 0; r < n_runs; r++) {
-        PyObject *name;
-        records = run_of(PySequence_Fast_GET_ITEM(runs, r), &name);
-        if (records == NULL)
-            goto done;
-        Py_ssize_t n = PySequence_Fast_GET_SIZE(records);
-        PyObject **items = PySequence_Fast_ITEMS(records);
-        for (Py_ssize_t i = 0; i < n; i++, index++) {
-            if (pair_of(items[i], &key, &key_len, &value, &value_len) < 0)
-                goto done;
-            if (HEADER_SIZE + frame_size(key_len, value_len, 0) > max_request) {
-                result = PyLong_FromSsize_t(index);
-                goto done;
-            }
-        }
-        Py_CLEAR(records);
-    }
     result = PyDict_New();
     if (result == NULL)
         goto done;
+    Py_ssize_t index = 0; /* across the runs */
     for (Py_ssize_t r = 0; r < n_runs; r++) {
         PyObject *name;
         records = run_of(PySequence_Fast_GET_ITEM(runs, r), &name);
@@ -371,8 +352,15 @@ static PyObject *py_encode(PyObject *self, PyObject *const *args, Py_ssize_t nar
         Topic *topic = n ? find_topic(&topics, name, partitions, keyless) : NULL;
         if (n && topic == NULL)
             goto failed;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            pair_of(items[i], &key, &key_len, &value, &value_len); /* checked above */
+        for (Py_ssize_t i = 0; i < n; i++, index++) {
+            if (pair_of(items[i], &key, &key_len, &value, &value_len) < 0)
+                goto failed;
+            if (HEADER_SIZE + frame_size(key_len, value_len, 0) > max_request) {
+                /* No request can hold it (aiokafka's send() checks the size at offset 0, with the
+                 * batch header): the whole output is refused, and what was built is dropped. */
+                Py_SETREF(result, PyLong_FromSsize_t(index));
+                goto done;
+            }
             long partition = key == NULL ? topic->keyless
                                          : (long)((murmur2((const unsigned char *)key, key_len) & 0x7fffffffu) %
                                                   (unsigned long)topic->partitions);

@@ -146,7 +146,7 @@ class EncodedBatch:
         self._count = count
         self._timestamp = timestamp_ms
         self._attributes = _TRANSACTIONAL if transactional else 0
-        self._state = (-1, -1, -1)  # producer id, epoch, base sequence: none
+        self._state = (-1, -1, 0)  # producer id, epoch, base sequence: none, as aiokafka writes it
         self._built = False
         self._own = own
 

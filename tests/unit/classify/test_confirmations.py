@@ -291,15 +291,15 @@ def test_each_stored_event_is_parsed_once_however_often_its_subscriber_repeats(
     assert not recent.repeated(KEY, late, {})  # after the window: confirmed again, cache or not
 
 
-def test_the_parsed_events_are_forgotten_once_they_outnumber_the_map(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_parsed_events_are_few_and_forgotten_at_a_prune(monkeypatch: pytest.MonkeyPatch) -> None:
     from worker.classify import confirmations
 
-    monkeypatch.setattr(confirmations, "_PRUNE_MIN", 2)
+    monkeypatch.setattr(confirmations, "_PARSED_MAX", 3)
     recent = RecentChanges(window_seconds=60)
     recent.apply_record(KEY, event(block(0, "stored")), 0)
     for n in range(1, 20):
         recent.repeated(KEY, event(block(n, f"own-{n}")), {})
-        assert len(recent._parsed) <= 2
+        assert len(recent._parsed) <= 3
     recent.prune()
     assert len(recent._parsed) == 0
 

@@ -91,7 +91,7 @@ def test_the_crc32c_is_kafkas(data: bytes) -> None:
     assert _batches.crc32c(data) == calc_crc32c(data)
 
 
-def _one_batch(*records: tuple[bytes, bytes]) -> tuple[bytearray, int]:
+def _one_batch(*records: tuple[bytes | None, bytes]) -> tuple[bytearray, int]:
     encoded = _batches.encode([("changes", records)], {"changes": 1}, {}, 10_000, 10**6)
     assert not isinstance(encoded, int)
     [only] = encoded[("changes", 0)]
@@ -114,6 +114,16 @@ def test_an_encoded_batch_without_a_producer_id_notes_its_identity_for_the_tail(
     assert read.is_transactional
     assert (read.producer_id, read.producer_epoch, read.base_sequence) == (7, 0, 3)
     assert len(own) == 1  # a producer with an id: the tail passes it over by its id instead
+
+
+@BUILT
+def test_a_plain_producers_encoded_batch_is_aiokafkas() -> None:
+    """No producer state set (a producer without an id): the same header fields as aiokafka's."""
+    ours = EncodedBatch(*_one_batch((b"k", b"v"), (None, b"w")), T0, False, None)
+    theirs = BatchBuilder(10_000, 0)
+    theirs.append(key=b"k", value=b"v", timestamp=T0)
+    theirs.append(key=None, value=b"w", timestamp=T0)
+    assert bytes(ours._build()) == bytes(theirs._build())
 
 
 def test_own_batches_keep_the_last_ones_only() -> None:
