@@ -24,8 +24,9 @@ from tests.integration.helpers import (
 from worker.sender.pace import CATCHING_UP
 from worker.store.postgres import Store
 from worker.stream.classifier import run_classifier
+from worker.stream.encoded import OwnBatches, c_batch_size
 from worker.stream.kafka import make_producer
-from worker.stream.produce import OwnBatches, c_batch_size, producer_ids, send_batches
+from worker.stream.produce import producer_ids, send_batches
 from worker.stream.projector import run_projector
 from worker.stream.recent import _QUIET, RecentTail
 from worker.stream.records import RawPassingOver

@@ -66,6 +66,7 @@ from worker.stream.delivery import (
     PartitionProducers,
     TransactionsInFlight,
 )
+from worker.stream.encoded import OwnBatches
 from worker.stream.kafka import BrokerFeatures, make_consumer, make_producer
 from worker.stream.loop import (
     Batch,
@@ -81,7 +82,7 @@ from worker.stream.loop import (
     tune_gc_for_throughput,
     update_lag,
 )
-from worker.stream.produce import ByTopic, OwnBatches, producer_ids
+from worker.stream.produce import ByTopic, producer_ids
 from worker.stream.recent import RecentTail
 from worker.stream.records import RawPassingOver
 from worker.stream.rules_reload import RulesReloader

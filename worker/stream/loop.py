@@ -29,8 +29,9 @@ from worker.errors import OutputRefusedError, ServiceUnavailableError
 from worker.heartbeat import HEARTBEAT, WORKER
 from worker.logs import KAFKA
 from worker.ops.metrics import _Common
+from worker.stream.encoded import OwnBatches
 from worker.stream.kafka import BrokerFeatures, probe_features
-from worker.stream.produce import Handed, OwnBatches, Record, acknowledged, hand_over, send_batches
+from worker.stream.produce import Handed, Record, acknowledged, hand_over, send_batches
 
 #: With a stop requested and the broker unreachable, give up on a batch's output after this long;
 #: it was not committed, so the next run reprocesses it.

@@ -56,7 +56,7 @@ class RawPassingOver(Raw):
     Redpanda) or the transactional producers of the partitions it owns (exactly-once). A batch
     without a producer id (a broker without idempotent producers: Tansu) is ours when its
     identity, ``(crc, first timestamp, record count)``, is in ``batches``: the ones the classifier
-    built itself (:class:`worker.stream.produce.OwnBatches`). Anything else is read.
+    built itself (:class:`worker.stream.encoded.OwnBatches`). Anything else is read.
     """
 
     def __init__(

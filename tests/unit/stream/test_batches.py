@@ -12,8 +12,9 @@ from aiokafka.record.util import calc_crc32c
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.stream import produce
-from worker.stream.produce import ByTopic, EncodedBatch, OwnBatches, Record, Run, group_by_partition, runs_of
+from worker.stream import encoded
+from worker.stream.encoded import EncodedBatch, OwnBatches
+from worker.stream.produce import ByTopic, Record, Run, group_by_partition, runs_of
 
 try:
     from worker.stream import _batches
@@ -28,7 +29,7 @@ def test_the_c_extension_was_built_where_a_compiler_is() -> None:
     """The install builds it when it can: with a C compiler here, the fast path must be in use."""
     if not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")):
         pytest.skip("no C compiler: aiokafka's BatchBuilder is in use, as designed")
-    assert produce.encode_batches is not None, "worker/stream/_batches.c was not built: pip install -e ."
+    assert encoded.encode_batches is not None, "worker/stream/_batches.c was not built: pip install -e ."
 
 
 KEYS = st.one_of(st.none(), st.binary(max_size=40), st.sampled_from([b"+15550001", b"+15550002", b""]))

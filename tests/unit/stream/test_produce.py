@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from worker.backoff import Backoff
 from worker.errors import OutputRefusedError
 from worker.ops.metrics import ClassifierMetrics
-from worker.stream import produce
+from worker.stream import encoded
 from worker.stream.loop import OneInFlight, produce_all
 from worker.stream.partition import partition_for
 from worker.stream.produce import Record, acknowledged, group_by_partition, hand_over, send_batches
@@ -29,10 +29,10 @@ from worker.stream.produce import Record, acknowledged, group_by_partition, hand
 @pytest.fixture(autouse=True, params=["c", "aiokafka"])
 def builder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each test on both paths: the batches built in C, and aiokafka's BatchBuilder."""
-    if request.param == "c" and produce.encode_batches is None:
+    if request.param == "c" and encoded.encode_batches is None:
         pytest.skip("worker/stream/_batches.c is not built")
     if request.param == "aiokafka":
-        monkeypatch.setattr(produce, "encode_batches", None)
+        monkeypatch.setattr(encoded, "encode_batches", None)
     return str(request.param)
 
 
@@ -409,7 +409,7 @@ async def _fail_every_resend(producer: _AckedByHandProducer) -> None:
 async def test_a_compressing_producer_gets_aiokafkas_builders() -> None:
     producer = _FakeProducer()
     producer._message_accumulator = _Accumulator(300, compression_type=2)
-    assert produce.c_batch_size(producer) is None
+    assert encoded.c_batch_size(producer) is None
     producer.begin()
     records = _records(20)
     assert await send_batches(producer, records) is None
