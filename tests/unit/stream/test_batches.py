@@ -9,7 +9,7 @@ import pytest
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 from aiokafka.record.util import calc_crc32c
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from worker.stream import encoded
@@ -39,8 +39,11 @@ RECORDS = st.lists(
 
 
 @BUILT
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(records=RECORDS, batch_size=st.integers(min_value=1, max_value=20_000), state=st.booleans())
+@example(  # a batch that would end exactly at batch_size is closed before (aiokafka's compiled rule)
+    records=[("changes", None, b"")] * 4 + [("changes", None, b"\x00" * 6)], batch_size=102, state=False
+)
 def test_batches_built_in_c_are_byte_for_byte_aiokafkas(
     records: list[Record], batch_size: int, state: bool
 ) -> None:
