@@ -13,6 +13,7 @@ restarting it would lose the input, so it gets the network faults only.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ class ChaosBroker:
     proxy: FaultProxy
     restart: Callable[[], None] | None
     """SIGKILL and a warm start with the data kept (Apache Kafka); None where data would be lost."""
+    gone: Callable[[], str | None] = lambda: None
+    """Why the broker process is not running (its exit code and last log lines), or None: a run
+    whose broker died says so instead of waiting for it until the test's timeout."""
 
 
 @asynccontextmanager
@@ -46,7 +50,8 @@ async def chaos_broker(kind: str, workdir: Path) -> AsyncIterator[ChaosBroker]:
         if kind == "tansu":
             tansu = await asyncio.to_thread(start_broker, port, workdir / "tansu.log", 15.0, proxy.port)
             try:
-                yield ChaosBroker(kind, tansu.bootstrap, proxy, None)
+                gone = lambda: _gone(tansu.process, tansu.log_path)  # noqa: E731
+                yield ChaosBroker(kind, tansu.bootstrap, proxy, None, gone)
             finally:
                 tansu.stop()
             return
@@ -65,8 +70,19 @@ async def chaos_broker(kind: str, workdir: Path) -> AsyncIterator[ChaosBroker]:
             kafka.start()
 
         try:
-            yield ChaosBroker(kind, f"127.0.0.1:{proxy.port}", proxy, restart)
+            yield ChaosBroker(
+                kind, f"127.0.0.1:{proxy.port}", proxy, restart, lambda: _gone(kafka.process, kafka.log_path)
+            )
         finally:
             kafka.stop()
     finally:
         await proxy.close()
+
+
+def _gone(process: subprocess.Popen[bytes] | None, log: Path | None) -> str | None:
+    if process is None or process.poll() is None:
+        return None
+    tail = ""
+    if log is not None and log.exists():
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+    return f"the broker (pid {process.pid}) exited with code {process.returncode}; the end of {log}:\n{tail}"

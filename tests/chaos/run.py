@@ -38,6 +38,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -321,7 +322,18 @@ class Monitor:
         return limit
 
 
-async def _produce(broker: str, topic: str, records: list[Any], rate: float, monitor: Monitor) -> None:
+async def _produce(
+    broker: str,
+    topic: str,
+    records: list[Any],
+    rate: float,
+    monitor: Monitor,
+    gone: Callable[[], str | None] = lambda: None,
+    give_up_seconds: float = 120.0,
+) -> None:
+    """The input at ``rate``, a chunk every 0.1 s, each sent again after a broker fault. Fails with
+    the reason when the broker process has exited (``gone``) or nothing went through for
+    ``give_up_seconds``: a CI run once waited here until the test's timeout, which said nothing."""
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
 
@@ -332,6 +344,7 @@ async def _produce(broker: str, topic: str, records: list[Any], rate: float, mon
         for start in range(0, len(records), chunk):
             began = time.monotonic()
             part = records[start : start + chunk]
+            failing_since: float | None = None
             while True:  # a broker fault: send the chunk again (a duplicate MO has the same ids)
                 try:
                     futures = [
@@ -339,7 +352,15 @@ async def _produce(broker: str, topic: str, records: list[Any], rate: float, mon
                     ]
                     await asyncio.gather(*futures)
                     break
-                except KafkaError:
+                except KafkaError as exc:
+                    failing_since = failing_since or time.monotonic()
+                    if (reason := gone()) is not None:
+                        raise AssertionError(f"producing the input: {reason}") from exc
+                    if time.monotonic() - failing_since > give_up_seconds:
+                        raise AssertionError(
+                            f"the input could not be produced for {give_up_seconds:.0f} s "
+                            f"(MO {start} of {len(records)}): {type(exc).__name__}: {exc}"
+                        ) from exc
                     await asyncio.sleep(0.5)
             monitor.produced = start + len(part)
             await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - began)))
@@ -500,8 +521,17 @@ async def run_chaos(
         for name in ("classifier-1", "classifier-2", "projector-1"):
             cluster.start(name)
         watching = asyncio.create_task(monitor.run(stop_monitor))
+        gone = handle.gone if handle is not None else (lambda: None)
         producing = asyncio.create_task(
-            _produce(bootstrap, topics.inbound, workload.records, config.rate, monitor)
+            _produce(
+                bootstrap,
+                topics.inbound,
+                workload.records,
+                config.rate,
+                monitor,
+                gone=gone,
+                give_up_seconds=config.recover_seconds,
+            )
         )
         schedule = _schedule(config, rng, snapshots_mounted, handle)
         spacing = max(1.0, config.mos / config.rate / max(1, len(schedule)))
@@ -516,6 +546,8 @@ async def run_chaos(
             stats = faults.setdefault(name, FaultStats())
             stats.count += 1
             stats.recover_seconds = max(stats.recover_seconds, round(recovered, 2))
+            if producing.done() and producing.exception() is not None:
+                break  # the input failed for good: its error now, not after every fault
         await producing
         deadline = time.monotonic() + config.recover_seconds
         while monitor.count < len(reference.event_ids) and time.monotonic() < deadline:  # noqa: ASYNC110
