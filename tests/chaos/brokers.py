@@ -50,8 +50,9 @@ async def chaos_broker(kind: str, workdir: Path) -> AsyncIterator[ChaosBroker]:
         if kind == "tansu":
             tansu = await asyncio.to_thread(start_broker, port, workdir / "tansu.log", 15.0, proxy.port)
             try:
-                gone = lambda: _gone(tansu.process, tansu.log_path)  # noqa: E731
-                yield ChaosBroker(kind, tansu.bootstrap, proxy, None, gone)
+                yield ChaosBroker(
+                    kind, tansu.bootstrap, proxy, None, lambda: _gone(tansu.process, tansu.log_path)
+                )
             finally:
                 tansu.stop()
             return
@@ -70,6 +71,7 @@ async def chaos_broker(kind: str, workdir: Path) -> AsyncIterator[ChaosBroker]:
             kafka.start()
 
         try:
+            # A lambda, not a partial: a restart replaces kafka.process.
             yield ChaosBroker(
                 kind, f"127.0.0.1:{proxy.port}", proxy, restart, lambda: _gone(kafka.process, kafka.log_path)
             )

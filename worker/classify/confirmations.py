@@ -164,12 +164,8 @@ class RecentChanges:
         mine = known(own)
         if mine is None:
             return False
-        values: list[bytes | None] = []
-        if key in pending:
-            values.extend(pending[key])
         stored = self._entries.get(key)
-        if stored is not None:
-            values.extend(stored[:2])
+        values = (*pending.get(key, ()), *(stored[:2] if stored is not None else ()))
         others = [change for value in values if value is not None and (change := known(value)) is not None]
         return decide_repeat(mine, others, self.window)
 

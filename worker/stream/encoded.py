@@ -118,15 +118,15 @@ def encode(
     partitions: dict[str, int],
     keyless: dict[str, int],
     batch_size: int,
-    producer: Any,
+    max_request_size: int,
     transactional: bool,
     own: OwnBatches | None,
 ) -> dict[tuple[str, int], list[EncodedBatch]] | int:
     """The records of ``runs`` as encoded batches per (topic, partition), or the index of a record
-    larger than any request of ``producer``'s. Only where :func:`c_batch_size` gave
+    larger than any request of ``max_request_size``. Only where :func:`c_batch_size` gave
     ``batch_size``."""
     assert encode_batches is not None
-    encoded = encode_batches(runs, partitions, keyless, batch_size, producer._max_request_size)
+    encoded = encode_batches(runs, partitions, keyless, batch_size, max_request_size)
     if isinstance(encoded, int):
         return encoded
     timestamp = int(time.time() * 1000)  # one per hand-over; aiokafka's builder stamps each record

@@ -166,10 +166,10 @@ async def hand_over(
             count = len(await producer.partitions_for(topic))
             partitions[topic] = count
             keyless[topic] = random.randrange(count)
-        handed.failure, groups = _grouped(producer, records, runs, partitions, keyless, own)
+        transactional = _transactional(producer)
+        handed.failure, groups = _grouped(producer, records, runs, partitions, keyless, transactional, own)
         if handed.failure is not None:
             return handed
-        transactional = _transactional(producer)
         for (topic, partition), builders in groups.items():
             if transactional:
                 # send() registers each partition it writes to in the open transaction. For
@@ -196,6 +196,7 @@ def _grouped(
     runs: list[Run],
     partitions: dict[str, int],
     keyless: dict[str, int],
+    transactional: bool,
     own: OwnBatches | None,
 ) -> tuple[Failure | None, dict[tuple[str, int], list[Any]]]:
     """``records``' batches per (topic, partition), each partition's in order: built in C where
@@ -210,10 +211,10 @@ def _grouped(
             where: _builders(producer, group)
             for where, group in group_by_partition(records, partitions, keyless=keyless).items()
         }
-    encoded = encode(runs, partitions, keyless, batch_size, producer, _transactional(producer), own)
+    encoded = encode(runs, partitions, keyless, batch_size, producer._max_request_size, transactional, own)
     if isinstance(encoded, int):  # a record no request can hold (by its index): which, and why
         return _too_large(producer, records), {}
-    return None, dict(encoded)
+    return None, encoded
 
 
 def _builders(producer: AIOKafkaProducer, group: list[tuple[bytes | None, bytes]]) -> list[Any]:
