@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from worker.classify import fuzzy
 from worker.classify.normalize import BITMAP_BYTES, normalize, strip_accents, tokens, word_bits
@@ -97,6 +98,23 @@ class PhraseRule:
     rule: Rule
     language: str
     negations: re.Pattern[str] | None
+    found: dict[str, Match] = field(default_factory=dict, init=False, compare=False, repr=False)
+    """The matches this phrase made, by the text found: one object per text, so a keyword MO's
+    decision is cached per match object (:attr:`RuleSet.plans`). Bounded (:data:`PHRASE_TEXTS_MAX`)."""
+
+    def match(self, found: str) -> Match:
+        """The match of this phrase for the text ``found``: the same object for the same text."""
+        match = self.found.get(found)
+        if match is None:
+            match = Match(self.rule, found, MatchMode.PHRASE, self.language)
+            if len(self.found) < PHRASE_TEXTS_MAX:
+                self.found[found] = match
+        return match
+
+
+#: The texts a phrase keeps a match for (:meth:`PhraseRule.match`): a phrase's expression finds a
+#: handful of forms ("remove me", "stop sending"); a wilder one gets a new match past these.
+PHRASE_TEXTS_MAX = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +186,12 @@ class RuleSet:
     default_country: str | None = None
     """ISO 3166 alpha-2 country of national subscriber numbers ("07700 900123"), or None: the
     addresses of keyword MOs are canonicalized with it (:mod:`worker.events.address`)."""
+    plans: dict[tuple[int, str, str | None, str, str], Any] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+    """What a keyword MO's records take from its match and its (account, subaccount, sender,
+    channel), by the match object's id: filled by :func:`worker.classify.decide.decide_encoded`,
+    gone with the rule set (a rules reload builds new ones)."""
 
     def reply_text(self, match: Match) -> str | None:
         """The reply template for ``match``: its language, else the set's first language, else ``*``."""

@@ -4,6 +4,7 @@ path gives, record for record, and its fetch position moves the same way."""
 from __future__ import annotations
 
 import struct
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from aiokafka.record._crc32c import crc as crc32c
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from worker.stream import records as module
@@ -87,6 +88,17 @@ def _build(batch: Batch) -> bytes:
     return bytes(raw)
 
 
+@pytest.fixture(autouse=True, params=["kept", "aiokafka"])
+def _memory(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs on the records the fetcher builds once :func:`module.install` ran (the bytes
+    kept: CRCs checked by the SSE 4.2 CRC-32C when built) and on aiokafka's own (its CRC check)."""
+    memory = module.KeptRecords if request.param == "kept" else MemoryRecords
+    monkeypatch.setattr(sys.modules[__name__], "Memory", memory)
+
+
+Memory: Any = MemoryRecords
+
+
 def _result(
     batches: list[Batch],
     position: int,
@@ -95,7 +107,7 @@ def _result(
     marker: Any = module.RAW,
 ) -> Any:
     data = b"".join(_build(batch) for batch in batches)
-    records = PartitionRecords(TP, MemoryRecords(data), aborted, position, None, marker, True, isolation)
+    records = PartitionRecords(TP, Memory(data), aborted, position, None, marker, True, isolation)
     return FetchResult(TP, assignment=_Assignment(_State(position)), partition_records=records, backoff=0)
 
 
@@ -147,7 +159,7 @@ def _installed() -> None:
     assert module.install()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(layouts(), st.one_of(st.none(), st.integers(1, 7)))
 def test_raw_records_are_aiokafkas_records_and_positions(
     layout: tuple[list[Batch], int, list[tuple[int, int]], int], max_records: int | None
@@ -168,7 +180,7 @@ def test_the_raw_path_returns_the_batches_own_records() -> None:
 
 def test_other_consumers_keep_consumer_records() -> None:
     data = _build(Batch(0, (0, 1)))
-    records = PartitionRecords(TP, MemoryRecords(data), [], 0, None, None, True, READ_COMMITTED)
+    records = PartitionRecords(TP, Memory(data), [], 0, None, None, True, READ_COMMITTED)
     result = FetchResult(TP, assignment=_Assignment(_State(0)), partition_records=records, backoff=0)
     assert [type(r).__name__ for r in result.getall(None)] == ["ConsumerRecord"] * 2
 
@@ -176,10 +188,50 @@ def test_other_consumers_keep_consumer_records() -> None:
 def test_a_corrupt_batch_raises_as_aiokafka_does() -> None:
     raw = bytearray(_build(Batch(0, (0, 1))))
     raw[-1] ^= 0xFF
-    records = PartitionRecords(TP, MemoryRecords(bytes(raw)), [], 0, None, module.RAW, True, READ_COMMITTED)
+    records = PartitionRecords(TP, Memory(bytes(raw)), [], 0, None, module.RAW, True, READ_COMMITTED)
     result = FetchResult(TP, assignment=_Assignment(_State(0)), partition_records=records, backoff=0)
     with pytest.raises(CorruptRecordException):
         result.getall(None)
+
+
+def test_a_corrupt_batch_after_good_ones_raises_and_the_good_ones_are_returned_first() -> None:
+    """The kept bytes are walked batch by batch: the CRC checked is the corrupt batch's own."""
+    good = _build(Batch(0, (0, 1))) + _build(Batch(5, (0,)))
+    bad = bytearray(_build(Batch(8, (0, 1))))
+    bad[-1] ^= 0xFF
+    records = PartitionRecords(TP, Memory(good + bytes(bad)), [], 0, None, module.RAW, True, READ_COMMITTED)
+    result = FetchResult(TP, assignment=_Assignment(_State(0)), partition_records=records, backoff=0)
+    assert [r.offset for r in result.getall(2)] == [0, 1]
+    assert [r.offset for r in result.getall(1)] == [5]
+    with pytest.raises(CorruptRecordException):
+        result.getall(None)
+
+
+def test_our_own_batches_are_passed_over_without_a_crc_check() -> None:
+    """The tail does not read its own batches, so it does not check them either; another
+    producer's corrupt batch still raises."""
+    ours = bytearray(_build(Batch(0, (0, 1), producer_id=7, producer_epoch=0)))
+    ours[-1] ^= 0xFF  # not read: its CRC is not computed
+    theirs = _build(Batch(5, (0,), producer_id=8, producer_epoch=0))
+    passing = module.RawPassingOver(lambda: [(7, 0)])
+    records = PartitionRecords(TP, Memory(bytes(ours) + theirs), [], 0, None, passing, True, READ_COMMITTED)
+    result = FetchResult(TP, assignment=_Assignment(_State(0)), partition_records=records, backoff=0)
+    assert [r.offset for r in result.getall(None)] == [5]
+    theirs_bad = bytearray(theirs)
+    theirs_bad[-1] ^= 0xFF
+    records = PartitionRecords(TP, Memory(bytes(theirs_bad)), [], 5, None, passing, True, READ_COMMITTED)
+    result = FetchResult(TP, assignment=_Assignment(_State(5)), partition_records=records, backoff=0)
+    with pytest.raises(CorruptRecordException):
+        result.getall(None)
+
+
+def test_install_has_the_fetcher_keep_the_fetched_bytes() -> None:
+    from aiokafka.consumer import fetcher
+
+    if module.crc32c is None:
+        pytest.skip("the C extension was not built: aiokafka's CRC check stays")
+    assert fetcher.MemoryRecords is module.KeptRecords
+    assert module.KeptRecords(b"abc").data == b"abc"
 
 
 def test_a_moved_position_returns_nothing() -> None:

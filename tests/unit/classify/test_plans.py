@@ -1,0 +1,111 @@
+"""worker.classify.decide: a keyword MO's plan (what its records take from its match and context) is
+made once per rule set, match and context, and the records joined from it are the objects path's."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any
+
+import orjson
+import pytest
+
+from worker.classify.decide import classify, decide, decide_encoded
+from worker.classify.rules import PHRASE_TEXTS_MAX, default_rulebook
+from worker.events.outgoing import encode_change, encode_reply
+from worker.model import InboundMessage, Source
+
+decide_module = sys.modules["worker.classify.decide"]
+EMITTED = "2026-11-24T10:00:01.000000Z"
+
+
+def _doc(text: str, message_id: str, sender: str = "12345", account: str = "acc") -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "channel": "sms",
+        "from": "+15550001111",
+        "to": sender,
+        "account_id": account,
+        "text": text,
+        "received_at": "2026-11-24T10:00:00.000000Z",
+    }
+
+
+def _expected(doc: dict[str, Any], rules: Any) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+    """The records the objects path (decide, then encode_change and encode_reply) writes."""
+    message = InboundMessage(
+        message_id=doc["message_id"],
+        channel=doc["channel"],
+        sender=doc["to"],
+        address=doc["from"],
+        account_id=doc["account_id"],
+        subaccount_id=None,
+        text=doc["text"],
+        received_at=doc["received_at"],
+    )
+    match = classify(doc["text"], rules)
+    assert match is not None
+    decision = decide(message, match, rules, Source("mo.inbound", 0, 7, doc["message_id"]))
+    changes = [(key, encode_change(event, EMITTED)) for key, event in decision.changes]
+    replies = [] if decision.reply is None else [(b"+15550001111", encode_reply(decision.reply, EMITTED))]
+    return changes, replies
+
+
+def _encoded(doc: dict[str, Any], rules: Any) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+    match = classify(doc["text"], rules)
+    assert match is not None
+    changes: list[tuple[bytes, bytes]] = []
+    replies: list[tuple[bytes, bytes]] = []
+    where = ("mo.inbound", 0, 7)
+    decide_encoded(doc, doc["received_at"], match, rules, where, orjson.dumps(EMITTED), changes, replies)
+    return changes, replies
+
+
+@pytest.mark.parametrize("text", ["STOP", "START", "HELP", "please remove me from your list", "Stop please"])
+def test_a_plan_is_made_once_per_match_and_context_and_its_records_are_the_objects_paths(text: str) -> None:
+    rules = default_rulebook().base
+    first = _doc(text, "m-1")
+    assert _encoded(first, rules) == _expected(first, rules)
+    assert len(rules.plans) == 1
+    again = _doc(text, "m-2")  # another MO, same match and context: the plan is reused
+    assert _encoded(again, rules) == _expected(again, rules)
+    assert len(rules.plans) == 1
+    other = _doc(text, "m-3", sender="55555")  # another sender: a plan of its own (its reply names it)
+    assert _encoded(other, rules) == _expected(other, rules)
+    assert len(rules.plans) == 2
+
+
+def test_a_phrase_makes_one_match_per_text_found() -> None:
+    """Phrase matches are built per message; the plans are filed by match object, so a phrase
+    returns the same object for the same text (or every phrased STOP would miss)."""
+    rules = default_rulebook().base
+    first = classify("please remove me from your list", rules)
+    second = classify("Please REMOVE ME from this list!", rules)
+    assert first is not None
+    assert first is second
+    item = next(item for item in rules.phrases.items if first in item.found.values())
+    for n in range(PHRASE_TEXTS_MAX + 10):  # past the bound: new matches, the kept ones unchanged
+        item.match(f"text {n}")
+    assert len(item.found) == PHRASE_TEXTS_MAX
+    assert item.match("text 0") is item.match("text 0")
+    assert item.match(f"text {PHRASE_TEXTS_MAX + 5}") is not item.match(f"text {PHRASE_TEXTS_MAX + 5}")
+
+
+def test_the_plans_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decide_module, "_PLANS_MAX", 3)
+    rules = default_rulebook().base
+    for n in range(7):
+        doc = _doc("STOP", f"m-{n}", account=f"acc-{n}")
+        assert _encoded(doc, rules) == _expected(doc, rules)
+        assert 1 <= len(rules.plans) <= 3
+
+
+def test_plans_belong_to_their_rule_set() -> None:
+    """Not compared, not copied by dataclasses.replace: a rule set built from another (other
+    replies) starts with no plans."""
+    rules = default_rulebook().base
+    _encoded(_doc("STOP", "m-1"), rules)
+    copy = dataclasses.replace(rules)
+    assert copy == rules
+    assert copy.plans == {}
+    assert len(rules.plans) == 1
