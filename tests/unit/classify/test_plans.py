@@ -83,6 +83,7 @@ def test_a_phrase_makes_one_match_per_text_found() -> None:
     second = classify("Please REMOVE ME from this list!", rules)
     assert first is not None
     assert first is second
+    assert rules.phrases is not None
     item = next(item for item in rules.phrases.items if first in item.found.values())
     for n in range(PHRASE_TEXTS_MAX + 10):  # past the bound: new matches, the kept ones unchanged
         item.match(f"text {n}")
