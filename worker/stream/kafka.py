@@ -32,7 +32,7 @@ from aiokafka.errors import (
 from worker.config import Settings
 from worker.errors import ConfigError, ServiceUnavailableError
 from worker.logs import KAFKA, capture_security_failures
-from worker.stream import records
+from worker.stream import produce_request, records
 
 TOPIC_EXISTS = 36
 
@@ -105,6 +105,7 @@ def unavailable(settings: Settings, exc: BaseException) -> ServiceUnavailableErr
 
 def make_producer(settings: Settings, *, idempotent: bool = False, **overrides: Any) -> AIOKafkaProducer:
     """``idempotent`` only where :func:`probe_features` found the broker supports it."""
+    produce_request.install()  # one copy of each record batch per request, not eight
     options: dict[str, Any] = {
         "acks": "all",
         "enable_idempotence": idempotent,
