@@ -20,8 +20,8 @@ from worker.classify.normalize import SEPARATORS, fold, normalize, tokens
 from worker.classify.rules import WRONG_NUMBER, Match, Phrases, Rule, RuleSet
 from worker.classify.scope import block_key, block_scope, covering_scopes
 from worker.constants import SCHEMA_CHANGE, SCHEMA_REPLY
-from worker.events.address import Parties, already_canonical, canonical_parties
-from worker.events.joined import join_keyword_records
+from worker.events.address import PHONE_CHANNELS, Parties, already_canonical, canonical_parties
+from worker.events.joined import join_keyword_records, join_planned
 from worker.events.outgoing import change_event_id, reply_id, scope_document
 from worker.model import (
     Action,
@@ -786,6 +786,11 @@ def decide_encoded(
     Returns None when the MO's subscriber, sender and channel were canonical already (the usual
     case), else its canonical :class:`Parties` (the classifier counts addresses that are not).
     """
+    if join_planned is not None and join_planned(
+        changes, replies, _CHANGE_HEAD, _REPLY_HEAD, doc, received_at, match, rules.plans,
+        where[0], where[1], where[2], emitted, PHONE_CHANNELS,
+    ):  # fmt: skip
+        return None  # canonical parties, a plan made: all of the below in one C call
     account, sub, message_id = doc["account_id"], doc.get("subaccount_id"), doc["message_id"]
     # MO: from the subscriber, to the sender; canonicalized as decide() does (canonical_message)
     sender, address, channel = doc["to"], doc["from"], doc["channel"]

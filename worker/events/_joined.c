@@ -363,7 +363,99 @@ done:
     return result;
 }
 
+/* ---- join_planned: the whole of a keyword MO's decide_encoded() when it needs no Python ---- */
+
+static PyObject *K_ACCOUNT, *K_SUB, *K_MESSAGE, *K_TO, *K_FROM, *K_CHANNEL;
+
+/* Whether s is "+" and 8 to 15 ASCII digits: worker.events.address.match_e164. */
+static int is_e164(const uint8_t *s, Py_ssize_t n)
+{
+    if (n < 9 || n > 16 || s[0] != '+')
+        return 0;
+    for (Py_ssize_t i = 1; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* doc[key] as a str, NULL without an error when it is absent or not a str. */
+static PyObject *text_item(PyObject *doc, PyObject *key)
+{
+    PyObject *value = PyDict_GetItemWithError(doc, key);
+    return value != NULL && PyUnicode_Check(value) ? value : NULL;
+}
+
+enum { P_CHANGES, P_REPLIES, P_CHANGE_HEAD, P_REPLY_HEAD, P_DOC, P_RECEIVED_AT, P_MATCH, P_PLANS, P_TOPIC,
+       P_PARTITION, P_OFFSET, P_EMITTED, P_PHONE_CHANNELS, P_NARGS };
+
+static PyObject *join_planned(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != P_NARGS) {
+        PyErr_Format(PyExc_TypeError, "join_planned() takes %d arguments (%zd given)", P_NARGS, nargs);
+        return NULL;
+    }
+    PyObject *doc = args[P_DOC], *plans = args[P_PLANS];
+    if (!PyDict_Check(doc) || !PyDict_Check(plans) || !PyAnySet_Check(args[P_PHONE_CHANNELS])) {
+        PyErr_SetString(PyExc_TypeError, "join_planned(): doc and plans are dicts, phone_channels a set");
+        return NULL;
+    }
+    PyObject *account = text_item(doc, K_ACCOUNT), *message_id = text_item(doc, K_MESSAGE);
+    PyObject *sender = text_item(doc, K_TO), *address = text_item(doc, K_FROM), *channel = text_item(doc, K_CHANNEL);
+    PyObject *sub = PyDict_GetItemWithError(doc, K_SUB);
+    if (PyErr_Occurred())
+        return NULL;
+    if (account == NULL || message_id == NULL || sender == NULL || address == NULL || channel == NULL)
+        Py_RETURN_FALSE; /* not the common shape: Python decides */
+    if (sub == NULL)
+        sub = Py_None;
+    /* already_canonical(address, sender, channel) */
+    Span a, snd;
+    if (utf8_of(address, &a, "address") < 0 || utf8_of(sender, &snd, "sender") < 0)
+        return NULL;
+    int phone = PySet_Contains(args[P_PHONE_CHANNELS], channel);
+    if (phone < 0)
+        return NULL;
+    if (!phone || !is_e164(a.s, a.n) || memchr(snd.s, ':', (size_t)snd.n) != NULL ||
+        (snd.n > 0 && snd.s[0] == '+' && !is_e164(snd.s, snd.n)))
+        Py_RETURN_FALSE; /* canonicalized in Python */
+    PyObject *id = PyLong_FromVoidPtr(args[P_MATCH]); /* id(match) */
+    if (id == NULL)
+        return NULL;
+    PyObject *key = PyTuple_Pack(5, id, account, sub, sender, channel);
+    Py_DECREF(id);
+    if (key == NULL)
+        return NULL;
+    PyObject *plan = PyDict_GetItemWithError(plans, key);
+    Py_DECREF(key);
+    if (plan == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_FALSE; /* no plan yet: Python makes it */
+    }
+    if (!PyTuple_Check(plan) || PyTuple_GET_SIZE(plan) != 6 || PyTuple_GET_ITEM(plan, 0) != args[P_MATCH]) {
+        PyErr_SetString(PyExc_TypeError, "join_planned(): a plan is (match, scopes, categories, parties, text, match part)");
+        return NULL;
+    }
+    if (PyTuple_GET_ITEM(plan, 1) == Py_None)
+        Py_RETURN_TRUE; /* nothing to write: help without a reply */
+    PyObject *joined[NARGS] = {
+        args[P_CHANGES], args[P_REPLIES], args[P_CHANGE_HEAD], args[P_REPLY_HEAD], account, message_id, address,
+        sender, args[P_RECEIVED_AT], args[P_TOPIC], args[P_PARTITION], args[P_OFFSET], args[P_EMITTED],
+        PyTuple_GET_ITEM(plan, 1), PyTuple_GET_ITEM(plan, 2), PyTuple_GET_ITEM(plan, 3), PyTuple_GET_ITEM(plan, 4),
+        PyTuple_GET_ITEM(plan, 5),
+    };
+    PyObject *done = join(module, joined, NARGS);
+    if (done == NULL)
+        return NULL;
+    Py_DECREF(done);
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef methods[] = {
+    {"join_planned", (PyCFunction)(void (*)(void))join_planned, METH_FASTCALL,
+     "join_planned(changes, replies, change_head, reply_head, doc, received_at, match, plans, topic, "
+     "partition, offset, emitted, phone_channels) -> bool: decide_encoded() of a keyword MO whose parties "
+     "are canonical and whose plan is in plans; False (nothing written) when it is not so."},
     {"join", (PyCFunction)(void (*)(void))join, METH_FASTCALL,
      "join(changes, replies, change_head, reply_head, account, message_id, address, sender, received_at, "
      "topic, partition, offset, emitted, scopes, categories, reply_parties, text, reply_match): "
@@ -373,4 +465,15 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_joined", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__joined(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__joined(void)
+{
+    K_ACCOUNT = PyUnicode_InternFromString("account_id");
+    K_SUB = PyUnicode_InternFromString("subaccount_id");
+    K_MESSAGE = PyUnicode_InternFromString("message_id");
+    K_TO = PyUnicode_InternFromString("to");
+    K_FROM = PyUnicode_InternFromString("from");
+    K_CHANNEL = PyUnicode_InternFromString("channel");
+    if (!K_ACCOUNT || !K_SUB || !K_MESSAGE || !K_TO || !K_FROM || !K_CHANNEL)
+        return NULL;
+    return PyModule_Create(&module);
+}

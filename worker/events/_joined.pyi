@@ -1,3 +1,5 @@
+from typing import Any
+
 def join(
     changes: list[tuple[bytes, bytes]],
     replies: list[tuple[bytes, bytes]],
@@ -19,3 +21,19 @@ def join(
     reply_match: bytes,
     /,
 ) -> None: ...
+def join_planned(
+    changes: list[tuple[bytes, bytes]],
+    replies: list[tuple[bytes, bytes]],
+    change_head: bytes,
+    reply_head: bytes,
+    doc: dict[str, Any],
+    received_at: str,
+    match: object,
+    plans: dict[tuple[int, str, str | None, str, str], Any],
+    topic: str,
+    partition: int,
+    offset: int,
+    emitted: bytes,
+    phone_channels: frozenset[str],
+    /,
+) -> bool: ...

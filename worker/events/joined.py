@@ -93,10 +93,15 @@ def python_join(
 
 
 join_keyword_records: Callable[..., None] = python_join
+join_planned: Callable[..., bool] | None = None
+"""C only: the whole of :func:`worker.classify.decide.decide_encoded` for a keyword MO whose
+subscriber, sender and channel are canonical already and whose plan is made (nearly every one):
+its document's fields read, the parties checked, the plan found and the records joined in one
+call. False, with nothing written, when Python must decide (see ``_joined.c``)."""
 COMPILED = False
 try:
     from worker.events import _joined
 
-    join_keyword_records, COMPILED = _joined.join, True
+    join_keyword_records, join_planned, COMPILED = _joined.join, _joined.join_planned, True
 except ImportError:  # no C compiler at install time: the Python above
     pass
