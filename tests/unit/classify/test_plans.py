@@ -39,7 +39,7 @@ def _expected(doc: dict[str, Any], rules: Any) -> tuple[list[tuple[bytes, bytes]
         sender=doc["to"],
         address=doc["from"],
         account_id=doc["account_id"],
-        subaccount_id=None,
+        subaccount_id=doc.get("subaccount_id"),
         text=doc["text"],
         received_at=doc["received_at"],
     )
@@ -47,7 +47,8 @@ def _expected(doc: dict[str, Any], rules: Any) -> tuple[list[tuple[bytes, bytes]
     assert match is not None
     decision = decide(message, match, rules, Source("mo.inbound", 0, 7, doc["message_id"]))
     changes = [(key, encode_change(event, EMITTED)) for key, event in decision.changes]
-    replies = [] if decision.reply is None else [(b"+15550001111", encode_reply(decision.reply, EMITTED))]
+    reply = decision.reply
+    replies = [] if reply is None else [(reply.to.encode(), encode_reply(reply, EMITTED))]
     return changes, replies
 
 
@@ -110,3 +111,51 @@ def test_plans_belong_to_their_rule_set() -> None:
     assert copy == rules
     assert copy.plans == {}
     assert len(rules.plans) == 1
+
+
+def _planned(doc: dict[str, Any], rules: Any) -> bool | None:
+    """What join_planned answers for ``doc`` (None: the extension was not built)."""
+    if decide_module.join_planned is None:
+        return None
+    match = classify(doc["text"], rules)
+    d = decide_module
+    heads = (d._CHANGE_HEAD, d._REPLY_HEAD)
+    where = ("mo.inbound", 0, 7)
+    received, emitted = doc["received_at"], orjson.dumps(EMITTED)
+    return bool(
+        d.join_planned([], [], *heads, doc, received, match, rules.plans, *where, emitted, d.PHONE_CHANNELS)
+    )
+
+
+@pytest.mark.parametrize(
+    ("changed", "planned"),
+    [
+        ({}, True),  # E.164 subscriber, short code, sms: the C call does it all
+        ({"to": "+14155550199"}, True),  # an E.164 sender
+        ({"channel": "whatsapp"}, True),
+        ({"from": "whatsapp:+15550001111"}, False),  # a prefixed subscriber: canonicalized in Python
+        ({"from": "07700 900123"}, False),  # a national number
+        ({"to": "sms:12345"}, False),  # a prefixed sender
+        ({"to": "+1 415"}, False),  # a sender that starts like E.164 and is not
+        ({"channel": "email"}, False),  # not a phone channel
+    ],
+)
+def test_join_planned_answers_only_for_canonical_parties(changed: dict[str, Any], planned: bool) -> None:
+    if decide_module.join_planned is None:
+        pytest.skip("the C extension was not built: Python decides every MO")
+    rules = default_rulebook().base
+    first = _doc("STOP", "m-0") | changed
+    assert _planned(first, rules) is False  # no plan yet: Python decides and makes it
+    assert _encoded(first, rules) == _expected(first, rules)
+    doc = _doc("STOP", "m-1") | changed
+    assert _planned(doc, rules) is planned
+    assert _encoded(doc, rules) == _expected(doc, rules)  # whichever path, the same records
+
+
+def test_the_c_call_and_the_python_path_write_the_same_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = [_doc(text, f"m-{n}") for n, text in enumerate(["STOP", "START", "HELP", "STOP", "Stop please"])]
+    rules = default_rulebook().base
+    with_c = [_encoded(doc, rules) for doc in docs]
+    monkeypatch.setattr(decide_module, "join_planned", None)
+    rules = default_rulebook().base
+    assert [_encoded(doc, rules) for doc in docs] == with_c == [_expected(doc, rules) for doc in docs]
