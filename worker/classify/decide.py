@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from worker.classify.rules import WRONG_NUMBER, Match, Phrases, Rule, RuleSet
 from worker.classify.scope import block_key, block_scope, covering_scopes
 from worker.constants import SCHEMA_CHANGE, SCHEMA_REPLY
 from worker.events.address import PHONE_CHANNELS, Parties, already_canonical, canonical_parties
+from worker.events.inbound import canonical_instant
 from worker.events.joined import join_keyword_records, join_planned
 from worker.events.outgoing import change_event_id, reply_id, scope_document
 from worker.model import (
@@ -772,6 +774,7 @@ def decide_encoded(
     emitted: bytes,
     changes: list[tuple[bytes, bytes]],
     replies: list[tuple[bytes, bytes]],
+    instant: datetime | None = None,
 ) -> Parties | None:
     """:func:`decide` and :mod:`worker.events.outgoing`'s encoders in one pass, for the hot loop.
 
@@ -780,8 +783,9 @@ def decide_encoded(
     with ``encode_change``/``encode_reply`` gives (``tests/unit/stream/test_pipeline.py`` checks it
     on random batches), without building the message, event and reply objects: in a STOP
     storm those objects were about half the cost of a keyword MO. ``doc`` is a document
-    :func:`worker.events.inbound.decode` accepted, ``received_at`` its canonical timestamp,
-    ``where`` the record's topic, partition and offset (its events' source, with the message id),
+    :func:`worker.events.inbound.decode` accepted, ``received_at`` its timestamp as validated (made
+    canonical here: :func:`~worker.events.inbound.canonical_instant`, with ``instant`` when decode
+    parsed it), ``where`` the record's topic, partition and offset (its events' source, with the message id),
     ``emitted`` the batch's ``emitted_at`` as JSON (encoded once per batch, not per MO).
     Returns None when the MO's subscriber, sender and channel were canonical already (the usual
     case), else its canonical :class:`Parties` (the classifier counts addresses that are not).
@@ -790,7 +794,8 @@ def decide_encoded(
         changes, replies, _CHANGE_HEAD, _REPLY_HEAD, doc, received_at, match, rules.plans,
         where[0], where[1], where[2], emitted, PHONE_CHANNELS,
     ):  # fmt: skip
-        return None  # canonical parties, a plan made: all of the below in one C call
+        return None  # canonical parties, a common timestamp, a plan made: all of the below in C
+    received_at = canonical_instant(received_at, instant)
     account, sub, message_id = doc["account_id"], doc.get("subaccount_id"), doc["message_id"]
     # MO: from the subscriber, to the sender; canonicalized as decide() does (canonical_message)
     sender, address, channel = doc["to"], doc["from"], doc["channel"]

@@ -385,6 +385,27 @@ static PyObject *text_item(PyObject *doc, PyObject *key)
     return value != NULL && PyUnicode_Check(value) ? value : NULL;
 }
 
+/* canonical_instant() of worker/events/inbound.py for the forms it takes without parsing: a
+ * validated "YYYY-MM-DDTHH:MM:SSZ" or "YYYY-MM-DDTHH:MM:SS.fZ" (1 to 6 digits) as
+ * "YYYY-MM-DDTHH:MM:SS.ffffffZ" in out (27 bytes); 0 for any other form (Python parses it). */
+static int canonical_stamp(const uint8_t *s, Py_ssize_t n, char *out)
+{
+    if (n < 20 || n > 27 || s[n - 1] != 'Z' || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+        s[16] != ':')
+        return 0;
+    if (n == 20) {
+        memcpy(out, s, 19);
+        memcpy(out + 19, ".000000Z", 8);
+        return 1;
+    }
+    if (n < 22 || s[19] != '.')
+        return 0;
+    memcpy(out, s, (size_t)(n - 1)); /* the digits of the fraction, then padded with zeros */
+    memset(out + n - 1, '0', (size_t)(26 - (n - 1)));
+    out[26] = 'Z';
+    return 1;
+}
+
 enum { P_CHANGES, P_REPLIES, P_CHANGE_HEAD, P_REPLY_HEAD, P_DOC, P_RECEIVED_AT, P_MATCH, P_PLANS, P_TOPIC,
        P_PARTITION, P_OFFSET, P_EMITTED, P_PHONE_CHANNELS, P_NARGS };
 
@@ -408,10 +429,14 @@ static PyObject *join_planned(PyObject *module, PyObject *const *args, Py_ssize_
         Py_RETURN_FALSE; /* not the common shape: Python decides */
     if (sub == NULL)
         sub = Py_None;
-    /* already_canonical(address, sender, channel) */
-    Span a, snd;
-    if (utf8_of(address, &a, "address") < 0 || utf8_of(sender, &snd, "sender") < 0)
+    /* already_canonical(address, sender, channel), and the received time in a form read as is */
+    Span a, snd, rcv;
+    if (utf8_of(address, &a, "address") < 0 || utf8_of(sender, &snd, "sender") < 0 ||
+        utf8_of(args[P_RECEIVED_AT], &rcv, "received_at") < 0)
         return NULL;
+    char stamp[27];
+    if (!canonical_stamp(rcv.s, rcv.n, stamp))
+        Py_RETURN_FALSE; /* an offset, a lower-case t or z...: parsed in Python */
     int phone = PySet_Contains(args[P_PHONE_CHANNELS], channel);
     if (phone < 0)
         return NULL;
@@ -438,13 +463,17 @@ static PyObject *join_planned(PyObject *module, PyObject *const *args, Py_ssize_
     }
     if (PyTuple_GET_ITEM(plan, 1) == Py_None)
         Py_RETURN_TRUE; /* nothing to write: help without a reply */
+    PyObject *received = PyUnicode_FromStringAndSize(stamp, 27);
+    if (received == NULL)
+        return NULL;
     PyObject *joined[NARGS] = {
         args[P_CHANGES], args[P_REPLIES], args[P_CHANGE_HEAD], args[P_REPLY_HEAD], account, message_id, address,
-        sender, args[P_RECEIVED_AT], args[P_TOPIC], args[P_PARTITION], args[P_OFFSET], args[P_EMITTED],
+        sender, received, args[P_TOPIC], args[P_PARTITION], args[P_OFFSET], args[P_EMITTED],
         PyTuple_GET_ITEM(plan, 1), PyTuple_GET_ITEM(plan, 2), PyTuple_GET_ITEM(plan, 3), PyTuple_GET_ITEM(plan, 4),
         PyTuple_GET_ITEM(plan, 5),
     };
     PyObject *done = join(module, joined, NARGS);
+    Py_DECREF(received);
     if (done == NULL)
         return NULL;
     Py_DECREF(done);
@@ -455,7 +484,8 @@ static PyMethodDef methods[] = {
     {"join_planned", (PyCFunction)(void (*)(void))join_planned, METH_FASTCALL,
      "join_planned(changes, replies, change_head, reply_head, doc, received_at, match, plans, topic, "
      "partition, offset, emitted, phone_channels) -> bool: decide_encoded() of a keyword MO whose parties "
-     "are canonical and whose plan is in plans; False (nothing written) when it is not so."},
+     "are canonical, whose received_at (as validated, not yet canonical) is in a common UTC form and whose "
+     "plan is in plans; False (nothing written) when it is not so."},
     {"join", (PyCFunction)(void (*)(void))join, METH_FASTCALL,
      "join(changes, replies, change_head, reply_head, account, message_id, address, sender, received_at, "
      "topic, partition, offset, emitted, scopes, categories, reply_parties, text, reply_match): "

@@ -146,7 +146,7 @@ def classify_records(
             none += 1
             continue
         # A keyword MO (a few per hundred records): decided and encoded as on every other path.
-        _decide(tp, record, doc, canonical_instant(doc["received_at"], instant), match, rules, out)
+        _decide(tp, record, doc, doc["received_at"], match, rules, out, instant)
     out.consumed += len(records)
     if none:
         intents[Intent.NONE] = intents.get(Intent.NONE, 0) + none
@@ -265,11 +265,15 @@ def _decide(
     match: Match,
     rules: RuleSet,
     out: BatchOutput,
+    instant: datetime | None = None,
 ) -> None:
+    """``stamp``: the MO's received time, canonical or as validated (``instant``: as decode parsed
+    it, if it did); :func:`decide_encoded` makes it canonical."""
     memory = out.memory
     marks = (len(out.changes), len(out.replies)) if memory is not None else None
     where = (tp.topic, tp.partition, record.offset)
-    parties = decide_encoded(doc, stamp, match, rules, where, out.emitted_json, out.changes, out.replies)
+    changes, replies = out.changes, out.replies
+    parties = decide_encoded(doc, stamp, match, rules, where, out.emitted_json, changes, replies, instant)
     if marks is not None and memory is not None:
         _confirm_once(memory, match, marks, out)
     if parties is not None and not parties.canonical:  # an email, a Messenger id, not a number

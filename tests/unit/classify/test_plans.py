@@ -12,6 +12,7 @@ import pytest
 
 from worker.classify.decide import classify, decide, decide_encoded
 from worker.classify.rules import PHRASE_TEXTS_MAX, default_rulebook
+from worker.events.inbound import canonical_instant
 from worker.events.outgoing import encode_change, encode_reply
 from worker.model import InboundMessage, Source
 
@@ -41,7 +42,7 @@ def _expected(doc: dict[str, Any], rules: Any) -> tuple[list[tuple[bytes, bytes]
         account_id=doc["account_id"],
         subaccount_id=doc.get("subaccount_id"),
         text=doc["text"],
-        received_at=doc["received_at"],
+        received_at=canonical_instant(doc["received_at"], None),
     )
     match = classify(doc["text"], rules)
     assert match is not None
@@ -159,3 +160,41 @@ def test_the_c_call_and_the_python_path_write_the_same_records(monkeypatch: pyte
     monkeypatch.setattr(decide_module, "join_planned", None)
     rules = default_rulebook().base
     assert [_encoded(doc, rules) for doc in docs] == with_c == [_expected(doc, rules) for doc in docs]
+
+
+@pytest.mark.parametrize(
+    ("stamp", "planned"),
+    [
+        ("2026-11-24T10:00:00Z", True),
+        ("2026-11-24T10:00:00.1Z", True),
+        ("2026-11-24T10:00:00.123Z", True),
+        ("2026-11-24T10:00:00.123456Z", True),
+        ("2026-11-24T10:00:00.000000Z", True),  # canonical already
+        ("2026-11-24T10:00:00.Z", False),  # the forms below are parsed in Python
+        ("2026-11-24T10:00:00.5+01:00", False),
+        ("2026-11-24t10:00:00.123456z", False),
+        ("2026-11-24T10:00:00+00:00", False),
+        ("2026-11-24 10:00:00Z", False),
+    ],
+)
+def test_the_c_call_makes_the_received_time_canonical_as_python_does(
+    stamp: str, planned: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """decide_encoded takes the received time as validated; the C call writes the canonical form
+    of the common UTC forms, and leaves the others to canonical_instant."""
+    if stamp in ("2026-11-24T10:00:00.Z", "2026-11-24 10:00:00Z"):
+        pytest.importorskip("worker.events._joined")  # decode refuses these: only the C answer is checked
+        rules = default_rulebook().base
+        _encoded(_doc("STOP", "m-0"), rules)
+        assert _planned(_doc("STOP", "m-1") | {"received_at": stamp}, rules) is False
+        return
+    rules = default_rulebook().base
+    _encoded(_doc("STOP", "m-0"), rules)  # the plan
+    doc = _doc("STOP", "m-1") | {"received_at": stamp}
+    if decide_module.join_planned is not None:
+        assert _planned(doc, rules) is planned
+    with_c = _encoded(doc, rules)
+    canonical = with_c[0][0][1]
+    assert b'"occurred_at":"2026-11-24T' in canonical
+    monkeypatch.setattr(decide_module, "join_planned", None)
+    assert _encoded(doc, default_rulebook().base) == with_c == _expected(doc, rules)
