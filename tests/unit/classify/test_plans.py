@@ -12,9 +12,9 @@ import pytest
 
 from worker.classify.decide import classify, decide, decide_encoded
 from worker.classify.rules import PHRASE_TEXTS_MAX, default_rulebook
-from worker.events.inbound import canonical_instant
+from worker.events.inbound import decode, to_message
 from worker.events.outgoing import encode_change, encode_reply
-from worker.model import InboundMessage, Source
+from worker.model import Source
 
 decide_module = sys.modules["worker.classify.decide"]
 EMITTED = "2026-11-24T10:00:01.000000Z"
@@ -34,16 +34,7 @@ def _doc(text: str, message_id: str, sender: str = "12345", account: str = "acc"
 
 def _expected(doc: dict[str, Any], rules: Any) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
     """The records the objects path (decide, then encode_change and encode_reply) writes."""
-    message = InboundMessage(
-        message_id=doc["message_id"],
-        channel=doc["channel"],
-        sender=doc["to"],
-        address=doc["from"],
-        account_id=doc["account_id"],
-        subaccount_id=doc.get("subaccount_id"),
-        text=doc["text"],
-        received_at=canonical_instant(doc["received_at"], None),
-    )
+    message = to_message(*decode(orjson.dumps(doc)))
     match = classify(doc["text"], rules)
     assert match is not None
     decision = decide(message, match, rules, Source("mo.inbound", 0, 7, doc["message_id"]))
