@@ -95,9 +95,10 @@ def python_join(
 join_keyword_records: Callable[..., None] = python_join
 join_planned: Callable[..., bool] | None = None
 """C only: the whole of :func:`worker.classify.decide.decide_encoded` for a keyword MO whose
-subscriber, sender and channel are canonical already and whose plan is made (nearly every one):
-its document's fields read, the parties checked, the plan found and the records joined in one
-call. False, with nothing written, when Python must decide (see ``_joined.c``)."""
+subscriber, sender and channel are canonical already, whose received time is in a common UTC
+form and whose plan is made (nearly every one): its document's fields read, the parties checked,
+the time made canonical, the plan found and the records joined in one call. False, with nothing
+written, when Python must decide (see ``_joined.c``)."""
 COMPILED = False
 try:
     from worker.events import _joined
