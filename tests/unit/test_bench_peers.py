@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.peers.compare import combine
+from bench.peers.compare import _summary, combine
 from bench.phases import PhaseResult
 
 
@@ -36,6 +36,16 @@ def test_processes_sharing_a_group_are_counted_together() -> None:
     assert combined.extra["changes"] == 140
     assert combined.extra["records_per_process"] == [120_000, 80_000]
     assert combined.extra["peak_rss_mb"] == round(170_000 / 1024, 1)
+    assert combined.extra["start_skew_s"] == 0.5
+    assert "started 0.50 s apart" in _summary(combined)
+
+
+def test_a_pair_that_started_together_has_no_skew_note() -> None:
+    combined = combine(
+        [_process(100_000, [10.0, 10.4], 0.4, 1, 0), _process(100_000, [10.02, 10.4], 0.4, 1, 0)], 200_000
+    )
+    assert combined.extra["start_skew_s"] == 0.02
+    assert _summary(combined) == "500,000 msgs/s, 0.80 CPU-s in 0.40 s"
 
 
 def test_a_short_or_failed_run_is_an_error() -> None:
