@@ -22,11 +22,12 @@ campaign mix went from 98k to 129k MOs/s and the storm from 28k to 35k (with the
 acked and committed before the loop ends.
 
 Where the broker has transactions (Apache Kafka and the like) the classifier runs **exactly-once**
-instead: steps 2 and 3 become one transaction per partition of the batch, which commits the output
-and the consumed offset together, with a transactional producer per input partition (see
+instead: steps 2 and 3 become a transaction per partition, which commits the output and the
+consumed offset together, with a transactional producer per input partition (see
 :mod:`worker.stream.delivery` for why per partition, and how a new owner avoids stale offsets).
-Its batches are bigger (``OPTOUT_BATCH_MAX_RECORDS=auto``), and while it is behind it classifies
-the next batch while the last one's transactions commit (:class:`TransactionsInFlight`).
+Each partition's transactions follow one another, independent of the other partitions': what the
+loop classifies while a partition's transaction commits goes into its next one
+(:class:`PartitionCycles`). Its batches are bigger (``OPTOUT_BATCH_MAX_RECORDS=auto``).
 ``OPTOUT_DELIVERY`` chooses (``auto`` by default: exactly-once where the broker has transactions);
 the classifier logs the mode it runs in, in one line, at start. Producers are idempotent wherever
 the broker supports it.
@@ -62,9 +63,9 @@ from worker.stream.deadletters import log_dead_letters
 from worker.stream.delivery import (
     AT_LEAST_ONCE,
     EXACTLY_ONCE,
-    Fenced,
+    Delivered,
+    PartitionCycles,
     PartitionProducers,
-    TransactionsInFlight,
 )
 from worker.stream.encoded import OwnBatches
 from worker.stream.kafka import BrokerFeatures, make_consumer, make_producer
@@ -138,11 +139,31 @@ async def run_classifier(
     # (see the module docstring). Set once the producer is.
     output: OneInFlight | None = None
 
-    # Exactly-once: the batch whose transactions commit while the loop classifies the next one.
-    transactions = TransactionsInFlight()
+    async def deliver(tp: TopicPartition, first: int, after: int, items: list[Classified]) -> Delivered:
+        """Exactly-once: one transaction of ``tp``'s output (one or more batches' of it)."""
+        assert partitions is not None
+        outs = [out for out, _ in items]
+        result = await partitions.deliver(tp, _outgoing_all(topics, outs), first, after, producing, stop)
+        if result.committed:
+            consumed = 0
+            for out in outs:
+                _observe(metrics, out)
+                consumed += out.consumed
+            started = items[0][1]
+            _observe_batch(metrics, consumed, started)
+            update_lag(consumer, metrics, {tp: after})
+            stats.batch_done(consumed, started)
+        elif result.fenced:
+            metrics.commit_failures.inc()
+            with contextlib.suppress(Exception):
+                consumer.pause(tp)  # until the next assignment, which repositions it
+        return result
+
+    # Exactly-once: each partition's transactions, one after another, while the loop goes on.
+    transactions: PartitionCycles[Classified] = PartitionCycles(deliver)
 
     async def commit_revoked(revoked: set[TopicPartition]) -> None:
-        await transactions.wait()  # exactly-once: the batch in flight is committed (or not) first
+        await transactions.drain()  # exactly-once: what was classified is committed (or not) first
         if output is not None:
             await output.wait()  # acked (or failed) first: then its offsets are pending
         taken = pending.take(revoked)
@@ -221,31 +242,27 @@ async def run_classifier(
             if recent is not None:
                 metrics.recent_changes.set(len(recent))
             if partitions is not None:
+                transactions.check()  # a record refused for good stops the loop
+                if transactions.stopping:
+                    break  # a transaction left uncommitted while stopping: hand nothing more over
                 if unpositioned or not partitions.producers.keys() >= batch.keys():
                     # A new assignment (or records of a partition we hold no producer for, should
                     # a fetch ever beat the rebalance listener): own the whole assignment afresh,
-                    # once the batch in flight is done.
-                    if await transactions.settled() is None:
+                    # once what was classified is committed.
+                    if not await transactions.settled():
                         break
                     taking = set(unpositioned) or set(consumer.assignment())
                     unpositioned.clear()
                     if not await partitions.take_over(taking, producing, stop):
                         break
+                    transactions.fenced.clear()  # repositioned: their records are ours again
                     continue  # fetched before the seek: the next batch starts at the committed offsets
                 outputs = _classify_partitions(batch, rulebook, formats, recent)
-                fenced = await transactions.settled()  # the last batch's transactions, committed
-                if fenced is None:
-                    break  # stopping, the last batch not committed: hand nothing more over
-                spans = {tp: _span(rs) for tp, rs in batch.items() if tp not in fenced}
-                transactions.start(
-                    _deliver_transactions(
-                        partitions, consumer, spans, outputs, topics, producing, metrics, stop, stats, started
+                for tp, records in batch.items():  # each into its partition's next transaction
+                    transactions.add(
+                        tp, records[0].offset, records[-1].offset + 1, (outputs[tp], started), len(records)
                     )
-                )
-                # Not behind (the batch was not full): wait for this batch's commit before fetching,
-                # so the next batch takes all that arrives meanwhile (see worker.stream.delivery).
-                if sum(map(len, batch.values())) < most and await transactions.settled() is None:
-                    break
+                await transactions.room(most)  # behind: at most a batch's worth queued
                 continue
             out = BatchOutput(
                 emitted_at=format_instant(datetime.now(UTC)), worker_version=__version__, memory=recent
@@ -264,7 +281,7 @@ async def run_classifier(
                 recent.merge(out.pending, int(time.time() * 1000))
         if output is not None:
             await output.settled()  # stopping (or drained, in burst mode): the last batch is finished
-        await transactions.settled()
+        await transactions.settled()  # exactly-once: what was classified is committed
         if pending.positions:  # what is acked is committed
             await _commit(consumer, pending.take(), committing, metrics, stop)
     finally:
@@ -278,11 +295,6 @@ async def run_classifier(
         await close_clients(log, *(c for c in (consumer, producer) if c))
     log.info("classifier stopped after %d records in %d batches", stats.records, stats.batches)
     return stats
-
-
-def _span(records: list[Any]) -> tuple[int, int]:
-    """A partition's records' first offset and the offset after the last."""
-    return records[0].offset, records[-1].offset + 1
 
 
 def _classify_partitions(
@@ -304,48 +316,6 @@ def _classify_partitions(
         for out in outputs.values():
             recent.merge(out.pending, now_ms)
     return outputs
-
-
-async def _deliver_transactions(
-    partitions: PartitionProducers,
-    consumer: Any,
-    spans: dict[TopicPartition, tuple[int, int]],
-    outputs: dict[TopicPartition, BatchOutput],
-    topics: Topics,
-    backoff: Backoff,
-    metrics: ClassifierMetrics,
-    stop: asyncio.Event,
-    stats: RunStats,
-    started: float,
-) -> Fenced | None:
-    """One transaction per partition of the batch, concurrently (``spans``: each partition's first
-    offset and the offset after its last). The partitions fenced, or None when stopping mid-batch."""
-    results = await asyncio.gather(
-        *(
-            partitions.deliver(tp, _outgoing(topics, outputs[tp]), first, after, backoff, stop)
-            for tp, (first, after) in spans.items()
-        )
-    )
-    consumed = 0
-    positions: dict[TopicPartition, int] = {}
-    fenced: Fenced = set()
-    for (tp, (_, after)), result in zip(spans.items(), results, strict=True):
-        if result.committed:
-            _observe(metrics, outputs[tp])
-            consumed += outputs[tp].consumed
-            positions[tp] = after
-        elif result.fenced:
-            metrics.commit_failures.inc()
-            fenced.add(tp)
-            with contextlib.suppress(Exception):
-                consumer.pause(tp)  # until the next assignment, which repositions it
-        else:
-            return None
-    if positions:
-        _observe_batch(metrics, consumed, started)
-        update_lag(consumer, metrics, positions)
-        stats.batch_done(consumed, started)
-    return fenced
 
 
 def delivery_mode(settings: Settings, features: BrokerFeatures) -> str:
@@ -375,6 +345,24 @@ def mode_line(settings: Settings, mode: str, features: BrokerFeatures) -> str:
     return (
         f"delivery: at-least-once ({why}); a crash may produce a batch again with the same "
         f"deterministic ids, which the projector and the send services drop; producer {producer}"
+    )
+
+
+Classified = tuple[BatchOutput, float]
+"""Exactly-once: a partition's output of one batch, and when that batch's step started."""
+
+
+def _outgoing_all(topics: Topics, outs: list[BatchOutput]) -> ByTopic:
+    """The output of one or more batches of a partition, in order: one transaction's records."""
+    if len(outs) == 1:
+        return _outgoing(topics, outs[0])
+    return ByTopic(
+        (
+            (topics.changes, [r for out in outs for r in out.changes]),
+            (topics.replies, [r for out in outs for r in out.replies]),
+            (topics.dead_letter, [r for out in outs for r in out.dead_letters]),
+            (topics.review, [r for out in outs for r in out.reviews]),
+        )
     )
 
 

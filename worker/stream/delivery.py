@@ -25,26 +25,32 @@ per process, as KIP-447 allows on Java clients: aiokafka 0.14 has neither half o
   and only then reads the partition's committed offset, which is by then final.
 
 So on every assignment (aiokafka rebalances eagerly: every assignment is new) the loop, between
-batches (the batch in flight, :class:`TransactionsInFlight`, done first): closes the producers of
-the partitions it had; starts a new producer per assigned partition (fencing any zombie, completing
-or aborting its transaction); reads each partition's committed offset and seeks there; drops
-whatever was fetched before the seek. aiokafka fetches committed offsets itself when the assignment
-arrives, *before* the rebalance listener runs, which is why the seek is needed. Each batch then
-becomes one transaction per partition it holds records of, run concurrently. A transaction that
-fails on a broker error is retried with a fresh producer (whose initialization aborts or completes
-the failed one) after re-reading the committed offset: a batch whose commit got through although its
-answer was lost is not produced again. A fenced producer means the partition has a new owner: its
-batch is dropped (aborted, never visible) and the partition paused until the next assignment.
+batches (what it classified before committed first, :meth:`PartitionCycles.settled`): closes the
+producers of the partitions it had; starts a new producer per assigned partition (fencing any
+zombie, completing or aborting its transaction); reads each partition's committed offset and seeks
+there; drops whatever was fetched before the seek. aiokafka fetches committed offsets itself when
+the assignment arrives, *before* the rebalance listener runs, which is why the seek is needed. A
+transaction that fails on a broker error is retried with a fresh producer (whose initialization
+aborts or completes the failed one) after re-reading the committed offset: a batch whose commit got
+through although its answer was lost is not produced again. A fenced producer means the partition
+has a new owner: its output is dropped (aborted, never visible) and the partition paused until the
+next assignment.
 
-While it is behind (its last batch was full), the loop classifies the next batch while the broker
-commits the last one's transactions (:class:`TransactionsInFlight`), and hands it over only once
-they are done, dropping its records of any partition whose transaction was fenced: on Apache Kafka
-(one broker, 2 cores, campaign mix) it waited for each commit before, and was busy half the time.
-At a steady rate it still waits for each commit before fetching again, so that the next batch
-takes all that arrived meanwhile: fetched early, that was split into two batches, one of them a
-cycle late (p50 / p99 at 20,000 MO/s 74 / 187 ms waiting, 109 / 253 ms pipelining always).
+Each partition's output goes into that partition's transactions, one after another, the partitions
+independent of each other (:class:`PartitionCycles`): the loop classifies what it fetched and goes
+on fetching; what it classified of a partition whose transaction is still committing is queued,
+and the whole queue goes into that partition's next transaction. A record then waits for at most
+its own partition's transaction in flight, then its own. Before, each batch was one transaction
+per partition, run together: the batch waited for the slowest of them, and the loop waited for the
+batch's commit before fetching again (fetched early, the records arriving meanwhile were split
+into two batches, one of them a cycle late). Apache Kafka, 2 cores, ``python -m bench.latency
+--broker kafka`` (campaign mix, 20,000 MO/s), three alternated rounds: MO -> change event appended
+p50 / p90 35.1-36.1 / 60.0-68.2 ms before, 30.2-32.9 / 54.7-59.2 ms with these cycles (and
+25.4-30.4 / 45.3-51.0 with AddPartitionsToTxn retried sooner:
+:data:`worker.constants.TRANSACTION_RETRY_SECONDS`). Behind, at most a batch's worth waits, all
+partitions together (:meth:`PartitionCycles.room`).
 
-The cost is a transaction per partition per batch (AddPartitionsToTxn, AddOffsetsToTxn,
+The cost is a transaction per partition per cycle (AddPartitionsToTxn, AddOffsetsToTxn,
 TxnOffsetCommit, EndTxn and the markers) and a producer, with its connections, per assigned
 partition; see the README's delivery section for the measured throughput of both modes.
 """
@@ -54,15 +60,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.producer import sender as aiokafka_sender
 
 from worker.backoff import Backoff
 from worker.config import Settings
+from worker.constants import TRANSACTION_RETRY_SECONDS
 from worker.errors import OutputRefusedError
 from worker.stream.kafka import make_producer
 from worker.stream.loop import REFUSED_FOR_GOOD
@@ -100,6 +108,7 @@ class PartitionProducers:
         self.log = log
         self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
         quiet_fenced_futures(asyncio.get_running_loop())
+        retry_added_partitions_sooner()
 
     async def take_over(self, partitions: set[TopicPartition], backoff: Backoff, stop: asyncio.Event) -> bool:
         """Own ``partitions`` (the whole new assignment): producers for each, fenced and settled,
@@ -227,6 +236,18 @@ class PartitionProducers:
         return True
 
 
+def retry_added_partitions_sooner(seconds: float = TRANSACTION_RETRY_SECONDS) -> bool:
+    """Have aiokafka ask again after ``seconds``, not 20 ms, when AddPartitionsToTxn is answered
+    CONCURRENT_TRANSACTIONS (see :data:`worker.constants.TRANSACTION_RETRY_SECONDS`). A module
+    constant of aiokafka's sender, read at each retry: set for the process. False (and aiokafka's
+    own kept) if a later aiokafka no longer has it as a number."""
+    current = getattr(aiokafka_sender, "BACKOFF_OVERRIDE", None)
+    if not isinstance(current, float):
+        return False
+    aiokafka_sender.BACKOFF_OVERRIDE = seconds
+    return True
+
+
 _NEVER_RETRIEVED = "Future exception was never retrieved"
 
 
@@ -259,39 +280,125 @@ def quiet_fenced_futures(loop: asyncio.AbstractEventLoop) -> None:
 
 
 Fenced = set[TopicPartition]
-"""The partitions whose part of a batch was not committed because another classifier owns them."""
+"""The partitions whose output was not committed because another classifier owns them."""
+
+Item = TypeVar("Item")
 
 
-class TransactionsInFlight:
-    """One batch's transactions in flight while the loop classifies the next batch.
+@dataclass(slots=True)
+class _Queued(Generic[Item]):
+    """A partition's output classified while its last transaction commits: its next transaction."""
 
-    :meth:`settled` waits for them: the partitions found fenced (the next batch's records of them
-    are dropped: they are paused until the next assignment repositions them), or None when the
-    batch was not committed because the classifier is stopping (nothing more is handed over).
+    first: int
+    after: int
+    items: list[Item]
+    records: int
+
+
+class PartitionCycles(Generic[Item]):
+    """Each partition's transactions one after another, the partitions independent of each other.
+
+    What the loop classifies of a partition goes into a transaction at once if that partition's
+    producer is free; otherwise it is queued, and everything queued (however many batches) goes
+    into the partition's next transaction, started as soon as the last one commits. So a record
+    waits for at most its own partition's transaction in flight, then its own: not for the
+    slowest of a batch's partitions, nor for a fetch held back until all of them committed.
+    Before (one transaction per partition of a batch, the next batch fetched once all were
+    committed), the batch waited for the slowest of its four (one in twelve of them retried
+    AddPartitionsToTxn after 20 ms), and the next batch for it: see the README's latency rows.
+
+    ``deliver(tp, first, after, items)`` runs one transaction (offsets ``first`` .. ``after - 1``
+    of ``tp``; :meth:`PartitionProducers.deliver` and the metrics). A partition found fenced takes
+    nothing more (:attr:`fenced`, until the loop clears it at the next assignment); a transaction
+    left uncommitted because the classifier is stopping sets :attr:`stopping`, after which nothing
+    more is taken; an error of ``deliver`` is raised by :meth:`check` or :meth:`settled`.
     """
 
-    def __init__(self) -> None:
-        self._delivery: asyncio.Task[Fenced | None] | None = None
+    def __init__(
+        self, deliver: Callable[[TopicPartition, int, int, list[Item]], Awaitable[Delivered]]
+    ) -> None:
+        self._deliver = deliver
+        self._cycles: dict[TopicPartition, asyncio.Task[None]] = {}
+        self._queued: dict[TopicPartition, _Queued[Item]] = {}
+        self._error: BaseException | None = None
+        self._taken = asyncio.Event()
+        """Set whenever a cycle takes its queue or ends: :meth:`room` looks again."""
+        self.fenced: Fenced = set()
+        self.stopping = False
 
-    def start(self, delivery: Coroutine[Any, Any, Fenced | None]) -> None:
-        """Run ``delivery`` (one batch's transactions) in the background; call after :meth:`settled`."""
-        self._delivery = asyncio.create_task(delivery)
+    def add(self, tp: TopicPartition, first: int, after: int, item: Item, records: int) -> None:
+        """``tp``'s output for its offsets ``first`` .. ``after - 1``: delivered now, or queued."""
+        if self.stopping or tp in self.fenced:
+            return  # nothing more is handed over; a fenced partition's records are its new owner's
+        queued = self._queued.get(tp)
+        if queued is not None:
+            queued.items.append(item)
+            queued.after = after
+            queued.records += records
+        elif tp in self._cycles:
+            self._queued[tp] = _Queued(first, after, [item], records)
+        else:
+            self._cycles[tp] = asyncio.create_task(self._cycle(tp, first, after, [item]))
 
-    async def settled(self) -> Fenced | None:
-        """Wait for the batch in flight (none: nothing fenced); an error it met is raised here."""
-        if self._delivery is None:
-            return set()
-        delivery, self._delivery = self._delivery, None
-        return await delivery
+    def queued_records(self) -> int:
+        """The records queued behind the partitions' transactions in flight, all partitions'."""
+        return sum(queued.records for queued in self._queued.values())
 
-    async def wait(self) -> None:
-        """Wait for the batch in flight without raising or taking its result (a rebalance revokes
-        partitions only after their transactions are done; the loop then sees the result)."""
-        if self._delivery is not None:
-            await asyncio.wait([self._delivery])
+    async def room(self, most: int) -> None:
+        """Wait while ``most`` records or more are queued (the loop is behind): at most a batch's
+        worth waits behind the transactions in flight. Bounded per partition instead, a STOP storm
+        backlog on four partitions peaked at 415-445 MB; bounded so, 329 MB (one run; a batch's
+        transactions all committed before the next was handed over: 245 MB). Half a batch made no
+        difference to the peak (321 MB)."""
+        while self.queued_records() >= most and not self.stopping and self._error is None:
+            self._taken.clear()
+            await self._taken.wait()
+
+    def check(self) -> None:
+        """Raise the error a transaction met (refused for good), if one has."""
+        if self._error is not None:
+            raise self._error
+
+    async def drain(self) -> None:
+        """Wait until every partition's transactions, the queued ones too, are done (without
+        raising: a rebalance revokes partitions only after that, then the loop sees any error)."""
+        while self._cycles:
+            await asyncio.wait(list(self._cycles.values()))
+
+    async def settled(self) -> bool:
+        """:meth:`drain`, then raise an error met; False when a transaction was left uncommitted
+        because the classifier is stopping."""
+        await self.drain()
+        self.check()
+        return not self.stopping
 
     def cancel(self) -> None:
         """An error left the loop: the transactions in flight are abandoned (never committed, or
-        committed whole: a transaction is atomic either way)."""
-        if self._delivery is not None and not self._delivery.done():
-            self._delivery.cancel()
+        committed whole: a transaction is atomic either way), the queued ones dropped."""
+        self._queued.clear()
+        for cycle in self._cycles.values():
+            cycle.cancel()
+
+    async def _cycle(self, tp: TopicPartition, first: int, after: int, items: list[Item]) -> None:
+        try:
+            while True:
+                result = await self._deliver(tp, first, after, items)
+                if not result.committed:
+                    self._queued.pop(tp, None)
+                    if result.fenced:
+                        self.fenced.add(tp)
+                    else:
+                        self.stopping = True
+                    return
+                queued = self._queued.pop(tp, None)
+                if queued is None:
+                    return
+                self._taken.set()
+                first, after, items = queued.first, queued.after, queued.items
+        except Exception as exc:  # kept for the loop, which raises it between batches
+            self._queued.pop(tp, None)
+            if self._error is None:
+                self._error = exc
+        finally:
+            self._cycles.pop(tp, None)
+            self._taken.set()
