@@ -59,7 +59,10 @@ MAX_BATCH_RECORDS: Final = 5000
 #: arrived meanwhile either way. Campaign mix, 200,000 MOs, Apache Kafka on the 2-core box, two runs
 #: each: 48-66k msgs/s at 5000, 74-84k at 20000, 83-92k at 50000 (``python -m bench.peers --broker
 #: kafka``, the next batch classified while the last commits); 20000 keeps a STOP storm's batch
-#: output near 20 MB.
+#: output near 20 MB. With a cycle per partition (stop 28), two alternated rounds, 10000 against
+#: 20000: normal 205-234k vs 261-262k msgs/s, campaign 196-198k vs 220-221k, storm 81-84k vs
+#: 80-89k, the storm's peak RSS 258-266 vs 318-323 MB. ``OPTOUT_BATCH_MAX_RECORDS`` trades one
+#: for the other.
 MAX_TRANSACTION_BATCH_RECORDS: Final = 20_000
 #: How soon an exactly-once producer asks again to add a partition to its new transaction when the
 #: broker answers CONCURRENT_TRANSACTIONS (the last commit's markers are still being written).

@@ -173,6 +173,7 @@ async def run_classifier(
     async def after_poll() -> None:
         if output is not None:
             output.check()  # a record refused for good stops the loop now, not at the next batch
+        transactions.check()  # the same in exactly-once mode
         if reload is not None and reload.is_set():
             reload.clear()
             rules.request()
@@ -242,7 +243,6 @@ async def run_classifier(
             if recent is not None:
                 metrics.recent_changes.set(len(recent))
             if partitions is not None:
-                transactions.check()  # a record refused for good stops the loop
                 if transactions.stopping:
                     break  # a transaction left uncommitted while stopping: hand nothing more over
                 if unpositioned or not partitions.producers.keys() >= batch.keys():
