@@ -59,14 +59,9 @@ from worker.events.providers import CANONICAL
 from worker.logs import KAFKA
 from worker.ops.metrics import ClassifierMetrics
 from worker.stream.batch import BatchOutput, classify_records
+from worker.stream.cycles import PartitionCycles
 from worker.stream.deadletters import log_dead_letters
-from worker.stream.delivery import (
-    AT_LEAST_ONCE,
-    EXACTLY_ONCE,
-    Delivered,
-    PartitionCycles,
-    PartitionProducers,
-)
+from worker.stream.delivery import AT_LEAST_ONCE, EXACTLY_ONCE, Delivered, PartitionProducers
 from worker.stream.encoded import OwnBatches
 from worker.stream.kafka import BrokerFeatures, make_consumer, make_producer
 from worker.stream.loop import (
@@ -113,7 +108,7 @@ async def run_classifier(
     stop = stop if stop is not None else asyncio.Event()
     wake_on(stop)
     topics = settings.topics
-    stats = RunStats()
+    stats = RunStats(keeps_durations=burst)
     consumer = make_consumer(
         settings,
         settings.group_id,

@@ -67,7 +67,7 @@ async def run_projector(
     metrics = ProjectorMetrics(registry if registry is not None else CollectorRegistry())
     stop = stop if stop is not None else asyncio.Event()
     wake_on(stop)
-    stats = RunStats()
+    stats = RunStats(keeps_durations=burst)
     store = await _connect(database_url, metrics, stop)
     if store is None:
         return stats

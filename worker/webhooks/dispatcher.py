@@ -251,7 +251,7 @@ async def run_dispatcher(
     metrics = DispatcherMetrics(registry if registry is not None else CollectorRegistry())
     stop = stop if stop is not None else asyncio.Event()
     wake_on(stop)
-    stats = RunStats()
+    stats = RunStats(keeps_durations=burst)
     loaded = await _load(database_url, metrics, stop, migrate_first=True)
     if loaded is None:
         return stats

@@ -1,0 +1,142 @@
+"""Exactly-once: each partition's transactions one after another, independent of the others'."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import TopicPartition
+
+from worker.stream.cycles import PartitionCycles
+from worker.stream.delivery import Delivered
+
+P0, P1 = TopicPartition("in", 0), TopicPartition("in", 1)
+
+
+class Broker:
+    """A stand-in for one partition's transactions: each waits until the test lets it commit."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[TopicPartition, int, int, list[str]]] = []
+        self.gates: dict[TopicPartition, asyncio.Queue[Delivered | BaseException]] = {}
+
+    async def deliver(self, tp: TopicPartition, first: int, after: int, items: list[str]) -> Delivered:
+        self.runs.append((tp, first, after, list(items)))
+        outcome = await self.gates.setdefault(tp, asyncio.Queue()).get()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def finish(self, tp: TopicPartition, outcome: Delivered | BaseException) -> None:
+        self.gates.setdefault(tp, asyncio.Queue()).put_nowait(outcome)
+
+
+async def _turn() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_partition_queues_while_its_transaction_commits_and_the_queue_goes_together() -> None:
+    """What is classified of a partition while its transaction commits goes, all of it, into its
+    next transaction; another partition's transactions do not wait for it."""
+    broker = Broker()
+    cycles: PartitionCycles[str] = PartitionCycles(broker.deliver)
+    cycles.add(P0, 0, 10, "a", 10)
+    await _turn()
+    cycles.add(P0, 10, 15, "b", 5)
+    cycles.add(P0, 15, 30, "c", 15)
+    cycles.add(P1, 0, 4, "x", 4)
+    await _turn()
+    assert broker.runs == [(P0, 0, 10, ["a"]), (P1, 0, 4, ["x"])]  # P1 did not wait for P0
+    assert cycles.queued_records() == 20
+    broker.finish(P0, Delivered(committed=True))
+    await _turn()
+    assert broker.runs[-1] == (P0, 10, 30, ["b", "c"])  # the queue, as one transaction
+    assert cycles.queued_records() == 0
+    broker.finish(P0, Delivered(committed=True))
+    broker.finish(P1, Delivered(committed=True))
+    assert await cycles.settled() is True
+    assert len(broker.runs) == 3
+
+
+async def test_room_waits_while_a_batch_s_worth_is_queued_all_partitions_together() -> None:
+    broker = Broker()
+    cycles: PartitionCycles[str] = PartitionCycles(broker.deliver)
+    cycles.add(P0, 0, 100, "a", 100)
+    cycles.add(P1, 0, 100, "x", 100)
+    await _turn()
+    cycles.add(P0, 100, 160, "b", 60)
+    cycles.add(P1, 100, 150, "y", 50)
+    assert cycles.queued_records() == 110
+    waiting = asyncio.ensure_future(cycles.room(100))
+    await _turn()
+    assert not waiting.done()  # behind: a batch's worth queued behind the transactions in flight
+    broker.finish(P0, Delivered(committed=True))
+    await asyncio.wait_for(waiting, 1)  # P0's next transaction took its 60: room for another batch
+    assert cycles.queued_records() == 50
+    await cycles.room(100)
+    for tp in (P0, P1, P1):
+        broker.finish(tp, Delivered(committed=True))
+    assert await cycles.settled() is True
+    assert broker.runs[-1] == (P1, 100, 150, ["y"])
+
+
+async def test_a_fenced_partition_takes_nothing_more_until_cleared() -> None:
+    broker = Broker()
+    cycles: PartitionCycles[str] = PartitionCycles(broker.deliver)
+    cycles.add(P0, 0, 10, "a", 10)
+    await _turn()
+    cycles.add(P0, 10, 20, "b", 10)
+    broker.finish(P0, Delivered(committed=False, fenced=True))
+    await cycles.drain()
+    assert cycles.fenced == {P0}
+    assert broker.runs == [(P0, 0, 10, ["a"])]  # the queued batch was dropped with it
+    cycles.add(P0, 20, 30, "c", 10)  # records of it fetched before the pause: its new owner's
+    await _turn()
+    assert len(broker.runs) == 1
+    cycles.fenced.clear()  # the next assignment repositioned it
+    cycles.add(P0, 10, 30, "d", 20)
+    await _turn()
+    assert broker.runs[-1] == (P0, 10, 30, ["d"])
+    broker.finish(P0, Delivered(committed=True))
+    assert await cycles.settled() is True
+
+
+async def test_stopping_with_a_transaction_uncommitted_hands_nothing_more_over() -> None:
+    broker = Broker()
+    cycles: PartitionCycles[str] = PartitionCycles(broker.deliver)
+    cycles.add(P0, 0, 10, "a", 10)
+    await _turn()
+    cycles.add(P0, 10, 20, "b", 10)
+    broker.finish(P0, Delivered(committed=False))
+    assert await cycles.settled() is False
+    assert cycles.stopping
+    cycles.add(P1, 0, 5, "x", 5)
+    await _turn()
+    assert broker.runs == [(P0, 0, 10, ["a"])]
+
+
+async def test_an_error_is_raised_between_batches_and_by_settled_not_by_drain() -> None:
+    broker = Broker()
+    cycles: PartitionCycles[str] = PartitionCycles(broker.deliver)
+    cycles.add(P0, 0, 10, "a", 10)
+    await _turn()
+    cycles.check()  # nothing failed yet
+    broker.finish(P0, RuntimeError("refused for good"))
+    await cycles.drain()  # a rebalance waits without raising
+    with pytest.raises(RuntimeError, match="refused for good"):
+        cycles.check()
+    with pytest.raises(RuntimeError, match="refused for good"):
+        await cycles.settled()
+
+
+async def test_cancelling_abandons_the_transactions_in_flight_and_drops_the_queued() -> None:
+    broker = Broker()
+    cycles: PartitionCycles[str] = PartitionCycles(broker.deliver)
+    cycles.add(P0, 0, 10, "a", 10)
+    await _turn()
+    cycles.add(P0, 10, 20, "b", 10)
+    cycles.cancel()
+    await cycles.drain()
+    assert cycles.queued_records() == 0
+    assert broker.runs == [(P0, 0, 10, ["a"])]
