@@ -36,6 +36,16 @@ async def _turn() -> None:
         await asyncio.sleep(0)
 
 
+async def _one_in_flight_one_queued() -> tuple[Broker, PartitionCycles[str]]:
+    """P0's offsets 0-9 in a transaction not yet committed, 10-19 queued behind it."""
+    broker = Broker()
+    cycles: PartitionCycles[str] = PartitionCycles(broker.deliver)
+    cycles.add(P0, 0, 10, "a", 10)
+    await _turn()
+    cycles.add(P0, 10, 20, "b", 10)
+    return broker, cycles
+
+
 async def test_a_partition_queues_while_its_transaction_commits_and_the_queue_goes_together() -> None:
     """What is classified of a partition while its transaction commits goes, all of it, into its
     next transaction; another partition's transactions do not wait for it."""
@@ -82,11 +92,7 @@ async def test_room_waits_while_a_batch_s_worth_is_queued_all_partitions_togethe
 
 
 async def test_a_fenced_partition_takes_nothing_more_until_cleared() -> None:
-    broker = Broker()
-    cycles: PartitionCycles[str] = PartitionCycles(broker.deliver)
-    cycles.add(P0, 0, 10, "a", 10)
-    await _turn()
-    cycles.add(P0, 10, 20, "b", 10)
+    broker, cycles = await _one_in_flight_one_queued()
     broker.finish(P0, Delivered(committed=False, fenced=True))
     await cycles.drain()
     assert cycles.fenced == {P0}
@@ -103,11 +109,7 @@ async def test_a_fenced_partition_takes_nothing_more_until_cleared() -> None:
 
 
 async def test_stopping_with_a_transaction_uncommitted_hands_nothing_more_over() -> None:
-    broker = Broker()
-    cycles: PartitionCycles[str] = PartitionCycles(broker.deliver)
-    cycles.add(P0, 0, 10, "a", 10)
-    await _turn()
-    cycles.add(P0, 10, 20, "b", 10)
+    broker, cycles = await _one_in_flight_one_queued()
     broker.finish(P0, Delivered(committed=False))
     assert await cycles.settled() is False
     assert cycles.stopping
@@ -131,11 +133,7 @@ async def test_an_error_is_raised_between_batches_and_by_settled_not_by_drain() 
 
 
 async def test_cancelling_abandons_the_transactions_in_flight_and_drops_the_queued() -> None:
-    broker = Broker()
-    cycles: PartitionCycles[str] = PartitionCycles(broker.deliver)
-    cycles.add(P0, 0, 10, "a", 10)
-    await _turn()
-    cycles.add(P0, 10, 20, "b", 10)
+    broker, cycles = await _one_in_flight_one_queued()
     cycles.cancel()
     await cycles.drain()
     assert cycles.queued_records() == 0
