@@ -117,6 +117,14 @@ def _auto_positive(value: str) -> int:
         raise ValueError("auto or a whole number >= 1") from None
 
 
+def _batch_bytes(value: str) -> int:
+    expected = f"a whole number of bytes from 1024 to {constants.MAX_PRODUCE_BATCH_BYTES}"
+    number = _int(value, expected)
+    if not 1024 <= number <= constants.MAX_PRODUCE_BATCH_BYTES:
+        raise ValueError(expected)
+    return number
+
+
 def _non_negative(value: str) -> int:
     number = _int(value, "a whole number >= 0")
     if number < 0:
@@ -303,6 +311,8 @@ SETTINGS: tuple[Setting, ...] = (
             "wait for this many bytes: fewer, larger batches at a steady rate; 1: none"),
     Setting("fetch_max_wait_ms", "OPTOUT_FETCH_MAX_WAIT_MS", str(constants.FETCH_MAX_WAIT_MS), _positive,
             "but at most this long, in ms (an idle classifier fetches this often)"),
+    Setting("produce_batch_bytes", "OPTOUT_PRODUCE_BATCH_BYTES", str(constants.PRODUCE_BATCH_BYTES),
+            _batch_bytes, "largest record batch produced, in bytes; at most the topics' max.message.bytes"),
     Setting("session_timeout_ms", "OPTOUT_KAFKA_SESSION_TIMEOUT_MS", "10000", _positive,
             "consumer group session timeout, in ms"),
     Setting("burst_idle_ms", "OPTOUT_BURST_IDLE_MS", "2000", _positive,
@@ -392,6 +402,7 @@ class Settings:
     commit_interval_ms: int
     fetch_min_bytes: int
     fetch_max_wait_ms: int
+    produce_batch_bytes: int
     session_timeout_ms: int
     burst_idle_ms: int
     security_protocol: str
@@ -565,7 +576,7 @@ HELP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("snapshots", ("SNAPSHOT_",)),
     ("HTTP API (optout api)", ("API_",)),
     ("classification", ("RULES", "CONFIRMATION_")),
-    ("batching", ("BATCH_", "POLL_", "BURST_", "COMMIT_")),
+    ("batching", ("BATCH_", "POLL_", "BURST_", "COMMIT_", "PRODUCE_")),
     ("the classifier's input fetches", ("FETCH_",)),
     ("logs and local state", ("LOG_", "DATA_DIR")),
     ("opt-out links", ("LINK_",)),

@@ -92,6 +92,24 @@ COMMIT_INTERVAL_MS: Final = 100
 #: fetches fill at once); an idle classifier sends a fetch every FETCH_MAX_WAIT_MS.
 FETCH_MIN_BYTES: Final = 64 * 1024
 FETCH_MAX_WAIT_MS: Final = 10
+#: Largest record batch a producer writes (bytes): aiokafka sends one produce request per broker at
+#: a time, holding one batch per partition, so a STOP storm's output (about 1 KB of change and
+#: reply events per MO: 5 MB a 5,000-MO batch, over 8 partitions) took three requests in a row at
+#: 256 KB and one or two at 1 MB. Tansu, 2 cores, ``python -m bench.peers --contenders classifier
+#: --mixes storm``, three alternated rounds: 94-104k -> 104-112k msgs/s. Kept under every broker's
+#: default limit on a batch (Apache Kafka's ``message.max.bytes`` 1,048,588; MSK and Redpanda
+#: 1 MiB); ``OPTOUT_PRODUCE_BATCH_BYTES`` lowers it for a topic whose ``max.message.bytes`` is lower.
+PRODUCE_BATCH_BYTES: Final = 1_000_000
+#: The most a batch may be: aiokafka's request limit (``max_request_size``, 1 MiB).
+MAX_PRODUCE_BATCH_BYTES: Final = 1024 * 1024
+#: Records the classifier classifies between two turns of the event loop. Classifying a 5,000-record
+#: partition batch at once (25-40 ms of a STOP storm) kept aiokafka's sender from sending the last
+#: batch's output until it was done, and from reading the broker's answer: the loop then waited for
+#: the whole produce round trip after classifying (traced: 15 ms a batch on average, 0.6 s of a 2 s
+#: run). Yielding every 1,000 records puts the round trip under the classification. Tansu, 2 cores,
+#: STOP storm, with 1 MB batches, three alternated rounds: 104-112k -> 117-118k msgs/s; 500 and 250
+#: records were no faster and cost more CPU (8.7-9.3 CPU-s per million MOs at 250, 8.1-8.4 at 1,000).
+CLASSIFY_CHUNK_RECORDS: Final = 1000
 
 #: Identifier fields (message id, addresses, account ids, channel, and every text field of a change
 #: event) over this many UTF-8 bytes are refused at decode time. They become Kafka keys and columns

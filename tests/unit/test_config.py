@@ -32,6 +32,11 @@ def test_batch_size_auto_is_bigger_for_an_exactly_once_classifier_and_a_number_i
         Settings.from_mapping({"OPTOUT_BATCH_MAX_RECORDS": "0"})
 
 
+def test_the_produced_batch_size_is_a_megabyte_unless_lowered() -> None:
+    assert Settings.from_mapping({}).produce_batch_bytes == 1_000_000  # under message.max.bytes' 1,048,588
+    assert Settings.from_mapping({"OPTOUT_PRODUCE_BATCH_BYTES": "262144"}).produce_batch_bytes == 262_144
+
+
 def test_flag_beats_environment_beats_default() -> None:
     env = {"OPTOUT_TOPIC_INBOUND": "from-env", "OPTOUT_GROUP_ID": "env-group"}
     settings = Settings.from_mapping(env, {"topic_inbound": "from-flag"})
@@ -48,6 +53,8 @@ def test_flag_beats_environment_beats_default() -> None:
         ({"OPTOUT_METRICS_PORT": "70000"}, "OPTOUT_METRICS_PORT"),
         ({"OPTOUT_METRICS_PORT": "abc"}, "OPTOUT_METRICS_PORT"),
         ({"OPTOUT_PARTITIONS": "0"}, "OPTOUT_PARTITIONS"),
+        ({"OPTOUT_PRODUCE_BATCH_BYTES": "2000000"}, "OPTOUT_PRODUCE_BATCH_BYTES"),
+        ({"OPTOUT_PRODUCE_BATCH_BYTES": "512"}, "OPTOUT_PRODUCE_BATCH_BYTES"),
         ({"OPTOUT_TOPIC_CHANGES": "has space"}, "OPTOUT_TOPIC_CHANGES"),
         ({"OPTOUT_RULES": "/does/not/exist.json"}, "OPTOUT_RULES"),
         ({"OPTOUT_LOG_LEVEL": "LOUD"}, "OPTOUT_LOG_LEVEL"),

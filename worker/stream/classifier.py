@@ -18,8 +18,10 @@ N+1: per key, the topics keep the input order whatever fails. Timed inside the l
 cores, Tansu, ``make bench``'s mixes), it waited for acks 21% of its time on normal chat, 27% on
 the campaign mix and 41% in a STOP storm; alternated with the code before, three rounds, the
 campaign mix went from 98k to 129k MOs/s and the storm from 28k to 35k (with the C join of
-:mod:`worker.events.joined`). A stop request still finishes the batch in hand: it is handed over,
-acked and committed before the loop ends.
+:mod:`worker.events.joined`). The overlap needs turns of the event loop, where aiokafka's sender
+sends the output and reads the broker's answers: the batch step gives one every
+:data:`~worker.constants.CLASSIFY_CHUNK_RECORDS` records. A stop request still finishes the batch
+in hand: it is handed over, acked and committed before the loop ends.
 
 Where the broker has transactions (Apache Kafka and the like) the classifier runs **exactly-once**
 instead: steps 2 and 3 become a transaction per partition, which commits the output and the
@@ -51,8 +53,10 @@ from prometheus_client import CollectorRegistry
 from worker import __version__
 from worker.backoff import Backoff, wake_on
 from worker.classify.confirmations import RecentChanges
+from worker.classify.rules import RuleBook
 from worker.classify.rulesfile import load_rules
 from worker.config import Settings
+from worker.constants import CLASSIFY_CHUNK_RECORDS
 from worker.errors import ConfigError
 from worker.events.inbound import format_instant
 from worker.events.providers import CANONICAL
@@ -252,7 +256,7 @@ async def run_classifier(
                         break
                     transactions.fenced.clear()  # repositioned: their records are ours again
                     continue  # fetched before the seek: the next batch starts at the committed offsets
-                outputs = _classify_partitions(batch, rulebook, formats, recent)
+                outputs = await _classify_partitions(batch, rulebook, formats, recent)
                 for tp, records in batch.items():  # each into its partition's next transaction
                     transactions.add(
                         tp, records[0].offset, records[-1].offset + 1, (outputs[tp], started), len(records)
@@ -263,8 +267,7 @@ async def run_classifier(
                 emitted_at=format_instant(datetime.now(UTC)), worker_version=__version__, memory=recent
             )
             for tp, records in batch.items():
-                classify_records(tp, records, rulebook, out, formats.get(tp.topic, CANONICAL))
-                await asyncio.sleep(0)  # lets the producer send on the previous batch's output
+                await _classify_yielding(tp, records, rulebook, out, formats.get(tp.topic, CANONICAL))
             assert output is not None  # at-least-once
             if not await output.send(
                 _outgoing(topics, out), partial(acked, out, positions_after(batch), started)
@@ -292,9 +295,21 @@ async def run_classifier(
     return stats
 
 
-def _classify_partitions(
+async def _classify_yielding(
+    tp: TopicPartition, records: list[Any], rulebook: RuleBook, out: BatchOutput, fmt: str
+) -> None:
+    """:func:`classify_records` in slices of :data:`CLASSIFY_CHUNK_RECORDS`, with a turn of the
+    event loop before each: aiokafka's sender, the fetcher and the transactions run in this loop,
+    and a partition batch classified at once kept them from sending the last output and reading
+    the broker's answers until it was done (see the constant for what that cost)."""
+    for start in range(0, len(records), CLASSIFY_CHUNK_RECORDS):
+        await asyncio.sleep(0)
+        classify_records(tp, records[start : start + CLASSIFY_CHUNK_RECORDS], rulebook, out, fmt)
+
+
+async def _classify_partitions(
     batch: Batch,
-    rulebook: Any,
+    rulebook: RuleBook,
     formats: dict[str, str],
     recent: RecentChanges | None,
 ) -> dict[TopicPartition, BatchOutput]:
@@ -305,7 +320,7 @@ def _classify_partitions(
     outputs: dict[TopicPartition, BatchOutput] = {}
     for tp, records in batch.items():
         out = outputs[tp] = BatchOutput(emitted_at=emitted_at, worker_version=__version__, memory=recent)
-        classify_records(tp, records, rulebook, out, formats.get(tp.topic, CANONICAL))
+        await _classify_yielding(tp, records, rulebook, out, formats.get(tp.topic, CANONICAL))
     if recent is not None:
         now_ms = int(time.time() * 1000)
         for out in outputs.values():

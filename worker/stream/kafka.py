@@ -110,7 +110,7 @@ def make_producer(settings: Settings, *, idempotent: bool = False, **overrides: 
         "acks": "all",
         "enable_idempotence": idempotent,
         "linger_ms": 0,  # the loop hands over a whole batch at once: nothing to wait for
-        "max_batch_size": 256 * 1024,
+        "max_batch_size": settings.produce_batch_bytes,  # see worker.constants.PRODUCE_BATCH_BYTES
         "request_timeout_ms": 15000,
     }
     options.update(overrides)

@@ -310,7 +310,8 @@ async def produce_all(
         if isinstance(exc, REFUSED_FOR_GOOD):
             raise OutputRefusedError(
                 f"Kafka refused a record on topic {topic} for good ({type(exc).__name__}: {exc}); "
-                "check the topic's max.message.bytes and the client's ACLs"
+                "check the topic's max.message.bytes (OPTOUT_PRODUCE_BATCH_BYTES must not exceed it) "
+                "and the client's ACLs"
             )
         metrics.retries.labels("kafka").inc()
         if stop.is_set():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.factories import FakeRecord, inbound_doc, source_of, where
+from worker.classify.confirmations import RecentChanges
 from worker.classify.decide import classify, decide
 from worker.classify.rules import BUILTIN_LAYER, Layer, Rule, RuleBook, compile_layers, default_rulebook
 from worker.errors import DeadLetterCode, InputError
@@ -278,6 +280,27 @@ _ADDRESSES = [
 ]
 
 
+def _fused_books() -> tuple[RuleBook, ...]:
+    override = Layer(
+        True,
+        (
+            Rule("halt", Intent.OPT_OUT, ("HALT",), level=ScopeLevel.SENDER, all_channels=True),
+            Rule("quit-sub", Intent.OPT_OUT, ("STOP ACME",), level=ScopeLevel.SUBACCOUNT),
+        ),
+        MappingProxyType({}),
+    )
+    book = RuleBook(compile_layers([BUILTIN_LAYER]), (BUILTIN_LAYER,), senders={("acc", "12345"): override})
+    national = Layer(True, (), MappingProxyType({}), default_country="GB")
+    gb_book = RuleBook(compile_layers([BUILTIN_LAYER, national]), (BUILTIN_LAYER, national))
+    return book, default_rulebook(), gb_book
+
+
+#: Built once: a rule book and its chat screen take ~0.15 s to build, per example that was most of
+#: these hypothesis tests' time.
+_FUSED_BOOKS = _fused_books()
+_DEFAULT_BOOK = default_rulebook()
+
+
 @settings(deadline=None)
 @given(
     st.lists(
@@ -296,17 +319,6 @@ _ADDRESSES = [
 def test_the_fused_decide_and_encode_is_byte_identical_to_the_objects_path(
     rows: list[tuple[str, str | None, str, str, str, str, str]],
 ) -> None:
-    override = Layer(
-        True,
-        (
-            Rule("halt", Intent.OPT_OUT, ("HALT",), level=ScopeLevel.SENDER, all_channels=True),
-            Rule("quit-sub", Intent.OPT_OUT, ("STOP ACME",), level=ScopeLevel.SUBACCOUNT),
-        ),
-        MappingProxyType({}),
-    )
-    book = RuleBook(compile_layers([BUILTIN_LAYER]), (BUILTIN_LAYER,), senders={("acc", "12345"): override})
-    national = Layer(True, (), MappingProxyType({}), default_country="GB")
-    gb_book = RuleBook(compile_layers([BUILTIN_LAYER, national]), (BUILTIN_LAYER, national))
     values: list[bytes | None] = [
         orjson.dumps(
             inbound_doc(
@@ -323,7 +335,7 @@ def test_the_fused_decide_and_encode_is_byte_identical_to_the_objects_path(
         for n, (text, sub, channel, sender, account, stamp, address) in enumerate(rows)
     ]
     records = _records(values)
-    for rulebook in (book, default_rulebook(), gb_book):
+    for rulebook in _FUSED_BOOKS:
         out = _run(records, rulebook)
         assert (out.changes, out.replies) == _reference(records, rulebook)
 
@@ -412,3 +424,39 @@ def test_the_batchs_records_take_their_own_size_in_memory() -> None:
     assert len(outputs) >= 600
     size = sum(len(key) + len(value) for key, value in outputs)
     assert held < 3 * size, f"{held:,} bytes held for {size:,} bytes of records"
+
+
+@settings(deadline=None, max_examples=50)
+@given(
+    st.lists(
+        st.sampled_from(["STOP", "stop please", "START", "HELP", "hello", "UNSTOP", "bad"]), max_size=40
+    ),
+    st.lists(st.integers(min_value=0, max_value=40), max_size=5),
+)
+def test_a_partition_batch_classified_in_slices_is_classified_as_one(
+    texts: list[str], cuts: list[int]
+) -> None:
+    """The classifier classifies a partition's batch in slices, with turns of the event loop
+    between them (worker.stream.classifier): the output, the counts and the one-confirmation
+    overlay are the same as in one call, so slicing changes nothing but when the loop yields."""
+    values: list[bytes | None] = [
+        b"not json" if text == "bad" else orjson.dumps(_doc(text, n % 7)) for n, text in enumerate(texts)
+    ]
+    records = _records(values)
+    whole = BatchOutput(emitted_at=EMITTED, worker_version="9.9.9", memory=RecentChanges(60))
+    classify_records(where(records), records, _DEFAULT_BOOK, whole)
+    sliced = BatchOutput(emitted_at=EMITTED, worker_version="9.9.9", memory=RecentChanges(60))
+    bounds = [0, *sorted(min(cut, len(records)) for cut in cuts), len(records)]
+    for start, stop in itertools.pairwise(bounds):
+        classify_records(where(records), records[start:stop], _DEFAULT_BOOK, sliced)
+    assert (sliced.changes, sliced.replies, sliced.dead_letters) == (
+        whole.changes,
+        whole.replies,
+        whole.dead_letters,
+    )
+    assert (sliced.intents, sliced.suppressed, sliced.pending) == (
+        whole.intents,
+        whole.suppressed,
+        whole.pending,
+    )
+    assert (sliced.consumed, sliced.newest_received) == (whole.consumed, whole.newest_received)

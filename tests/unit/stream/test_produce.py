@@ -18,9 +18,11 @@ from aiokafka.record.default_records import DefaultRecordBatch
 from prometheus_client import CollectorRegistry
 
 from worker.backoff import Backoff
+from worker.config import Settings
 from worker.errors import OutputRefusedError
 from worker.ops.metrics import ClassifierMetrics
 from worker.stream import encoded
+from worker.stream.kafka import make_producer
 from worker.stream.loop import OneInFlight, produce_all
 from worker.stream.partition import partition_for
 from worker.stream.produce import Record, acknowledged, group_by_partition, hand_over, send_batches
@@ -414,3 +416,16 @@ async def test_a_compressing_producer_gets_aiokafkas_builders() -> None:
     records = _records(20)
     assert await send_batches(producer, records) is None
     assert sorted(_sent(producer.calls[0])) == sorted(records)
+
+
+async def test_the_workers_producers_build_batches_of_the_configured_size() -> None:
+    """OPTOUT_PRODUCE_BATCH_BYTES reaches the batches: aiokafka's builders and ours (C) alike."""
+    for raw, size in (("", 1_000_000), ("262144", 262_144)):
+        env = {"OPTOUT_PRODUCE_BATCH_BYTES": raw} if raw else {}
+        producer = make_producer(Settings.from_mapping(env))  # not started: no broker needed
+        try:
+            assert producer._message_accumulator._batch_size == size
+            if encoded.encode_batches is not None:
+                assert encoded.c_batch_size(producer) == size
+        finally:
+            await producer.stop()

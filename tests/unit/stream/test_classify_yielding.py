@@ -1,0 +1,59 @@
+"""The classifier's batch step hands the event loop back every CLASSIFY_CHUNK_RECORDS records, so
+aiokafka's sender and fetcher (in the same loop) go on while a big partition batch is classified."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.unit.factories import FakeRecord, inbound_json, where
+from worker.classify.rules import default_rulebook
+from worker.constants import CLASSIFY_CHUNK_RECORDS
+from worker.events.providers import CANONICAL
+from worker.stream.batch import BatchOutput, classify_records
+from worker.stream.classifier import _classify_yielding
+
+EMITTED = "2026-12-03T12:00:00.000000Z"
+
+
+def _records(count: int) -> list[FakeRecord]:
+    texts = ("STOP", "hello there", "START", "HELP", "see you at 6")
+    return [
+        FakeRecord(
+            "mo.inbound",
+            1,
+            offset,
+            1764000000000,
+            b"k",
+            inbound_json(texts[offset % 5], message_id=f"m{offset}"),
+        )
+        for offset in range(count)
+    ]
+
+
+async def test_a_big_partition_batch_gives_the_loop_a_turn_every_chunk_and_the_same_output() -> None:
+    records = _records(2 * CLASSIFY_CHUNK_RECORDS + 7)  # three chunks
+    book = default_rulebook()
+    turns = 0
+
+    async def other_task() -> None:  # stands for aiokafka's sender: counts the turns it gets
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_task())
+    await asyncio.sleep(0)
+    before = turns
+    out = BatchOutput(emitted_at=EMITTED, worker_version="9.9.9")
+    await _classify_yielding(where(records), records, book, out, CANONICAL)
+    during = turns - before
+    other.cancel()
+    whole = BatchOutput(emitted_at=EMITTED, worker_version="9.9.9")
+    classify_records(where(records), records, book, whole)
+    assert during >= 3  # a turn before each chunk
+    assert (out.changes, out.replies, out.intents, out.consumed) == (
+        whole.changes,
+        whole.replies,
+        whole.intents,
+        whole.consumed,
+    )
