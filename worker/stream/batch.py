@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from worker.classify.confirmations import Pending, RecentChanges, remember
+from worker.classify.confirmations import Pending, RecentChanges
 from worker.classify.decide import Doubt, classify, decide_encoded
 from worker.classify.rules import Match, Rule, RuleBook, RuleSet
 from worker.errors import DeadLetterCode, InputError
@@ -104,7 +104,7 @@ def classify_records(
     there, with nothing allocated beyond the decoded document. A keyword MO is decided and
     encoded in one pass (:func:`decide_encoded`), its records appended in input order, so per key
     the output keeps the order of the input. With ``out.memory`` (OPTOUT_CONFIRMATION_WINDOW > 0), a repeated
-    opt-out's reply is dropped (:func:`_confirm_once`): keyword MOs only.
+    opt-out's reply is dropped (:meth:`RecentChanges.confirm`): keyword MOs only.
     """
     if fmt != CANONICAL:
         _classify_provider(tp, records, rulebook, out, fmt, DECODERS[fmt])
@@ -155,44 +155,6 @@ def classify_records(
         if newest != last_good or instant is None:
             instant = decode(records[newest].value)[1]  # once per partition batch
         out.newest_received[(tp.topic, tp.partition)] = instant.timestamp()
-
-
-def _confirm_once(recent: RecentChanges, match: Match, marks: tuple[int, int], out: BatchOutput) -> None:
-    """One confirmation per opt-out: drop the reply just appended for a repeated opt-out
-    (:meth:`RecentChanges.repeated`), then note the message's changes in the batch's overlay, so
-    the records after it in the batch see them. ``marks``: the lengths of ``out.changes`` and
-    ``out.replies`` before the message was decided. A block identity nothing is known of (nearly
-    every one) costs two dict lookups and a store; nothing is parsed."""
-    changes = out.changes
-    if len(changes) == marks[0]:
-        return  # help: a reply only
-    pending = out.pending
-    opt_out = match.rule.intent is Intent.OPT_OUT
-    if opt_out and len(changes) == marks[0] + 1:
-        # The one identity an opt-out blocks, nothing known of it: nearly every STOP of a storm,
-        # remembered here without a slice, a generator or a call. This function was 9% of a STOP
-        # storm's classifier profile (py-spy); 20,000 such opt-outs in process, best of 7, three
-        # rounds: 1.3-2.3 -> 0.7-1.1 µs each.
-        key, value = changes[-1]
-        if key not in pending and key not in recent:
-            pending[key] = (value, None)
-            return
-    new = changes[marks[0] :]
-    knows = recent.knows
-    if opt_out:  # one identity blocked
-        if len(out.replies) > marks[1] and all(
-            knows(key, pending) and recent.repeated(key, value, pending) for key, value in new
-        ):
-            out.replies.pop()
-            out.suppressed[Intent.OPT_OUT] = out.suppressed.get(Intent.OPT_OUT, 0) + 1
-        for key, value in new:
-            remember(pending, key, value)
-    else:
-        # An opt-in lifts up to a dozen identities, mostly never blocked: an unblock matters only
-        # to an identity already known (a block to lift, or a change it is newer than).
-        for key, value in new:
-            if knows(key, pending):
-                remember(pending, key, value)
 
 
 def _classify_provider(
@@ -270,16 +232,21 @@ def _decide(
     """``stamp``: the MO's received time, canonical or as validated (``instant``: as decode parsed
     it, if it did); :func:`decide_encoded` makes it canonical."""
     memory = out.memory
-    marks = (len(out.changes), len(out.replies)) if memory is not None else None
-    where = (tp.topic, tp.partition, record.offset)
     changes, replies = out.changes, out.replies
+    first, reply_mark = len(changes), len(replies)
+    where = (tp.topic, tp.partition, record.offset)
     parties = decide_encoded(doc, stamp, match, rules, where, out.emitted_json, changes, replies, instant)
-    if marks is not None and memory is not None:
-        _confirm_once(memory, match, marks, out)
+    intent = match.rule.intent
+    # One confirmation per opt-out (OPTOUT_CONFIRMATION_WINDOW > 0): help changes nothing.
+    if (
+        memory is not None
+        and len(changes) > first
+        and memory.confirm(changes, first, replies, reply_mark, intent is Intent.OPT_OUT, out.pending)
+    ):
+        out.suppressed[intent] = out.suppressed.get(intent, 0) + 1
     if parties is not None and not parties.canonical:  # an email, a Messenger id, not a number
         label = metric_channel(parties.channel)
         out.uncanonical[label] = out.uncanonical.get(label, 0) + 1
-    intent = match.rule.intent
     out.intents[intent] = out.intents.get(intent, 0) + 1
 
 

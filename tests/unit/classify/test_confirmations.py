@@ -88,16 +88,52 @@ def test_the_decision_does_not_depend_on_arrival_order(events: list[tuple[int, b
 
 def test_recent_changes_answers_from_the_last_two_events_of_a_key_and_the_batchs_own() -> None:
     recent = RecentChanges(60)
-    assert not recent.knows(KEY, {})
+    assert KEY not in recent
     recent.apply_record(KEY, event(block(0)), 1)
-    assert recent.knows(KEY, {})
+    assert KEY in recent
     assert recent.repeated(KEY, event(block(SECOND, "own")), {})
     recent.apply_record(KEY, event(unblock(SECOND // 2)), 2)
     assert not recent.repeated(KEY, event(block(SECOND, "own")), {})
     pending: Pending = {KEY: (event(block(SECOND * 3 // 4, "p")), None)}  # the batch blocked it since
     assert recent.repeated(KEY, event(block(SECOND, "own")), pending)
     other = KEY.replace(b'"sms"', b'"*"')
-    assert not recent.knows(other, pending)
+    assert other not in recent
+    assert other not in pending
+
+
+def test_the_batch_steps_check_drops_a_repeated_opt_outs_reply_and_notes_every_new_block() -> None:
+    recent = RecentChanges(60)
+    recent.apply_record(KEY, event(block(0, "first")), 1)  # a subscriber's block, a second ago
+    other = KEY.replace(b"+15550000001", b"+15550000002")
+    pending: Pending = {}
+    fresh = (other, event(block(SECOND, "fresh")))
+    changes, replies = [fresh], [(b"+15550000002", b"reply")]
+    assert not recent.confirm(changes, 0, replies, 0, True, pending)  # nothing known: confirmed
+    assert replies == [(b"+15550000002", b"reply")]
+    assert pending == {other: (fresh[1], None)}
+    again = (KEY, event(block(SECOND, "again")))
+    changes.append(again)
+    replies.append((b"+15550000001", b"reply"))
+    assert recent.confirm(changes, 1, replies, 1, True, pending)  # repeats the block: not confirmed
+    assert replies == [(b"+15550000002", b"reply")]
+    assert pending[KEY] == (again[1], None)  # still noted: the records after it see it
+    later = (other, event(block(2 * SECOND, "later")))
+    changes.append(later)
+    replies.append((b"+15550000002", b"reply 2"))
+    assert recent.confirm(changes, 2, replies, 1, True, pending)  # repeats the batch's own block
+    assert pending[other] == (later[1], fresh[1])
+
+
+def test_the_batch_steps_check_notes_an_opt_ins_unblocks_of_known_identities_only() -> None:
+    recent = RecentChanges(60)
+    recent.apply_record(KEY, event(block(0)), 1)
+    never = KEY.replace(b'"sms"', b'"*"')
+    pending: Pending = {}
+    lifted = [(KEY, event(unblock(SECOND))), (never, event(unblock(SECOND, "u2")))]
+    replies = [(b"+15550000001", b"welcome back")]
+    assert not recent.confirm(lifted, 0, replies, 0, False, pending)  # an opt-in is always confirmed
+    assert replies == [(b"+15550000001", b"welcome back")]
+    assert pending == {KEY: (lifted[0][1], None)}
 
 
 def test_a_record_read_twice_is_kept_once() -> None:
