@@ -57,3 +57,28 @@ async def test_a_big_partition_batch_gives_the_loop_a_turn_every_chunk_and_the_s
         whole.intents,
         whole.consumed,
     )
+
+
+async def test_exactly_onces_small_partition_batch_gets_no_turn_before_it_is_queued() -> None:
+    """first_turn=False (the exactly-once loop): a steady rate's batch, one slice, is classified
+    without a turn, so its output is queued before a partition's transaction can start its next
+    cycle without it; a bigger one still gets a turn between slices."""
+    book = default_rulebook()
+    turns = 0
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_task())
+    await asyncio.sleep(0)
+    for count, most_turns in ((CLASSIFY_CHUNK_RECORDS, 0), (CLASSIFY_CHUNK_RECORDS + 1, 1)):
+        records = _records(count)
+        before = turns
+        out = BatchOutput(emitted_at=EMITTED, worker_version="9.9.9")
+        await _classify_yielding(where(records), records, book, out, CANONICAL, first_turn=False)
+        assert turns - before == most_turns
+        assert out.consumed == count
+    other.cancel()
