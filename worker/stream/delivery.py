@@ -74,7 +74,7 @@ from worker.config import Settings
 from worker.constants import TRANSACTION_RETRY_SECONDS
 from worker.errors import OutputRefusedError
 from worker.stream.kafka import make_producer
-from worker.stream.loop import REFUSED_FOR_GOOD
+from worker.stream.loop import REFUSED_FOR_GOOD, REFUSED_HINT
 from worker.stream.produce import send_batches
 
 EXACTLY_ONCE = "exactly-once"
@@ -163,7 +163,7 @@ class PartitionProducers:
             except REFUSED_FOR_GOOD as exc:
                 raise OutputRefusedError(
                     f"Kafka refused the output of {tp.topic}[{tp.partition}] for good "
-                    f"({type(exc).__name__}: {exc}); check max.message.bytes and the client's ACLs"
+                    f"({type(exc).__name__}: {exc}); {REFUSED_HINT}"
                 ) from None
             except (KafkaError, TimeoutError, OSError) as exc:
                 if stop.is_set():

@@ -43,6 +43,11 @@ Batch = dict[TopicPartition, list[Any]]
 #: as an outage would stall every partition for ever; they stop the worker with one line instead.
 #: (Every record we produce is bounded: dead letters are cut, identifiers limited at decode time,
 #: so these mean a broker or topic setting such as max.message.bytes, or a missing ACL.)
+#: What to check when Kafka refuses output for good: the end of both delivery modes' error line.
+REFUSED_HINT = (
+    "check the topic's max.message.bytes (OPTOUT_PRODUCE_BATCH_BYTES must not exceed it) "
+    "and the client's ACLs"
+)
 REFUSED_FOR_GOOD: tuple[type[KafkaError], ...] = (
     MessageSizeTooLargeError,
     RecordTooLargeError,
@@ -310,8 +315,7 @@ async def produce_all(
         if isinstance(exc, REFUSED_FOR_GOOD):
             raise OutputRefusedError(
                 f"Kafka refused a record on topic {topic} for good ({type(exc).__name__}: {exc}); "
-                "check the topic's max.message.bytes (OPTOUT_PRODUCE_BATCH_BYTES must not exceed it) "
-                "and the client's ACLs"
+                + REFUSED_HINT
             )
         metrics.retries.labels("kafka").inc()
         if stop.is_set():

@@ -30,24 +30,36 @@ def _records(count: int) -> list[FakeRecord]:
     ]
 
 
+class TurnCounter:
+    """Stands for aiokafka's sender in the same event loop: counts the turns it gets."""
+
+    def __init__(self) -> None:
+        self.turns = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> TurnCounter:
+        self._task = asyncio.create_task(self._count())
+        await asyncio.sleep(0)  # started
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+    async def _count(self) -> None:
+        while True:
+            self.turns += 1
+            await asyncio.sleep(0)
+
+
 async def test_a_big_partition_batch_gives_the_loop_a_turn_every_chunk_and_the_same_output() -> None:
     records = _records(2 * CLASSIFY_CHUNK_RECORDS + 7)  # three chunks
     book = default_rulebook()
-    turns = 0
-
-    async def other_task() -> None:  # stands for aiokafka's sender: counts the turns it gets
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
-    other = asyncio.create_task(other_task())
-    await asyncio.sleep(0)
-    before = turns
-    out = BatchOutput(emitted_at=EMITTED, worker_version="9.9.9")
-    await _classify_yielding(where(records), records, book, out, CANONICAL)
-    during = turns - before
-    other.cancel()
+    async with TurnCounter() as counter:
+        before = counter.turns
+        out = BatchOutput(emitted_at=EMITTED, worker_version="9.9.9")
+        await _classify_yielding(where(records), records, book, out, CANONICAL)
+        during = counter.turns - before
     whole = BatchOutput(emitted_at=EMITTED, worker_version="9.9.9")
     classify_records(where(records), records, book, whole)
     assert during >= 3  # a turn before each chunk
@@ -64,21 +76,11 @@ async def test_exactly_onces_small_partition_batch_gets_no_turn_before_it_is_que
     without a turn, so its output is queued before a partition's transaction can start its next
     cycle without it; a bigger one still gets a turn between slices."""
     book = default_rulebook()
-    turns = 0
-
-    async def other_task() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
-    other = asyncio.create_task(other_task())
-    await asyncio.sleep(0)
-    for count, most_turns in ((CLASSIFY_CHUNK_RECORDS, 0), (CLASSIFY_CHUNK_RECORDS + 1, 1)):
-        records = _records(count)
-        before = turns
-        out = BatchOutput(emitted_at=EMITTED, worker_version="9.9.9")
-        await _classify_yielding(where(records), records, book, out, CANONICAL, first_turn=False)
-        assert turns - before == most_turns
-        assert out.consumed == count
-    other.cancel()
+    async with TurnCounter() as counter:
+        for count, most_turns in ((CLASSIFY_CHUNK_RECORDS, 0), (CLASSIFY_CHUNK_RECORDS + 1, 1)):
+            records = _records(count)
+            before = counter.turns
+            out = BatchOutput(emitted_at=EMITTED, worker_version="9.9.9")
+            await _classify_yielding(where(records), records, book, out, CANONICAL, first_turn=False)
+            assert counter.turns - before == most_turns
+            assert out.consumed == count
