@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
 import signal
 import sys
@@ -222,24 +223,29 @@ async def ceiling(config: PhaseConfig) -> PhaseResult:
 
 
 async def classifier(config: PhaseConfig) -> PhaseResult:
-    """The real classifier (``worker.stream.classifier.run_classifier``) in burst mode, fresh group."""
+    """The real classifier (``worker.stream.classifier.run_classifier``) in burst mode, fresh group.
+
+    Its settings are the defaults, with any other ``OPTOUT_*`` variable of the environment applied
+    (``OPTOUT_CONFIRMATION_WINDOW=0 make bench``: what a setting costs, on the same input); the
+    bench's own (broker, topics, group) win, and the ones applied are in the JSON."""
     from prometheus_client import CollectorRegistry
 
-    from worker.config import Settings
+    from worker.config import SETTINGS, Settings
     from worker.stream.classifier import run_classifier
 
-    settings = Settings.from_mapping(
-        {
-            "OPTOUT_KAFKA_BOOTSTRAP": config.bootstrap,
-            "OPTOUT_TOPIC_INBOUND": config.inbound,
-            "OPTOUT_TOPIC_CHANGES": config.changes,
-            "OPTOUT_TOPIC_REPLIES": config.replies,
-            "OPTOUT_TOPIC_DEAD_LETTER": config.dead_letter,
-            "OPTOUT_GROUP_ID": config.group_id or f"bench-classifier-{uuid.uuid4().hex[:10]}",
-            "OPTOUT_METRICS_PORT": "0",
-            "OPTOUT_BURST_IDLE_MS": "1000",
-        }
-    )
+    chosen = {name: value for name, value in os.environ.items() if name.startswith("OPTOUT_")}
+    own = {
+        "OPTOUT_KAFKA_BOOTSTRAP": config.bootstrap,
+        "OPTOUT_TOPIC_INBOUND": config.inbound,
+        "OPTOUT_TOPIC_CHANGES": config.changes,
+        "OPTOUT_TOPIC_REPLIES": config.replies,
+        "OPTOUT_TOPIC_DEAD_LETTER": config.dead_letter,
+        "OPTOUT_GROUP_ID": config.group_id or f"bench-classifier-{uuid.uuid4().hex[:10]}",
+        "OPTOUT_METRICS_PORT": "0",
+        "OPTOUT_BURST_IDLE_MS": "1000",
+    }
+    applied = {name: value for name, value in chosen.items() if name not in own}
+    settings = Settings.from_mapping(applied | own)
     registry = CollectorRegistry()
     result = PhaseResult("classifier", start_rss_kb=maxrss_kb())
     stats = await run_classifier(settings, burst=True, registry=registry)
@@ -269,6 +275,11 @@ async def classifier(config: PhaseConfig) -> PhaseResult:
         "changes": sample("optout_changes_produced_total"),
         "replies": sample("optout_replies_produced_total"),
         "commit_failures": sample("optout_commit_failures_total"),
+        "settings_from_environment": " ".join(
+            f"{setting.env}={setting.shown(applied[setting.env])}"
+            for setting in SETTINGS
+            if setting.env in applied
+        ),
     }
     return result
 

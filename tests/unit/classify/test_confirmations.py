@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.unit.factories import FakeRecord, inbound_json, where
-from worker.classify.confirmations import Known, Pending, RecentChanges, decide_repeat, known_change
+from worker.classify.confirmations import (
+    _HEAD,
+    Known,
+    Pending,
+    RecentChanges,
+    change_facts,
+    decide_repeat,
+    known_change,
+    layout_facts,
+    own_change,
+)
 from worker.classify.rules import default_rulebook
 from worker.model import Intent
 from worker.stream.batch import BatchOutput, classify_records
@@ -154,7 +166,7 @@ def test_the_tails_late_copies_of_merged_events_leave_the_memory_as_it_was() -> 
     recent.apply_record(KEY, older, 2)  # the tail catches up: first its copy of the older event
     recent.apply_record(KEY, newer, 3)
     assert recent._entries == before
-    assert recent._entries[KEY][:2] == (newer, older)
+    assert recent._entries[KEY][:2] == (known_change(newer), known_change(older))  # kept as facts
 
 
 def test_malformed_records_and_tombstones_are_ignored() -> None:
@@ -189,6 +201,52 @@ def test_known_change_reads_what_the_rule_needs_and_refuses_the_rest() -> None:
         orjson.dumps(doc | {"occurred_at": 5}),
     ):
         assert known_change(bad) is None
+
+
+# -- the facts of the classifier's own events, read at fixed positions ---------------------------
+
+
+def _own_event(**changes: object) -> bytes:
+    """A change event as the batch step encodes it, with ``changes`` made to its document (in place:
+    the key order, so the layout, stays)."""
+    out = _batch(_records(("STOP", "2026-11-24T12:00:00Z")), None)
+    value = out.changes[0][1]
+    return orjson.dumps(orjson.loads(value) | changes) if changes else value
+
+
+@pytest.mark.parametrize("read", [layout_facts, change_facts], ids=["python", "c"])
+def test_the_facts_of_an_own_event_are_read_where_the_encoder_put_them(
+    read: Callable[[bytes, bytes], Known | None],  # the C twin is layout_facts when it was not built
+) -> None:
+    for value, expected in (
+        (_own_event(), True),
+        (_own_event(source=None), False),  # an operator's block: not one a confirmation answered
+    ):
+        got = read(value, _HEAD)
+        assert got == known_change(value)
+        assert got is not None
+        assert (got[1], got[3]) == (1, expected)
+    unblocked = _own_event(action="unblock")
+    got = read(unblocked, _HEAD)
+    assert got == known_change(unblocked)
+    assert got is not None
+    assert got[1:] == (0, orjson.loads(unblocked)["event_id"], False)
+    for other in (
+        _own_event(emitted_at="2026-11-24T12:00:00Z"),  # a time not canonical
+        _own_event(event_id='a"b' + "c" * 29),  # an id with an escape
+        _own_event(action="hold"),
+        orjson.dumps(orjson.loads(_own_event()) | {"extra": 1}),  # not last: the times
+        b"{}",
+    ):
+        assert read(other, _HEAD) is None
+        assert own_change(other) == known_change(other)  # parsed instead
+
+
+@given(st.integers(min_value=0), st.integers(min_value=0, max_value=255))
+def test_the_c_and_python_layout_readers_agree_on_damaged_events(position: int, byte: int) -> None:
+    value = bytearray(_OWN_EVENT)
+    value[position % len(value)] = byte
+    assert change_facts(bytes(value), _HEAD) == layout_facts(bytes(value), _HEAD)
 
 
 # -- the batch step ------------------------------------------------------------------------------
@@ -360,5 +418,16 @@ def test_merging_a_batch_is_applying_its_events_one_by_one(
         if previous is not None:
             applied.apply_record(key, previous, 2)
         applied.apply_record(key, latest, 2)
-    assert merged._entries == applied._entries
+    assert _facts(merged) == _facts(applied)  # merged: kept as facts; applied: as the bytes read
     assert merged._newest == applied._newest
+
+
+def _facts(recent: RecentChanges) -> dict[bytes, tuple[Known | None, Known | None, int]]:
+    known = recent._known
+    return {
+        key: (known(latest), None if previous is None else known(previous), written)
+        for key, (latest, previous, written) in recent._entries.items()
+    }
+
+
+_OWN_EVENT = _own_event()

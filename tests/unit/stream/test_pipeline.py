@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.factories import FakeRecord, inbound_doc, source_of, where
-from worker.classify.confirmations import RecentChanges
+from worker.classify.confirmations import _HEAD as CHANGE_HEAD
+from worker.classify.confirmations import RecentChanges, change_facts, known_change, layout_facts
 from worker.classify.decide import classify, decide
 from worker.classify.rules import BUILTIN_LAYER, Layer, Rule, RuleBook, compile_layers, default_rulebook
 from worker.errors import DeadLetterCode, InputError
@@ -338,6 +339,8 @@ def test_the_fused_decide_and_encode_is_byte_identical_to_the_objects_path(
     for rulebook in _FUSED_BOOKS:
         out = _run(records, rulebook)
         assert (out.changes, out.replies) == _reference(records, rulebook)
+    for _, value in out.changes:  # one-confirmation-per-opt-out reads these at fixed positions
+        assert layout_facts(value, CHANGE_HEAD) == change_facts(value, CHANGE_HEAD) == known_change(value)
 
 
 def _stop_from(address: str, n: int, **fields: Any) -> bytes:
