@@ -11,7 +11,7 @@ identity's latest change with its ``occurred_at``. The classifier tails it
 key* (the block identity, byte for byte what :func:`worker.classify.decide.decide_encoded` builds)
 to that identity's last two change events, kept as the bytes read (a dict store per change: every
 classifier process reads every change, so nothing is parsed until a STOP asks about that very
-identity). The classifier's own events, merged by the batch step, are kept as their facts
+identity). The classifier's own events, noted by the batch step, are kept as their facts
 (:func:`own_change`: read at fixed positions, in C, not parsed) instead of their bytes: the map
 holds every keyword MO's change of two windows, and a ~530-byte event kept alive per entry was
 ~680 bytes an entry, facts ~360 (tracemalloc, 100,000 entries). In a STOP storm the classifier's
@@ -32,10 +32,16 @@ keyword MOs times the window, not the size of the blocklist. The alternatives, w
 * the projector sending confirmations: a database transaction added to every confirmation's
   latency, and the reply path tied to Postgres being up.
 
-Blocks the classifier emitted itself reach the map before the tail sees them: each batch collects
-its own changes in a pending overlay (``BatchOutput.pending``) that later records of the same batch
-see, merged into the map once the batch's output is durable (acknowledged, or its transaction
-committed) and dropped if it is not (an aborted transaction's blocks never happened).
+Blocks the classifier emitted itself reach the map before the tail sees them: the batch step
+notes each keyword MO's changes in the map as it emits them (:meth:`RecentChanges.confirm`), so
+the records after it, in the same batch and the next, see them. At-least-once, a batch whose
+acknowledgements never come stops the loop (and this memory with it); exactly-once, a failed
+transaction is redone, and a fenced one by the partition's new owner, with the same events (same
+ids, same times): what the map holds is what the topic will. (Until stop 30 a batch's changes
+went into an overlay of their own, merged into the map after the batch: a second dict store and
+a walk per change, for a separation that bought nothing, as both modes merged every batch
+anyway. Without it, a STOP storm on Tansu ran 82.5-86.7k msgs/s against 79.0-80.3k, three
+alternated rounds of ``python -m bench.peers --contenders classifier --mixes storm``.)
 
 **The rule** (:meth:`RecentChanges.repeated`): a STOP at ``t`` is not confirmed when, among the
 changes of its block identity other than its own event,
@@ -76,9 +82,6 @@ last-writer-wins order (``occurred_at`` is canonical UTC text, so text order is 
 means the same event, as ``mo_block`` (a block made by a subscriber's message, ``source`` set: the
 kind a confirmation answered) follows from the event."""
 
-Pending = dict[bytes, tuple[bytes, bytes | None]]
-"""A batch's own change events per block key: the last two, encoded."""
-
 Stored = bytes | Known
 """A change as the map keeps it: the tail's record as read (parsed when a STOP asks), or the facts
 of one of the classifier's own events."""
@@ -109,8 +112,9 @@ def layout_facts(value: bytes, head: bytes) -> Known | None:
     write ``head`` (the JSON up to the event id), the id (32 characters, no escapes), the action,
     and last the source, ``occurred_at`` and ``emitted_at``, both times canonical: the source is
     set when the byte before ``,"occurred_at"`` closes its object. The reference for the C twin
-    (``change_facts`` in ``worker/events/_joined.c``), which takes ~0.1 µs where a parse takes
-    ~2 µs: the batch step reads the facts of every change it emits. Only for the classifier's own
+    (``change_facts`` in ``worker/events/_joined.c``), which takes ~0.3 µs where this takes ~1.7
+    and a parse ~2 (a storm's events, in process): the memory reads the facts of every change the
+    classifier emits. Only for the classifier's own
     events; the tail's records come from any writer and are parsed."""
     if not value.startswith(head):
         return None
@@ -137,12 +141,6 @@ def own_change(value: bytes) -> Known | None:
     return change_facts(value, _HEAD) or known_change(value)
 
 
-def remember(pending: Pending, key: bytes, value: bytes) -> None:
-    """Note one of the batch's own change events (the last two per key are kept)."""
-    before = pending.get(key)
-    pending[key] = (value, None if before is None else before[0])
-
-
 class RecentChanges:
     """Per block identity (change-topic record key), its last two change events of about the last
     two windows; see the module docstring. Pure: the tail and the batch step feed it."""
@@ -156,6 +154,8 @@ class RecentChanges:
         self._newest = 0
         """The newest record timestamp seen (ms): pruning follows the data's time, not the clock."""
         self._prune_at = _PRUNE_MIN
+        self._now = 0
+        """The batch step's clock (ms, :meth:`begin_batch`): the record timestamp of the changes it notes."""
         self._parsed: dict[bytes, Known | None] = {}
         """Change events parsed already, by their bytes (see :meth:`_known`)."""
 
@@ -176,31 +176,18 @@ class RecentChanges:
         if len(self._entries) >= self._prune_at:
             self.prune()
 
-    def merge(self, pending: Pending, timestamp_ms: int) -> None:
-        """A batch's own change events (its pending overlay) into the map, as their facts
-        (:func:`own_change`; see the module docstring).
-
-        Inlined for the usual case (an identity the map does not hold, one event of it in the
-        batch): a STOP storm merges ~100,000 a run, and a call per event was 5% of the
-        classifier's busy time (py-spy)."""
-        entries, facts, head = self._entries, change_facts, _HEAD
-        for key, (latest, previous) in pending.items():
-            if previous is None and key not in entries:
-                change = facts(latest, head) or known_change(latest)
-                if change is not None:
-                    entries[key] = (change, None, timestamp_ms)
-                continue
-            for value in (previous, latest):
-                if value is not None and (change := own_change(value)) is not None:
-                    self._put(key, change, timestamp_ms)
-        if pending and timestamp_ms > self._newest:
-            self._newest = timestamp_ms
-        if len(entries) >= self._prune_at:
+    def begin_batch(self, now_ms: int) -> None:
+        """A batch step begins at ``now_ms`` (the wall clock, in ms, as the broker stamps records):
+        the time its changes are noted at, which pruning compares with the tail's records'."""
+        self._now = now_ms
+        if now_ms > self._newest:
+            self._newest = now_ms
+        if len(self._entries) >= self._prune_at:
             self.prune()
 
     def _put(self, key: bytes, change: Stored, timestamp_ms: int) -> None:
         """Store ``change`` as the identity's latest, unless it is one of the two kept already:
-        the batch's own event is merged before the tail reads its copy (and the one before it, or
+        the batch's own event is noted before the tail reads its copy (and the one before it, or
         a late copy would push the newest into second place)."""
         entries = self._entries
         before = entries.get(key)
@@ -211,7 +198,7 @@ class RecentChanges:
 
     def _same(self, change: Stored, stored: Stored | None) -> bool:
         """Whether two kept changes are the same event: compared as stored when both are bytes or
-        both facts, else by their facts (the tail's copy of an event merged as facts)."""
+        both facts, else by their facts (the tail's copy of an event noted as facts)."""
         if stored is None:
             return False
         if type(change) is type(stored):
@@ -235,62 +222,52 @@ class RecentChanges:
         replies: list[tuple[bytes, bytes]],
         reply_mark: int,
         opt_out: bool,
-        pending: Pending,
     ) -> bool:
         """The batch step's check of one keyword MO, whose change events are ``changes[first:]``
         (appended just now) and whose reply, if it has one, is ``replies[reply_mark]``: drop that
         reply when the MO is an opt-out repeating a known block (:meth:`repeated`; True: dropped),
-        then note the MO's changes in ``pending``, the batch's overlay, so the records after it
-        see them. An opt-in lifts up to a dozen identities, mostly never blocked: its unblock is
-        noted only for an identity already known (a block to lift, or a change it is newer than).
-
-        One method, reading the map directly: before, a function of the batch step called
-        ``knows`` per identity and ``__contains__`` per opt-out. In process, 200,000 STOP-storm MOs
-        classified in batches of 5,000, three rounds: 5.13-5.15 -> 4.95-5.02 µs per MO."""
-        entries = self._entries
+        then note the MO's changes, as their facts, so the records after it see them. An opt-in
+        lifts up to a dozen identities, mostly never blocked: its unblock is noted only for an
+        identity already known (a block to lift, or a change it is newer than)."""
+        entries, now = self._entries, self._now
         if opt_out:
             if len(changes) == first + 1:
                 # The one identity an opt-out blocks, nothing known of it: nearly every STOP.
                 key, value = changes[first]
-                if key not in pending and key not in entries:
-                    pending[key] = (value, None)
+                if key not in entries:
+                    change = change_facts(value, _HEAD) or known_change(value)
+                    if change is not None:
+                        entries[key] = (change, None, now)
                     return False
-            new = changes[first:]
-            repeated = self.repeated
+            new = [(key, own_change(value)) for key, value in changes[first:]]
             dropped = len(replies) > reply_mark and all(
-                (key in pending or key in entries) and repeated(key, value, pending) for key, value in new
+                mine is not None and key in entries and self._repeats(key, mine) for key, mine in new
             )
             if dropped:
                 replies.pop()
-            for key, value in new:
-                remember(pending, key, value)
+            for key, mine in new:
+                if mine is not None:
+                    self._put(key, mine, now)
             return dropped
         for index in range(first, len(changes)):
             key, value = changes[index]
-            before = pending.get(key)
-            if before is not None:
-                pending[key] = (value, before[0])
-            elif key in entries:
-                pending[key] = (value, None)
+            if key in entries and (change := own_change(value)) is not None:
+                self._put(key, change, now)
         return False
 
-    def repeated(self, key: bytes, own: bytes, pending: Pending) -> bool:
+    def repeated(self, key: bytes, own: bytes) -> bool:
         """Whether the opt-out whose encoded change event is ``own`` repeats a known block (no
-        confirmation). ``pending``: the batch's own changes so far, not yet in the map."""
+        confirmation)."""
         mine = own_change(own)
-        if mine is None:
-            return False
-        batch = pending.get(key, ())  # the batch's own events: their facts at fixed positions
-        others = [
-            change for value in batch if value is not None and (change := own_change(value)) is not None
-        ]
+        return mine is not None and self._repeats(key, mine)
+
+    def _repeats(self, key: bytes, mine: Known) -> bool:
         stored = self._entries.get(key)
-        if stored is not None:
-            known = self._known
-            others += [
-                change for value in stored[:2] if value is not None and (change := known(value)) is not None
-            ]
-        return decide_repeat(mine, others, self.window)
+        if stored is None:
+            return False
+        known = self._known
+        others = [known(value) for value in stored[:2] if value is not None]
+        return decide_repeat(mine, [change for change in others if change is not None], self.window)
 
     def _known(self, value: Stored) -> Known | None:
         """The facts of a kept change (as they are, for the classifier's own); for the tail's

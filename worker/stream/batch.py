@@ -13,6 +13,7 @@ with ``intent`` (a provider's own signal) is decided from it, not from its text 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from worker.classify.confirmations import Pending, RecentChanges
+from worker.classify.confirmations import RecentChanges
 from worker.classify.decide import Doubt, classify, decide_encoded
 from worker.classify.rules import Match, Rule, RuleBook, RuleSet
 from worker.errors import DeadLetterCode, InputError
@@ -70,8 +71,6 @@ class BatchOutput:
     dead_by_code: dict[DeadLetterCode, int] = field(default_factory=dict)
     newest_received: dict[tuple[str, int], float] = field(default_factory=dict)
     """Per partition, the ``received_at`` (epoch seconds) of its last good record: delay metric."""
-    pending: Pending = field(default_factory=dict)
-    """The batch's own changes per block key, until its output is durable (one confirmation)."""
     suppressed: dict[Intent, int] = field(default_factory=dict)
     """Replies not produced: repeated opt-outs within the confirmation window."""
     memory: RecentChanges | None = None
@@ -79,6 +78,8 @@ class BatchOutput:
 
     def __post_init__(self) -> None:
         self.emitted_json = orjson.dumps(self.emitted_at)
+        if self.memory is not None:
+            self.memory.begin_batch(int(time.time() * 1000))
 
 
 class Where(Protocol):
@@ -241,7 +242,7 @@ def _decide(
     if (
         memory is not None
         and len(changes) > first
-        and memory.confirm(changes, first, replies, reply_mark, intent is Intent.OPT_OUT, out.pending)
+        and memory.confirm(changes, first, replies, reply_mark, intent is Intent.OPT_OUT)
     ):
         out.suppressed[intent] = out.suppressed.get(intent, 0) + 1
     if parties is not None and not parties.canonical:  # an email, a Messenger id, not a number

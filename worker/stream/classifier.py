@@ -269,10 +269,6 @@ async def run_classifier(
                 _outgoing(topics, out), partial(acked, out, positions_after(batch), started)
             ):
                 break  # the previous batch's output was not acked: this one was not handed over
-            if recent is not None:
-                # For the next batch, classified before these acks: should they never come, the
-                # loop stops before handing anything else over, so nothing depends on them.
-                recent.merge(out.pending, int(time.time() * 1000))
         if output is not None:
             await output.settled()  # stopping (or drained, in burst mode): the last batch is finished
         await transactions.settled()  # exactly-once: what was classified is committed
@@ -328,21 +324,15 @@ async def _classify_into_transactions(
     reason a partition batch of at most :data:`CLASSIFY_CHUNK_RECORDS` (a steady rate's) gets no
     turn at all: only a backlog's big batches are classified in slices.
 
-    Their changes go into the memory once all are classified, for the next batch, classified
-    while these transactions commit: should one be fenced, the new owner produces the same events."""
+    The memory notes their changes as they are classified (see :mod:`worker.classify.confirmations`:
+    a fenced transaction's new owner produces the same events)."""
     emitted_at = format_instant(datetime.now(UTC))
-    outputs: list[BatchOutput] = []
     for tp, records in batch.items():
         out = BatchOutput(emitted_at=emitted_at, worker_version=__version__, memory=recent)
         await _classify_yielding(
             tp, records, rulebook, out, formats.get(tp.topic, CANONICAL), first_turn=False
         )
         transactions.add(tp, records[0].offset, records[-1].offset + 1, (out, started), len(records))
-        outputs.append(out)
-    if recent is not None:
-        now_ms = int(time.time() * 1000)
-        for out in outputs:
-            recent.merge(out.pending, now_ms)
 
 
 def delivery_mode(settings: Settings, features: BrokerFeatures) -> str:

@@ -13,7 +13,6 @@ from tests.unit.factories import FakeRecord, inbound_json, where
 from worker.classify.confirmations import (
     _HEAD,
     Known,
-    Pending,
     RecentChanges,
     change_facts,
     decide_repeat,
@@ -98,54 +97,57 @@ def test_the_decision_does_not_depend_on_arrival_order(events: list[tuple[int, b
 # -- what the classifier remembers -----------------------------------------------------------------
 
 
+def _noted(recent: RecentChanges, key: bytes) -> tuple[Known | None, Known | None]:
+    """The facts the memory keeps of ``key``'s last two changes (kept as facts or as read)."""
+    latest, previous, _ = recent._entries[key]
+    return recent._known(latest), None if previous is None else recent._known(previous)
+
+
 def test_recent_changes_answers_from_the_last_two_events_of_a_key_and_the_batchs_own() -> None:
     recent = RecentChanges(60)
     assert KEY not in recent
     recent.apply_record(KEY, event(block(0)), 1)
     assert KEY in recent
-    assert recent.repeated(KEY, event(block(SECOND, "own")), {})
+    assert recent.repeated(KEY, event(block(SECOND, "own")))
     recent.apply_record(KEY, event(unblock(SECOND // 2)), 2)
-    assert not recent.repeated(KEY, event(block(SECOND, "own")), {})
-    pending: Pending = {KEY: (event(block(SECOND * 3 // 4, "p")), None)}  # the batch blocked it since
-    assert recent.repeated(KEY, event(block(SECOND, "own")), pending)
-    other = KEY.replace(b'"sms"', b'"*"')
-    assert other not in recent
-    assert other not in pending
+    assert not recent.repeated(KEY, event(block(SECOND, "own")))
+    assert not recent.confirm([(KEY, event(block(SECOND * 3 // 4, "p")))], 0, [], 0, True)  # blocked since
+    assert recent.repeated(KEY, event(block(SECOND, "own")))
+    assert KEY.replace(b'"sms"', b'"*"') not in recent
 
 
 def test_the_batch_steps_check_drops_a_repeated_opt_outs_reply_and_notes_every_new_block() -> None:
     recent = RecentChanges(60)
     recent.apply_record(KEY, event(block(0, "first")), 1)  # a subscriber's block, a second ago
     other = KEY.replace(b"+15550000001", b"+15550000002")
-    pending: Pending = {}
     fresh = (other, event(block(SECOND, "fresh")))
     changes, replies = [fresh], [(b"+15550000002", b"reply")]
-    assert not recent.confirm(changes, 0, replies, 0, True, pending)  # nothing known: confirmed
+    assert not recent.confirm(changes, 0, replies, 0, True)  # nothing known: confirmed
     assert replies == [(b"+15550000002", b"reply")]
-    assert pending == {other: (fresh[1], None)}
+    assert _noted(recent, other) == (block(SECOND, "fresh"), None)
     again = (KEY, event(block(SECOND, "again")))
     changes.append(again)
     replies.append((b"+15550000001", b"reply"))
-    assert recent.confirm(changes, 1, replies, 1, True, pending)  # repeats the block: not confirmed
+    assert recent.confirm(changes, 1, replies, 1, True)  # repeats the block: not confirmed
     assert replies == [(b"+15550000002", b"reply")]
-    assert pending[KEY] == (again[1], None)  # still noted: the records after it see it
+    assert _noted(recent, KEY) == (block(SECOND, "again"), block(0, "first"))  # the records after it see it
     later = (other, event(block(2 * SECOND, "later")))
     changes.append(later)
     replies.append((b"+15550000002", b"reply 2"))
-    assert recent.confirm(changes, 2, replies, 1, True, pending)  # repeats the batch's own block
-    assert pending[other] == (later[1], fresh[1])
+    assert recent.confirm(changes, 2, replies, 1, True)  # repeats the batch's own block
+    assert _noted(recent, other) == (block(2 * SECOND, "later"), block(SECOND, "fresh"))
 
 
 def test_the_batch_steps_check_notes_an_opt_ins_unblocks_of_known_identities_only() -> None:
     recent = RecentChanges(60)
     recent.apply_record(KEY, event(block(0)), 1)
     never = KEY.replace(b'"sms"', b'"*"')
-    pending: Pending = {}
     lifted = [(KEY, event(unblock(SECOND))), (never, event(unblock(SECOND, "u2")))]
     replies = [(b"+15550000001", b"welcome back")]
-    assert not recent.confirm(lifted, 0, replies, 0, False, pending)  # an opt-in is always confirmed
+    assert not recent.confirm(lifted, 0, replies, 0, False)  # an opt-in is always confirmed
     assert replies == [(b"+15550000001", b"welcome back")]
-    assert pending == {KEY: (lifted[0][1], None)}
+    assert _noted(recent, KEY) == (unblock(SECOND), block(0))
+    assert never not in recent
 
 
 def test_a_record_read_twice_is_kept_once() -> None:
@@ -153,15 +155,16 @@ def test_a_record_read_twice_is_kept_once() -> None:
     recent.apply_record(KEY, event(block(0, "first")), 1)
     recent.apply_record(KEY, event(block(SECOND, "own")), 2)
     recent.apply_record(KEY, event(block(SECOND, "own")), 3)  # the tail's copy of the batch's own event
-    assert recent.repeated(KEY, event(block(SECOND, "own")), {})  # "first" is still the one before
+    assert recent.repeated(KEY, event(block(SECOND, "own")))  # "first" is still the one before
 
 
-def test_the_tails_late_copies_of_merged_events_leave_the_memory_as_it_was() -> None:
-    """A batch's own events are merged before the tail reads them back: a late copy of the older
+def test_the_tails_late_copies_of_noted_events_leave_the_memory_as_it_was() -> None:
+    """A batch's own events are noted before the tail reads them back: a late copy of the older
     one must not push the newer into second place (a third change would then forget it)."""
     recent = RecentChanges(60)
     older, newer = event(block(0, "first")), event(block(SECOND, "second"))
-    recent.merge({KEY: (newer, older)}, 1)
+    recent.confirm([(KEY, older)], 0, [], 0, True)
+    recent.confirm([(KEY, newer)], 0, [], 0, True)
     before = dict(recent._entries)
     recent.apply_record(KEY, older, 2)  # the tail catches up: first its copy of the older event
     recent.apply_record(KEY, newer, 3)
@@ -174,8 +177,8 @@ def test_malformed_records_and_tombstones_are_ignored() -> None:
     recent.apply_record(KEY, b"{", 1)
     recent.apply_record(None, event(block(0)), 1)
     recent.apply_record(KEY, None, 1)
-    assert not recent.repeated(KEY, event(block(SECOND, "own")), {})
-    assert not recent.repeated(KEY, b"not an event", {})
+    assert not recent.repeated(KEY, event(block(SECOND, "own")))
+    assert not recent.repeated(KEY, b"not an event")
 
 
 def test_pruning_forgets_identities_written_more_than_two_windows_before_the_newest() -> None:
@@ -284,7 +287,6 @@ def test_without_a_window_every_stop_is_confirmed() -> None:
     out = _batch(_records(("STOP", "2026-11-24T12:00:00Z"), ("stop", "2026-11-24T12:00:05Z")), None)
     assert _replied(out) == ["m0", "m1"]
     assert out.suppressed == {}
-    assert out.pending == {}
 
 
 def test_stop_start_stop_in_one_batch_confirms_each() -> None:
@@ -313,14 +315,13 @@ def test_a_stop_after_the_window_is_confirmed_again() -> None:
     assert _replied(out) == ["m0", "m1"]
 
 
-def test_the_next_batch_sees_a_merged_batch_and_not_an_unmerged_one() -> None:
+def test_the_next_batch_sees_the_blocks_of_the_batch_before() -> None:
     recent = RecentChanges(60)
     first = _batch(_records(("STOP", "2026-11-24T12:00:00Z")), recent)
     assert _replied(first) == ["m0"]
     second = _records(("STOP", "2026-11-24T12:00:00Z"), ("STOP", "2026-11-24T12:00:09Z"))[1:]
-    assert _replied(_batch(second, recent)) == ["m1"]  # the first batch was never durable: forgotten
-    recent.merge(first.pending, 0)
     assert _replied(_batch(second, recent)) == []
+    assert _replied(_batch(second, RecentChanges(60))) == ["m1"]  # without the first batch: confirmed
 
 
 def test_reprocessing_a_batch_whose_output_the_tail_saw_gives_no_new_reply() -> None:
@@ -343,7 +344,8 @@ def test_the_batchs_own_changes_are_noted_as_the_tail_reads_them_back() -> None:
     assert len(out.changes) == 9  # one block; four scopes x two categories lifted
     block_key, block_value = out.changes[0]
     [unblock_value] = [value for key, value in out.changes[1:] if key == block_key]
-    assert out.pending == {block_key: (unblock_value, block_value)}
+    assert out.memory is not None
+    assert _noted(out.memory, block_key) == (known_change(unblock_value), known_change(block_value))
 
 
 def test_a_providers_repeated_opt_out_signal_is_confirmed_once() -> None:
@@ -378,11 +380,11 @@ def test_each_stored_event_is_parsed_once_however_often_its_subscriber_repeats(
     first = event(block(0, "first"))
     recent.apply_record(KEY, first, 0)
     repeats = [event(block(n * SECOND, f"again-{n}")) for n in range(1, 6)]
-    assert all(recent.repeated(KEY, own, {}) for own in repeats)
+    assert all(recent.repeated(KEY, own) for own in repeats)
     assert parsed.count(first) == 1
     assert sorted(parsed) == sorted([first, *repeats])
     late = event(block(90 * SECOND, "late"))
-    assert not recent.repeated(KEY, late, {})  # after the window: confirmed again, cache or not
+    assert not recent.repeated(KEY, late)  # after the window: confirmed again, cache or not
 
 
 def test_the_parsed_events_are_few_and_forgotten_at_a_prune(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -392,7 +394,7 @@ def test_the_parsed_events_are_few_and_forgotten_at_a_prune(monkeypatch: pytest.
     recent = RecentChanges(window_seconds=60)
     recent.apply_record(KEY, event(block(0, "stored")), 0)
     for n in range(1, 20):
-        recent.repeated(KEY, event(block(n, f"own-{n}")), {})
+        recent.repeated(KEY, event(block(n, f"own-{n}")))
         assert len(recent._parsed) <= 3
     recent.prune()
     assert len(recent._parsed) == 0
@@ -403,31 +405,23 @@ EVENTS = st.sampled_from([event(block(n, f"e{n}")) for n in range(5)])
 
 
 @given(
-    stored=st.lists(st.tuples(KEYS, EVENTS), max_size=6),
-    pending=st.dictionaries(KEYS, st.tuples(EVENTS, st.one_of(st.none(), EVENTS)), max_size=4),
+    stored=st.lists(st.tuples(KEYS, EVENTS), max_size=6), noted=st.lists(st.tuples(KEYS, EVENTS), max_size=6)
 )
-def test_merging_a_batch_is_applying_its_events_one_by_one(
-    stored: list[tuple[bytes, bytes]], pending: Pending
+def test_noting_a_batchs_opt_outs_is_applying_their_events_one_by_one(
+    stored: list[tuple[bytes, bytes]], noted: list[tuple[bytes, bytes]]
 ) -> None:
-    merged, applied = RecentChanges(window_seconds=60), RecentChanges(window_seconds=60)
+    confirmed, applied = RecentChanges(window_seconds=60), RecentChanges(window_seconds=60)
     for key, value in stored:
-        merged.apply_record(key, value, 1)
+        confirmed.apply_record(key, value, 1)
         applied.apply_record(key, value, 1)
-    merged.merge(pending, 2)
-    for key, (latest, previous) in pending.items():
-        if previous is not None:
-            applied.apply_record(key, previous, 2)
-        applied.apply_record(key, latest, 2)
-    assert _facts(merged) == _facts(applied)  # merged: kept as facts; applied: as the bytes read
-    assert merged._newest == applied._newest
+    for key, value in noted:
+        confirmed.confirm([(key, value)], 0, [], 0, True)
+        applied.apply_record(key, value, 2)
+    assert _facts(confirmed) == _facts(applied)  # noted: kept as facts; applied: as the bytes read
 
 
-def _facts(recent: RecentChanges) -> dict[bytes, tuple[Known | None, Known | None, int]]:
-    known = recent._known
-    return {
-        key: (known(latest), None if previous is None else known(previous), written)
-        for key, (latest, previous, written) in recent._entries.items()
-    }
+def _facts(recent: RecentChanges) -> dict[bytes, tuple[Known | None, Known | None]]:
+    return {key: _noted(recent, key) for key in recent._entries}
 
 
 _OWN_EVENT = _own_event()
