@@ -114,8 +114,8 @@ def layout_facts(value: bytes, head: bytes) -> Known | None:
     set when the byte before ``,"occurred_at"`` closes its object. The reference for the C twin
     (``change_facts`` in ``worker/events/_joined.c``), which takes ~0.3 µs where this takes ~1.7
     and a parse ~2 (a storm's events, in process): the memory reads the facts of every change the
-    classifier emits. Only for the classifier's own
-    events; the tail's records come from any writer and are parsed."""
+    classifier emits. Only for the classifier's own events; the tail's records come from any
+    writer and are parsed."""
     if not value.startswith(head):
         return None
     found = _LAYOUT.match(value, len(head))
@@ -271,8 +271,8 @@ class RecentChanges:
 
     def _known(self, value: Stored) -> Known | None:
         """The facts of a kept change (as they are, for the classifier's own); for the tail's
-        records, :func:`known_change`, once per event: a subscriber who repeats STOP has the same one or two
-        stored events parsed at every repeat, and in a STOP storm (most of its opt-outs repeats of
+        records, :func:`known_change`, once per event: a subscriber who repeats STOP has the same
+        one or two stored events parsed at every repeat, and in a STOP storm (most of its opt-outs repeats of
         a few subscribers') those parses were the bulk of the one-confirmation check: ~10% of the
         classifier's busy time (py-spy). A stored event is the same bytes object each time, whose
         hash Python keeps, so a hit costs a dict lookup. Small on purpose (:data:`_PARSED_MAX`, and
