@@ -56,8 +56,9 @@ It depends only on the message and the changes around it, not on when it is proc
 reprocessed after a crash decides as before: in exactly-once mode the aborted output is invisible
 (read_committed) and the state is the one before the batch; in at-least-once mode the batch's own
 changes are there, its own event is skipped, and an earlier STOP of the same block is still the
-previous version. What it costs: keyword MOs only (a dict lookup and a store per change; the
-events are parsed only when the identity is known already); chat never reaches it.
+previous version. What it costs: keyword MOs only (a dict lookup and a store per change, the
+classifier's own events read at fixed positions; the tail's records are parsed only when a STOP
+asks about their identity); chat never reaches it.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ from typing import Any
 
 import orjson
 
-from worker.constants import SCHEMA_CHANGE
+from worker.events.outgoing import CHANGE_HEAD
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -92,7 +93,6 @@ def micros_of(occurred_at: str) -> int:
     return (datetime.fromisoformat(occurred_at) - _EPOCH) // _MICROSECOND
 
 
-_HEAD = b'{"schema":"' + SCHEMA_CHANGE.encode() + b'","event_id":"'
 _TIME = rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"  # canonical: format_instant's 27 characters
 _LAYOUT = re.compile(
     rb'([ !#-\[\]-~]{32})","action":"(block|unblock)".*(.),"occurred_at":"('
@@ -138,7 +138,7 @@ except ImportError:  # no C compiler at install time: the Python above
 def own_change(value: bytes) -> Known | None:
     """:func:`known_change` of an event the classifier encoded itself: its facts read at fixed
     positions (:func:`layout_facts`), parsed only when it is not in that layout."""
-    return change_facts(value, _HEAD) or known_change(value)
+    return change_facts(value, CHANGE_HEAD) or known_change(value)
 
 
 class RecentChanges:
@@ -171,17 +171,18 @@ class RecentChanges:
         if not key or not value:
             return
         self._put(key, value, timestamp_ms)
-        if timestamp_ms > self._newest:
-            self._newest = timestamp_ms
-        if len(self._entries) >= self._prune_at:
-            self.prune()
+        self._saw(timestamp_ms)
 
     def begin_batch(self, now_ms: int) -> None:
         """A batch step begins at ``now_ms`` (the wall clock, in ms, as the broker stamps records):
         the time its changes are noted at, which pruning compares with the tail's records'."""
         self._now = now_ms
-        if now_ms > self._newest:
-            self._newest = now_ms
+        self._saw(now_ms)
+
+    def _saw(self, timestamp_ms: int) -> None:
+        """Time has reached ``timestamp_ms`` (a record's, or the batch step's): prune when due."""
+        if timestamp_ms > self._newest:
+            self._newest = timestamp_ms
         if len(self._entries) >= self._prune_at:
             self.prune()
 
@@ -235,7 +236,7 @@ class RecentChanges:
                 # The one identity an opt-out blocks, nothing known of it: nearly every STOP.
                 key, value = changes[first]
                 if key not in entries:
-                    change = change_facts(value, _HEAD) or known_change(value)
+                    change = own_change(value)
                     if change is not None:
                         entries[key] = (change, None, now)
                     return False
@@ -272,12 +273,13 @@ class RecentChanges:
     def _known(self, value: Stored) -> Known | None:
         """The facts of a kept change (as they are, for the classifier's own); for the tail's
         records, :func:`known_change`, once per event: a subscriber who repeats STOP has the same
-        one or two stored events parsed at every repeat, and in a STOP storm (most of its opt-outs repeats of
-        a few subscribers') those parses were the bulk of the one-confirmation check: ~10% of the
-        classifier's busy time (py-spy). A stored event is the same bytes object each time, whose
-        hash Python keeps, so a hit costs a dict lookup. Small on purpose (:data:`_PARSED_MAX`, and
-        cleared at every prune): bounded by the map's size instead, it grew with the map, and the
-        classifier's memory grew 11% over a 10-minute soak (2% before it)."""
+        one or two stored events parsed at every repeat, and in a STOP storm (most of its
+        opt-outs repeats of a few subscribers') those parses were the bulk of the one-confirmation
+        check: ~10% of the classifier's busy time (py-spy). A stored event is the same bytes
+        object each time, whose hash Python keeps, so a hit costs a dict lookup. Small on purpose
+        (:data:`_PARSED_MAX`, and cleared at every prune): bounded by the map's size instead, it
+        grew with the map, and the classifier's memory grew 11% over a 10-minute soak (2% before
+        it)."""
         if type(value) is tuple:
             return value
         assert isinstance(value, bytes)

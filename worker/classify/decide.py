@@ -20,11 +20,11 @@ import orjson
 from worker.classify.normalize import SEPARATORS, fold, normalize, tokens
 from worker.classify.rules import WRONG_NUMBER, Match, Phrases, Rule, RuleSet
 from worker.classify.scope import block_key, block_scope, covering_scopes
-from worker.constants import SCHEMA_CHANGE, SCHEMA_REPLY
+from worker.constants import SCHEMA_REPLY
 from worker.events.address import PHONE_CHANNELS, Parties, already_canonical, canonical_parties
 from worker.events.inbound import canonical_instant
 from worker.events.joined import join_keyword_records, join_planned
-from worker.events.outgoing import change_event_id, reply_id, scope_document
+from worker.events.outgoing import CHANGE_HEAD, change_event_id, reply_id, scope_document
 from worker.model import (
     Action,
     Category,
@@ -637,8 +637,6 @@ _ScopeParts = tuple[tuple[bytes, bytes], ...]
 #: event start with (see :func:`decide_encoded`). Never mutated.
 _SCOPES: dict[tuple[Any, ...], _ScopeParts] = {}
 _SCOPES_MAX = 4096
-#: A change event's JSON up to its id: the same for every change event.
-_CHANGE_HEAD = b'{"schema":' + orjson.dumps(SCHEMA_CHANGE) + b',"event_id":"'
 #: Per (keyword, rule, reason, language, match mode, categories): for each category, a block
 #: key's JSON after the address and a change event's JSON from "keyword" to "source", the fields
 #: a match decides. Bounded like the scopes.
@@ -791,7 +789,7 @@ def decide_encoded(
     case), else its canonical :class:`Parties` (the classifier counts addresses that are not).
     """
     if join_planned is not None and join_planned(
-        changes, replies, _CHANGE_HEAD, _REPLY_HEAD, doc, received_at, match, rules.plans,
+        changes, replies, CHANGE_HEAD, _REPLY_HEAD, doc, received_at, match, rules.plans,
         where[0], where[1], where[2], emitted, PHONE_CHANNELS,
     ):  # fmt: skip
         return None  # canonical parties, a common timestamp, a plan made: all of the below in C
@@ -815,7 +813,7 @@ def decide_encoded(
         # what it saves). The hypothesis test in tests/unit/stream/test_pipeline.py compares the
         # bytes with the objects path.
         join_keyword_records(
-            changes, replies, _CHANGE_HEAD, _REPLY_HEAD, account, message_id, address, sender, received_at,
+            changes, replies, CHANGE_HEAD, _REPLY_HEAD, account, message_id, address, sender, received_at,
             where[0], where[1], where[2], emitted, plan[1], plan[2], plan[3], plan[4], plan[5],
         )  # fmt: skip
     return parties

@@ -80,6 +80,12 @@ def scope_document(scope: Scope) -> dict[str, Any]:
     }
 
 
+#: A change event's JSON up to its id, as :func:`encode_change` writes it: the same for every
+#: change event. The classifier's joined encoder starts with it, and one-confirmation-per-opt-out
+#: reads the facts after it at fixed positions (:func:`worker.classify.confirmations.layout_facts`).
+CHANGE_HEAD = b'{"schema":' + orjson.dumps(SCHEMA_CHANGE) + b',"event_id":"'
+
+
 def encode_change(event: ChangeEvent, emitted_at: str) -> bytes:
     doc = {
         "schema": SCHEMA_CHANGE,

@@ -43,11 +43,6 @@ Batch = dict[TopicPartition, list[Any]]
 #: as an outage would stall every partition for ever; they stop the worker with one line instead.
 #: (Every record we produce is bounded: dead letters are cut, identifiers limited at decode time,
 #: so these mean a broker or topic setting such as max.message.bytes, or a missing ACL.)
-#: What to check when Kafka refuses output for good: the end of both delivery modes' error line.
-REFUSED_HINT = (
-    "check the topic's max.message.bytes (OPTOUT_PRODUCE_BATCH_BYTES must not exceed it) "
-    "and the client's ACLs"
-)
 REFUSED_FOR_GOOD: tuple[type[KafkaError], ...] = (
     MessageSizeTooLargeError,
     RecordTooLargeError,
@@ -56,6 +51,11 @@ REFUSED_FOR_GOOD: tuple[type[KafkaError], ...] = (
     TopicAuthorizationFailedError,
     ClusterAuthorizationFailedError,
     UnsupportedVersionError,
+)
+#: What to check when Kafka refuses output for good: the end of both delivery modes' error line.
+REFUSED_HINT = (
+    "check the topic's max.message.bytes (OPTOUT_PRODUCE_BATCH_BYTES must not exceed it) "
+    "and the client's ACLs"
 )
 
 

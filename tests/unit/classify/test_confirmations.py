@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from tests.unit.factories import FakeRecord, inbound_json, where
 from worker.classify.confirmations import (
-    _HEAD,
     Known,
     RecentChanges,
     change_facts,
@@ -21,6 +20,7 @@ from worker.classify.confirmations import (
     own_change,
 )
 from worker.classify.rules import default_rulebook
+from worker.events.outgoing import CHANGE_HEAD
 from worker.model import Intent
 from worker.stream.batch import BatchOutput, classify_records
 
@@ -225,12 +225,12 @@ def test_the_facts_of_an_own_event_are_read_where_the_encoder_put_them(
         (_own_event(), True),
         (_own_event(source=None), False),  # an operator's block: not one a confirmation answered
     ):
-        got = read(value, _HEAD)
+        got = read(value, CHANGE_HEAD)
         assert got == known_change(value)
         assert got is not None
         assert (got[1], got[3]) == (1, expected)
     unblocked = _own_event(action="unblock")
-    got = read(unblocked, _HEAD)
+    got = read(unblocked, CHANGE_HEAD)
     assert got == known_change(unblocked)
     assert got is not None
     assert got[1:] == (0, orjson.loads(unblocked)["event_id"], False)
@@ -241,7 +241,7 @@ def test_the_facts_of_an_own_event_are_read_where_the_encoder_put_them(
         orjson.dumps(orjson.loads(_own_event()) | {"extra": 1}),  # not last: the times
         b"{}",
     ):
-        assert read(other, _HEAD) is None
+        assert read(other, CHANGE_HEAD) is None
         assert own_change(other) == known_change(other)  # parsed instead
 
 
@@ -249,7 +249,7 @@ def test_the_facts_of_an_own_event_are_read_where_the_encoder_put_them(
 def test_the_c_and_python_layout_readers_agree_on_damaged_events(position: int, byte: int) -> None:
     value = bytearray(_OWN_EVENT)
     value[position % len(value)] = byte
-    assert change_facts(bytes(value), _HEAD) == layout_facts(bytes(value), _HEAD)
+    assert change_facts(bytes(value), CHANGE_HEAD) == layout_facts(bytes(value), CHANGE_HEAD)
 
 
 # -- the batch step ------------------------------------------------------------------------------

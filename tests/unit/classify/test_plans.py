@@ -13,7 +13,7 @@ import pytest
 from worker.classify.decide import classify, decide, decide_encoded
 from worker.classify.rules import PHRASE_TEXTS_MAX, default_rulebook
 from worker.events.inbound import decode, to_message
-from worker.events.outgoing import encode_change, encode_reply
+from worker.events.outgoing import CHANGE_HEAD, encode_change, encode_reply
 from worker.model import Source
 
 decide_module = sys.modules["worker.classify.decide"]
@@ -111,7 +111,7 @@ def _planned(doc: dict[str, Any], rules: Any) -> bool | None:
         return None
     match = classify(doc["text"], rules)
     d = decide_module
-    heads = (d._CHANGE_HEAD, d._REPLY_HEAD)
+    heads = (CHANGE_HEAD, d._REPLY_HEAD)
     where = ("mo.inbound", 0, 7)
     received, emitted = doc["received_at"], orjson.dumps(EMITTED)
     return bool(

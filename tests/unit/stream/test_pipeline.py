@@ -14,13 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.factories import FakeRecord, inbound_doc, source_of, where
-from worker.classify.confirmations import _HEAD as CHANGE_HEAD
 from worker.classify.confirmations import RecentChanges, change_facts, known_change, layout_facts
 from worker.classify.decide import classify, decide
 from worker.classify.rules import BUILTIN_LAYER, Layer, Rule, RuleBook, compile_layers, default_rulebook
 from worker.errors import DeadLetterCode, InputError
 from worker.events.inbound import decode, to_message
-from worker.events.outgoing import decode_change, encode_change, encode_reply
+from worker.events.outgoing import CHANGE_HEAD, decode_change, encode_change, encode_reply
 from worker.model import Action, Intent, ScopeLevel, Source
 from worker.stream.batch import BatchOutput, classify_records
 
