@@ -62,6 +62,7 @@ from worker.events.inbound import format_instant
 from worker.events.providers import CANONICAL
 from worker.logs import KAFKA
 from worker.ops.metrics import ClassifierMetrics
+from worker.stream.allocator import keep_big_buffers
 from worker.stream.batch import BatchOutput, classify_records
 from worker.stream.cycles import PartitionCycles
 from worker.stream.deadletters import log_dead_letters
@@ -106,6 +107,7 @@ async def run_classifier(
     rulebook = load_rules(settings.rules or None)
     rulebook.chat_bitmaps()  # built now, not inside the first batch
     tune_gc_for_throughput()
+    keep_big_buffers()  # glibc: the produce and fetch buffers reused, not mapped afresh
     metrics = ClassifierMetrics(registry if registry is not None else CollectorRegistry())
     rules = RulesReloader(settings.rules, rulebook, metrics)
     tail: RecentTail | None = None  # one confirmation per opt-out; None: OPTOUT_CONFIRMATION_WINDOW=0
