@@ -480,72 +480,7 @@ static PyObject *join_planned(PyObject *module, PyObject *const *args, Py_ssize_
     Py_RETURN_TRUE;
 }
 
-/* change_facts(value, head): the facts one-confirmation-per-opt-out keeps of a change event the
- * classifier encoded itself, read at fixed positions: (occurred_at, 1 for a block else 0, event_id,
- * a block with a source) as worker.classify.confirmations.known_change() parses them; None when
- * the value is not in that layout (the caller parses it). The layout: head (the JSON up to the
- * event id), 32 id characters, "\",\"action\":\"" then block" or unblock", and at the end
- * ,"occurred_at":"<27>","emitted_at":"<27>"} with both times canonical (digits checked). Its
- * Python twin, layout_facts() in confirmations.py, is the reference. */
-static const char F_OCCURRED[] = ",\"occurred_at\":\"";
-static const char F_EMITTED[] = "\",\"emitted_at\":\"";
-static const char F_ACTION[] = "\",\"action\":\"";
-#define SLEN(s) (sizeof(s) - 1)
-#define TIME_LEN 27
-#define TAIL_LEN (SLEN(F_OCCURRED) + TIME_LEN + SLEN(F_EMITTED) + TIME_LEN + 2)
-
-static int canonical_time(const char *t)
-{
-    static const char FORM[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
-    for (int i = 0; i < TIME_LEN; i++) {
-        if (FORM[i] == 'd' ? (t[i] < '0' || t[i] > '9') : t[i] != FORM[i])
-            return 0;
-    }
-    return 1;
-}
-
-static PyObject *change_facts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)module;
-    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "change_facts(value: bytes, head: bytes)");
-        return NULL;
-    }
-    const char *v = PyBytes_AS_STRING(args[0]), *head = PyBytes_AS_STRING(args[1]);
-    Py_ssize_t n = PyBytes_GET_SIZE(args[0]), h = PyBytes_GET_SIZE(args[1]);
-    Py_ssize_t id_end = h + 32, action = id_end + (Py_ssize_t)SLEN(F_ACTION), end = n - (Py_ssize_t)TAIL_LEN;
-    if (end < action + 8 || memcmp(v, head, (size_t)h) != 0 || memcmp(v + id_end, F_ACTION, SLEN(F_ACTION)) != 0 ||
-        memcmp(v + end, F_OCCURRED, SLEN(F_OCCURRED)) != 0 ||
-        memcmp(v + end + SLEN(F_OCCURRED) + TIME_LEN, F_EMITTED, SLEN(F_EMITTED)) != 0 || v[n - 2] != '"' || v[n - 1] != '}')
-        Py_RETURN_NONE;
-    const char *occurred = v + end + SLEN(F_OCCURRED);
-    if (!canonical_time(occurred) || !canonical_time(occurred + TIME_LEN + SLEN(F_EMITTED)))
-        Py_RETURN_NONE;
-    for (Py_ssize_t i = h; i < id_end; i++) { /* an id in plain printable ASCII: no escape to undo */
-        if (v[i] < 0x20 || v[i] > 0x7e || v[i] == '"' || v[i] == '\\')
-            Py_RETURN_NONE;
-    }
-    int blocked;
-    if (memcmp(v + action, "block\"", 6) == 0)
-        blocked = 1;
-    else if (memcmp(v + action, "unblock\"", 8) == 0)
-        blocked = 0;
-    else
-        Py_RETURN_NONE;
-    PyObject *at = PyUnicode_FromStringAndSize(occurred, TIME_LEN);
-    PyObject *id = at == NULL ? NULL : PyUnicode_FromStringAndSize(v + h, 32);
-    if (id == NULL) {
-        Py_XDECREF(at);
-        return NULL;
-    }
-    PyObject *facts = Py_BuildValue("(NiNO)", at, blocked, id, blocked && v[end - 1] == '}' ? Py_True : Py_False);
-    return facts;
-}
-
 static PyMethodDef methods[] = {
-    {"change_facts", (PyCFunction)(void (*)(void))change_facts, METH_FASTCALL,
-     "change_facts(value, head) -> (occurred_at, block, event_id, mo_block) | None: the facts of a change "
-     "event in the classifier's own layout, read at fixed positions; None when it is not in that layout."},
     {"join_planned", (PyCFunction)(void (*)(void))join_planned, METH_FASTCALL,
      "join_planned(changes, replies, change_head, reply_head, doc, received_at, match, plans, topic, "
      "partition, offset, emitted, phone_channels) -> bool: decide_encoded() of a keyword MO whose parties "

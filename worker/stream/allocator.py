@@ -50,7 +50,9 @@ def keep_big_buffers(environ: dict[str, str] | None = None) -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    done = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
+    done = bool(
+        mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    )
     if not done:
         log.info("glibc refused the allocator thresholds: big buffers are mapped afresh each batch (slower)")
     return done
