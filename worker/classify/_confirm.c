@@ -444,7 +444,45 @@ static PyObject *confirm(PyObject *module, PyObject *const *args, Py_ssize_t nar
     Py_RETURN_FALSE;
 }
 
+/* forget_older(entries, horizon): delete the entries whose timestamp (the third item) is below
+ * horizon; how many. RecentChanges.prune()'s walk: in Python (a list comprehension over the
+ * items) it was 2-3% of a STOP storm's busy time (perf: dictiter_iternextitem 1.3%, py-spy: the
+ * comprehension 1.2-1.6%), the map holding about 100,000 identities when it is walked. */
+static PyObject *forget_older(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2 || !PyDict_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "forget_older(entries: dict, horizon: int)");
+        return NULL;
+    }
+    PyObject *entries = args[0], *horizon = args[1], *key, *entry, *old = PyList_New(0);
+    Py_ssize_t position = 0;
+    if (old == NULL)
+        return NULL;
+    while (PyDict_Next(entries, &position, &key, &entry)) {
+        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 3) {
+            PyErr_SetString(PyExc_TypeError, "the map's entries are (last, before, timestamp) tuples");
+            goto failed;
+        }
+        int below = PyObject_RichCompareBool(PyTuple_GET_ITEM(entry, 2), horizon, Py_LT);
+        if (below < 0 || (below && PyList_Append(old, key) < 0))
+            goto failed;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(old);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (PyDict_DelItem(entries, PyList_GET_ITEM(old, i)) < 0)
+            goto failed;
+    }
+    Py_DECREF(old);
+    return PyLong_FromSsize_t(count);
+failed:
+    Py_DECREF(old);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"forget_older", (PyCFunction)(void (*)(void))forget_older, METH_FASTCALL,
+     "forget_older(entries, horizon) -> int: delete the entries written before horizon; how many."},
     {"change_facts", (PyCFunction)(void (*)(void))change_facts, METH_FASTCALL,
      "change_facts(value, head) -> (occurred_at, block, event_id, mo_block) | None: the facts of a change "
      "event in the classifier's own layout, read at fixed positions; None when it is not in that layout."},

@@ -128,10 +128,11 @@ def layout_facts(value: bytes, head: bytes) -> Known | None:
 
 change_facts: Callable[[bytes, bytes], Known | None] = layout_facts
 _confirm_in_c: Callable[..., bool] | None = None
+_forget_older: Callable[[dict[bytes, Any], int], int] | None = None
 try:
     from worker.classify import _confirm
 
-    change_facts, _confirm_in_c = _confirm.change_facts, _confirm.confirm
+    change_facts, _confirm_in_c, _forget_older = _confirm.change_facts, _confirm.confirm, _confirm.forget_older
 except ImportError:  # no C compiler at install time: the Python of this module
     pass
 
@@ -212,8 +213,11 @@ class RecentChanges:
         one; then wait until the map has doubled before looking again (amortized O(1))."""
         horizon = self._newest - 2 * self.window // 1000
         entries = self._entries
-        for key in [k for k, (_, _, written) in entries.items() if written < horizon]:
-            del entries[key]
+        if _forget_older is not None:  # the same walk in C (worker/classify/_confirm.c says why)
+            _forget_older(entries, horizon)
+        else:
+            for key in [k for k, (_, _, written) in entries.items() if written < horizon]:
+                del entries[key]
         self._parsed.clear()  # it may hold events of the identities forgotten
         self._prune_at = max(_PRUNE_MIN, 2 * len(entries))
 

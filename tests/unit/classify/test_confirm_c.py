@@ -142,3 +142,13 @@ def test_the_windows_end_is_included_in_c_as_in_python(later: str, dropped: bool
             )
         )
     assert answers[0] == answers[1] == (dropped, [] if dropped else [(b"acme", b"reply")])
+
+
+@given(st.dictionaries(st.binary(max_size=8), st.integers(0, 100), max_size=50), st.integers(0, 100))
+def test_c_forgets_what_the_python_walk_forgets(written: dict[bytes, int], horizon: int) -> None:
+    if confirmations._forget_older is None:
+        pytest.skip("not built: prune walks the map in Python")
+    entries: dict[bytes, Any] = {key: (("t", 1, "id", True), None, at) for key, at in written.items()}
+    expected = {key: entry for key, entry in entries.items() if entry[2] >= horizon}
+    assert confirmations._forget_older(entries, horizon) == len(written) - len(expected)
+    assert entries == expected
