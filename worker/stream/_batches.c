@@ -246,14 +246,16 @@ static int flush(Group *group)
     return failed;
 }
 
-/* Room for `more` bytes in the group's open batch (opened here, with the header's room). Grown by
- * doubling: a realloc, no copy for large blocks (mremap). */
-static int reserve(Group *group, Py_ssize_t more)
+/* Room for `more` bytes in the group's open batch (opened here, with the header's room). A batch
+ * is opened at batch_size, the most it holds unless its first record is larger: growing it by
+ * doubling from 4 KB copied it at every step once the classifier kept its big buffers in glibc's
+ * heap (worker/stream/allocator.py; a realloc moves a heap block, where an mmapped one was
+ * remapped): 1.5-2.8% of a STOP storm's busy time (perf: _int_realloc under reserve). The flush
+ * cuts the block to its size in place. Grown by doubling past that (one record above batch_size). */
+static int reserve(Group *group, Py_ssize_t more, Py_ssize_t batch_size)
 {
     if (group->batch == NULL) {
-        Py_ssize_t cap = 4096;
-        while (cap < HEADER_SIZE + more)
-            cap *= 2;
+        Py_ssize_t cap = batch_size > HEADER_SIZE + more ? batch_size : HEADER_SIZE + more;
         group->batch = PyByteArray_FromStringAndSize(NULL, cap);
         if (group->batch == NULL)
             return -1;
@@ -386,7 +388,7 @@ static PyObject *py_encode(PyObject *self, PyObject *const *args, Py_ssize_t nar
                     goto failed;
                 size = frame_size(key_len, value_len, 0);
             }
-            if (reserve(group, size) < 0)
+            if (reserve(group, size, batch_size) < 0)
                 goto failed;
             unsigned char *p = (unsigned char *)PyByteArray_AS_STRING(group->batch) + group->len;
             p = put_varint(p, record_size(key_len, value_len, group->count));
