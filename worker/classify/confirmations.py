@@ -132,7 +132,8 @@ _forget_older: Callable[[dict[bytes, Any], int], int] | None = None
 try:
     from worker.classify import _confirm
 
-    change_facts, _confirm_in_c, _forget_older = _confirm.change_facts, _confirm.confirm, _confirm.forget_older
+    change_facts = _confirm.change_facts
+    _confirm_in_c, _forget_older = _confirm.confirm, _confirm.forget_older
 except ImportError:  # no C compiler at install time: the Python of this module
     pass
 
