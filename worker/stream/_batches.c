@@ -250,7 +250,7 @@ static int flush(Group *group)
  * is opened at batch_size, the most it holds unless its first record is larger: growing it by
  * doubling from 4 KB copied it at every step once the classifier kept its big buffers in glibc's
  * heap (worker/stream/allocator.py; a realloc moves a heap block, where an mmapped one was
- * remapped): 1.5-2.8% of a STOP storm's busy time (perf: _int_realloc under reserve). The flush
+ * remapped): 1.1-1.5% of a STOP storm's busy time (perf: _int_realloc under reserve). The flush
  * cuts the block to its size in place. Grown by doubling past that (one record above batch_size). */
 static int reserve(Group *group, Py_ssize_t more, Py_ssize_t batch_size)
 {

@@ -21,6 +21,7 @@ import ctypes
 import logging
 import os
 import platform
+from collections.abc import Mapping
 
 log = logging.getLogger("optout.classifier")
 
@@ -36,10 +37,9 @@ TRIM_THRESHOLD = 64 * 1024 * 1024
 _OPERATOR_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES")
 
 
-def keep_big_buffers(environ: dict[str, str] | None = None) -> bool:
+def keep_big_buffers(environ: Mapping[str, str] = os.environ) -> bool:
     """Set glibc's mmap and trim thresholds (above); False where it is not glibc or the operator
     set their own. Process-wide: call it once, at start."""
-    environ = dict(os.environ) if environ is None else environ
     if any(name in environ for name in _OPERATOR_SETTINGS):
         return False
     if platform.libc_ver()[0] != "glibc":
