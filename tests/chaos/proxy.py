@@ -56,11 +56,7 @@ class FaultProxy:
 
     def reset(self) -> None:
         for writer in list(self._writers):
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):  # SO_LINGER 0: close with RST, not FIN
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            writer.transport.abort()
+            _abort(writer)
         self._writers.clear()
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
@@ -80,8 +76,8 @@ class FaultProxy:
         self._writers.update((client_writer, server_writer))
         try:
             await asyncio.gather(
-                self._pipe(client_reader, server_writer),
-                self._pipe(server_reader, client_writer),
+                self._pipe(client_reader, server_writer, client_writer),
+                self._pipe(server_reader, client_writer, server_writer),
                 return_exceptions=True,
             )
         except asyncio.CancelledError:
@@ -93,15 +89,36 @@ class FaultProxy:
                 self._writers.discard(writer)
                 writer.transport.abort()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                break
-            await self._flowing.wait()
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            writer.write(data)
-            await writer.drain()
-        with contextlib.suppress(OSError):
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, source: asyncio.StreamWriter
+    ) -> None:
+        """Forward ``reader`` (the ``source`` side) to ``writer``: an end (FIN) is passed on as an
+        end, a reset as a reset of both sides, as a real middlebox does. Waiting for the other
+        direction instead would keep a SIGKILLed client's server session (a Postgres backend idle
+        in a transaction, holding its row locks) alive for as long as the proxy runs."""
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                await self._flowing.wait()
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            for side in (source, writer):
+                self._writers.discard(side)
+                _abort(side)
+            return
+        with contextlib.suppress(OSError, RuntimeError):
             writer.write_eof()
+
+
+def _abort(writer: asyncio.StreamWriter) -> None:
+    """Close with RST, not FIN (SO_LINGER 0), as a load balancer dropping the connection does."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    writer.transport.abort()

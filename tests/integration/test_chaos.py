@@ -3,9 +3,14 @@ state, history and topics compared with a reference computed from the input alon
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
+
 import pytest
 
 from tests.chaos.brokers import chaos_broker
+from tests.chaos.proxy import FaultProxy
 from tests.chaos.run import ChaosConfig, run_chaos, table
 from tests.integration.helpers import create_topics
 from worker.stream.topics import Topics
@@ -61,3 +66,31 @@ async def test_nothing_is_lost_when_the_network_to_the_broker_fails_or_the_broke
 def _why(exit_codes: dict[str, int | None], logs: dict[str, str]) -> str:
     """The exit codes and the last log lines of the workers that failed, in full (not a repr cut short)."""
     return "\n".join(f"{name} exited {exit_codes[name]}:\n{log}" for name, log in logs.items())
+
+
+async def test_the_fault_proxy_passes_a_client_reset_on_to_the_server() -> None:
+    """A SIGKILLed worker's socket closes with RST when data was unread: the proxy must end the
+    server's side too, as a real middlebox does, or the server session lives on (a Postgres backend
+    idle in a transaction keeps its row locks and stalls the next projector for good)."""
+    ended = asyncio.Event()
+
+    async def server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            await reader.read()  # until the client's end reaches us; the server sends nothing
+        ended.set()
+        writer.close()
+
+    upstream = await asyncio.start_server(server, "127.0.0.1", 0)
+    proxy = await FaultProxy(("127.0.0.1", upstream.sockets[0].getsockname()[1])).start()
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(b"BEGIN; SELECT ... FOR UPDATE")
+        await writer.drain()
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        writer.transport.abort()  # RST, as the kernel sends for a killed process with unread data
+        await asyncio.wait_for(ended.wait(), 10)
+    finally:
+        await proxy.close()
+        upstream.close()
+        await upstream.wait_closed()

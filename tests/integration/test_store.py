@@ -169,6 +169,26 @@ async def test_a_store_closes_its_pool_when_its_block_ends(database_url: str) ->
     assert store.pool.is_closing()
 
 
+async def test_a_transaction_whose_client_went_silent_gives_its_locks_back(database_url: str) -> None:
+    """A projector SIGKILLed behind a proxy, or on a host that vanished, leaves its session idle in
+    a transaction with its row locks: the server ends it after the store's limit, so the next
+    projector's write waits that long, not until TCP keepalive notices hours later."""
+    key = uuid.uuid4().int & 0x7FFF_FFFF
+    async with (
+        await Store.connect(database_url, idle_transaction_timeout=0.5) as gone,
+        await Store.connect(database_url) as successor,
+    ):
+        silent = await gone.pool.acquire()
+        pid = await silent.fetchval("SELECT pg_backend_pid()")
+        await silent.execute("BEGIN")
+        await silent.execute("SELECT pg_advisory_xact_lock($1)", key)
+        # ... and then nothing more from this client, as from a dead one.
+        async with successor.pool.acquire() as conn:
+            assert await conn.fetchval("SHOW idle_in_transaction_session_timeout") == "30s"
+            await asyncio.wait_for(conn.execute("SELECT pg_advisory_xact_lock($1)", key), 30)
+            assert not await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
+
+
 async def test_a_store_closes_its_pool_when_its_block_raises(database_url: str) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         async with await Store.connect(database_url) as store:

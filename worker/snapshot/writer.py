@@ -179,7 +179,11 @@ async def write_snapshot(
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             # The sort by address is the one big memory user; let it stay in RAM when it can.
-            await conn.execute("SET LOCAL work_mem = '256MB'")
+            # Between the two COPYs the data file is synced, which a slow disk may make longer
+            # than the store's idle-transaction limit; a read-only transaction blocks no writer.
+            await conn.execute(
+                "SET LOCAL work_mem = '256MB'; SET LOCAL idle_in_transaction_session_timeout = 0"
+            )
             offsets = {
                 row["partition"]: row["next_offset"]
                 for row in await conn.fetch(_OFFSETS_SQL, consumer_group, topic)

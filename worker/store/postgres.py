@@ -38,6 +38,13 @@ CONNECT_TIMEOUT = 10.0
 
 _APP_NAME = {"application_name": "optout-worker"}
 
+#: Seconds one of our transactions may sit idle before the server ends its session. Ours never
+#: wait on anything but Postgres between statements, so an idle one means its client is gone
+#: without a word (SIGKILLed behind a proxy, a host that vanished): its row locks would stall every
+#: later projector until TCP keepalive noticed, after hours. Below COMMAND_TIMEOUT, so the waiting
+#: successor's statement outlives the dead session's locks.
+IDLE_TRANSACTION_TIMEOUT = 30.0
+
 #: Worth retrying: the server is down, restarting, full, or rolled us back (deadlock/serialization).
 _TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,
@@ -420,6 +427,7 @@ class Store:
         max_size: int = 4,
         command_timeout: float | None = None,
         reset_on_release: bool = True,
+        idle_transaction_timeout: float = IDLE_TRANSACTION_TIMEOUT,
     ) -> Store:
         """``command_timeout`` bounds every statement, BEGIN and COMMIT included: without it a
         half-open connection (a dead NAT entry, a stalled proxy) would hang the caller for ever,
@@ -428,7 +436,13 @@ class Store:
         ``reset_on_release=False`` skips asyncpg's reset query (advisory unlock, CLOSE ALL,
         UNLISTEN, RESET ALL: a round trip) each time a connection goes back to the pool: for a
         caller whose queries leave no session state, such as the HTTP API, where it was a round
-        trip per query on top of the query itself."""
+        trip per query on top of the query itself.
+
+        ``idle_transaction_timeout``: see :data:`IDLE_TRANSACTION_TIMEOUT`."""
+        settings = {
+            **_APP_NAME,
+            "idle_in_transaction_session_timeout": str(round(idle_transaction_timeout * 1000)),
+        }
         with translate_errors(dsn):
             pool = await asyncpg.create_pool(
                 dsn,
@@ -436,7 +450,7 @@ class Store:
                 max_size=max_size,
                 timeout=CONNECT_TIMEOUT,
                 command_timeout=command_timeout,
-                server_settings=_APP_NAME,
+                server_settings=settings,
                 reset=None if reset_on_release else _no_reset,
             )
         return cls(pool, dsn)
