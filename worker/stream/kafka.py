@@ -32,7 +32,7 @@ from aiokafka.errors import (
 from worker.config import Settings
 from worker.errors import ConfigError, ServiceUnavailableError
 from worker.logs import KAFKA, capture_security_failures
-from worker.stream import produce_request, records
+from worker.stream import frames, produce_request, records
 
 TOPIC_EXISTS = 36
 
@@ -106,6 +106,7 @@ def unavailable(settings: Settings, exc: BaseException) -> ServiceUnavailableErr
 def make_producer(settings: Settings, *, idempotent: bool = False, **overrides: Any) -> AIOKafkaProducer:
     """``idempotent`` only where :func:`probe_features` found the broker supports it."""
     produce_request.install()  # one copy of each record batch per request, not eight
+    frames.install()  # one copy of each response, not four
     options: dict[str, Any] = {
         "acks": "all",
         "enable_idempotence": idempotent,
@@ -171,6 +172,7 @@ def make_consumer(
     """A consumer with our defaults. ``raw_records``: ``getmany()`` returns the record batches' own
     records, without topic or partition (:mod:`worker.stream.records`): for loops that read only
     the offset, timestamp, key and value of each record."""
+    frames.install()  # one copy of each fetch response, not four
     if raw_records:
         records.install()
         overrides = {"value_deserializer": records.RAW, **overrides}
