@@ -48,7 +48,7 @@ class FrameReader(asyncio.StreamReader):
     _wakeup_waiter: Callable[[], None]
     _wait_for_data: Callable[[str], Awaitable[None]]
 
-    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(self, limit: int = 2**16, loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(limit=limit, loop=loop)
         self._chunks: collections.deque[bytes] = collections.deque()
         self._held = 0  # bytes in _chunks not read yet
