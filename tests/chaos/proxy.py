@@ -106,10 +106,9 @@ class FaultProxy:
                     await asyncio.sleep(self.delay)
                 writer.write(data)
                 await writer.drain()
-        except OSError:
-            for side in (source, writer):
-                self._writers.discard(side)
-                _abort(side)
+        except OSError:  # _accept's cleanup follows once the other direction sees the end
+            _abort(source)
+            _abort(writer)
             return
         with contextlib.suppress(OSError, RuntimeError):
             writer.write_eof()

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import inspect
 import logging
 import types
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, SupportsIndex
 
 from aiokafka import conn as _conn
+
+from worker.stream.aiokafka_source import source_of
 
 log = logging.getLogger("optout.kafka")
 
@@ -107,18 +108,17 @@ class FrameReader(asyncio.StreamReader):
                 return first if start == 0 else first[start:]
             self._start = end
             return first[start:end]
-        pieces: list[Any] = [memoryview(first)[start:]]
-        chunks.popleft()
-        wanted = n - (len(first) - start)
-        while wanted >= len(chunks[0]):
-            chunk = chunks.popleft()
-            pieces.append(chunk)
-            wanted -= len(chunk)
-            if not wanted:
+        pieces: list[Any] = [memoryview(chunks.popleft())[start:]]
+        wanted = end - len(first)  # from the chunks after the first
+        self._start = 0
+        while wanted:
+            chunk = chunks[0]
+            if wanted < len(chunk):  # the frame ends inside this chunk: the rest stays held
+                pieces.append(memoryview(chunk)[:wanted])
+                self._start = wanted
                 break
-        self._start = wanted
-        if wanted:
-            pieces.append(memoryview(chunks[0])[:wanted])
+            pieces.append(chunks.popleft())
+            wanted -= len(chunk)
         return b"".join(pieces)
 
     async def read(self, n: int = -1) -> bytes:
@@ -135,10 +135,9 @@ def _connection_reads_frames() -> bool:
     """Whether aiokafka's connection makes its reader in :data:`_CREATED_BY` and reads it only by
     ``readexactly`` (its source unreadable: no)."""
     connection: Any = getattr(_conn, "AIOKafkaConnection", None)
-    try:
-        made = inspect.getsource(connection.connect)
-        read = inspect.getsource(connection._read)
-    except (AttributeError, OSError, TypeError):
+    made = source_of(getattr(connection, "connect", None))
+    read = source_of(getattr(connection, "_read", None))
+    if made is None or read is None:
         return False
     reads = [line.strip() for line in read.splitlines() if "reader." in line]
     return _CREATED_BY in made and bool(reads) and all(".readexactly(" in line for line in reads)

@@ -17,7 +17,6 @@ compares the bytes for every version aiokafka sends).
 
 from __future__ import annotations
 
-import inspect
 import logging
 import struct
 from typing import Any
@@ -26,6 +25,8 @@ from aiokafka.conn import AIOKafkaConnection
 from aiokafka.producer import sender as _sender
 from aiokafka.protocol.produce import ProduceRequest
 from aiokafka.protocol.types import Array, Bytes, Int16, Int32, String
+
+from worker.stream.aiokafka_source import source_of
 
 log = logging.getLogger("optout.kafka")
 
@@ -125,11 +126,8 @@ _FRAMING = ("message = header.encode() + request_struct.encode()", "self._writer
 def _framed_by_adding() -> bool:
     """Whether ``AIOKafkaConnection.send`` still frames a request by the two ``+`` of
     :data:`_FRAMING` (its source unreadable: no, and the request is encoded as bytes)."""
-    try:
-        source = inspect.getsource(AIOKafkaConnection.send)
-    except (OSError, TypeError):
-        return False
-    return all(line in source for line in _FRAMING)
+    source = source_of(AIOKafkaConnection.send)
+    return source is not None and all(line in source for line in _FRAMING)
 
 
 class OnePassProduceRequest(ProduceRequest):  # type: ignore[misc]
