@@ -55,7 +55,9 @@ def main() -> int:
     print(
         f"\n{result.mos_in} MOs ({result.bad_in} malformed), {result.expected_events} change events "
         f"expected, {result.in_postgres} in Postgres, lost {result.lost}, unexpected {result.unexpected}, "
-        f"state equal: {result.state_equal}, exit codes {result.exit_codes}, "
+        f"state equal: {result.state_equal}, {result.input_duplicated} MOs on the input twice, "
+        f"{result.replies_duplicated} reply ids twice ({result.replies_beyond_input} beyond the input's "
+        f"copies), exit codes {result.exit_codes}, "
         f"peak RSS MB {result.peak_rss_mb}, {result.seconds} s: {'PASS' if result.passed else 'FAIL'}"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ classifier runs (``classify_records``, as ``optout classify`` does) and last-wri
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import orjson
@@ -30,6 +31,10 @@ class Reference:
     """Opt-out MOs in the input."""
     changes_after: list[int]
     """Per input record (in production order), how many distinct change events exist up to it."""
+    replies_of: dict[bytes, tuple[str, ...]]
+    """The reply ids each input record (by its bytes) asks for: a record the input producer sent
+    twice (it sends a chunk again after a broker fault) asks for its replies twice, with the same
+    ids, whatever the delivery mode."""
 
 
 def compute_reference(records: list[tuple[int, bytes | None, bytes | None]], topic: str) -> Reference:
@@ -37,6 +42,7 @@ def compute_reference(records: list[tuple[int, bytes | None, bytes | None]], top
     seen: set[str] = set()
     events = []
     replies: set[str] = set()
+    replies_of: dict[bytes, tuple[str, ...]] = {}
     changes_after: list[int] = []
     optouts = 0
     for offset, (partition, key, value) in enumerate(records):
@@ -53,7 +59,10 @@ def compute_reference(records: list[tuple[int, bytes | None, bytes | None]], top
             if event.event_id not in seen:
                 seen.add(event.event_id)
                 events.append(event)
-        replies.update(orjson.loads(raw)["reply_id"] for _, raw in out.replies)
+        asked = tuple(orjson.loads(raw)["reply_id"] for _, raw in out.replies)
+        replies.update(asked)
+        if asked and value is not None:
+            replies_of[value] = asked
         changes_after.append(len(seen))
     winners = latest_per_block((change_key(e), e) for e in events)
     state = frozenset(
@@ -70,4 +79,19 @@ def compute_reference(records: list[tuple[int, bytes | None, bytes | None]], top
         )
         for e in winners.values()
     )
-    return Reference(frozenset(seen), state, frozenset(replies), optouts, changes_after)
+    return Reference(frozenset(seen), state, frozenset(replies), optouts, changes_after, replies_of)
+
+
+def replies_beyond_input(
+    replies: list[str], inbound: list[bytes | None], replies_of: dict[bytes, tuple[str, ...]]
+) -> int:
+    """The reply requests on the replies topic beyond one per copy of their MO on the input topic.
+
+    Every reply id is derived from its MO's id, so an MO the input holds twice asks for its reply
+    twice; that is the input's duplicate, which send services drop by ``reply_id``. What exactly-once
+    promises is that no copy comes from the classifier itself: this is 0 under exactly-once."""
+    asked: Counter[str] = Counter()
+    for value in inbound:
+        if value is not None:
+            asked.update(replies_of.get(value, ()))
+    return sum(max(0, got - asked[reply]) for reply, got in Counter(replies).items())
