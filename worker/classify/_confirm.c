@@ -369,31 +369,22 @@ static int opt_out(Memory *m, PyObject *changes, Py_ssize_t first, PyObject *rep
     return failed ? -1 : dropped;
 }
 
-/* One change of an opt-in: noted only for an identity already known. -1 on error. */
-static int opt_in(Memory *m, PyObject *key, PyObject *value)
+/* Note the change ``value`` of the identity ``key`` only when the map knows that identity exactly
+ * as ``when_known`` says: an opt-in's changes (1) for identities already known, kept as
+ * RecentChanges._put() keeps them; an opt-out's one block (0) for an identity nothing is known
+ * of, stored as its first. 1 when it was as wanted (noted, or not a change of ours), 0 when not
+ * (nothing done), -1 on error. */
+static int note_if(Memory *m, PyObject *key, PyObject *value, int when_known)
 {
     int found = PyDict_Contains(m->entries, key);
-    if (found <= 0)
-        return found;
+    if (found < 0)
+        return -1;
+    if (found != when_known)
+        return 0;
     PyObject *change = own_change(m, value);
     if (change == NULL)
         return -1;
-    int done = change == Py_None ? 0 : put(m, key, change);
-    Py_DECREF(change);
-    return done;
-}
-
-/* The one identity an opt-out blocks: 1 when nothing is known of it (noted, done), 0 when it is
- * known (the caller goes on), -1 on error. */
-static int first_block(Memory *m, PyObject *key, PyObject *value)
-{
-    int found = PyDict_Contains(m->entries, key);
-    if (found != 0)
-        return found < 0 ? -1 : 0;
-    PyObject *change = own_change(m, value);
-    if (change == NULL)
-        return -1;
-    int done = change == Py_None ? 0 : store(m, key, change, Py_None);
+    int done = change == Py_None ? 0 : when_known ? put(m, key, change) : store(m, key, change, Py_None);
     Py_DECREF(change);
     return done < 0 ? -1 : 1;
 }
@@ -423,7 +414,7 @@ static PyObject *confirm(PyObject *module, PyObject *const *args, Py_ssize_t nar
         if (end == first + 1) { /* nearly every STOP: one identity, nothing known of it */
             if (pair_of(changes, first, &key, &value) < 0)
                 return NULL;
-            int noted = first_block(&m, key, value);
+            int noted = note_if(&m, key, value, 0); /* 0: known, the caller goes on */
             Py_DECREF(key);
             Py_DECREF(value);
             if (noted != 0)
@@ -435,7 +426,7 @@ static PyObject *confirm(PyObject *module, PyObject *const *args, Py_ssize_t nar
     for (Py_ssize_t index = first; index < end && index < PyList_GET_SIZE(changes); index++) {
         if (pair_of(changes, index, &key, &value) < 0)
             return NULL;
-        int done = opt_in(&m, key, value);
+        int done = note_if(&m, key, value, 1);
         Py_DECREF(key);
         Py_DECREF(value);
         if (done < 0)

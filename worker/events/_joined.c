@@ -218,6 +218,29 @@ static int pair_of(PyObject *pair, Span *first, Span *second)
     return bytes_of(PyTuple_GET_ITEM(pair, 1), second, "a scope or category part");
 }
 
+/* A decimal integer, as JSON and sprintf("%lld") write it; sprintf was 0.3% of a STOP storm's
+ * samples (perf) for the two numbers of each keyword MO's source. */
+static char *write_int(char *out, long long value)
+{
+    char digits[20];
+    int n = 0;
+    unsigned long long rest = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    do {
+        digits[n++] = (char)('0' + rest % 10);
+        rest /= 10;
+    } while (rest);
+    if (value < 0)
+        *out++ = '-';
+    while (n)
+        *out++ = digits[--n];
+    return out;
+}
+
+/* Appends (key, value) to list, taking both references. The pair holds two bytes objects, which
+ * can make no cycle: it is untracked at once, so the collector's young-generation passes do not
+ * walk a STOP storm's hundreds of thousands of them until it finds that for itself. Small but
+ * free: the batch step on 200,000 storm MOs in process (gc.callbacks) spent 6-7 ms collecting
+ * per run before, 2-3 ms after, of about 1.7 s. */
 static int append_pair(PyObject *list, PyObject *key, PyObject *value)
 {
     if (key == NULL || value == NULL) {
@@ -230,6 +253,7 @@ static int append_pair(PyObject *list, PyObject *key, PyObject *value)
     Py_DECREF(value);
     if (pair == NULL)
         return -1;
+    PyObject_GC_UnTrack(pair);
     int failed = PyList_Append(list, pair);
     Py_DECREF(pair);
     return failed;
@@ -282,7 +306,11 @@ static PyObject *join(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Span quoted = {(const uint8_t *)quoted_s, quoted_n};
     char *w = LIT(rest_s, "{\"topic\":");
     w = write_quoted(w, topic.s, topic.n);
-    w += sprintf(w, ",\"partition\":%lld,\"offset\":%lld,\"message_id\":", partition, offset);
+    w = LIT(w, ",\"partition\":");
+    w = write_int(w, partition);
+    w = LIT(w, ",\"offset\":");
+    w = write_int(w, offset);
+    w = LIT(w, ",\"message_id\":");
     w = write_quoted(w, message_id.s, message_id.n);
     w = LIT(w, "},\"occurred_at\":");
     w = write_quoted(w, received.s, received.n);
