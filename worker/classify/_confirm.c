@@ -369,11 +369,11 @@ static int opt_out(Memory *m, PyObject *changes, Py_ssize_t first, PyObject *rep
     return failed ? -1 : dropped;
 }
 
-/* Note the change ``value`` of the identity ``key`` only when the map knows that identity exactly
- * as ``when_known`` says: an opt-in's changes (1) for identities already known, kept as
+/* Notes the change value of the identity key only when the map knows that identity exactly as
+ * when_known says: an opt-in's changes (1) for identities already known, kept as
  * RecentChanges._put() keeps them; an opt-out's one block (0) for an identity nothing is known
  * of, stored as its first. 1 when it was as wanted (noted, or not a change of ours), 0 when not
- * (nothing done), -1 on error. */
+ * (nothing done), -1 on error. One function for both: they were near-twins. */
 static int note_if(Memory *m, PyObject *key, PyObject *value, int when_known)
 {
     int found = PyDict_Contains(m->entries, key);
