@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -128,15 +128,16 @@ def start_broker(
     raise ServiceUnavailableError(f"the Tansu broker did not listen on port {port} within {wait:.0f}s")
 
 
-def start_kafka(data_dir: Path, port: int = 0) -> KafkaBroker:
+def start_kafka(data_dir: Path, port: int = 0, config: Mapping[str, str] | None = None) -> KafkaBroker:
     """Start Apache Kafka (one KRaft process, :mod:`worker.dev.kafka_broker`) with its data in
-    ``data_dir``, which keeps topics and offsets between runs. Fetches the jars on first use."""
+    ``data_dir``, which keeps topics and offsets between runs. Fetches the jars on first use.
+    ``config``: broker settings over the dev broker's own."""
     from worker.dev.kafka_broker import KafkaBroker, KafkaBrokerError, cached_libs, missing_tools
 
     missing = missing_tools(need_maven=cached_libs() is None)
     if missing is not None:
         raise ConfigError(f"the Apache Kafka broker cannot run here: {missing}")
-    broker = KafkaBroker(data_dir, port=port)
+    broker = KafkaBroker(data_dir, port=port, config=config)
     try:
         return broker.start()
     except KafkaBrokerError as exc:
