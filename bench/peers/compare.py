@@ -328,6 +328,10 @@ def _summary(phase: PhaseResult) -> str:
     skew = phase.extra.get("start_skew_s")
     if skew is not None and skew >= START_SKEW_NOTED_S:
         summary += f" (its processes started {skew:.2f} s apart: the pair's window includes the gap)"
+    idle = sum(1 for records in phase.extra.get("records_per_process", ()) if records == 0)
+    if idle:
+        # Not a pair's speed: one process took every partition (see BENCH_KAFKA_CONFIG).
+        summary += f" ({idle} of its processes got no records: this is the others' work alone)"
     return summary
 
 

@@ -48,6 +48,15 @@ def test_a_pair_that_started_together_has_no_skew_note() -> None:
     assert _summary(combined) == "500,000 msgs/s, 0.80 CPU-s in 0.40 s"
 
 
+def test_a_pair_of_which_one_process_got_nothing_says_so() -> None:
+    combined = combine(
+        [_process(200_000, [10.0, 10.4], 0.8, 1, 0), PhaseResult("classifier", cpu_seconds=0.1)], 200_000
+    )
+    assert combined.error is None
+    assert combined.extra["records_per_process"] == [200_000, 0]
+    assert _summary(combined).endswith("(1 of its processes got no records: this is the others' work alone)")
+
+
 def test_a_short_or_failed_run_is_an_error() -> None:
     short = combine(
         [_process(120_000, [0.0, 1.0], 1.0, 1, 0), _process(70_000, [0.0, 1.0], 1.0, 1, 0)], 200_000
