@@ -165,6 +165,12 @@ def spawn(command: str, env: Mapping[str, str], log: Path, *args: str) -> subpro
         )
 
 
+async def log_says(path: Path, text: str) -> bool:
+    """Whether the log at ``path`` holds ``text`` yet: for :func:`wait_until`, instead of a fixed
+    sleep that a slow machine outlasts (a worker still importing when the sleep ends)."""
+    return path.exists() and text in path.read_text()
+
+
 async def wait_until(predicate: Any, seconds: float, what: str, interval: float = 0.2) -> Any:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

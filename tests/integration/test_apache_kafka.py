@@ -22,7 +22,7 @@ import orjson
 import pytest
 from aiokafka import TopicPartition
 
-from tests.integration.helpers import REPO, connection, env_for, mo, produce, spawn, wait_until
+from tests.integration.helpers import REPO, connection, env_for, log_says, mo, produce, spawn, wait_until
 from tests.integration.kafka_fixtures import (
     PASSWORD,
     USER,
@@ -416,7 +416,7 @@ async def test_retrying_worker_says_why(kafka: KafkaBroker, tmp_path: Path) -> N
     child = spawn("classifier", env, log)
     try:
         await wait_until(
-            lambda: _contains(
+            lambda: log_says(
                 log, "Kafka unavailable (authentication failed (SCRAM-SHA-512): invalid credentials)"
             ),
             60,
@@ -431,10 +431,6 @@ async def test_retrying_worker_says_why(kafka: KafkaBroker, tmp_path: Path) -> N
     assert text.count("Kafka unavailable") == 1, text
     assert "Traceback" not in text
     assert "wrong-password" not in text
-
-
-async def _contains(path: Path, text: str) -> bool:
-    return path.exists() and text in path.read_text()
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import pytest
 from tests.integration.helpers import (
     committed,
     env_for,
+    log_says,
     mo,
     produce,
     read_topic,
@@ -209,7 +210,9 @@ async def test_waits_out_an_unreachable_broker(tmp_path: Path, group_suffix: str
     child = spawn("classifier", env, log)
     broker = None
     try:
-        await asyncio.sleep(3)
+        # The broker starts only once the classifier has found it missing: on a slow machine a
+        # fixed 3 s sleep ended before the classifier had imported, and it never saw the outage.
+        await wait_until(lambda: log_says(log, "Kafka unavailable"), 60, "the classifier to find no broker")
         assert child.poll() is None, log.read_text()
         broker = start_broker(port)
         await ensure_topics(settings_for(bootstrap, topics, group_suffix))

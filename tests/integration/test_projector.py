@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import signal
 
@@ -12,6 +11,7 @@ import pytest
 from tests.integration.helpers import (
     connection,
     env_for,
+    log_says,
     produce,
     read_topic,
     settings_for,
@@ -70,7 +70,11 @@ async def test_waits_for_postgres_then_applies(
     child = spawn("projector", env_for(broker, topics, group_suffix, url), log)
     server = None
     try:
-        await asyncio.sleep(3)
+        # Postgres starts only once the projector has found it missing (not after a fixed sleep,
+        # which a slow machine outlasts while the projector is still importing).
+        await wait_until(
+            lambda: log_says(log, "Postgres unavailable"), 60, "the projector to find no Postgres"
+        )
         assert child.poll() is None, log.read_text()
         server = start_postgres(data, cleanup_mode="delete")
         assert server.url == url
