@@ -62,11 +62,9 @@ SCALE_OUT_PROCESSES = 2
 START_SKEW_NOTED_S = 0.1
 CONTENDERS = ("ceiling", "classifier", "quix", "faust", SCALE_OUT)
 #: Apache Kafka's own default for a new group's first rebalance, where the dev broker (fast tests)
-#: has 0: with 0 the first of the pair's processes got every partition and took the whole backlog
-#: before the second one's join could rebalance the group (``records_per_process`` [0, 200000]
-#: or [200000, 0] in 8 of the 9 Kafka pair runs of stops 31-33, the ninth 183,849 / 16,151), so
-#: the Apache Kafka pair rows were one process's work; with 3 s, 100,064 / 99,936 and the like,
-#: the pair's first records within 5 ms of each other. Every group's join is outside its window.
+#: has 0: with 0 the first of the pair's processes took every partition and the whole backlog
+#: before the second one joined, so the pair rows were one process's work (the README's Apache
+#: Kafka section has the runs). Every group's join is outside its window.
 BENCH_KAFKA_CONFIG = {"group.initial.rebalance.delay.ms": "3000"}
 CLASSIFIERS = ("classifier", SCALE_OUT)
 PEERS = {"quix": "quixstreams", "faust": "faust"}

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.helpers import connection
+from tests.integration.helpers import connection, wait_until
 from tests.unit.factories import source_of
 from worker.classify.scope import block_key, covers
 from worker.dev.stack import free_port, with_database
@@ -187,12 +187,11 @@ async def test_a_transaction_whose_client_went_silent_gives_its_locks_back(datab
             assert await conn.fetchval("SHOW idle_in_transaction_session_timeout") == "30s"
             await asyncio.wait_for(conn.execute("SELECT pg_advisory_xact_lock($1)", key), 30)
             # The server ended that session: its locks go before its entry, so allow it a moment.
-            for _ in range(50):
-                if not await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError(f"the silent session {pid} is still there")
+
+            async def session_gone() -> bool:
+                return not await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
+
+            await wait_until(session_gone, 5, f"the silent session {pid} to leave pg_stat_activity", 0.1)
 
 
 async def test_a_store_closes_its_pool_when_its_block_raises(database_url: str) -> None:

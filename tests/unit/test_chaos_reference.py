@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-import orjson
-
 from tests.chaos.reference import compute_reference, replies_beyond_input
+from tests.unit.factories import inbound_json
 
-MO = orjson.dumps(
-    {
-        "message_id": "m-1",
-        "channel": "sms",
-        "from": "+15550000001",
-        "to": "12345",
-        "account_id": "acme",
-        "text": "STOP",
-        "received_at": "2026-11-24T12:00:00.000001Z",
-    }
-)
-CHAT = orjson.dumps(
-    {
-        "message_id": "m-2",
-        "channel": "sms",
-        "from": "+15550000002",
-        "to": "12345",
-        "account_id": "acme",
-        "text": "see you at 5",
-        "received_at": "2026-11-24T12:00:00.000002Z",
-    }
-)
+MO = inbound_json("STOP", message_id="m-1", address="+15550000001")
+CHAT = inbound_json("see you at 5", message_id="m-2", address="+15550000002")
 
 
 def test_the_reference_knows_the_reply_each_input_record_asks_for() -> None:
