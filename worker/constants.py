@@ -65,14 +65,11 @@ MAX_BATCH_RECORDS: Final = 5000
 #: for the other.
 MAX_TRANSACTION_BATCH_RECORDS: Final = 20_000
 #: How soon an exactly-once producer asks again to add a partition to its new transaction when the
-#: broker answers CONCURRENT_TRANSACTIONS (the last commit's markers are still being written).
-#: aiokafka waits 20 ms (its ``BACKOFF_OVERRIDE``, as the Java client). Each partition's next
-#: transaction starts right after its last commit (:class:`worker.stream.delivery.PartitionCycles`),
-#: so about one in four meets that answer; the markers take a few ms. Apache Kafka, 2 cores,
-#: ``python -m bench.latency --broker kafka`` (campaign mix, 20,000 MO/s, 30 s), three alternated
-#: rounds: MO -> change event appended p50 / p90 30.2-32.9 / 54.7-59.2 ms at 20 ms, 25.4-30.4 /
-#: 45.3-51.0 ms at 2 ms. 5 ms bounds the retries a slow broker gets (200/s per partition at most).
-TRANSACTION_RETRY_SECONDS: Final = 0.005
+#: broker answers CONCURRENT_TRANSACTIONS (its last commit's markers are still being written): the
+#: first wait, doubled at each further such answer up to the most (aiokafka's own fixed wait). Why,
+#: and what each measured: :mod:`worker.stream.txn_retry`.
+TRANSACTION_RETRY_FIRST_SECONDS: Final = 0.001
+TRANSACTION_RETRY_MOST_SECONDS: Final = 0.02
 POLL_TIMEOUT_MS: Final = 200
 #: At-least-once: acked offsets are committed at most this often (ms), not after every batch. At a
 #: steady 20,000 MO/s a batch takes a few ms and its commit a broker round trip; committing every

@@ -47,9 +47,10 @@ waited for the batch's commit before fetching again (fetched early, the records 
 were split into two batches, one of them a cycle late). Apache Kafka, 2 cores, ``python -m
 bench.latency --broker kafka`` (campaign mix, 20,000 MO/s), three alternated rounds: MO -> change
 event appended p50 / p90 35.1-36.1 / 60.0-68.2 ms before, 30.2-32.9 / 54.7-59.2 ms with these cycles
-(and 25.4-30.4 / 45.3-51.0 with AddPartitionsToTxn retried sooner:
-:data:`worker.constants.TRANSACTION_RETRY_SECONDS`). Behind, at most a batch's worth waits, all
-partitions together (:meth:`~worker.stream.cycles.PartitionCycles.room`).
+(and 25.4-30.4 / 45.3-51.0 with AddPartitionsToTxn asked again after 2 ms instead of 20 when
+its partition's last markers are still being written; now :mod:`worker.stream.txn_retry`).
+Behind, at most a batch's worth waits, all partitions together
+(:meth:`~worker.stream.cycles.PartitionCycles.room`).
 
 The cost is a transaction per partition per cycle (AddPartitionsToTxn, AddOffsetsToTxn,
 TxnOffsetCommit, EndTxn and the markers) and a producer, with its connections, per assigned
@@ -67,12 +68,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
-from aiokafka.producer import sender as aiokafka_sender
 
 from worker.backoff import Backoff
 from worker.config import Settings
-from worker.constants import TRANSACTION_RETRY_SECONDS
 from worker.errors import OutputRefusedError
+from worker.stream import txn_retry
 from worker.stream.kafka import make_producer
 from worker.stream.loop import REFUSED_FOR_GOOD, REFUSED_HINT
 from worker.stream.produce import send_batches
@@ -109,7 +109,7 @@ class PartitionProducers:
         self.log = log
         self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
         quiet_fenced_futures(asyncio.get_running_loop())
-        retry_added_partitions_sooner()
+        txn_retry.install()
 
     async def take_over(self, partitions: set[TopicPartition], backoff: Backoff, stop: asyncio.Event) -> bool:
         """Own ``partitions`` (the whole new assignment): producers for each, fenced and settled,
@@ -235,18 +235,6 @@ class PartitionProducers:
         else:
             self.consumer.seek(tp, offset)
         return True
-
-
-def retry_added_partitions_sooner(seconds: float = TRANSACTION_RETRY_SECONDS) -> bool:
-    """Have aiokafka ask again after ``seconds``, not 20 ms, when AddPartitionsToTxn is answered
-    CONCURRENT_TRANSACTIONS (see :data:`worker.constants.TRANSACTION_RETRY_SECONDS`). A module
-    constant of aiokafka's sender, read at each retry: set for the process. False (and aiokafka's
-    own kept) if a later aiokafka no longer has it as a number."""
-    current = getattr(aiokafka_sender, "BACKOFF_OVERRIDE", None)
-    if not isinstance(current, float):
-        return False
-    aiokafka_sender.BACKOFF_OVERRIDE = seconds
-    return True
 
 
 _NEVER_RETRIEVED = "Future exception was never retrieved"

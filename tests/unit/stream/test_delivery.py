@@ -1,15 +1,20 @@
-"""The delivery mode the classifier picks from OPTOUT_DELIVERY and what the broker has."""
+"""The delivery mode the classifier picks from OPTOUT_DELIVERY and what the broker has; how an
+exactly-once producer retries adding its partitions."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import pytest
 from aiokafka import TopicPartition
 
 from worker.config import Settings
 from worker.errors import ConfigError
+from worker.stream import txn_retry
 from worker.stream.classifier import delivery_mode, mode_line
-from worker.stream.delivery import retry_added_partitions_sooner, transactional_id
+from worker.stream.delivery import transactional_id
 from worker.stream.kafka import BrokerFeatures
+from worker.stream.txn_retry import retry_seconds
 
 KAFKA = BrokerFeatures(idempotence=True, transactions=True, detail="")
 TANSU = BrokerFeatures(idempotence=False, transactions=False, detail="InitProducerId answered UnknownError")
@@ -55,12 +60,52 @@ def test_one_transactional_id_per_input_partition() -> None:
     assert transactional_id("g", TopicPartition("mo.inbound", 3)) == "g-mo.inbound-3"
 
 
-def test_added_partitions_are_asked_again_sooner(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retry_waits_double_from_one_ms_to_twenty() -> None:
+    assert [retry_seconds(n) for n in range(1, 8)] == [0.001, 0.002, 0.004, 0.008, 0.016, 0.02, 0.02]
+    assert retry_seconds(3, first=0.005, most=0.005) == 0.005  # a fixed wait, as before stop 34
+
+
+async def test_added_partitions_are_asked_again_sooner_then_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiokafka 0.14's own handler, answered by real AddPartitionsToTxn responses: after
+    CONCURRENT_TRANSACTIONS (code 51) it waits 1, 2, 4 ... ms instead of 20; an added partition
+    starts the count again; other answers keep aiokafka's waits."""
+    from aiokafka.producer import sender
+    from aiokafka.producer.transaction_manager import TransactionManager
+    from aiokafka.protocol.transaction import AddPartitionsToTxnResponse_v0 as Response
+
+    original = getattr(sender.AddPartitionsToTxnHandler, "_optout_base", sender.AddPartitionsToTxnHandler)
+    monkeypatch.setattr(sender, "AddPartitionsToTxnHandler", original)  # put back after the test
+    assert txn_retry.install() is True
+    assert txn_retry.install() is True  # again (each PartitionProducers does): still one layer over it
+    assert sender.AddPartitionsToTxnHandler.__mro__[1] is original
+
+    manager = TransactionManager("t-0", 60000)
+    manager.set_pid_and_epoch(1, 0)
+    manager.begin_transaction()
+    tp = TopicPartition("changes", 0)
+    manager.maybe_add_partition_to_txn(tp)
+    owner = SimpleNamespace(_txn_manager=manager, _retry_backoff=0.1)
+
+    def answer(code: int) -> float | None:
+        handler = sender.AddPartitionsToTxnHandler(owner, [tp])
+        result: float | None = handler.handle_response(Response(0, [("changes", [(0, code)])]))
+        return result
+
+    assert [answer(51) for _ in range(3)] == [0.001, 0.002, 0.004]
+    assert answer(0) is None  # added
+    assert manager.txn_partitions == {tp}
+    manager.committing_transaction()
+    manager.complete_transaction()
+    manager.begin_transaction()
+    manager.maybe_add_partition_to_txn(tp)
+    assert answer(51) == 0.001  # the next transaction counts from the start
+    assert answer(14) == 0.1  # coordinator loading: aiokafka's own backoff, untouched
+
+
+def test_retry_left_to_aiokafka_when_its_sender_changed(monkeypatch: pytest.MonkeyPatch) -> None:
     from aiokafka.producer import sender
 
-    monkeypatch.setattr(sender, "BACKOFF_OVERRIDE", 0.02)
-    assert retry_added_partitions_sooner(0.005) is True
-    assert sender.BACKOFF_OVERRIDE == 0.005  # what AddPartitionsToTxn's handler returns as its backoff
+    original = sender.AddPartitionsToTxnHandler
     monkeypatch.setattr(sender, "BACKOFF_OVERRIDE", None)
-    assert retry_added_partitions_sooner(0.005) is False  # not aiokafka 0.14's layout: left alone
-    assert sender.BACKOFF_OVERRIDE is None
+    assert txn_retry.install() is False  # not aiokafka 0.14's layout: left alone
+    assert sender.AddPartitionsToTxnHandler is original
