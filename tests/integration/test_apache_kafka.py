@@ -291,8 +291,12 @@ async def test_two_classifiers_rebalance_then_projector(
 
 
 async def _assigned_both(directory: Path) -> bool:
-    logs = [directory / "first.log", directory / "second.log"]
-    return all(p.exists() and "partitions assigned: mo.inbound" in p.read_text() for p in logs)
+    return all(
+        [
+            await log_says(directory / log, "partitions assigned: mo.inbound")
+            for log in ("first.log", "second.log")
+        ]
+    )
 
 
 async def _partitions_past(bootstrap: str, group: str, topic: str, threshold: float) -> bool:
