@@ -39,14 +39,32 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=6, help="rounds, the settings alternated (6)")
     parser.add_argument("--records", type=int, default=25, help="change events per transaction (25)")
     parser.add_argument(
-        "--retry", default="1:20,5:5", help="FIRST:MOST retry waits in ms, comma-separated (1:20,5:5)"
+        "--retry",
+        type=_retry_settings,
+        default="1:20,5:5",
+        help="FIRST:MOST retry waits in ms, comma-separated (1:20,5:5)",
     )
     return parser.parse_args(argv)
 
 
+def _retry_settings(text: str) -> list[tuple[float, float]]:
+    """``1:20,5:5`` -> [(0.001, 0.02), (0.005, 0.005)] (seconds)."""
+    settings = []
+    for item in text.split(","):
+        first, colon, most = item.partition(":")
+        try:
+            setting = (float(first) / 1000, float(most) / 1000)
+        except ValueError:
+            setting = (-1.0, -1.0)
+        if not colon or not 0 < setting[0] <= setting[1]:
+            raise argparse.ArgumentTypeError(f"{item!r} is not FIRST:MOST in ms with 0 < FIRST <= MOST")
+        settings.append(setting)
+    return settings
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = [tuple(float(ms) / 1000 for ms in item.split(":")) for item in args.retry.split(",")]
+    settings: list[tuple[float, float]] = args.retry
     from worker.dev.stack import start_kafka
 
     with tempfile.TemporaryDirectory(prefix="bench-transactions-") as work:
@@ -72,8 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def run(
-    bootstrap: str, args: argparse.Namespace, settings: list[tuple[float, ...]]
-) -> tuple[dict[tuple[float, ...], list[float]], Counter[tuple[float, ...]]]:
+    bootstrap: str, args: argparse.Namespace, settings: list[tuple[float, float]]
+) -> tuple[dict[tuple[float, float], list[float]], Counter[tuple[float, float]]]:
     from aiokafka import TopicPartition
     from aiokafka.producer import sender
 
@@ -105,8 +123,8 @@ async def run(
     stop = asyncio.Event()
     backoff = Backoff(KAFKA, log)
     producers = PartitionProducers(config, consumer, log)
-    answers: Counter[tuple[float, ...]] = Counter()
-    current: list[tuple[float, ...]] = [settings[0]]
+    answers: Counter[tuple[float, float]] = Counter()
+    current: list[tuple[float, float]] = [settings[0]]
     handler: Any = getattr(sender.AddPartitionsToTxnHandler, "_optout_base", sender.AddPartitionsToTxnHandler)
     counted = handler.handle_response
 
@@ -117,7 +135,7 @@ async def run(
 
     handler.handle_response = counting
     records = [(config.topic_changes, b"subscriber-%d" % i, b"x" * 300) for i in range(args.records)]
-    times: dict[tuple[float, ...], list[float]] = {setting: [] for setting in settings}
+    times: dict[tuple[float, float], list[float]] = {setting: [] for setting in settings}
     offset = 0
     try:
         if not await producers.take_over({tp}, backoff, stop):

@@ -4,7 +4,7 @@ broker answers CONCURRENT_TRANSACTIONS: 1 ms, then twice as long each time, at m
 Why: each partition's next transaction starts as soon as its last commit returns
 (:class:`worker.stream.cycles.PartitionCycles`), while the broker is still writing that commit's
 markers; until they are written, AddPartitionsToTxn is answered CONCURRENT_TRANSACTIONS. aiokafka
-then waits a fixed 20 ms (its ``BACKOFF_OVERRIDE``, as the Java client did before KIP-580). The
+then waits a fixed 20 ms (its ``BACKOFF_OVERRIDE``; it cites KAFKA-5477). The
 markers usually take a millisecond or two. Measured on Apache Kafka, 2 cores (``python -m
 bench.transactions --retry 5:5,2:2,1:1,1:20``: one partition's transactions of 25 change events
 back to back, 600 per setting in alternated rounds, two runs), per transaction p50 / p90 / p99 /
