@@ -33,6 +33,7 @@ import orjson
 
 from bench.cpuclock import CpuTrace
 from bench.workload import Expect, Workload, generate
+from worker.logs import KafkaNoiseFilter
 
 #: Records per chunk of un-awaited sends: large enough to keep the producer's batches full,
 #: small enough that the pending futures stay a few MB.
@@ -325,6 +326,8 @@ def main(argv: list[str]) -> int:
     config = PhaseConfig(**orjson.loads(Path(config_path).read_bytes()))
     # The worker logs each batch at DEBUG and its lifecycle at INFO; only problems belong here.
     logging.basicConfig(level=logging.WARNING, format=f"[{phase}] %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # aiokafka's noise as the worker logs it: the
+        handler.addFilter(KafkaNoiseFilter())  # feature probe's ERROR on Tansu dropped, outages one line
     trace = CpuTrace().start()
     try:
         result = PHASES[phase](config)
