@@ -65,6 +65,7 @@ def _retry_settings(text: str) -> list[tuple[float, float]]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings: list[tuple[float, float]] = args.retry
+    from bench.classifier import percentile
     from worker.dev.stack import start_kafka
 
     with tempfile.TemporaryDirectory(prefix="bench-transactions-") as work:
@@ -75,14 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             broker.stop()
     for (first, most), spent in times.items():
-        spent.sort()
-
-        def at(q: float, spent: list[float] = spent) -> float:
-            return spent[round(q * (len(spent) - 1))]
-
+        p50, p90, p99 = (percentile(spent, q) or 0.0 for q in (50, 90, 99))
         print(
             f"retry {first * 1000:g}-{most * 1000:g} ms: {len(spent)} transactions of {args.records} "
-            f"records  p50 {at(0.5):.2f}  p90 {at(0.9):.2f}  p99 {at(0.99):.2f}  "
+            f"records  p50 {p50:.2f}  p90 {p90:.2f}  p99 {p99:.2f}  "
             f"mean {statistics.fmean(spent):.2f} ms; CONCURRENT_TRANSACTIONS answers "
             f"{answers[(first, most)] / len(spent):.2f} per transaction"
         )
@@ -93,7 +90,6 @@ async def run(
     bootstrap: str, args: argparse.Namespace, settings: list[tuple[float, float]]
 ) -> tuple[dict[tuple[float, float], list[float]], Counter[tuple[float, float]]]:
     from aiokafka import TopicPartition
-    from aiokafka.producer import sender
 
     from bench.latency import _create_topics
     from worker.backoff import Backoff
@@ -125,7 +121,7 @@ async def run(
     producers = PartitionProducers(config, consumer, log)
     answers: Counter[tuple[float, float]] = Counter()
     current: list[tuple[float, float]] = [settings[0]]
-    handler: Any = getattr(sender.AddPartitionsToTxnHandler, "_optout_base", sender.AddPartitionsToTxnHandler)
+    handler = txn_retry.aiokafka_handler()  # counted under whichever wait txn_retry installs
     counted = handler.handle_response
 
     def counting(self: Any, resp: Any) -> Any:  # counts the answers; the wait stays txn_retry's

@@ -49,12 +49,18 @@ def retry_seconds(answers: int, first: float = FIRST, most: float = MOST) -> flo
     return min(first * 2.0 ** max(answers - 1, 0), most)
 
 
+def aiokafka_handler() -> Any:
+    """aiokafka's own ``AddPartitionsToTxnHandler`` class, under the subclass :func:`install` put
+    in if it did (None when its sender has no such name)."""
+    current = getattr(aiokafka_sender, "AddPartitionsToTxnHandler", None)
+    return getattr(current, "_optout_base", current)
+
+
 def install(first: float = FIRST, most: float = MOST) -> bool:
     """Have aiokafka's AddPartitionsToTxn wait ``first``, doubled each time up to ``most``, after
     CONCURRENT_TRANSACTIONS (for the process; a second call sets the new bounds). False, and
     aiokafka's own behaviour kept, when its sender is not laid out as 0.14's."""
-    current = getattr(aiokafka_sender, "AddPartitionsToTxnHandler", None)
-    base = getattr(current, "_optout_base", current)
+    base = aiokafka_handler()
     override = getattr(aiokafka_sender, "BACKOFF_OVERRIDE", None)
     if not isinstance(base, type) or not isinstance(override, float):
         return False

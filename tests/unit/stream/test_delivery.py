@@ -73,7 +73,7 @@ async def test_added_partitions_are_asked_again_sooner_then_later(monkeypatch: p
     from aiokafka.producer.transaction_manager import TransactionManager
     from aiokafka.protocol.transaction import AddPartitionsToTxnResponse_v0 as Response
 
-    original = getattr(sender.AddPartitionsToTxnHandler, "_optout_base", sender.AddPartitionsToTxnHandler)
+    original = txn_retry.aiokafka_handler()
     monkeypatch.setattr(sender, "AddPartitionsToTxnHandler", original)  # put back after the test
     assert txn_retry.install() is True
     assert txn_retry.install() is True  # again (each PartitionProducers does): still one layer over it
