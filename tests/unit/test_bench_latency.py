@@ -1,0 +1,56 @@
+"""bench.latency's report of how busy the machine was: the CPUs' busy and stolen shares from
+``/proc/stat``, the broker's and classifier's cores, and the line that prints them."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.latency import CpuTimes, Samples, _report, cores_used, machine_load, render
+
+# cpu  user nice system idle iowait irq softirq steal guest guest_nice
+STAT = "cpu  100 5 40 800 20 3 2 30 0 0\ncpu0 50 2 20 400 10 1 1 15 0 0\nintr 1\n"
+
+
+def test_cpu_times_from_proc_stat() -> None:
+    times = CpuTimes.parse(STAT)
+    assert times == CpuTimes(busy=100 + 5 + 40 + 3 + 2 + 30, steal=30, total=180 + 800 + 20)
+
+
+def test_cpu_times_from_a_kernel_without_steal() -> None:
+    assert CpuTimes.parse("cpu  10 0 10 80 0 0 0\n") == CpuTimes(busy=20, steal=0, total=100)
+
+
+def test_machine_load_between_two_readings() -> None:
+    first = CpuTimes(busy=1_000, steal=100, total=4_000)
+    last = CpuTimes(busy=1_970, steal=120, total=5_000)
+    assert machine_load(first, last) == {"busy_pct": 97.0, "steal_pct": 2.0}
+    assert machine_load(last, last) is None  # no time between them: no share
+
+
+def test_cores_used_counts_only_samples_after_the_warm_up() -> None:
+    cpu = [(0.0, 0.0), (5.0, 9.0), (10.0, 10.0), (20.0, 21.0), (30.0, 32.0)]
+    assert cores_used(cpu, since=10.0) == 1.1
+    assert cores_used(cpu, since=30.0) is None  # one sample: no interval
+
+
+def test_report_and_render_say_how_busy_the_machine_was() -> None:
+    samples = Samples(stamped=[0.010, 0.020, 0.030], received=[0.012, 0.022, 0.032], changes=3)
+    samples.cpu = [(10.0, 1.0), (40.0, 13.0)]
+    samples.broker_cpu = [(10.0, 5.0), (40.0, 38.0)]
+    samples.machine = [
+        (5.0, CpuTimes(busy=0, steal=0, total=1)),  # in the warm-up: not counted
+        (10.0, CpuTimes(busy=1_000, steal=0, total=2_000)),
+        (40.0, CpuTimes(busy=6_880, steal=120, total=8_000)),
+    ]
+    args = argparse.Namespace(broker="kafka", delivery="auto", mix="campaign", rate=20_000, seconds=60)
+    report = _report(args, {"sent": 1_200_000, "seconds": 60.0}, samples)
+    assert report["machine"] == {
+        "busy_pct": 98.0,
+        "steal_pct": 2.0,
+        "broker_cores": 1.1,
+        "classifier_cores": 0.4,
+    }
+    assert report["mo_to_stamp"]["p50_ms"] == 20.0  # nearest rank: an observed delay
+    assert "CPUs 98.0% busy (2.0% stolen by the host); broker 1.1 cores, classifier 0.4 cores" in render(
+        report
+    )
