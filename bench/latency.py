@@ -75,6 +75,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="the classifier's OPTOUT_DELIVERY (auto: exactly-once on Apache Kafka, at-least-once on Tansu)",
     )
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between memory samples (5)")
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="time the classifier's transactions and broker requests (bench.txntrace; exactly-once)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--load-gen", nargs=5, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -217,6 +222,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="optout-bench-latency-") as tmp:
         work = Path(tmp)
+        trace = work / "trace.json"  # --trace: bench.txntrace's summary, written as the classifier exits
         broker: Any
         if args.broker == "kafka":
             from worker.dev.stack import start_kafka
@@ -243,7 +249,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         children: list[subprocess.Popen[bytes]] = []
         try:
             await _create_topics(broker.bootstrap, settings, kafka=args.broker == "kafka")
-            classifier = _spawn(["-m", "worker", "classifier"], env, work / "classifier.log")
+            command = ["-m", "bench.txntrace", str(trace)] if args.trace else ["-m", "worker"]
+            classifier = _spawn([*command, "classifier"], env, work / "classifier.log")
             children.append(classifier)
             samples = Samples()
             _say(f"{args.mix} mix at {args.rate:,} MO/s for {args.seconds} s on {args.broker}")
@@ -277,7 +284,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             stop_children(children, 60)
             broker.stop()
-    return _report(args, loaded, samples)
+        traced = orjson.loads(trace.read_bytes()) if args.trace and trace.exists() else None
+    return {**_report(args, loaded, samples), "transactions_traced": traced}
 
 
 async def _create_topics(bootstrap: str, settings: Any, *, kafka: bool) -> None:
@@ -436,6 +444,10 @@ def render(report: dict[str, Any]) -> str:
             f"{memory['last_minute_max_mb']} MB ({memory['growth_pct']:+}%), peak {memory['peak_mb']} MB; "
             f"CPU {report['classifier_cpu_s_per_million']} s per million MOs"
         )
+    if report.get("transactions_traced"):
+        from bench.txntrace import render as render_trace
+
+        lines.extend(render_trace(report["transactions_traced"]))
     machine = report.get("machine") or {}
     if machine.get("busy_pct") is not None:
         lines.append(
