@@ -36,7 +36,8 @@ class PartitionCycles(Generic[Item]):
     slowest of a batch's partitions, nor for a fetch held back until all of them committed.
     Before (one transaction per partition of a batch, the next batch fetched once all were
     committed), the batch waited for the slowest of its four (about one in eleven of them
-    retried AddPartitionsToTxn after 20 ms), and the next batch for it: see the README's latency rows.
+    retried AddPartitionsToTxn after 20 ms), and the next batch for it: see the latency rows of
+    ``docs/performance-history.md``.
 
     ``deliver(tp, first, after, items)`` runs one transaction (offsets ``first`` .. ``after - 1`` of
     ``tp``; :meth:`worker.stream.delivery.PartitionProducers.deliver` and the metrics). A partition
