@@ -32,7 +32,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from bench.propagation import _pct, _spawn
+from bench.classifier import percentile_ms
+from bench.propagation import _spawn
 
 ACCOUNT = "acct-load"
 
@@ -170,9 +171,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "blocks": args.blocks,
         "server_cpu_ms_per_request": round(1000 * server_cpu / max(len(latencies), 1), 2),
-        "p50_ms": _pct(latencies, 0.50),
-        "p90_ms": _pct(latencies, 0.90),
-        "p99_ms": _pct(latencies, 0.99),
+        "p50_ms": percentile_ms(latencies, 50),
+        "p90_ms": percentile_ms(latencies, 90),
+        "p99_ms": percentile_ms(latencies, 99),
         "max_ms": round(latencies[-1] * 1000, 1) if latencies else None,
     }
 

@@ -343,6 +343,16 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
+#: The percentiles the latency reports print, by name (max: the 100th).
+PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("max", 100.0))
+
+
+def percentile_ms(seconds: Sequence[float], q: float) -> float | None:
+    """:func:`percentile` of durations in seconds, in milliseconds to one decimal."""
+    value = percentile(seconds, q)
+    return None if value is None else round(value * 1000, 1)
+
+
 def build_report(
     args: argparse.Namespace,
     phases: dict[str, PhaseResult],

@@ -24,6 +24,7 @@ import time
 
 import orjson
 
+from bench.classifier import percentile
 from bench.workload import Expect, Workload, generate
 from worker.classify.decide import classify
 from worker.classify.rules import default_rulebook
@@ -37,10 +38,6 @@ def _texts(messages: int) -> list[tuple[str, str]]:
             continue
         out.append((orjson.loads(record.value)["text"], record.expect.value))
     return out
-
-
-def _percentile(sorted_ns: list[int], q: float) -> int:
-    return sorted_ns[min(len(sorted_ns) - 1, max(0, round(q * len(sorted_ns)) - 1))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     for kind, values in [("all", everything), *sorted(per_kind.items())]:
         values.sort()
         report[kind] = {
-            "median_ns": _percentile(values, 0.5),
-            "p90_ns": _percentile(values, 0.9),
-            "p99_ns": _percentile(values, 0.99),
+            "median_ns": percentile(values, 50),
+            "p90_ns": percentile(values, 90),
+            "p99_ns": percentile(values, 99),
             "count": len(values),
         }
     if args.json:

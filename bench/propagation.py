@@ -35,6 +35,8 @@ from typing import Any
 
 import orjson
 
+from bench.classifier import percentile_ms
+
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.propagation", description=__doc__.splitlines()[0])
@@ -177,9 +179,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "probes": args.probes,
         "timeouts": timeouts,
-        "p50_ms": _pct(latencies, 0.50),
-        "p90_ms": _pct(latencies, 0.90),
-        "p99_ms": _pct(latencies, 0.99),
+        "p50_ms": percentile_ms(latencies, 50),
+        "p90_ms": percentile_ms(latencies, 90),
+        "p99_ms": percentile_ms(latencies, 99),
         "max_ms": round(latencies[-1] * 1000, 1) if latencies else None,
         "load_target_per_s": args.rate,
         "load_delivered_per_s": round(loaded.get("sent", 0) / loaded["seconds"])
@@ -188,12 +190,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "view_blocks": lag.blocks,
         "view_applied": lag.applied,
     }
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    return round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 1)
 
 
 def _now() -> str:

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from bench.classifier import percentile
+from bench.classifier import PERCENTILES, percentile, percentile_ms
 
 #: aiokafka 0.14's producer request handlers (``aiokafka.producer.sender``), by the request they send.
 HANDLERS = {
@@ -136,19 +136,8 @@ def summarize(trace: Trace) -> dict[str, Any]:
     """Percentiles in milliseconds (nearest rank) of the transactions and of each request."""
 
     def timing(seconds: list[float]) -> dict[str, Any]:
-        ordered = sorted(seconds)
-
-        def ms(q: float) -> float | None:
-            value = percentile(ordered, q)
-            return None if value is None else round(value * 1000, 1)
-
-        return {
-            "count": len(ordered),
-            "p50_ms": ms(50),
-            "p90_ms": ms(90),
-            "p99_ms": ms(99),
-            "max_ms": ms(100),
-        }
+        ordered = sorted(seconds)  # once: percentile_ms sorts again, in linear time on sorted input
+        return {"count": len(ordered), **{f"{name}_ms": percentile_ms(ordered, q) for name, q in PERCENTILES}}
 
     return {
         "transactions": {**timing(trace.transactions), "records_p50": percentile(trace.records, 50)},

@@ -54,3 +54,11 @@ def test_report_and_render_say_how_busy_the_machine_was() -> None:
     assert "CPUs 98.0% busy (2.0% stolen by the host); broker 1.1 cores, classifier 0.4 cores" in render(
         report
     )
+
+
+def test_percentile_ms_is_an_observed_delay_in_milliseconds() -> None:
+    from bench.classifier import percentile_ms
+
+    delays = [0.030, 0.010, 0.020, 0.2004]
+    assert [percentile_ms(delays, q) for q in (50, 99, 100)] == [20.0, 200.4, 200.4]
+    assert percentile_ms([], 99) is None
