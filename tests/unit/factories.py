@@ -117,3 +117,18 @@ def source_of(event: ChangeEvent) -> Source:
     """The source of an event that came from an inbound record (a test's precondition, checked)."""
     assert event.source is not None, f"event {event.event_id} has no source record"
     return event.source
+
+
+def transaction_sender(tp: TopicPartition) -> tuple[Any, Any]:
+    """An aiokafka 0.14 ``TransactionManager`` in a transaction that is adding ``tp``, and the
+    least of a sender its producer handlers need (``_txn_manager``, ``_retry_backoff``): for the
+    tests that answer aiokafka's own handlers with real responses."""
+    from types import SimpleNamespace
+
+    from aiokafka.producer.transaction_manager import TransactionManager
+
+    manager = TransactionManager("t-0", 60000)
+    manager.set_pid_and_epoch(1, 0)
+    manager.begin_transaction()
+    manager.maybe_add_partition_to_txn(tp)
+    return manager, SimpleNamespace(_txn_manager=manager, _retry_backoff=0.1)

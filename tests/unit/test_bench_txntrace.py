@@ -9,6 +9,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from bench.txntrace import Trace, errors_in, install, render, request_of, summarize
+from tests.unit.factories import transaction_sender
 from worker.stream import txn_retry
 
 
@@ -26,7 +27,6 @@ async def test_answers_and_times_of_aiokafka_handlers(monkeypatch: pytest.Monkey
     """Real AddPartitionsToTxn answers through aiokafka's handler, under the worker's retry
     subclass: each answer with CONCURRENT_TRANSACTIONS is counted once, and undone cleanly."""
     from aiokafka.producer import sender
-    from aiokafka.producer.transaction_manager import TransactionManager
     from aiokafka.protocol.transaction import AddPartitionsToTxnResponse_v0 as Response
 
     original = txn_retry.aiokafka_handler()
@@ -35,12 +35,8 @@ async def test_answers_and_times_of_aiokafka_handlers(monkeypatch: pytest.Monkey
     trace = Trace()
     uninstall = install(trace)
     assert txn_retry.install() is True
-    manager = TransactionManager("t-0", 60000)
-    manager.set_pid_and_epoch(1, 0)
-    manager.begin_transaction()
     tp = TopicPartition("changes", 0)
-    manager.maybe_add_partition_to_txn(tp)
-    owner = SimpleNamespace(_txn_manager=manager, _retry_backoff=0.1)
+    manager, owner = transaction_sender(tp)
     handler = sender.AddPartitionsToTxnHandler(owner, [tp])
     assert request_of(handler) == "AddPartitionsToTxn"  # the worker's subclass counts as aiokafka's
     assert handler.handle_response(Response(0, [("changes", [(0, 51)])])) == 0.001

@@ -3,11 +3,10 @@ exactly-once producer retries adding its partitions."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 from aiokafka import TopicPartition
 
+from tests.unit.factories import transaction_sender
 from worker.config import Settings
 from worker.errors import ConfigError
 from worker.stream import txn_retry
@@ -70,7 +69,6 @@ async def test_added_partitions_are_asked_again_sooner_then_later(monkeypatch: p
     CONCURRENT_TRANSACTIONS (code 51) it waits 1, 2, 4 ... ms instead of 20; an added partition
     starts the count again; other answers keep aiokafka's waits."""
     from aiokafka.producer import sender
-    from aiokafka.producer.transaction_manager import TransactionManager
     from aiokafka.protocol.transaction import AddPartitionsToTxnResponse_v0 as Response
 
     original = txn_retry.aiokafka_handler()
@@ -79,12 +77,8 @@ async def test_added_partitions_are_asked_again_sooner_then_later(monkeypatch: p
     assert txn_retry.install() is True  # again (each PartitionProducers does): still one layer over it
     assert sender.AddPartitionsToTxnHandler.__mro__[1] is original
 
-    manager = TransactionManager("t-0", 60000)
-    manager.set_pid_and_epoch(1, 0)
-    manager.begin_transaction()
     tp = TopicPartition("changes", 0)
-    manager.maybe_add_partition_to_txn(tp)
-    owner = SimpleNamespace(_txn_manager=manager, _retry_backoff=0.1)
+    manager, owner = transaction_sender(tp)
 
     def answer(code: int) -> float | None:
         handler = sender.AddPartitionsToTxnHandler(owner, [tp])
