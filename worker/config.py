@@ -125,6 +125,14 @@ def _batch_bytes(value: str) -> int:
     return number
 
 
+def _transaction_interval(value: str) -> int:
+    expected = f"a whole number of ms from 0 to {constants.MAX_TRANSACTION_INTERVAL_MS}"
+    number = _int(value, expected)
+    if not 0 <= number <= constants.MAX_TRANSACTION_INTERVAL_MS:
+        raise ValueError(expected)
+    return number
+
+
 def _non_negative(value: str) -> int:
     number = _int(value, "a whole number >= 0")
     if number < 0:
@@ -307,6 +315,10 @@ SETTINGS: tuple[Setting, ...] = (
             "longest wait for a batch, in ms"),
     Setting("commit_interval_ms", "OPTOUT_COMMIT_INTERVAL_MS", str(constants.COMMIT_INTERVAL_MS),
             _non_negative, "at-least-once: commit acked offsets at most this often, in ms; 0: every batch"),
+    Setting("transaction_interval_ms", "OPTOUT_TRANSACTION_INTERVAL_MS",
+            str(constants.TRANSACTION_INTERVAL_MS), _transaction_interval,
+            "exactly-once: start a partition's transactions at least this far apart, in ms (less broker "
+            "work, more latency); 0: as soon as the last one commits"),
     Setting("fetch_min_bytes", "OPTOUT_FETCH_MIN_BYTES", str(constants.FETCH_MIN_BYTES), _positive,
             "wait for this many bytes: fewer, larger batches at a steady rate; 1: none"),
     Setting("fetch_max_wait_ms", "OPTOUT_FETCH_MAX_WAIT_MS", str(constants.FETCH_MAX_WAIT_MS), _positive,
@@ -400,6 +412,7 @@ class Settings:
     """OPTOUT_BATCH_MAX_RECORDS; 0 is auto: read it through :meth:`batch_records`."""
     poll_timeout_ms: int
     commit_interval_ms: int
+    transaction_interval_ms: int
     fetch_min_bytes: int
     fetch_max_wait_ms: int
     produce_batch_bytes: int

@@ -71,6 +71,18 @@ MAX_TRANSACTION_BATCH_RECORDS: Final = 20_000
 TRANSACTION_RETRY_FIRST_SECONDS: Final = 0.001
 TRANSACTION_RETRY_MOST_SECONDS: Final = 0.02
 POLL_TIMEOUT_MS: Final = 200
+#: Exactly-once: the least time between the starts of one input partition's transactions (ms);
+#: 0, the default: the next one starts as soon as the last one commits, the lowest latency. Each
+#: transaction costs the broker the same whatever it holds (five requests, its markers, the
+#: transaction log's records), and back to back they run as often as the round trips allow,
+#: however little traffic there is: on 2 shared cores Apache Kafka used 1.0-1.1 cores at 5,000,
+#: 10,000 and 20,000 MO/s alike (``python -m bench.latency --broker kafka``, stop 35). A floor
+#: trades latency for broker work, as Kafka Streams' ``commit.interval.ms`` (100 ms under
+#: exactly-once) does; README, "Delivery guarantees", has what it measured.
+TRANSACTION_INTERVAL_MS: Final = 0
+#: The largest floor accepted: a partition waits at most this long before its next transaction,
+#: and so may a stop or a rebalance.
+MAX_TRANSACTION_INTERVAL_MS: Final = 1000
 #: At-least-once: acked offsets are committed at most this often (ms), not after every batch. At a
 #: steady 20,000 MO/s a batch takes a few ms and its commit a broker round trip; committing every
 #: batch put that round trip in every cycle (``python -m bench.latency --broker kafka --delivery

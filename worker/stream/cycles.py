@@ -39,6 +39,10 @@ class PartitionCycles(Generic[Item]):
     retried AddPartitionsToTxn after 20 ms), and the next batch for it: see the latency rows of
     ``docs/performance-history.md``.
 
+    ``interval`` (seconds; ``OPTOUT_TRANSACTION_INTERVAL_MS``): the least time between the starts
+    of a partition's transactions. A transaction due sooner waits, and what is classified of its
+    partition meanwhile goes into it too: fewer, larger transactions for a little more latency.
+
     ``deliver(tp, first, after, items)`` runs one transaction (offsets ``first`` .. ``after - 1`` of
     ``tp``; :meth:`worker.stream.delivery.PartitionProducers.deliver` and the metrics). A partition
     found fenced takes nothing more (:attr:`fenced`, until the loop clears it at the next
@@ -48,9 +52,14 @@ class PartitionCycles(Generic[Item]):
     """
 
     def __init__(
-        self, deliver: Callable[[TopicPartition, int, int, list[Item]], Awaitable[Delivered]]
+        self,
+        deliver: Callable[[TopicPartition, int, int, list[Item]], Awaitable[Delivered]],
+        interval: float = 0.0,
     ) -> None:
         self._deliver = deliver
+        self._interval = interval
+        self._began: dict[TopicPartition, float] = {}
+        """When each partition's last transaction began (the event loop's clock): with ``interval``."""
         self._cycles: dict[TopicPartition, asyncio.Task[None]] = {}
         self._queued: dict[TopicPartition, _Queued[Item]] = {}
         self._error: BaseException | None = None
@@ -115,6 +124,8 @@ class PartitionCycles(Generic[Item]):
     async def _cycle(self, tp: TopicPartition, first: int, after: int, items: list[Item]) -> None:
         try:
             while True:
+                if self._interval:
+                    after = await self._not_before(tp, after, items)
                 result = await self._deliver(tp, first, after, items)
                 if not result.committed:
                     self._queued.pop(tp, None)
@@ -135,3 +146,18 @@ class PartitionCycles(Generic[Item]):
         finally:
             self._cycles.pop(tp, None)
             self._taken.set()
+
+    async def _not_before(self, tp: TopicPartition, after: int, items: list[Item]) -> int:
+        """Wait until ``interval`` after ``tp``'s last transaction began, taking into ``items``
+        what is queued meanwhile; the offset after them all."""
+        loop = asyncio.get_running_loop()
+        wait = self._began.get(tp, float("-inf")) + self._interval - loop.time()
+        if wait > 0 and not self.stopping:
+            await asyncio.sleep(wait)
+            queued = self._queued.pop(tp, None)
+            if queued is not None:
+                items.extend(queued.items)
+                after = queued.after
+                self._taken.set()
+        self._began[tp] = loop.time()
+        return after

@@ -18,10 +18,12 @@ class Broker:
 
     def __init__(self) -> None:
         self.runs: list[tuple[TopicPartition, int, int, list[str]]] = []
+        self.began: list[float] = []
         self.gates: dict[TopicPartition, asyncio.Queue[Delivered | BaseException]] = {}
 
     async def deliver(self, tp: TopicPartition, first: int, after: int, items: list[str]) -> Delivered:
         self.runs.append((tp, first, after, list(items)))
+        self.began.append(asyncio.get_running_loop().time())
         outcome = await self.gates.setdefault(tp, asyncio.Queue()).get()
         if isinstance(outcome, BaseException):
             raise outcome
@@ -138,3 +140,43 @@ async def test_cancelling_abandons_the_transactions_in_flight_and_drops_the_queu
     await cycles.drain()
     assert cycles.queued_records() == 0
     assert broker.runs == [(P0, 0, 10, ["a"])]
+
+
+async def test_an_interval_holds_a_partition_s_next_transaction_and_it_takes_what_came_meanwhile() -> None:
+    """OPTOUT_TRANSACTION_INTERVAL_MS: a partition's next transaction starts no sooner than the
+    interval after its last one began, with everything classified of it by then; another
+    partition's first transaction does not wait."""
+    interval = 0.2
+    broker = Broker()
+    cycles: PartitionCycles[str] = PartitionCycles(broker.deliver, interval)
+    cycles.add(P0, 0, 10, "a", 10)
+    await _turn()
+    broker.finish(P0, Delivered(committed=True))
+    await _turn()
+    cycles.add(P0, 10, 15, "b", 5)  # right after the commit: held
+    cycles.add(P1, 0, 4, "x", 4)
+    await _turn()
+    cycles.add(P0, 15, 30, "c", 15)
+    assert broker.runs == [(P0, 0, 10, ["a"]), (P1, 0, 4, ["x"])]  # P1's first one did not wait
+    await asyncio.sleep(interval * 1.5)
+    assert broker.runs[-1] == (P0, 10, 30, ["b", "c"])  # one transaction, after the interval
+    assert broker.began[2] - broker.began[0] >= interval
+    assert cycles.queued_records() == 0
+    broker.finish(P0, Delivered(committed=True))
+    broker.finish(P1, Delivered(committed=True))
+    assert await cycles.settled() is True
+    assert len(broker.runs) == 3
+
+
+async def test_without_an_interval_the_next_transaction_starts_at_the_commit() -> None:
+    broker = Broker()
+    cycles: PartitionCycles[str] = PartitionCycles(broker.deliver)
+    cycles.add(P0, 0, 10, "a", 10)
+    await _turn()
+    broker.finish(P0, Delivered(committed=True))
+    await _turn()
+    cycles.add(P0, 10, 15, "b", 5)
+    await _turn()
+    assert broker.runs == [(P0, 0, 10, ["a"]), (P0, 10, 15, ["b"])]
+    broker.finish(P0, Delivered(committed=True))
+    assert await cycles.settled() is True
