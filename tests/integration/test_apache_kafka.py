@@ -231,6 +231,33 @@ async def _kill_9_run(kafka: KafkaBroker, tmp_path: Path, delivery: str) -> dict
     return seen
 
 
+async def test_exactly_once_with_a_transaction_interval(kafka: KafkaBroker) -> None:
+    """OPTOUT_TRANSACTION_INTERVAL_MS: input arriving in small bursts while the classifier runs goes
+    out exactly once and committed, each partition's transactions at least the interval apart (so
+    no more of them than the run's span allows)."""
+    interval = 0.2
+    topics = await create_topics(kafka.bootstrap)
+    env = kafka_env(kafka, topics, "interval", OPTOUT_TRANSACTION_INTERVAL_MS=str(int(interval * 1000)))
+    settings = settings_of(env)
+    values = inbound(400, "iv")
+    group = env["OPTOUT_GROUP_ID"]
+    running = asyncio.create_task(run_classifier(settings, burst=True))
+    await produce_inbound(kafka.bootstrap, topics.inbound, values[:40])
+    await wait_until(lambda: _past(kafka.bootstrap, group, topics.inbound, 1), 60, "a first commit")
+    for start in range(40, len(values), 40):  # then a burst every 50 ms, each on every partition
+        await produce_inbound(kafka.bootstrap, topics.inbound, values[start : start + 40])
+        await asyncio.sleep(0.05)
+    stats = await running
+    assert stats.records == len(values)
+    await assert_exactly_once(kafka.bootstrap, topics, expected(values))
+    assert await committed_total(kafka.bootstrap, group, topics.inbound, 4) == len(values)
+    assert stats.first_record_at is not None
+    assert stats.last_batch_done_at is not None
+    span = stats.last_batch_done_at - stats.first_record_at
+    # A transaction each (without the interval: one per burst and partition, 40 in 1.0 s).
+    assert stats.batches <= 4 * (span / interval + 1), (stats.batches, span)
+
+
 async def _past(bootstrap: str, group: str, topic: str, threshold: float) -> bool:
     return await committed_total(bootstrap, group, topic, 4) >= threshold
 
