@@ -209,9 +209,9 @@ def machine_load(first: CpuTimes, last: CpuTimes) -> dict[str, float] | None:
     }
 
 
-def cores_used(cpu: list[tuple[float, float]], since: float) -> float | None:
-    """A process's mean CPU use, in cores, from its samples at or after ``since``."""
-    kept = [(t, seconds) for t, seconds in cpu if t >= since]
+def cores_used(cpu: list[tuple[float, float]], since: float, until: float = float("inf")) -> float | None:
+    """A process's mean CPU use, in cores, from its samples from ``since`` to ``until``."""
+    kept = [(t, seconds) for t, seconds in cpu if since <= t <= until]
     if len(kept) < 2 or kept[-1][0] <= kept[0][0]:
         return None
     return round((kept[-1][1] - kept[0][1]) / (kept[-1][0] - kept[0][0]), 2)
@@ -401,18 +401,19 @@ def _report(args: argparse.Namespace, loaded: dict[str, Any], samples: Samples) 
         "mo_to_acknowledged_and_read": percentiles(samples.received),
         "classifier_memory": memory,
         "classifier_cpu_s_per_million": cpu_per_million,
-        "machine": _machine(samples),
+        "machine": _machine(samples, args.seconds),
     }
 
 
-def _machine(samples: Samples) -> dict[str, Any]:
-    """How busy the machine was after the warm-up: its CPUs, the broker's and classifier's cores."""
-    timed = [times for t, times in samples.machine if t >= WARMUP_SECONDS]
+def _machine(samples: Samples, load_seconds: float) -> dict[str, Any]:
+    """How busy the machine was from the warm-up's end to the load's: its CPUs, the broker's and
+    the classifier's cores (not the quieter seconds after the load, while the reader catches up)."""
+    timed = [times for t, times in samples.machine if WARMUP_SECONDS <= t <= load_seconds]
     load = machine_load(timed[0], timed[-1]) if len(timed) >= 2 else None
     return {
         **(load or {}),
-        "broker_cores": cores_used(samples.broker_cpu, WARMUP_SECONDS),
-        "classifier_cores": cores_used(samples.cpu, WARMUP_SECONDS),
+        "broker_cores": cores_used(samples.broker_cpu, WARMUP_SECONDS, load_seconds),
+        "classifier_cores": cores_used(samples.cpu, WARMUP_SECONDS, load_seconds),
     }
 
 

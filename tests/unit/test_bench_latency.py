@@ -31,6 +31,7 @@ def test_cores_used_counts_only_samples_after_the_warm_up() -> None:
     cpu = [(0.0, 0.0), (5.0, 9.0), (10.0, 10.0), (20.0, 21.0), (30.0, 32.0)]
     assert cores_used(cpu, since=10.0) == 1.1
     assert cores_used(cpu, since=30.0) is None  # one sample: no interval
+    assert cores_used(cpu, since=10.0, until=20.0) == 1.1
 
 
 def test_report_and_render_say_how_busy_the_machine_was() -> None:
@@ -41,7 +42,10 @@ def test_report_and_render_say_how_busy_the_machine_was() -> None:
         (5.0, CpuTimes(busy=0, steal=0, total=1)),  # in the warm-up: not counted
         (10.0, CpuTimes(busy=1_000, steal=0, total=2_000)),
         (40.0, CpuTimes(busy=6_880, steal=120, total=8_000)),
+        (63.0, CpuTimes(busy=6_900, steal=120, total=9_000)),  # after the load: not counted
     ]
+    samples.cpu.append((63.0, 13.1))
+    samples.broker_cpu.append((63.0, 38.1))
     args = argparse.Namespace(broker="kafka", delivery="auto", mix="campaign", rate=20_000, seconds=60)
     report = _report(args, {"sent": 1_200_000, "seconds": 60.0}, samples)
     assert report["machine"] == {
