@@ -315,10 +315,9 @@ SETTINGS: tuple[Setting, ...] = (
             "longest wait for a batch, in ms"),
     Setting("commit_interval_ms", "OPTOUT_COMMIT_INTERVAL_MS", str(constants.COMMIT_INTERVAL_MS),
             _non_negative, "at-least-once: commit acked offsets at most this often, in ms; 0: every batch"),
-    Setting("transaction_interval_ms", "OPTOUT_TRANSACTION_INTERVAL_MS",
+    Setting("txn_interval_ms", "OPTOUT_TRANSACTION_INTERVAL_MS",
             str(constants.TRANSACTION_INTERVAL_MS), _transaction_interval,
-            "exactly-once: start a partition's transactions at least this far apart, in ms (less broker "
-            "work, more latency); 0: as soon as the last one commits"),
+            "exactly-once: least time between a partition's transactions, in ms; 0: none"),
     Setting("fetch_min_bytes", "OPTOUT_FETCH_MIN_BYTES", str(constants.FETCH_MIN_BYTES), _positive,
             "wait for this many bytes: fewer, larger batches at a steady rate; 1: none"),
     Setting("fetch_max_wait_ms", "OPTOUT_FETCH_MAX_WAIT_MS", str(constants.FETCH_MAX_WAIT_MS), _positive,
@@ -412,7 +411,7 @@ class Settings:
     """OPTOUT_BATCH_MAX_RECORDS; 0 is auto: read it through :meth:`batch_records`."""
     poll_timeout_ms: int
     commit_interval_ms: int
-    transaction_interval_ms: int
+    txn_interval_ms: int
     fetch_min_bytes: int
     fetch_max_wait_ms: int
     produce_batch_bytes: int
@@ -589,7 +588,7 @@ HELP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("snapshots", ("SNAPSHOT_",)),
     ("HTTP API (optout api)", ("API_",)),
     ("classification", ("RULES", "CONFIRMATION_")),
-    ("batching", ("BATCH_", "POLL_", "BURST_", "COMMIT_", "PRODUCE_")),
+    ("batching", ("BATCH_", "POLL_", "BURST_", "COMMIT_", "TRANSACTION_", "PRODUCE_")),
     ("the classifier's input fetches", ("FETCH_",)),
     ("logs and local state", ("LOG_", "DATA_DIR")),
     ("opt-out links", ("LINK_",)),

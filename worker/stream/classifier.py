@@ -161,9 +161,7 @@ async def run_classifier(
         return result
 
     # Exactly-once: each partition's transactions, one after another, while the loop goes on.
-    transactions: PartitionCycles[Classified] = PartitionCycles(
-        deliver, settings.transaction_interval_ms / 1000
-    )
+    transactions: PartitionCycles[Classified] = PartitionCycles(deliver, settings.txn_interval_ms / 1000)
 
     async def commit_revoked(revoked: set[TopicPartition]) -> None:
         await transactions.drain()  # exactly-once: what was classified is committed (or not) first
