@@ -117,20 +117,21 @@ def _auto_positive(value: str) -> int:
         raise ValueError("auto or a whole number >= 1") from None
 
 
-def _batch_bytes(value: str) -> int:
-    expected = f"a whole number of bytes from 1024 to {constants.MAX_PRODUCE_BATCH_BYTES}"
-    number = _int(value, expected)
-    if not 1024 <= number <= constants.MAX_PRODUCE_BATCH_BYTES:
-        raise ValueError(expected)
-    return number
+def _whole_number(unit: str, low: int, high: int) -> Callable[[str], int]:
+    """A parser of whole numbers of ``unit`` from ``low`` to ``high``, both included."""
+    expected = f"a whole number of {unit} from {low} to {high}"
+
+    def parse(value: str) -> int:
+        number = _int(value, expected)
+        if not low <= number <= high:
+            raise ValueError(expected)
+        return number
+
+    return parse
 
 
-def _transaction_interval(value: str) -> int:
-    expected = f"a whole number of ms from 0 to {constants.MAX_TRANSACTION_INTERVAL_MS}"
-    number = _int(value, expected)
-    if not 0 <= number <= constants.MAX_TRANSACTION_INTERVAL_MS:
-        raise ValueError(expected)
-    return number
+_batch_bytes = _whole_number("bytes", 1024, constants.MAX_PRODUCE_BATCH_BYTES)
+_transaction_interval = _whole_number("ms", 0, constants.MAX_TRANSACTION_INTERVAL_MS)
 
 
 def _non_negative(value: str) -> int:

@@ -38,6 +38,13 @@ async def _turn() -> None:
         await asyncio.sleep(0)
 
 
+async def _commit_all(broker: Broker, cycles: PartitionCycles[str], *tps: TopicPartition) -> bool:
+    """Let the transaction in flight of each of ``tps`` commit; :meth:`PartitionCycles.settled`."""
+    for tp in tps:
+        broker.finish(tp, Delivered(committed=True))
+    return await cycles.settled()
+
+
 async def _one_in_flight_one_queued() -> tuple[Broker, PartitionCycles[str]]:
     """P0's offsets 0-9 in a transaction not yet committed, 10-19 queued behind it."""
     broker = Broker()
@@ -65,9 +72,7 @@ async def test_a_partition_queues_while_its_transaction_commits_and_the_queue_go
     await _turn()
     assert broker.runs[-1] == (P0, 10, 30, ["b", "c"])  # the queue, as one transaction
     assert cycles.queued_records() == 0
-    broker.finish(P0, Delivered(committed=True))
-    broker.finish(P1, Delivered(committed=True))
-    assert await cycles.settled() is True
+    assert await _commit_all(broker, cycles, P0, P1) is True
     assert len(broker.runs) == 3
 
 
@@ -162,9 +167,7 @@ async def test_an_interval_holds_a_partition_s_next_transaction_and_it_takes_wha
     assert broker.runs[-1] == (P0, 10, 30, ["b", "c"])  # one transaction, after the interval
     assert broker.began[2] - broker.began[0] >= interval
     assert cycles.queued_records() == 0
-    broker.finish(P0, Delivered(committed=True))
-    broker.finish(P1, Delivered(committed=True))
-    assert await cycles.settled() is True
+    assert await _commit_all(broker, cycles, P0, P1) is True
     assert len(broker.runs) == 3
 
 
@@ -178,5 +181,4 @@ async def test_without_an_interval_the_next_transaction_starts_at_the_commit() -
     cycles.add(P0, 10, 15, "b", 5)
     await _turn()
     assert broker.runs == [(P0, 0, 10, ["a"]), (P0, 10, 15, ["b"])]
-    broker.finish(P0, Delivered(committed=True))
-    assert await cycles.settled() is True
+    assert await _commit_all(broker, cycles, P0) is True
