@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 
 from bench.cpuclock import CpuTrace
-from bench.workload import Expect, Workload, generate
+from bench.workload import ACCOUNTS, Expect, Workload, generate
 from worker.logs import KafkaNoiseFilter
 
 #: Records per chunk of un-awaited sends: large enough to keep the producer's batches full,
@@ -64,6 +64,9 @@ class PhaseConfig:
     group_id: str = ""
     """The consumer group of a classifier process that shares the input with others (the
     scale-out run; each handles part of it); empty: a fresh group that reads it all."""
+    accounts: int = ACCOUNTS
+    """The accounts the MOs are spread over (``--accounts``): the classifier's per-context caches
+    hit less the more accounts (and so senders and subaccounts) its keyword MOs come from."""
 
 
 @dataclass(slots=True)
@@ -106,7 +109,12 @@ def maxrss_kb() -> int:
 def _workload(config: PhaseConfig) -> Workload:
     shares = tuple(config.keyword_shares.items()) if config.keyword_shares is not None else None
     return Workload(
-        config.messages, config.keyword_ratio, config.bad_ratio, seed=config.seed, keyword_shares=shares
+        config.messages,
+        config.keyword_ratio,
+        config.bad_ratio,
+        accounts=config.accounts,
+        seed=config.seed,
+        keyword_shares=shares,
     )
 
 

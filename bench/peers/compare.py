@@ -54,6 +54,7 @@ from bench.classifier import (
 )
 from bench.peers.mixes import MIXES, Mix
 from bench.phases import PhaseConfig, PhaseResult
+from bench.workload import ACCOUNTS
 
 #: Two classifier processes in one consumer group: the scale-out run.
 SCALE_OUT = "classifier-x2"
@@ -103,6 +104,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--contenders", type=_names(CONTENDERS), default=list(CONTENDERS), help="comma-separated"
     )
     parser.add_argument("--seed", type=int, default=20261124, help="workload seed")
+    accounts = ACCOUNTS
+    parser.add_argument("--accounts", type=_positive, default=accounts, help=f"MO accounts ({accounts})")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON report; the PNG goes beside it")
     parser.add_argument("--phase-timeout", type=_positive, default=600, help="seconds per run (600)")
     parser.add_argument("--broker", choices=BROKERS, default="tansu", help="tansu (default) or kafka")
@@ -208,6 +211,7 @@ def run_mix(
         bad_ratio=0.001,
         seed=args.seed,
         keyword_shares=mix.shares,
+        accounts=args.accounts,
     )
     # One output topic per peer run, so each run's output can be counted exactly.
     peer_topics = {

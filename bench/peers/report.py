@@ -21,6 +21,7 @@ from typing import Any
 from bench.classifier import machine_info
 from bench.peers.compare import SCALE_OUT, MixRun
 from bench.phases import PhaseResult
+from bench.workload import ACCOUNTS
 
 REFERENCES = ("ceiling", "quix", "faust")
 LABELS = {
@@ -56,6 +57,7 @@ def build(
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "duration_s": round(time.time() - started, 1),
         "messages_per_mix": args.messages,
+        "accounts": args.accounts,
         "partitions": args.partitions,
         "repeats": args.repeats,
         "seed": args.seed,
@@ -151,7 +153,8 @@ def render(doc: dict[str, Any]) -> str:
     m, v = doc["machine"], doc["versions"]
     lines = [
         f"optout-worker peer benchmark: {doc['messages_per_mix']:,} MOs per mix, "
-        f"{doc['partitions']} partitions, {doc['repeats']} run(s) per contender and mix "
+        f"{doc['partitions']} partitions, {doc.get('accounts', ACCOUNTS)} accounts, "
+        f"{doc['repeats']} run(s) per contender and mix "
         f"(medians shown), {doc['duration_s']:.0f} s",
         f"  machine   nproc {m['nproc']}, {m['cpu']}, {m['python']}, {m['platform']}",
         f"  broker    {m['broker']}; load average at the end {m['load_average']}",

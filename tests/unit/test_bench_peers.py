@@ -1,9 +1,12 @@
-"""bench/peers/compare.py's scale-out run: its processes reported as one contender."""
+"""bench/peers/compare.py's scale-out run: its processes reported as one contender; its workload knobs."""
 
 from __future__ import annotations
 
+import orjson
+
 from bench.peers.compare import _summary, combine
-from bench.phases import PhaseResult
+from bench.phases import PhaseConfig, PhaseResult, _workload
+from bench.workload import ACCOUNTS, generate
 
 
 def _process(records: int, window: list[float], cpu: float, rss_kb: int, opt_out: int) -> PhaseResult:
@@ -64,3 +67,14 @@ def test_a_short_or_failed_run_is_an_error() -> None:
     assert short.error == "the classifier processes stopped after 190000 of 200000 records"
     failed = combine([_process(1, [0.0, 1.0], 0.0, 1, 0), PhaseResult("classifier", error="boom")], 1)
     assert failed.error == "boom"
+
+
+def test_the_accounts_knob_reaches_the_generated_mos() -> None:
+    """``--accounts``: the MOs come from that many accounts (the classifier's per-account caches
+    are what it measures), and the default stays the workload's."""
+    config = PhaseConfig("", "in", "changes", "replies", "dlq", 3_000, 4, 0.6, 0.0, 7, accounts=500)
+    accounts = {orjson.loads(record.value)["account_id"] for record in generate(_workload(config))}
+    assert len(accounts) > 36  # more than the default's, from acct-001 to acct-500
+    assert accounts <= {f"acct-{n:03d}" for n in range(1, 501)}
+    default = PhaseConfig("", "in", "changes", "replies", "dlq", 3_000, 4, 0.6, 0.0, 7)
+    assert _workload(default).accounts == ACCOUNTS == 36
