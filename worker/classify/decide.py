@@ -13,17 +13,17 @@ import re
 import string
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from worker.classify.normalize import SEPARATORS, fold, normalize, tokens
 from worker.classify.rules import WRONG_NUMBER, Match, Phrases, Rule, RuleSet
 from worker.classify.scope import block_key, block_scope, covering_scopes
-from worker.constants import SCHEMA_REPLY
+from worker.constants import ALL_CHANNELS, SCHEMA_REPLY
 from worker.events.address import PHONE_CHANNELS, Parties, already_canonical, canonical_parties
 from worker.events.inbound import canonical_instant
-from worker.events.joined import join_keyword_records, join_planned
+from worker.events.joined import MARKS, join_keyword_records, join_planned
 from worker.events.outgoing import CHANGE_HEAD, change_event_id, reply_id, scope_document
 from worker.model import (
     Action,
@@ -801,10 +801,7 @@ def decide_encoded(
     if not already_canonical(address, sender, channel):
         parties = canonical_parties(address, sender, channel, rules.default_country)
         sender, address, channel = parties.sender, parties.address, parties.channel
-    key = (id(match), account, sub, sender, channel)  # as join_planned builds it, in C
-    plan = rules.plans.get(key)
-    if plan is None:
-        plan = _plan(match, rules, key)
+    plan = _plan_for(match, rules, account, sub, sender, channel)
     if plan[1] is not None:  # else: help without a reply, nothing to write
         # Each change event and the reply are joined from JSON pieces, byte for byte what orjson
         # writes for the documents encode_change() and encode_reply() build: the pieces a scope,
@@ -813,29 +810,105 @@ def decide_encoded(
         # what it saves). The hypothesis test in tests/unit/stream/test_pipeline.py compares the
         # bytes with the objects path.
         join_keyword_records(
-            changes, replies, CHANGE_HEAD, _REPLY_HEAD, account, message_id, address, sender, received_at,
-            where[0], where[1], where[2], emitted, plan[1], plan[2], plan[3], plan[4], plan[5],
+            changes, replies, CHANGE_HEAD, _REPLY_HEAD, account, sub, message_id, address, sender, channel,
+            received_at, where[0], where[1], where[2], emitted, plan[1], plan[2], plan[3], plan[4], plan[5],
         )  # fmt: skip
     return parties
 
 
-_Plan = tuple[Match, _ScopeParts | None, tuple[tuple[bytes, bytes], ...], bytes | None, str, bytes]
-#: The plans a rule set keeps (:attr:`RuleSet.plans`): about 4 MB at most. A STOP storm of the
-#: benchmark's workload (36 accounts, 6 senders, 3 channels) makes about 9,000.
+_Plan = tuple[
+    Match, _ScopeParts | None, tuple[tuple[bytes, bytes], ...], bytes | None, str | tuple[str], bytes
+]
+#: The plans a rule set keeps (:attr:`RuleSet.plans`), each about 270 bytes: a shape plan per match
+#: and whether the MO names a subaccount (a few dozen), and a plan per MO context for the matches
+#: whose reply names the sender or the account (none with the built-in replies).
 _PLANS_MAX = 16_384
+#: What a shape plan is made with instead of the MO's own values: their JSON (``"\u0001a"``...) is
+#: then replaced by the markers the join fills (:data:`worker.events.joined.MARKS`).
+_STAND_INS = {"account": "\x01a", "subaccount": "\x01s", "sender": "\x01n", "channel": "\x01c"}
+_MARKING = tuple((orjson.dumps(_STAND_INS[name]), mark) for name, mark in MARKS.items())
 
 
-def _plan(match: Match, rules: RuleSet, key: tuple[int, str, str | None, str, str]) -> _Plan:
-    """What :func:`decide_encoded` takes from the match and the MO's context, kept in ``rules.plans``:
+def _plan_for(
+    match: Match, rules: RuleSet, account: str, sub: str | None, sender: str, channel: str
+) -> _Plan:
+    """The plan :func:`decide_encoded` joins a keyword MO's records with: the match's shape plan
+    (what ``join_planned`` looks up first, in C), else one for the MO's context.
+
+    Why shapes: a plan per (match, account, subaccount, sender, channel), as before, was made
+    again for every new context, and its bounded caches (plans, scopes, reply parties) missed on
+    most keyword MOs of a platform with many accounts: a STOP storm over 1,000 accounts cost
+    11.3-11.7 µs a MO in ``classify_records``, over 36 accounts 6.0-6.1; with shape plans 5.3
+    both (in process, 100,000 MOs, median of 5, alternated). A shape plan's pieces hold markers
+    for the MO's own values, filled in the join (C: ``worker/events/_joined.c``)."""
+    plans = rules.plans
+    shape: _Plan | None = plans.get((id(match), sub is None), _UNMADE)
+    if shape is _UNMADE:
+        shape = _shape(match, rules, sub is None)
+    if shape is not None and channel != ALL_CHANNELS:  # an MO's channel is never "*"; if it were,
+        return shape  # its scopes would be its own (covering_scopes), not a shape's
+    key = (id(match), account, sub, sender, channel)  # as join_planned builds it, in C
+    plan: _Plan | None = plans.get(key)
+    if plan is None:
+        plan = _keep(plans, key, _plan(match, rules, account, sub, sender, channel))
+    return plan
+
+
+_UNMADE: Any = object()
+_P = TypeVar("_P")
+
+
+def _shape(match: Match, rules: RuleSet, no_subaccount: bool) -> _Plan | None:
+    """The match's plan with markers for the MO's account, subaccount, sender and channel, kept
+    in ``rules.plans`` under ``(id(match), no_subaccount)``: the reply text keeps the sender and
+    account its template names as markers too (the join writes them escaped into it). A
+    subaccount-level rule's scope and an opt-in's scopes depend on whether the MO names a
+    subaccount, not on which one. None (kept too) for a template with a control character 0x01
+    of its own, which would read as a marker: its plans are per context."""
+    stand_in = _STAND_INS
+    plan: _Plan | None = _plan(
+        match,
+        rules,
+        stand_in["account"],
+        None if no_subaccount else stand_in["subaccount"],
+        stand_in["sender"],
+        stand_in["channel"],
+    )
+    assert plan is not None
+    assert isinstance(plan[4], str)
+    template, text = rules.reply_text(match) or "", plan[4]
+    if "\x01" in template or _STAND_INS["subaccount"] in text or _STAND_INS["channel"] in text:
+        plan = None  # a rules file's text with a control character of its own: per context
+    elif plan[1] is not None:
+        scopes = tuple((_marked(key), _marked(event)) for key, event in plan[1])
+        parties = None if plan[3] is None else _marked(plan[3])
+        marked = (text,) if "\x01" in text else text  # (text,): it has markers
+        plan = (plan[0], scopes, plan[2], parties, marked, plan[5])
+    return _keep(rules.plans, (id(match), no_subaccount), plan)
+
+
+def _marked(piece: bytes) -> bytes:
+    for stand_in, mark in _MARKING:
+        piece = piece.replace(stand_in, mark)
+    return piece
+
+
+def _keep(plans: dict[Any, Any], key: tuple[Any, ...], plan: _P) -> _P:
+    if len(plans) >= _PLANS_MAX:
+        plans.clear()  # bounded: many contexts just mean fewer hits
+    plans[key] = plan
+    return plan
+
+
+def _plan(match: Match, rules: RuleSet, account: str, sub: str | None, sender: str, channel: str) -> _Plan:
+    """What :func:`decide_encoded` takes from the match and the MO's context:
     ``(match, scopes, categories, reply parties, reply text, reply match)`` for
-    :func:`join_keyword_records`, scopes None when there is nothing to write.
+    :func:`join_keyword_records`, scopes None when there is nothing to write. The plan holds the
+    match, so the id it is filed under is not reused while it is kept.
 
-    Why: the pieces come from five caches, each keyed by a tuple with enums in it (whose hash is a
-    Python call); one lookup by the match object's id instead took a STOP storm's decide and encode
-    from 5.1 to 3.8 µs per keyword MO (in process, best of 5). The plan holds the match, so the id
-    it is filed under is not reused while it is kept. ``key``: ``(id(match), account, subaccount,
-    sender, channel)``, the MO's canonical context."""
-    _, account, sub, sender, channel = key
+    Why plans: the pieces come from five caches, each keyed by a tuple with enums in it (whose
+    hash is a Python call); one lookup by the match object's id instead took a STOP storm's
+    decide and encode from 5.1 to 3.8 µs per keyword MO (in process, best of 5)."""
     rule = match.rule
     intent = rule.intent
     categories: tuple[Category, ...]
@@ -846,20 +919,13 @@ def _plan(match: Match, rules: RuleSet, key: tuple[int, str, str | None, str, st
     else:  # help: a reply only
         action, why, categories = Action.BLOCK, "", ()
     template = rules.reply_text(match)
-    plan: _Plan
     if not categories and not template:
-        plan = (match, None, (), None, "", b"")
+        return (match, None, (), None, "", b"")
+    if template:
+        reply_parties: bytes | None = _reply_parties(intent, account, sub, channel)
+        text = _reply_text(template, match.keyword, sender, account)
+        reply_match = _reply_match(match)
     else:
-        if template:
-            reply_parties: bytes | None = _reply_parties(intent, account, sub, channel)
-            text = _reply_text(template, match.keyword, sender, account)
-            reply_match = _reply_match(match)
-        else:
-            reply_parties, text, reply_match = None, "", b""
-        scopes = _scopes(intent, action, rule, account, sub, sender, channel) if categories else ()
-        plan = (match, scopes, _category_parts(match, why, categories), reply_parties, text, reply_match)
-    plans = rules.plans
-    if len(plans) >= _PLANS_MAX:
-        plans.clear()  # bounded: many accounts or senders just mean fewer hits
-    plans[key] = plan
-    return plan
+        reply_parties, text, reply_match = None, "", b""
+    scopes = _scopes(intent, action, rule, account, sub, sender, channel) if categories else ()
+    return (match, scopes, _category_parts(match, why, categories), reply_parties, text, reply_match)

@@ -186,12 +186,11 @@ class RuleSet:
     default_country: str | None = None
     """ISO 3166 alpha-2 country of national subscriber numbers ("07700 900123"), or None: the
     addresses of keyword MOs are canonicalized with it (:mod:`worker.events.address`)."""
-    plans: dict[tuple[int, str, str | None, str, str], Any] = field(
-        default_factory=dict, init=False, compare=False, repr=False
-    )
-    """What a keyword MO's records take from its match and its (account, subaccount, sender,
-    channel), by the match object's id: filled by :func:`worker.classify.decide.decide_encoded`,
-    gone with the rule set (a rules reload builds new ones)."""
+    plans: dict[tuple[Any, ...], Any] = field(default_factory=dict, init=False, compare=False, repr=False)
+    """What a keyword MO's records take from its match: by ``(id(match), no subaccount)`` its shape
+    plan, and for a match whose reply cannot have one, by ``(id(match), account, subaccount,
+    sender, channel)``; filled by :func:`worker.classify.decide.decide_encoded`, gone with the rule
+    set (a rules reload builds new ones)."""
 
     def reply_text(self, match: Match) -> str | None:
         """The reply template for ``match``: its language, else the set's first language, else ``*``."""

@@ -1,9 +1,9 @@
 /* A keyword MO's change events and reply, joined in C: the twin of python_join() in
  * worker/events/joined.py, which is the reference (and the fallback when this was not built).
  *
- * join(changes, replies, change_head, reply_head, account, message_id, address, sender,
- *      received_at, topic, partition, offset, emitted, scopes, categories, reply_parties, text,
- *      reply_match) appends the same (key, value) records, byte for byte:
+ * join(changes, replies, change_head, reply_head, account, subaccount, message_id, address, sender,
+ *      channel, received_at, topic, partition, offset, emitted, scopes, categories, reply_parties,
+ *      text, reply_match) appends the same (key, value) records, byte for byte:
  *   - strings are written as orjson writes them: '"' and '\' escaped, \b \t \n \f \r, other
  *     bytes below 0x20 as \u00xx (lower-case hex); everything else as its UTF-8;
  *   - ids are blake2b with a 16-byte digest (RFC 7693, no key), as hex: hashlib's
@@ -142,10 +142,10 @@ static Py_ssize_t quoted_size(const uint8_t *s, Py_ssize_t n)
     return size;
 }
 
-static char *write_quoted(char *out, const uint8_t *s, Py_ssize_t n)
+/* A JSON string's body (no quotes) as orjson writes it. */
+static char *write_escaped(char *out, const uint8_t *s, Py_ssize_t n)
 {
     static const char HEX[] = "0123456789abcdef";
-    *out++ = '"';
     for (Py_ssize_t i = 0; i < n; i++) {
         uint8_t c = s[i];
         if (c >= 0x20 && c != '"' && c != '\\') {
@@ -168,6 +168,13 @@ static char *write_quoted(char *out, const uint8_t *s, Py_ssize_t n)
             out += 5;
         }
     }
+    return out;
+}
+
+static char *write_quoted(char *out, const uint8_t *s, Py_ssize_t n)
+{
+    *out++ = '"';
+    out = write_escaped(out, s, n);
     *out++ = '"';
     return out;
 }
@@ -218,6 +225,101 @@ static int pair_of(PyObject *pair, Span *first, Span *second)
     return bytes_of(PyTuple_GET_ITEM(pair, 1), second, "a scope or category part");
 }
 
+/* ---- a plan's pieces that hold the MO's own account, subaccount, sender or channel ----
+ *
+ * A shape plan (worker.classify.decide._shape) is made once per match and rule set, not per MO
+ * context: where its pieces hold the MO's account, subaccount, sender or channel they hold a
+ * marker instead, 0x01 and one of "asnc", which the join fills with the value as JSON (a null
+ * subaccount is null). orjson escapes every byte below 0x20, so no piece of JSON holds a 0x01
+ * of its own; a 0x01 followed by any other byte is copied as it is. */
+
+enum { FILL_ACCOUNT, FILL_SUB, FILL_SENDER, FILL_CHANNEL, NFILLS };
+
+static int fill_index(uint8_t c)
+{
+    switch (c) {
+    case 'a': return FILL_ACCOUNT;
+    case 's': return FILL_SUB;
+    case 'n': return FILL_SENDER;
+    case 'c': return FILL_CHANNEL;
+    default: return -1;
+    }
+}
+
+/* The size of piece once filled. */
+static Py_ssize_t filled_size(Span piece, const Span *fills)
+{
+    Py_ssize_t size = piece.n;
+    const uint8_t *p = piece.s, *end = piece.s + piece.n, *mark;
+    while (p < end && (mark = memchr(p, 0x01, (size_t)(end - p))) != NULL) {
+        int i = mark + 1 < end ? fill_index(mark[1]) : -1;
+        if (i >= 0)
+            size += fills[i].n - 2;
+        p = mark + (i >= 0 ? 2 : 1);
+    }
+    return size;
+}
+
+static char *put_filled(char *out, Span piece, const Span *fills)
+{
+    const uint8_t *p = piece.s, *end = piece.s + piece.n, *mark;
+    while (p < end && (mark = memchr(p, 0x01, (size_t)(end - p))) != NULL) {
+        int i = mark + 1 < end ? fill_index(mark[1]) : -1;
+        if (i < 0) {
+            memcpy(out, p, (size_t)(mark + 1 - p));
+            out += mark + 1 - p;
+            p = mark + 1;
+            continue;
+        }
+        memcpy(out, p, (size_t)(mark - p));
+        out = put(out + (mark - p), fills[i]);
+        p = mark + 2;
+    }
+    memcpy(out, p, (size_t)(end - p));
+    return out + (end - p);
+}
+
+/* A shape plan's reply text, given as (text,): the sender and the account its template names, as
+ * 0x01 and "n" or "a" in the text, written escaped inside the text's JSON string. Only there: a
+ * text given as a str may hold any character, a 0x01 of a sender's own too. */
+static int text_fill_index(uint8_t c)
+{
+    return c == 'a' ? FILL_ACCOUNT : c == 'n' ? FILL_SENDER : -1;
+}
+
+/* quoted_size() of text once its markers are replaced by raw (the values' UTF-8). */
+static Py_ssize_t quoted_filled_size(Span text, const Span *raw)
+{
+    Py_ssize_t size = quoted_size(text.s, text.n);
+    const uint8_t *p = text.s, *end = text.s + text.n, *mark;
+    while (p < end && (mark = memchr(p, 0x01, (size_t)(end - p))) != NULL) {
+        int i = mark + 1 < end ? text_fill_index(mark[1]) : -1;
+        if (i >= 0) /* "\u0001" and the letter out, the value escaped in */
+            size += quoted_size(raw[i].s, raw[i].n) - 2 - 7;
+        p = mark + (i >= 0 ? 2 : 1);
+    }
+    return size;
+}
+
+static char *write_quoted_filled(char *out, Span text, const Span *raw)
+{
+    const uint8_t *p = text.s, *end = text.s + text.n, *mark;
+    *out++ = '"';
+    while (p < end && (mark = memchr(p, 0x01, (size_t)(end - p))) != NULL) {
+        int i = mark + 1 < end ? text_fill_index(mark[1]) : -1;
+        if (i < 0) {
+            out = write_escaped(out, p, mark + 1 - p);
+            p = mark + 1;
+            continue;
+        }
+        out = write_escaped(write_escaped(out, p, mark - p), raw[i].s, raw[i].n);
+        p = mark + 2;
+    }
+    out = write_escaped(out, p, end - p);
+    *out++ = '"';
+    return out;
+}
+
 /* A decimal integer, as JSON and sprintf("%lld") write it; sprintf was 0.3% of a STOP storm's
  * samples (perf) for the two numbers of each keyword MO's source. */
 static char *write_int(char *out, long long value)
@@ -259,8 +361,9 @@ static int append_pair(PyObject *list, PyObject *key, PyObject *value)
     return failed;
 }
 
-enum { CHANGES, REPLIES, CHANGE_HEAD, REPLY_HEAD, ACCOUNT, MESSAGE_ID, ADDRESS, SENDER, RECEIVED_AT,
-       TOPIC, PARTITION, OFFSET, EMITTED, SCOPES, CATEGORIES, REPLY_PARTIES, TEXT, REPLY_MATCH, NARGS };
+enum { CHANGES, REPLIES, CHANGE_HEAD, REPLY_HEAD, ACCOUNT, SUBACCOUNT, MESSAGE_ID, ADDRESS, SENDER, CHANNEL,
+       RECEIVED_AT, TOPIC, PARTITION, OFFSET, EMITTED, SCOPES, CATEGORIES, REPLY_PARTIES, TEXT, REPLY_MATCH,
+       NARGS };
 
 static PyObject *join(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -275,8 +378,11 @@ static PyObject *join(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "join(): changes and replies are lists, scopes and categories tuples");
         return NULL;
     }
-    Span change_head, reply_head, account, message_id, address, sender, received, topic, emitted;
-    if (bytes_of(args[CHANGE_HEAD], &change_head, "change_head") < 0 ||
+    Span change_head, reply_head, account, message_id, address, sender, channel, received, topic, emitted;
+    Span subaccount = {(const uint8_t *)"", 0};
+    if ((args[SUBACCOUNT] != Py_None && utf8_of(args[SUBACCOUNT], &subaccount, "subaccount") < 0) ||
+        utf8_of(args[CHANNEL], &channel, "channel") < 0 ||
+        bytes_of(args[CHANGE_HEAD], &change_head, "change_head") < 0 ||
         bytes_of(args[REPLY_HEAD], &reply_head, "reply_head") < 0 ||
         utf8_of(args[ACCOUNT], &account, "account") < 0 ||
         utf8_of(args[MESSAGE_ID], &message_id, "message_id") < 0 ||
@@ -297,11 +403,32 @@ static PyObject *join(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t rest_cap = 160 + /* the literals and two 20-digit numbers */ quoted_size(topic.s, topic.n) + quoted_size(message_id.s, message_id.n) +
                           quoted_size(received.s, received.n) + emitted.n;
     char *rest_s = rest_cap <= (Py_ssize_t)sizeof rest_buf ? rest_buf : (rest_heap = PyMem_Malloc(rest_cap));
+    /* What a shape plan's markers stand for: the account, subaccount, sender and channel as JSON. */
+    int no_sub = args[SUBACCOUNT] == Py_None;
+    Py_ssize_t fills_n = quoted_size(account.s, account.n) + (no_sub ? 4 : quoted_size(subaccount.s, subaccount.n)) +
+                         quoted_size(sender.s, sender.n) + quoted_size(channel.s, channel.n);
+    char fills_buf[512], *fills_heap = NULL;
+    char *fills_s = fills_n <= (Py_ssize_t)sizeof fills_buf ? fills_buf : (fills_heap = PyMem_Malloc(fills_n));
     PyObject *result = NULL;
-    if (quoted_s == NULL || rest_s == NULL) {
+    if (quoted_s == NULL || rest_s == NULL || fills_s == NULL) {
         PyErr_NoMemory();
         goto done;
     }
+    Span fills[NFILLS];
+    char *f = fills_s;
+    fills[FILL_ACCOUNT] = (Span){(const uint8_t *)f, 0};
+    f = write_quoted(f, account.s, account.n);
+    fills[FILL_ACCOUNT].n = f - (const char *)fills[FILL_ACCOUNT].s;
+    fills[FILL_SUB] = (Span){(const uint8_t *)f, 0};
+    f = no_sub ? LIT(f, "null") : write_quoted(f, subaccount.s, subaccount.n);
+    fills[FILL_SUB].n = f - (const char *)fills[FILL_SUB].s;
+    fills[FILL_SENDER] = (Span){(const uint8_t *)f, 0};
+    f = write_quoted(f, sender.s, sender.n);
+    fills[FILL_SENDER].n = f - (const char *)fills[FILL_SENDER].s;
+    fills[FILL_CHANNEL] = (Span){(const uint8_t *)f, 0};
+    f = write_quoted(f, channel.s, channel.n);
+    fills[FILL_CHANNEL].n = f - (const char *)fills[FILL_CHANNEL].s;
+    Span raw[NFILLS] = {account, subaccount, sender, channel}; /* a reply text's fills, escaped in it */
     write_quoted(quoted_s, address.s, address.n);
     Span quoted = {(const uint8_t *)quoted_s, quoted_n};
     char *w = LIT(rest_s, "{\"topic\":");
@@ -328,10 +455,10 @@ static PyObject *join(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Span key_head, event_head;
             if (pair_of(PyTuple_GET_ITEM(scopes, i), &key_head, &event_head) < 0)
                 goto done;
-            PyObject *key = PyBytes_FromStringAndSize(NULL, key_head.n + quoted.n + tail.n);
+            PyObject *key = PyBytes_FromStringAndSize(NULL, filled_size(key_head, fills) + quoted.n + tail.n);
             if (key == NULL)
                 goto done;
-            put(put(put(PyBytes_AS_STRING(key), key_head), quoted), tail);
+            put(put(put_filled(PyBytes_AS_STRING(key), key_head, fills), quoted), tail);
             Blake2b id;
             b2_init(&id);
             b2_update(&id, (const uint8_t *)"change\x1f", 7);
@@ -341,11 +468,11 @@ static PyObject *join(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             b2_update(&id, (const uint8_t *)"\x1f", 1);
             b2_update(&id, (const uint8_t *)PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key));
             PyObject *value = PyBytes_FromStringAndSize(
-                NULL, change_head.n + 32 + event_head.n + quoted.n + middle.n + rest.n);
+                NULL, change_head.n + 32 + filled_size(event_head, fills) + quoted.n + middle.n + rest.n);
             if (value != NULL) {
                 char *v = put(PyBytes_AS_STRING(value), change_head);
                 b2_hex(&id, v);
-                put(put(put(put(v + 32, event_head), quoted), middle), rest);
+                put(put(put(put_filled(v + 32, event_head, fills), quoted), middle), rest);
             }
             if (append_pair(changes, key, value) < 0)
                 goto done;
@@ -353,7 +480,11 @@ static PyObject *join(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     if (parties != Py_None) {
         Span reply_parties, text, reply_match;
-        if (bytes_of(parties, &reply_parties, "reply_parties") < 0 || utf8_of(args[TEXT], &text, "text") < 0 ||
+        /* A shape plan's text comes as (text,): its markers are filled; a str is written as it is. */
+        PyObject *text_arg = args[TEXT];
+        int marked = PyTuple_Check(text_arg) && PyTuple_GET_SIZE(text_arg) == 1;
+        if (bytes_of(parties, &reply_parties, "reply_parties") < 0 ||
+            utf8_of(marked ? PyTuple_GET_ITEM(text_arg, 0) : text_arg, &text, "text") < 0 ||
             bytes_of(args[REPLY_MATCH], &reply_match, "reply_match") < 0)
             goto done;
         Blake2b id;
@@ -362,18 +493,18 @@ static PyObject *join(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         b2_update(&id, account.s, (size_t)account.n);
         b2_update(&id, (const uint8_t *)"\x1f", 1);
         b2_update(&id, message_id.s, (size_t)message_id.n);
-        Py_ssize_t size = reply_head.n + 32 + reply_parties.n + quoted.n + 8 + quoted_size(sender.s, sender.n) +
-                          8 + quoted_size(text.s, text.n) + reply_match.n +
+        Py_ssize_t size = reply_head.n + 32 + filled_size(reply_parties, fills) + quoted.n + 8 + quoted_size(sender.s, sender.n) +
+                          8 + (marked ? quoted_filled_size(text, raw) : quoted_size(text.s, text.n)) + reply_match.n +
                           quoted_size(message_id.s, message_id.n) + 10 + rest.n;
         PyObject *value = PyBytes_FromStringAndSize(NULL, size);
         if (value != NULL) {
             char *v = put(PyBytes_AS_STRING(value), reply_head);
             b2_hex(&id, v);
-            v = put(put(v + 32, reply_parties), quoted);
+            v = put(put_filled(v + 32, reply_parties, fills), quoted);
             v = LIT(v, ",\"from\":");
             v = write_quoted(v, sender.s, sender.n);
             v = LIT(v, ",\"text\":");
-            v = write_quoted(v, text.s, text.n);
+            v = marked ? write_quoted_filled(v, text, raw) : write_quoted(v, text.s, text.n);
             v = put(v, reply_match);
             v = write_quoted(v, message_id.s, message_id.n);
             v = LIT(v, ",\"source\":");
@@ -388,6 +519,7 @@ static PyObject *join(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 done:
     PyMem_Free(quoted_heap);
     PyMem_Free(rest_heap);
+    PyMem_Free(fills_heap);
     return result;
 }
 
@@ -471,15 +603,23 @@ static PyObject *join_planned(PyObject *module, PyObject *const *args, Py_ssize_
     if (!phone || !is_e164(a.s, a.n) || memchr(snd.s, ':', (size_t)snd.n) != NULL ||
         (snd.n > 0 && snd.s[0] == '+' && !is_e164(snd.s, snd.n)))
         Py_RETURN_FALSE; /* canonicalized in Python */
+    if (sub != Py_None && !PyUnicode_Check(sub))
+        Py_RETURN_FALSE;
     PyObject *id = PyLong_FromVoidPtr(args[P_MATCH]); /* id(match) */
     if (id == NULL)
         return NULL;
-    PyObject *key = PyTuple_Pack(5, id, account, sub, sender, channel);
+    /* The match's shape plan, (id(match), no subaccount): its pieces hold markers for the MO's
+     * own values. None: its reply's template holds a 0x01 of its own, so its plans are per
+     * context, as Python files them. */
+    PyObject *key = PyTuple_Pack(2, id, sub == Py_None ? Py_True : Py_False);
+    PyObject *plan = key == NULL ? NULL : PyDict_GetItemWithError(plans, key);
+    Py_XDECREF(key);
+    if (plan == Py_None) {
+        key = PyTuple_Pack(5, id, account, sub, sender, channel);
+        plan = key == NULL ? NULL : PyDict_GetItemWithError(plans, key);
+        Py_XDECREF(key);
+    }
     Py_DECREF(id);
-    if (key == NULL)
-        return NULL;
-    PyObject *plan = PyDict_GetItemWithError(plans, key);
-    Py_DECREF(key);
     if (plan == NULL) {
         if (PyErr_Occurred())
             return NULL;
@@ -495,8 +635,8 @@ static PyObject *join_planned(PyObject *module, PyObject *const *args, Py_ssize_
     if (received == NULL)
         return NULL;
     PyObject *joined[NARGS] = {
-        args[P_CHANGES], args[P_REPLIES], args[P_CHANGE_HEAD], args[P_REPLY_HEAD], account, message_id, address,
-        sender, received, args[P_TOPIC], args[P_PARTITION], args[P_OFFSET], args[P_EMITTED],
+        args[P_CHANGES], args[P_REPLIES], args[P_CHANGE_HEAD], args[P_REPLY_HEAD], account, sub, message_id, address,
+        sender, channel, received, args[P_TOPIC], args[P_PARTITION], args[P_OFFSET], args[P_EMITTED],
         PyTuple_GET_ITEM(plan, 1), PyTuple_GET_ITEM(plan, 2), PyTuple_GET_ITEM(plan, 3), PyTuple_GET_ITEM(plan, 4),
         PyTuple_GET_ITEM(plan, 5),
     };
@@ -515,8 +655,9 @@ static PyMethodDef methods[] = {
      "are canonical, whose received_at (as validated, not yet canonical) is in a common UTC form and whose "
      "plan is in plans; False (nothing written) when it is not so."},
     {"join", (PyCFunction)(void (*)(void))join, METH_FASTCALL,
-     "join(changes, replies, change_head, reply_head, account, message_id, address, sender, received_at, "
-     "topic, partition, offset, emitted, scopes, categories, reply_parties, text, reply_match): "
+     "join(changes, replies, change_head, reply_head, account, subaccount, message_id, address, sender, "
+     "channel, received_at, topic, partition, offset, emitted, scopes, categories, reply_parties, text, "
+     "reply_match): "
      "python_join() of worker/events/joined.py, in C."},
     {NULL, NULL, 0, NULL},
 };

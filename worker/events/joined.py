@@ -15,6 +15,7 @@ is the reference, and the fallback when the extension was not built.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import orjson
@@ -29,6 +30,27 @@ Categories = tuple[tuple[bytes, bytes], ...]
 """Per category: the block key's JSON after the address, and the change event's JSON from the end
 of the address to "source" (what the match decides)."""
 
+#: In a shape plan's pieces (:func:`worker.classify.decide.decide_encoded`, made once per match, not
+#: per MO context), the MO's account, subaccount, sender and channel: 0x01 and one of "asnc", which
+#: the join fills with the value as JSON (a null subaccount: null). orjson escapes every byte below
+#: 0x20, so JSON holds no 0x01 of its own; a 0x01 before any other byte stays as it is.
+MARKS = {"account": b"\x01a", "subaccount": b"\x01s", "sender": b"\x01n", "channel": b"\x01c"}
+_MARK = re.compile(rb"\x01([asnc])")
+
+
+#: In a shape plan's reply text (a str), the sender and the account its template names.
+_TEXT_MARK = re.compile("\x01([an])")
+
+
+def fill(piece: bytes, values: dict[bytes, bytes]) -> bytes:
+    """``piece`` with its markers replaced by ``values`` (keyed by the letter after 0x01)."""
+    return _MARK.sub(lambda m: values[m.group(1)], piece) if b"\x01" in piece else piece
+
+
+def fill_text(text: str, account: str, sender: str) -> str:
+    """A shape plan's reply ``text`` with the sender and account it names."""
+    return _TEXT_MARK.sub(lambda m: account if m.group(1) == "a" else sender, text)
+
 
 def python_join(
     changes: Records,
@@ -36,9 +58,11 @@ def python_join(
     change_head: bytes,
     reply_head: bytes,
     account: str,
+    subaccount: str | None,
     message_id: str,
     address: str,
     sender: str,
+    channel: str,
     received_at: str,
     topic: str,
     partition: int,
@@ -47,7 +71,7 @@ def python_join(
     scopes: Scopes,
     categories: Categories,
     reply_parties: bytes | None,
-    text: str,
+    text: str | tuple[str],
     reply_match: bytes,
 ) -> None:
     """Append the MO's change events (per category, per scope) to ``changes`` and, when
@@ -55,10 +79,14 @@ def python_join(
 
     ``change_head``/``reply_head``: a document's JSON up to its id; ``emitted``: the batch's
     ``emitted_at`` as JSON; ``reply_parties``: a reply's JSON from the end of its id to "to";
+    ``text``: the reply's, or ``(text,)`` with a shape plan's markers for the sender and account;
     ``reply_match``: from "keyword" to "in_reply_to". Ids are
-    :func:`worker.events.outgoing.change_event_id`'s and ``reply_id``'s.
+    :func:`worker.events.outgoing.change_event_id`'s and ``reply_id``'s. ``subaccount`` and
+    ``channel`` (with ``account`` and ``sender``) fill the markers of a shape plan's pieces.
     """
     quoted = orjson.dumps(address)
+    values = {b"a": orjson.dumps(account), b"s": orjson.dumps(subaccount), b"n": orjson.dumps(sender)}
+    values[b"c"] = orjson.dumps(channel)
     where: dict[str, str | int] = {
         "topic": topic,
         "partition": partition,
@@ -69,20 +97,21 @@ def python_join(
     rest = orjson.dumps(where) + times
     for tail, middle in categories:
         for key_head, event_head in scopes:
-            key = key_head + quoted + tail
+            key = fill(key_head, values) + quoted + tail
             event_id = change_event_id(account, message_id, key).encode()
-            changes.append((key, b"".join((change_head, event_id, event_head, quoted, middle, rest))))
+            event = fill(event_head, values)
+            changes.append((key, b"".join((change_head, event_id, event, quoted, middle, rest))))
     if reply_parties is not None:
         value = b"".join(
             (
                 reply_head,
                 reply_id(account, message_id).encode(),
-                reply_parties,
+                fill(reply_parties, values),
                 quoted,
                 b',"from":',
                 orjson.dumps(sender),
                 b',"text":',
-                orjson.dumps(text),
+                orjson.dumps(text if isinstance(text, str) else fill_text(text[0], account, sender)),
                 reply_match,
                 orjson.dumps(message_id),
                 b',"source":',

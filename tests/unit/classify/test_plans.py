@@ -14,7 +14,7 @@ from worker.classify.decide import classify, decide, decide_encoded
 from worker.classify.rules import PHRASE_TEXTS_MAX, default_rulebook
 from worker.events.inbound import decode, to_message
 from worker.events.outgoing import CHANGE_HEAD, encode_change, encode_reply
-from worker.model import Source
+from worker.model import Intent, Source
 
 decide_module = sys.modules["worker.classify.decide"]
 EMITTED = "2026-11-24T10:00:01.000000Z"
@@ -55,17 +55,47 @@ def _encoded(doc: dict[str, Any], rules: Any) -> tuple[list[tuple[bytes, bytes]]
 
 
 @pytest.mark.parametrize("text", ["STOP", "START", "HELP", "please remove me from your list", "Stop please"])
-def test_a_plan_is_made_once_per_match_and_context_and_its_records_are_the_objects_paths(text: str) -> None:
+def test_a_plan_is_made_once_per_match_whatever_the_context_and_its_records_are_the_objects_paths(
+    text: str,
+) -> None:
+    """A shape plan: its pieces hold markers for the MO's account, subaccount, sender and channel
+    (the reply text names the sender), filled in the join; one per match and whether the MO names
+    a subaccount, so MOs from new accounts and senders make none."""
     rules = default_rulebook().base
     first = _doc(text, "m-1")
     assert _encoded(first, rules) == _expected(first, rules)
     assert len(rules.plans) == 1
-    again = _doc(text, "m-2")  # another MO, same match and context: the plan is reused
+    again = _doc(text, "m-2")  # another MO, same match: the plan is reused
     assert _encoded(again, rules) == _expected(again, rules)
+    others = [
+        _doc(text, "m-3", sender="55555"),  # the reply names the sender: filled in, not a plan of its own
+        _doc(text, "m-4", account='o"thér\\'),  # JSON escapes and UTF-8 in the filled values
+        {**_doc(text, "m-5"), "channel": "whatsapp"},
+    ]
+    for doc in others:
+        assert _encoded(doc, rules) == _expected(doc, rules)
     assert len(rules.plans) == 1
-    other = _doc(text, "m-3", sender="55555")  # another sender: a plan of its own (its reply names it)
-    assert _encoded(other, rules) == _expected(other, rules)
+    with_sub = {**_doc(text, "m-6"), "subaccount_id": "branch-1"}  # a subaccount: scopes of its own kind
+    assert _encoded(with_sub, rules) == _expected(with_sub, rules)
+    other_sub = {**_doc(text, "m-7", sender="55555"), "subaccount_id": "branch-2"}
+    assert _encoded(other_sub, rules) == _expected(other_sub, rules)
     assert len(rules.plans) == 2
+
+
+def test_a_reply_with_a_control_character_of_its_own_is_planned_per_context() -> None:
+    """A rules file's reply holding 0x01 (which would read as a marker) gets a plan per context,
+    as before shape plans: the same records either way."""
+    book = default_rulebook()
+    base = dataclasses.replace(
+        book.base, replies={**book.base.replies, Intent.OPT_OUT: {"*": "bye \x01a from {sender}"}}
+    )
+    for n, sender in enumerate(("12345", "55555", "12345")):
+        doc = _doc("STOP", f"m-{n}", sender=sender)
+        assert _encoded(doc, base) == _expected(doc, base)
+    shapes = [key for key in base.plans if len(key) == 2]
+    contexts = [key for key in base.plans if len(key) == 5]
+    assert [base.plans[key] for key in shapes] == [None]  # the match's shape: none, per context instead
+    assert len(contexts) == 2  # one per sender
 
 
 def test_a_phrase_makes_one_match_per_text_found() -> None:

@@ -24,40 +24,53 @@ def test_the_c_extension_was_built_where_a_compiler_is() -> None:
 
 
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=200)  # what orjson.loads can give
-PART = st.text(st.characters(exclude_categories=["Cs"]), max_size=40).map(str.encode)  # JSON pieces: UTF-8
+#: A shape plan's markers (0x01 and a letter) and lone 0x01s among the text: the join fills the first.
+MARKED = st.lists(
+    st.one_of(TEXT, st.sampled_from(["\x01a", "\x01s", "\x01n", "\x01c", "\x01", "\x01x"])), max_size=6
+).map("".join)
+PART = MARKED.map(str.encode)  # JSON pieces: UTF-8
 PAIRS = st.lists(st.tuples(PART, PART), max_size=6).map(tuple)
+PARTIES = st.one_of(st.none(), PART)
+
+
+Pairs = tuple[tuple[bytes, bytes], ...]
 
 
 def _args(
-    account: str, message_id: str, address: str, sender: str, text: str, offset: int,
-    scopes: tuple[tuple[bytes, bytes], ...], categories: tuple[tuple[bytes, bytes], ...], reply: bool,
+    account: str, message_id: str, address: str, sender: str, text: str | tuple[str], offset: int,
+    scopes: Pairs, categories: Pairs, parties: bytes | None, subaccount: str | None, channel: str,
 ) -> tuple[Any, ...]:  # fmt: skip
     return (
-        [], [], b'{"schema":1,"event_id":"', b'{"schema":1,"reply_id":"', account, message_id, address,
-        sender, "2026-11-24T10:00:00.000000Z", "mo.inbound", 3, offset, b'"2026-11-24T10:00:01.000000Z"',
-        scopes, categories, b'","intent":"opt_out","to":' if reply else None, text, b',"in_reply_to":',
+        [], [], b'{"schema":1,"event_id":"', b'{"schema":1,"reply_id":"', account, subaccount, message_id,
+        address, sender, channel, "2026-11-24T10:00:00.000000Z", "mo.inbound", 3, offset,
+        b'"2026-11-24T10:00:01.000000Z"', scopes, categories, parties, text, b',"in_reply_to":',
     )  # fmt: skip
 
 
 @pytest.mark.skipif(not joined.COMPILED, reason="the C extension was not built (no C compiler)")
-@given(TEXT, TEXT, TEXT, TEXT, TEXT, st.integers(0, 2**63 - 1), PAIRS, PAIRS, st.booleans())
+@given(TEXT, TEXT, TEXT, TEXT, MARKED | MARKED.map(lambda t: (t,)), st.integers(0, 2**63 - 1), PAIRS, PAIRS,
+       PARTIES, st.none() | TEXT, TEXT)  # fmt: skip
 @example("acme", "m-1", "+15551234567", "ACME", "Stop \x00\x1f\"\\\b\f\n\r\t\x7f é \u2028", 0,
-         ((b"[a,", b"x"),), ((b"]", b"y"),), True)  # fmt: skip
-@example("a" * 150, "m" * 120, "x", "s", "", 7, ((b"k" * 100, b""),), ((b"", b""),), True)  # past a block
+         ((b"[a,", b"x"),), ((b"]", b"y"),), b'","to":', None, "sms")  # fmt: skip
+@example("a" * 150, "m" * 120, "x", "s", "", 7, ((b"k" * 100, b""),), ((b"", b""),), b"", "s",
+         "rcs")  # past a block  # fmt: skip
+@example('a"é', "m", "x", "s\n", ("from \x01n (\x01a) \x01 \x01s",), 0,
+         ((b"[\x01a,\x01s,\x01n,\x01c,", b"\x01x\x01"),), ((b"]", b""),), b"\x01a\x01s\x01c", "s\\",
+         "c\x01")  # markers and lone 0x01s in every piece  # fmt: skip
 def test_the_c_join_writes_what_the_python_join_writes(
-    account: str, message_id: str, address: str, sender: str, text: str, offset: int,
-    scopes: tuple[tuple[bytes, bytes], ...], categories: tuple[tuple[bytes, bytes], ...], reply: bool,
+    account: str, message_id: str, address: str, sender: str, text: str | tuple[str], offset: int,
+    scopes: Pairs, categories: Pairs, parties: bytes | None, subaccount: str | None, channel: str,
 ) -> None:  # fmt: skip
     from worker.events._joined import join
 
-    python = _args(account, message_id, address, sender, text, offset, scopes, categories, reply)
-    compiled = _args(account, message_id, address, sender, text, offset, scopes, categories, reply)
+    given = (account, message_id, address, sender, text, offset, scopes, categories, parties)
+    python, compiled = _args(*given, subaccount, channel), _args(*given, subaccount, channel)
     python_join(*python)
     join(*compiled)
     assert compiled[0] == python[0]
     assert compiled[1] == python[1]
     assert len(python[0]) == len(scopes) * len(categories)
-    assert len(python[1]) == int(reply)
+    assert len(python[1]) == int(parties is not None)
     # Two bytes objects make no cycle: the C join's pairs are left out of the collector's walks.
     assert not any(gc.is_tracked(pair) for pair in compiled[0] + compiled[1])
 
@@ -71,9 +84,9 @@ def test_the_python_join_writes_orjsons_strings_and_derive_ids_ids(
     replies: list[tuple[bytes, bytes]] = []
     key_head, event_head, tail, middle = b'["account",', b'","scope":{},"address":', b"]", b',"source":'
     python_join(
-        changes, replies, b'{"event_id":"', b'{"reply_id":"', account, message_id, address, "SENDER",
-        "2026-11-24T10:00:00.000000Z", "in", 0, 9, b'"now"', ((key_head, event_head),), ((tail, middle),),
-        b'","to":', text, b',"in_reply_to":',
+        changes, replies, b'{"event_id":"', b'{"reply_id":"', account, None, message_id, address, "SENDER",
+        "sms", "2026-11-24T10:00:00.000000Z", "in", 0, 9, b'"now"', ((key_head, event_head),),
+        ((tail, middle),), b'","to":', text, b',"in_reply_to":',
     )  # fmt: skip
     ((key, change),) = changes
     ((reply_key, reply),) = replies
