@@ -1,8 +1,9 @@
 """A keyword MO's change events and reply, joined from cached JSON pieces: the classifier's encoder.
 
-:func:`worker.classify.decide.decide_encoded` decides what a keyword MO changes and caches, per
-scope, match and reply, the JSON pieces those decide; :func:`join_keyword_records` adds what is
-the MO's own (its address, sender, ids, source and times) and appends the (key, value) records.
+:func:`worker.classify.decide.decide_encoded` decides what a keyword MO changes and keeps, per
+match, the JSON pieces that decides, with markers where the MO's account, subaccount, sender and
+channel go (:data:`MARKS`); :func:`join_keyword_records` fills them and adds the rest of what is
+the MO's own (its address, ids, source and times) and appends the (key, value) records.
 The result is byte for byte what ``orjson.dumps`` writes for the documents
 :func:`worker.events.outgoing.encode_change` and ``encode_reply`` build
 (``tests/unit/events/test_joined.py`` and ``tests/unit/stream/test_pipeline.py`` compare them).
