@@ -246,16 +246,36 @@ static int fill_index(uint8_t c)
     }
 }
 
+/* A shape plan's reply text, given as (text,), holds markers for the sender and the account its
+ * template names only: 0x01 and "n" or "a", written escaped inside the text's JSON string. Only
+ * there: a text given as a str may hold any character, a 0x01 of a sender's own too. */
+static int text_fill_index(uint8_t c)
+{
+    return c == 'a' ? FILL_ACCOUNT : c == 'n' ? FILL_SENDER : -1;
+}
+
+/* The next marker in [p, end), or NULL; *fill its fill. A lone 0x01 is no marker: passed over. */
+static const uint8_t *next_mark(const uint8_t *p, const uint8_t *end, int in_text, int *fill)
+{
+    const uint8_t *mark;
+    while (p < end && (mark = memchr(p, 0x01, (size_t)(end - p))) != NULL) {
+        *fill = mark + 1 == end ? -1 : in_text ? text_fill_index(mark[1]) : fill_index(mark[1]);
+        if (*fill >= 0)
+            return mark;
+        p = mark + 1;
+    }
+    return NULL;
+}
+
 /* The size of piece once filled. */
 static Py_ssize_t filled_size(Span piece, const Span *fills)
 {
     Py_ssize_t size = piece.n;
     const uint8_t *p = piece.s, *end = piece.s + piece.n, *mark;
-    while (p < end && (mark = memchr(p, 0x01, (size_t)(end - p))) != NULL) {
-        int i = mark + 1 < end ? fill_index(mark[1]) : -1;
-        if (i >= 0)
-            size += fills[i].n - 2;
-        p = mark + (i >= 0 ? 2 : 1);
+    int i;
+    while ((mark = next_mark(p, end, 0, &i)) != NULL) {
+        size += fills[i].n - 2;
+        p = mark + 2;
     }
     return size;
 }
@@ -263,14 +283,8 @@ static Py_ssize_t filled_size(Span piece, const Span *fills)
 static char *put_filled(char *out, Span piece, const Span *fills)
 {
     const uint8_t *p = piece.s, *end = piece.s + piece.n, *mark;
-    while (p < end && (mark = memchr(p, 0x01, (size_t)(end - p))) != NULL) {
-        int i = mark + 1 < end ? fill_index(mark[1]) : -1;
-        if (i < 0) {
-            memcpy(out, p, (size_t)(mark + 1 - p));
-            out += mark + 1 - p;
-            p = mark + 1;
-            continue;
-        }
+    int i;
+    while ((mark = next_mark(p, end, 0, &i)) != NULL) {
         memcpy(out, p, (size_t)(mark - p));
         out = put(out + (mark - p), fills[i]);
         p = mark + 2;
@@ -279,24 +293,15 @@ static char *put_filled(char *out, Span piece, const Span *fills)
     return out + (end - p);
 }
 
-/* A shape plan's reply text, given as (text,): the sender and the account its template names, as
- * 0x01 and "n" or "a" in the text, written escaped inside the text's JSON string. Only there: a
- * text given as a str may hold any character, a 0x01 of a sender's own too. */
-static int text_fill_index(uint8_t c)
-{
-    return c == 'a' ? FILL_ACCOUNT : c == 'n' ? FILL_SENDER : -1;
-}
-
-/* quoted_size() of text once its markers are replaced by raw (the values' UTF-8). */
+/* quoted_size() of a marked text once its markers are replaced by raw (the values' UTF-8). */
 static Py_ssize_t quoted_filled_size(Span text, const Span *raw)
 {
     Py_ssize_t size = quoted_size(text.s, text.n);
     const uint8_t *p = text.s, *end = text.s + text.n, *mark;
-    while (p < end && (mark = memchr(p, 0x01, (size_t)(end - p))) != NULL) {
-        int i = mark + 1 < end ? text_fill_index(mark[1]) : -1;
-        if (i >= 0) /* "\u0001" and the letter out, the value escaped in */
-            size += quoted_size(raw[i].s, raw[i].n) - 2 - 7;
-        p = mark + (i >= 0 ? 2 : 1);
+    int i;
+    while ((mark = next_mark(p, end, 1, &i)) != NULL) {
+        size += quoted_size(raw[i].s, raw[i].n) - 2 - 7; /* "\u0001" and the letter out */
+        p = mark + 2;
     }
     return size;
 }
@@ -304,14 +309,9 @@ static Py_ssize_t quoted_filled_size(Span text, const Span *raw)
 static char *write_quoted_filled(char *out, Span text, const Span *raw)
 {
     const uint8_t *p = text.s, *end = text.s + text.n, *mark;
+    int i;
     *out++ = '"';
-    while (p < end && (mark = memchr(p, 0x01, (size_t)(end - p))) != NULL) {
-        int i = mark + 1 < end ? text_fill_index(mark[1]) : -1;
-        if (i < 0) {
-            out = write_escaped(out, p, mark + 1 - p);
-            p = mark + 1;
-            continue;
-        }
+    while ((mark = next_mark(p, end, 1, &i)) != NULL) {
         out = write_escaped(write_escaped(out, p, mark - p), raw[i].s, raw[i].n);
         p = mark + 2;
     }

@@ -82,22 +82,6 @@ def test_a_plan_is_made_once_per_match_whatever_the_context_and_its_records_are_
     assert len(rules.plans) == 2
 
 
-def test_a_reply_with_a_control_character_of_its_own_is_planned_per_context() -> None:
-    """A rules file's reply holding 0x01 (which would read as a marker) gets a plan per context,
-    as before shape plans: the same records either way."""
-    book = default_rulebook()
-    base = dataclasses.replace(
-        book.base, replies={**book.base.replies, Intent.OPT_OUT: {"*": "bye \x01a from {sender}"}}
-    )
-    for n, sender in enumerate(("12345", "55555", "12345")):
-        doc = _doc("STOP", f"m-{n}", sender=sender)
-        assert _encoded(doc, base) == _expected(doc, base)
-    shapes = [key for key in base.plans if len(key) == 2]
-    contexts = [key for key in base.plans if len(key) == 5]
-    assert [base.plans[key] for key in shapes] == [None]  # the match's shape: none, per context instead
-    assert len(contexts) == 2  # one per sender
-
-
 def test_a_phrase_makes_one_match_per_text_found() -> None:
     """Phrase matches are built per message; the plans are filed by match object, so a phrase
     returns the same object for the same text (or every phrased STOP would miss)."""
@@ -115,13 +99,39 @@ def test_a_phrase_makes_one_match_per_text_found() -> None:
     assert item.match(f"text {PHRASE_TEXTS_MAX + 5}") is not item.match(f"text {PHRASE_TEXTS_MAX + 5}")
 
 
+def _per_context_rules() -> Any:
+    """The default rules with an opt-out reply that holds a 0x01 of its own: planned per context."""
+    base = default_rulebook().base
+    return dataclasses.replace(
+        base, replies={**base.replies, Intent.OPT_OUT: {"*": "bye \x01a from {sender}"}}
+    )
+
+
+def test_a_reply_with_a_control_character_of_its_own_is_planned_per_context() -> None:
+    """A rules file's reply holding 0x01 (which would read as a marker) gets a plan per context,
+    as before shape plans: the same records either way."""
+    rules = _per_context_rules()
+    for n, sender in enumerate(("12345", "55555", "12345")):
+        doc = _doc("STOP", f"m-{n}", sender=sender)
+        assert _encoded(doc, rules) == _expected(doc, rules)
+    shapes = [key for key in rules.plans if len(key) == 2]
+    contexts = [key for key in rules.plans if len(key) == 5]
+    assert [rules.plans[key] for key in shapes] == [None]  # the match's shape: none, per context instead
+    assert len(contexts) == 2  # one per sender
+
+
 def test_the_plans_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plans per context (the only ones that grow with the traffic) are bounded: full, the
+    kept plans go and are made again."""
     monkeypatch.setattr(decide_module, "_PLANS_MAX", 3)
-    rules = default_rulebook().base
+    rules = _per_context_rules()
+    sizes = []
     for n in range(7):
         doc = _doc("STOP", f"m-{n}", account=f"acc-{n}")
         assert _encoded(doc, rules) == _expected(doc, rules)
-        assert 1 <= len(rules.plans) <= 3
+        sizes.append(len(rules.plans))
+    assert max(sizes) == 3  # the bound was reached, never passed
+    assert sizes[-1] < 3  # and the plans were let go once
 
 
 def test_plans_belong_to_their_rule_set() -> None:
