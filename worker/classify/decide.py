@@ -821,7 +821,7 @@ _Plan = tuple[
 ]
 #: The plans a rule set keeps (:attr:`RuleSet.plans`), each about 270 bytes: a shape plan per match
 #: and whether the MO names a subaccount (a few dozen), and a plan per MO context for the matches
-#: whose reply names the sender or the account (none with the built-in replies).
+#: whose reply template holds a 0x01 of its own (none with the built-in replies).
 _PLANS_MAX = 16_384
 #: What a shape plan is made with instead of the MO's own values: their JSON (``"\u0001a"``...) is
 #: then replaced by the markers the join fills (:data:`worker.events.joined.MARKS`).
@@ -866,24 +866,19 @@ def _shape(match: Match, rules: RuleSet, no_subaccount: bool) -> _Plan | None:
     subaccount, not on which one. None (kept too) for a template with a control character 0x01
     of its own, which would read as a marker: its plans are per context."""
     stand_in = _STAND_INS
-    plan: _Plan | None = _plan(
-        match,
-        rules,
-        stand_in["account"],
-        None if no_subaccount else stand_in["subaccount"],
-        stand_in["sender"],
-        stand_in["channel"],
-    )
-    assert plan is not None
-    assert isinstance(plan[4], str)
-    template, text = rules.reply_text(match) or "", plan[4]
-    if "\x01" in template or _STAND_INS["subaccount"] in text or _STAND_INS["channel"] in text:
+    sub = None if no_subaccount else stand_in["subaccount"]
+    made = _plan(match, rules, stand_in["account"], sub, stand_in["sender"], stand_in["channel"])
+    text = made[4]
+    assert isinstance(text, str)  # a plan made per context has its text as it is
+    plan: _Plan | None = made
+    template = rules.reply_text(match) or ""
+    if "\x01" in template or stand_in["subaccount"] in text or stand_in["channel"] in text:
         plan = None  # a rules file's text with a control character of its own: per context
-    elif plan[1] is not None:
-        scopes = tuple((_marked(key), _marked(event)) for key, event in plan[1])
-        parties = None if plan[3] is None else _marked(plan[3])
+    elif made[1] is not None:
+        scopes = tuple((_marked(key), _marked(event)) for key, event in made[1])
+        parties = None if made[3] is None else _marked(made[3])
         marked = (text,) if "\x01" in text else text  # (text,): it has markers
-        plan = (plan[0], scopes, plan[2], parties, marked, plan[5])
+        plan = (match, scopes, made[2], parties, marked, made[5])
     return _keep(rules.plans, (id(match), no_subaccount), plan)
 
 
