@@ -13,6 +13,7 @@ import pytest
 from worker.classify.decide import classify, decide, decide_encoded
 from worker.classify.rules import PHRASE_TEXTS_MAX, default_rulebook
 from worker.events.inbound import decode, to_message
+from worker.events.joined import python_join
 from worker.events.outgoing import CHANGE_HEAD, encode_change, encode_reply
 from worker.model import Intent, Source
 
@@ -97,6 +98,24 @@ def test_a_phrase_makes_one_match_per_text_found() -> None:
     assert len(item.found) == PHRASE_TEXTS_MAX
     assert item.match("text 0") is item.match("text 0")
     assert item.match(f"text {PHRASE_TEXTS_MAX + 5}") is not item.match(f"text {PHRASE_TEXTS_MAX + 5}")
+
+
+@pytest.mark.parametrize("text", ["STOP", "START", "HELP", "Stop please"])
+def test_without_the_c_extension_the_python_join_fills_the_shape_plans(
+    monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    """An install without a C compiler: no join_planned, and the Python join fills the markers."""
+    monkeypatch.setattr(decide_module, "join_planned", None)
+    monkeypatch.setattr(decide_module, "join_keyword_records", python_join)
+    rules = default_rulebook().base
+    docs = [
+        _doc(text, "m-1"),
+        _doc(text, "m-2", sender="55555", account='o"thér\\'),
+        {**_doc(text, "m-3"), "subaccount_id": "branch-1", "channel": "whatsapp"},
+    ]
+    for doc in docs:
+        assert _encoded(doc, rules) == _expected(doc, rules)
+    assert len(rules.plans) == 2  # one shape without a subaccount, one with
 
 
 def _per_context_rules() -> Any:
