@@ -104,8 +104,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--contenders", type=_names(CONTENDERS), default=list(CONTENDERS), help="comma-separated"
     )
     parser.add_argument("--seed", type=int, default=20261124, help="workload seed")
-    accounts = ACCOUNTS
-    parser.add_argument("--accounts", type=_positive, default=accounts, help=f"MO accounts ({accounts})")
+    parser.add_argument("--accounts", type=_positive, default=ACCOUNTS, help=f"MO accounts ({ACCOUNTS})")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON report; the PNG goes beside it")
     parser.add_argument("--phase-timeout", type=_positive, default=600, help="seconds per run (600)")
     parser.add_argument("--broker", choices=BROKERS, default="tansu", help="tansu (default) or kafka")

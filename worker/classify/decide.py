@@ -823,10 +823,11 @@ _Plan = tuple[
 #: and whether the MO names a subaccount (a few dozen), and a plan per MO context for the matches
 #: whose reply template holds a 0x01 of its own (none with the built-in replies).
 _PLANS_MAX = 16_384
-#: What a shape plan is made with instead of the MO's own values: their JSON (``"\u0001a"``...) is
-#: then replaced by the markers the join fills (:data:`worker.events.joined.MARKS`).
-_STAND_INS = {"account": "\x01a", "subaccount": "\x01s", "sender": "\x01n", "channel": "\x01c"}
-_MARKING = tuple((orjson.dumps(_STAND_INS[name]), mark) for name, mark in MARKS.items())
+#: What a shape plan is made with instead of the MO's own values: the markers themselves, as str,
+#: whose JSON (``"\u0001a"``...) is then replaced by the markers the join fills
+#: (:data:`worker.events.joined.MARKS`).
+_STAND_INS = {name: mark.decode() for name, mark in MARKS.items()}
+_MARKING = tuple((orjson.dumps(stand_in), MARKS[name]) for name, stand_in in _STAND_INS.items())
 
 
 def _plan_for(
@@ -863,23 +864,23 @@ def _shape(match: Match, rules: RuleSet, no_subaccount: bool) -> _Plan | None:
     in ``rules.plans`` under ``(id(match), no_subaccount)``: the reply text keeps the sender and
     account its template names as markers too (the join writes them escaped into it). A
     subaccount-level rule's scope and an opt-in's scopes depend on whether the MO names a
-    subaccount, not on which one. None (kept too) for a template with a control character 0x01
-    of its own, which would read as a marker: its plans are per context."""
+    subaccount, not on which one. None (kept too) when the reply's template or the match's
+    keyword holds a control character 0x01 of its own, which would read as a marker in the text:
+    its plans are per context."""
+    key = (id(match), no_subaccount)
+    if "\x01" in (rules.reply_text(match) or "") or "\x01" in match.keyword:
+        return _keep(rules.plans, key, None)
     stand_in = _STAND_INS
     sub = None if no_subaccount else stand_in["subaccount"]
-    made = _plan(match, rules, stand_in["account"], sub, stand_in["sender"], stand_in["channel"])
-    text = made[4]
-    assert isinstance(text, str)  # a plan made per context has its text as it is
-    plan: _Plan | None = made
-    template = rules.reply_text(match) or ""
-    if "\x01" in template or stand_in["subaccount"] in text or stand_in["channel"] in text:
-        plan = None  # a rules file's text with a control character of its own: per context
-    elif made[1] is not None:
-        scopes = tuple((_marked(key), _marked(event)) for key, event in made[1])
-        parties = None if made[3] is None else _marked(made[3])
+    plan = _plan(match, rules, stand_in["account"], sub, stand_in["sender"], stand_in["channel"])
+    if plan[1] is not None:
+        text = plan[4]
+        assert isinstance(text, str)  # a plan made per context has its text as it is
         marked = (text,) if "\x01" in text else text  # (text,): it has markers
-        plan = (match, scopes, made[2], parties, marked, made[5])
-    return _keep(rules.plans, (id(match), no_subaccount), plan)
+        parties = None if plan[3] is None else _marked(plan[3])
+        scopes = tuple((_marked(head), _marked(event)) for head, event in plan[1])
+        plan = (match, scopes, plan[2], parties, marked, plan[5])
+    return _keep(rules.plans, key, plan)
 
 
 def _marked(piece: bytes) -> bytes:

@@ -267,17 +267,18 @@ static const uint8_t *next_mark(const uint8_t *p, const uint8_t *end, int in_tex
     return NULL;
 }
 
-/* The size of piece once filled. */
-static Py_ssize_t filled_size(Span piece, const Span *fills)
+/* The size of piece once filled: base (its own size, or a text's quoted size) and, per marker, the
+ * fill's size for the marker's: 2 bytes in a piece; in a text 7 escaped ("\u0001" and the
+ * letter), and the fill written without its quotes. */
+static Py_ssize_t filled_size(Span piece, Py_ssize_t base, const Span *fills, int in_text)
 {
-    Py_ssize_t size = piece.n;
     const uint8_t *p = piece.s, *end = piece.s + piece.n, *mark;
     int i;
-    while ((mark = next_mark(p, end, 0, &i)) != NULL) {
-        size += fills[i].n - 2;
+    while ((mark = next_mark(p, end, in_text, &i)) != NULL) {
+        base += fills[i].n - (in_text ? 7 + 2 : 2);
         p = mark + 2;
     }
-    return size;
+    return base;
 }
 
 static char *put_filled(char *out, Span piece, const Span *fills)
@@ -291,19 +292,6 @@ static char *put_filled(char *out, Span piece, const Span *fills)
     }
     memcpy(out, p, (size_t)(end - p));
     return out + (end - p);
-}
-
-/* quoted_size() of a marked text once its markers are replaced by raw (the values' UTF-8). */
-static Py_ssize_t quoted_filled_size(Span text, const Span *raw)
-{
-    Py_ssize_t size = quoted_size(text.s, text.n);
-    const uint8_t *p = text.s, *end = text.s + text.n, *mark;
-    int i;
-    while ((mark = next_mark(p, end, 1, &i)) != NULL) {
-        size += quoted_size(raw[i].s, raw[i].n) - 2 - 7; /* "\u0001" and the letter out */
-        p = mark + 2;
-    }
-    return size;
 }
 
 static char *write_quoted_filled(char *out, Span text, const Span *raw)
@@ -455,7 +443,7 @@ static PyObject *join(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Span key_head, event_head;
             if (pair_of(PyTuple_GET_ITEM(scopes, i), &key_head, &event_head) < 0)
                 goto done;
-            PyObject *key = PyBytes_FromStringAndSize(NULL, filled_size(key_head, fills) + quoted.n + tail.n);
+            PyObject *key = PyBytes_FromStringAndSize(NULL, filled_size(key_head, key_head.n, fills, 0) + quoted.n + tail.n);
             if (key == NULL)
                 goto done;
             put(put(put_filled(PyBytes_AS_STRING(key), key_head, fills), quoted), tail);
@@ -468,7 +456,7 @@ static PyObject *join(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             b2_update(&id, (const uint8_t *)"\x1f", 1);
             b2_update(&id, (const uint8_t *)PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key));
             PyObject *value = PyBytes_FromStringAndSize(
-                NULL, change_head.n + 32 + filled_size(event_head, fills) + quoted.n + middle.n + rest.n);
+                NULL, change_head.n + 32 + filled_size(event_head, event_head.n, fills, 0) + quoted.n + middle.n + rest.n);
             if (value != NULL) {
                 char *v = put(PyBytes_AS_STRING(value), change_head);
                 b2_hex(&id, v);
@@ -493,8 +481,10 @@ static PyObject *join(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         b2_update(&id, account.s, (size_t)account.n);
         b2_update(&id, (const uint8_t *)"\x1f", 1);
         b2_update(&id, message_id.s, (size_t)message_id.n);
-        Py_ssize_t size = reply_head.n + 32 + filled_size(reply_parties, fills) + quoted.n + 8 + quoted_size(sender.s, sender.n) +
-                          8 + (marked ? quoted_filled_size(text, raw) : quoted_size(text.s, text.n)) + reply_match.n +
+        Py_ssize_t text_n = quoted_size(text.s, text.n);
+        Py_ssize_t size = reply_head.n + 32 + filled_size(reply_parties, reply_parties.n, fills, 0) + quoted.n + 8 +
+                          fills[FILL_SENDER].n + 8 + (marked ? filled_size(text, text_n, fills, 1) : text_n) +
+                          reply_match.n +
                           quoted_size(message_id.s, message_id.n) + 10 + rest.n;
         PyObject *value = PyBytes_FromStringAndSize(NULL, size);
         if (value != NULL) {
@@ -502,7 +492,7 @@ static PyObject *join(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             b2_hex(&id, v);
             v = put(put_filled(v + 32, reply_parties, fills), quoted);
             v = LIT(v, ",\"from\":");
-            v = write_quoted(v, sender.s, sender.n);
+            v = put(v, fills[FILL_SENDER]); /* the sender as JSON, written once above */
             v = LIT(v, ",\"text\":");
             v = marked ? write_quoted_filled(v, text, raw) : write_quoted(v, text.s, text.n);
             v = put(v, reply_match);

@@ -86,8 +86,8 @@ def python_join(
     ``channel`` (with ``account`` and ``sender``) fill the markers of a shape plan's pieces.
     """
     quoted = orjson.dumps(address)
-    values = {b"a": orjson.dumps(account), b"s": orjson.dumps(subaccount), b"n": orjson.dumps(sender)}
-    values[b"c"] = orjson.dumps(channel)
+    dumps = orjson.dumps
+    values = {b"a": dumps(account), b"s": dumps(subaccount), b"n": dumps(sender), b"c": dumps(channel)}
     where: dict[str, str | int] = {
         "topic": topic,
         "partition": partition,

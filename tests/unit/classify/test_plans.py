@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from worker.classify.decide import classify, decide, decide_encoded
-from worker.classify.rules import PHRASE_TEXTS_MAX, default_rulebook
+from worker.classify.rules import PHRASE_TEXTS_MAX, Match, default_rulebook
 from worker.events.inbound import decode, to_message
 from worker.events.joined import python_join
 from worker.events.outgoing import CHANGE_HEAD, encode_change, encode_reply
@@ -33,10 +33,13 @@ def _doc(text: str, message_id: str, sender: str = "12345", account: str = "acc"
     }
 
 
-def _expected(doc: dict[str, Any], rules: Any) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+Records = list[tuple[bytes, bytes]]
+
+
+def _expected(doc: dict[str, Any], rules: Any, match: Match | None = None) -> tuple[Records, Records]:
     """The records the objects path (decide, then encode_change and encode_reply) writes."""
     message = to_message(*decode(orjson.dumps(doc)))
-    match = classify(doc["text"], rules)
+    match = match or classify(doc["text"], rules)
     assert match is not None
     decision = decide(message, match, rules, Source("mo.inbound", 0, 7, doc["message_id"]))
     changes = [(key, encode_change(event, EMITTED)) for key, event in decision.changes]
@@ -45,8 +48,8 @@ def _expected(doc: dict[str, Any], rules: Any) -> tuple[list[tuple[bytes, bytes]
     return changes, replies
 
 
-def _encoded(doc: dict[str, Any], rules: Any) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
-    match = classify(doc["text"], rules)
+def _encoded(doc: dict[str, Any], rules: Any, match: Match | None = None) -> tuple[Records, Records]:
+    match = match or classify(doc["text"], rules)
     assert match is not None
     changes: list[tuple[bytes, bytes]] = []
     replies: list[tuple[bytes, bytes]] = []
@@ -116,6 +119,22 @@ def test_without_the_c_extension_the_python_join_fills_the_shape_plans(
     for doc in docs:
         assert _encoded(doc, rules) == _expected(doc, rules)
     assert len(rules.plans) == 2  # one shape without a subaccount, one with
+
+
+def test_a_keyword_with_a_control_character_of_its_own_is_planned_per_context() -> None:
+    """A keyword that holds 0x01 (a provider signal's keyword is the subscriber's text) in a reply
+    that names it: in a shape plan's text it would read as a marker, so its plans are per context."""
+    base = default_rulebook().base
+    rules = dataclasses.replace(
+        base, replies={**base.replies, Intent.OPT_OUT: {"*": "{keyword} from {sender}"}}
+    )
+    stop = classify("STOP", rules)
+    assert stop is not None
+    match = dataclasses.replace(stop, keyword="ST\x01aOP \x01n")
+    for n, sender in enumerate(("12345", "55555")):
+        doc = _doc("STOP", f"m-{n}", sender=sender)
+        assert _encoded(doc, rules, match) == _expected(doc, rules, match)
+    assert [plan for key, plan in rules.plans.items() if len(key) == 2] == [None]
 
 
 def _per_context_rules() -> Any:
