@@ -6,7 +6,7 @@ classifier's transaction costs without any load, and how the AddPartitionsToTxn 
 Starts its own Apache Kafka broker, creates the topics (4 partitions), and runs
 :meth:`worker.stream.delivery.PartitionProducers.deliver` for one input partition ``N`` times per
 round: ``K`` change events and the input offset in one transaction, each transaction right after
-the last one's commit, as a busy partition's cycles run (:class:`worker.stream.cycles.PartitionCycles`).
+the last one's commit, as a busy partition's cycles run (:class:`worker.stream.cycles.TransactionCycles`).
 Each ``--retry`` setting (the first and the longest wait in ms after CONCURRENT_TRANSACTIONS,
 :mod:`worker.stream.txn_retry`; ``5:5`` is the fixed 5 ms of stops 27-33) runs once per round, in
 alternated order. Prints per setting the transactions' p50/p90/p99/mean and how many
@@ -142,7 +142,7 @@ async def run(
                 txn_retry.install(*setting)
                 for _ in range(args.transactions):
                     started = time.perf_counter()
-                    done = await producers.deliver(tp, records, offset, offset + 1, backoff, stop)
+                    done = await producers.deliver({tp: (offset, offset + 1)}, records, backoff, stop)
                     times[setting].append((time.perf_counter() - started) * 1000)
                     if not done.committed:
                         raise RuntimeError(f"transaction {offset} not committed")

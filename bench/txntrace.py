@@ -3,7 +3,7 @@ long each broker request took (its retries' waits included), and what the broker
 than success.
 
 ``python -m bench.txntrace OUT.json classifier`` runs ``optout classifier`` with aiokafka's
-producer request handlers and :meth:`~worker.stream.delivery.PartitionProducers.deliver` wrapped,
+producer request handlers and :meth:`~worker.stream.delivery.TransactionalOutput.deliver` wrapped,
 and writes the summary (:func:`summarize`) to ``OUT.json`` when the process exits.
 ``python -m bench.latency --broker kafka --trace`` runs the classifier so and prints the summary
 under its latency figures.
@@ -81,7 +81,7 @@ def install(trace: Trace) -> Callable[[], None]:
     from aiokafka.errors import for_code
     from aiokafka.producer import sender
 
-    from worker.stream.delivery import PartitionProducers
+    from worker.stream.delivery import TransactionalOutput
 
     undo: list[tuple[type, str, Any]] = []
 
@@ -114,16 +114,18 @@ def install(trace: Trace) -> Callable[[], None]:
             replace(cls, "do", timed_do(cls.__dict__["do"]))
         replace(cls, "handle_response", counted(cls.__dict__["handle_response"]))
 
-    deliver = PartitionProducers.deliver
+    deliver = TransactionalOutput.deliver
 
-    async def traced_deliver(self: PartitionProducers, tp: Any, records: Sequence[Any], *rest: Any) -> Any:
+    async def traced_deliver(
+        self: TransactionalOutput, offsets: Any, records: Sequence[Any], *rest: Any
+    ) -> Any:
         started = time.perf_counter()
-        result = await deliver(self, tp, records, *rest)
+        result = await deliver(self, offsets, records, *rest)
         trace.transactions.append(time.perf_counter() - started)
         trace.records.append(len(records))
         return result
 
-    replace(PartitionProducers, "deliver", traced_deliver)
+    replace(TransactionalOutput, "deliver", traced_deliver)
 
     def uninstall() -> None:
         for cls, name, original in reversed(undo):

@@ -43,8 +43,9 @@ _SNAP, _RULES, _BATCH, _LOGS = "snapshots", "classification", "batching", "logs 
 _API = "HTTP API (optout api)"
 _FETCH = "the classifier's input fetches"
 _WEBHOOKS = "webhooks"
+_DELIVERY = "delivery"
 _SHOWN: dict[str, tuple[str, ...] | None] = {
-    "classifier": (_KAFKA, _TOPICS, _RULES, _HTTP, _BATCH, _FETCH, _LOGS),
+    "classifier": (_KAFKA, _TOPICS, _RULES, _HTTP, _DELIVERY, _BATCH, _FETCH, _LOGS),
     "projector": (_KAFKA, _TOPICS, _PG, _HTTP, _SNAP, _BATCH, _LOGS),
     "classify": (_RULES, _LOGS),
     "check": (_PG, _LOGS),

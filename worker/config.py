@@ -347,6 +347,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("delivery", "OPTOUT_DELIVERY", "auto", _choice("auto", "exactly-once", "at-least-once"),
             "classifier delivery: exactly-once (Kafka transactions), at-least-once (deterministic "
             "ids), or auto: exactly-once where the broker has transactions"),
+    Setting("transactions", "OPTOUT_TRANSACTIONS", "auto", _choice("auto", "per-process", "per-partition"),
+            "exactly-once: a transactional producer per process (KIP-447, Apache Kafka 2.5+) or "
+            "per input partition; auto: per process where the broker can"),
     Setting("api_host", "OPTOUT_API_HOST", "0.0.0.0", str,
             "address `optout api` binds; 127.0.0.1: this machine only"),
     Setting("api_port", "OPTOUT_API_PORT", "8080", _port, "port of `optout api`; 0 picks a free one"),
@@ -427,6 +430,7 @@ class Settings:
     ssl_keyfile: str
     ssl_key_password: str
     delivery: str
+    transactions: str
     api_host: str
     api_port: int
     api_rate: float
@@ -589,6 +593,7 @@ HELP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("snapshots", ("SNAPSHOT_",)),
     ("HTTP API (optout api)", ("API_",)),
     ("classification", ("RULES", "CONFIRMATION_")),
+    ("delivery", ("DELIVERY", "TRANSACTIONS")),
     ("batching", ("BATCH_", "POLL_", "BURST_", "COMMIT_", "TRANSACTION_", "PRODUCE_")),
     ("the classifier's input fetches", ("FETCH_",)),
     ("logs and local state", ("LOG_", "DATA_DIR")),

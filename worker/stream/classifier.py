@@ -24,15 +24,15 @@ sends the output and reads the broker's answers: the batch step gives one every
 in hand: it is handed over, acked and committed before the loop ends.
 
 Where the broker has transactions (Apache Kafka and the like) the classifier runs **exactly-once**
-instead: steps 2 and 3 become a transaction per partition, which commits the output and the
-consumed offset together, with a transactional producer per input partition (see
-:mod:`worker.stream.delivery` for why per partition, and how a new owner avoids stale offsets).
-Each partition's transactions follow one another, independent of the other partitions': what the
-loop classifies while a partition's transaction commits goes into its next one
-(:class:`PartitionCycles`). Its batches are bigger (``OPTOUT_BATCH_MAX_RECORDS=auto``).
-``OPTOUT_DELIVERY`` chooses (``auto`` by default: exactly-once where the broker has transactions);
-the classifier logs the mode it runs in, in one line, at start. Producers are idempotent wherever
-the broker supports it.
+instead: steps 2 and 3 become a transaction, which commits the output and the consumed offsets
+together. One transactional producer serves the whole process where the broker has KIP-447's
+requests (:mod:`worker.stream.process_delivery`), one per input partition elsewhere
+(:mod:`worker.stream.delivery`: why, and how a new owner avoids stale offsets); ``OPTOUT_TRANSACTIONS``
+chooses. A producer's transactions follow one another: what the loop classifies while one commits
+goes into its next one (:class:`TransactionCycles`). Its batches are bigger
+(``OPTOUT_BATCH_MAX_RECORDS=auto``). ``OPTOUT_DELIVERY`` chooses the mode (``auto`` by default:
+exactly-once where the broker has transactions); the classifier logs the mode it runs in, in one
+line, at start. Producers are idempotent wherever the broker supports it.
 """
 
 from __future__ import annotations
@@ -64,9 +64,17 @@ from worker.logs import KAFKA
 from worker.ops.metrics import ClassifierMetrics
 from worker.stream.allocator import keep_big_buffers
 from worker.stream.batch import BatchOutput, classify_records
-from worker.stream.cycles import PartitionCycles
+from worker.stream.cycles import TransactionCycles
 from worker.stream.deadletters import log_dead_letters
-from worker.stream.delivery import AT_LEAST_ONCE, EXACTLY_ONCE, Delivered, PartitionProducers
+from worker.stream.delivery import (
+    AT_LEAST_ONCE,
+    EXACTLY_ONCE,
+    PER_PROCESS,
+    Delivered,
+    PartitionProducers,
+    TransactionalOutput,
+    transaction_layout,
+)
 from worker.stream.encoded import OwnBatches
 from worker.stream.kafka import BrokerFeatures, make_consumer, make_producer
 from worker.stream.loop import (
@@ -83,6 +91,7 @@ from worker.stream.loop import (
     tune_gc_for_throughput,
     update_lag,
 )
+from worker.stream.process_delivery import ProcessProducer
 from worker.stream.produce import ByTopic, producer_ids
 from worker.stream.recent import RecentTail
 from worker.stream.records import RawPassingOver
@@ -140,11 +149,12 @@ async def run_classifier(
     # (see the module docstring). Set once the producer is.
     output: OneInFlight | None = None
 
-    async def deliver(tp: TopicPartition, first: int, after: int, items: list[Classified]) -> Delivered:
-        """Exactly-once: one transaction of ``tp``'s output (one or more batches' of it)."""
+    async def deliver(offsets: dict[TopicPartition, tuple[int, int]], items: list[Classified]) -> Delivered:
+        """Exactly-once: one transaction of the output of ``offsets``' partitions (one or more
+        batches' of each)."""
         assert partitions is not None
         outs = [out for out, _ in items]
-        result = await partitions.deliver(tp, _outgoing_all(topics, outs), first, after, producing, stop)
+        result = await partitions.deliver(offsets, _outgoing_all(topics, outs), producing, stop)
         if result.committed:
             consumed = 0
             for out in outs:
@@ -152,16 +162,17 @@ async def run_classifier(
                 consumed += out.consumed
             started = items[0][1]
             _observe_batch(metrics, consumed, started)
-            update_lag(consumer, metrics, {tp: after})
+            update_lag(consumer, metrics, {tp: after for tp, (_, after) in offsets.items()})
             stats.batch_done(consumed, started)
         elif result.fenced:
             metrics.commit_failures.inc()
             with contextlib.suppress(Exception):
-                consumer.pause(tp)  # until the next assignment, which repositions it
+                consumer.pause(*offsets)  # until the next assignment, which repositions them
         return result
 
-    # Exactly-once: each partition's transactions, one after another, while the loop goes on.
-    transactions: PartitionCycles[Classified] = PartitionCycles(deliver, settings.txn_interval_ms / 1000)
+    # Exactly-once: each producer's transactions, one after another, while the loop goes on (the
+    # layout, a producer per process or per partition, is known once the broker is: set below).
+    transactions: TransactionCycles[Classified] = TransactionCycles(deliver)
 
     async def commit_revoked(revoked: set[TopicPartition]) -> None:
         await transactions.drain()  # exactly-once: what was classified is committed (or not) first
@@ -207,7 +218,7 @@ async def run_classifier(
     producing = Backoff(KAFKA, log)
     committing = Backoff(KAFKA, log)
     producer: Any = None
-    partitions: PartitionProducers | None = None
+    partitions: TransactionalOutput | None = None
     try:
         features = await detect_features(
             settings, metrics, log, stop, transactions=settings.delivery != AT_LEAST_ONCE
@@ -217,7 +228,11 @@ async def run_classifier(
         mode = delivery_mode(settings, features)
         log.info("%s", mode_line(settings, mode, features))
         if mode == EXACTLY_ONCE:
-            partitions = PartitionProducers(settings, consumer, log)
+            per_process = transaction_layout(settings, features) == PER_PROCESS
+            partitions = (ProcessProducer if per_process else PartitionProducers)(settings, consumer, log)
+            transactions = TransactionCycles(
+                deliver, settings.txn_interval_ms / 1000, per_process=per_process
+            )
         else:
             producer = make_producer(settings, idempotent=features.idempotence)
             output = OneInFlight(producer, producing, metrics, stop, log, own_batches)
@@ -314,7 +329,7 @@ async def _classify_into_transactions(
     rulebook: RuleBook,
     formats: dict[str, str],
     recent: RecentChanges | None,
-    transactions: PartitionCycles[Classified],
+    transactions: TransactionCycles[Classified],
     started: float,
 ) -> None:
     """Exactly-once: each partition's records classified into an output of its own, queued for
@@ -352,9 +367,14 @@ def delivery_mode(settings: Settings, features: BrokerFeatures) -> str:
 
 def mode_line(settings: Settings, mode: str, features: BrokerFeatures) -> str:
     if mode == EXACTLY_ONCE:
+        producers = (
+            "one transactional producer for the process, fenced by the group's generation (KIP-447),"
+            if transaction_layout(settings, features) == PER_PROCESS
+            else "a transactional producer per input partition"
+        )
         return (
-            "delivery: exactly-once (a transactional producer per input partition commits the output "
-            "and the input offsets together; readers use read_committed)"
+            f"delivery: exactly-once ({producers} commits the output and the input offsets together; "
+            "readers use read_committed)"
         )
     if settings.delivery == AT_LEAST_ONCE:
         why = "OPTOUT_DELIVERY=at-least-once"

@@ -128,6 +128,9 @@ class BrokerFeatures:
     transactions: bool
     detail: str
     """Why not, when a feature is missing: the broker's answer to InitProducerId."""
+    group_fencing: bool = False
+    """TxnOffsetCommit v3 and OffsetFetch v7 (KIP-447): one transactional producer per process is
+    safe (:mod:`worker.stream.group_txn`)."""
 
 
 async def probe_features(
@@ -147,7 +150,28 @@ async def probe_features(
     has_tx, detail = await _try_producer(
         settings, seconds, transactional_id=f"{settings.group_id}.probe", transaction_timeout_ms=10000
     )
-    return BrokerFeatures(True, has_tx, detail)
+    if not has_tx:
+        return BrokerFeatures(True, False, detail)
+    return BrokerFeatures(True, True, detail, group_fencing=await _has_group_fencing(settings, seconds))
+
+
+async def _has_group_fencing(settings: Settings, seconds: float) -> bool:
+    """Whether the broker lists TxnOffsetCommit v3 and OffsetFetch v7 (ApiVersions)."""
+    from aiokafka.client import AIOKafkaClient
+    from aiokafka.protocol.admin import ApiVersionRequest
+
+    from worker.stream.group_txn import supports_group_fencing
+
+    client = AIOKafkaClient(**client_kwargs(settings))
+    try:
+        async with asyncio.timeout(seconds):
+            await client.bootstrap()
+            answer = await client.send(client.get_random_node(), ApiVersionRequest())
+    except (*_UNREACHABLE, OSError, TimeoutError) as exc:
+        raise unavailable(settings, exc) from None
+    finally:
+        await client.close()
+    return supports_group_fencing({key: (low, high) for key, low, high in answer.api_versions})
 
 
 async def _try_producer(settings: Settings, seconds: float, **options: Any) -> tuple[bool, str]:

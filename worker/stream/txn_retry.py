@@ -2,7 +2,7 @@
 broker answers CONCURRENT_TRANSACTIONS: 1 ms, then twice as long each time, at most 20 ms.
 
 Why: each partition's next transaction starts as soon as its last commit returns
-(:class:`worker.stream.cycles.PartitionCycles`), while the broker is still writing that commit's
+(:class:`worker.stream.cycles.TransactionCycles`), while the broker is still writing that commit's
 markers; until they are written, AddPartitionsToTxn is answered CONCURRENT_TRANSACTIONS. aiokafka
 then waits a fixed 20 ms (its ``BACKOFF_OVERRIDE``; it cites KAFKA-5477). The
 markers usually take a millisecond or two. Measured on Apache Kafka, 2 cores (``python -m

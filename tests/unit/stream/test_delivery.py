@@ -11,11 +11,12 @@ from worker.config import Settings
 from worker.errors import ConfigError
 from worker.stream import txn_retry
 from worker.stream.classifier import delivery_mode, mode_line
-from worker.stream.delivery import transactional_id
+from worker.stream.delivery import transaction_layout, transactional_id
 from worker.stream.kafka import BrokerFeatures
 from worker.stream.txn_retry import retry_seconds
 
-KAFKA = BrokerFeatures(idempotence=True, transactions=True, detail="")
+KAFKA = BrokerFeatures(idempotence=True, transactions=True, detail="", group_fencing=True)
+OLD_KAFKA = BrokerFeatures(idempotence=True, transactions=True, detail="")  # before 2.5: no KIP-447
 TANSU = BrokerFeatures(idempotence=False, transactions=False, detail="InitProducerId answered UnknownError")
 
 
@@ -51,6 +52,34 @@ def test_at_least_once_line_says_why_and_which_producer() -> None:
     line = mode_line(chosen, "at-least-once", KAFKA)
     assert "OPTOUT_DELIVERY=at-least-once" in line
     assert "idempotent" in line
+
+
+@pytest.mark.parametrize(
+    ("setting", "features", "layout"),
+    [
+        ("auto", KAFKA, "per-process"),
+        ("auto", OLD_KAFKA, "per-partition"),
+        ("per-process", KAFKA, "per-process"),
+        ("per-partition", KAFKA, "per-partition"),
+        ("per-partition", OLD_KAFKA, "per-partition"),
+    ],
+)
+def test_transaction_layout_follows_the_setting_and_the_broker(
+    setting: str, features: BrokerFeatures, layout: str
+) -> None:
+    settings = Settings.from_mapping({"OPTOUT_TRANSACTIONS": setting})
+    assert transaction_layout(settings, features) == layout
+    line = mode_line(settings, "exactly-once", features)
+    assert ("one transactional producer for the process" in line) == (layout == "per-process")
+    assert ("a transactional producer per input partition" in line) == (layout == "per-partition")
+
+
+def test_per_process_on_a_broker_without_kip_447_is_a_one_line_config_error() -> None:
+    settings = Settings.from_mapping({"OPTOUT_TRANSACTIONS": "per-process"})
+    with pytest.raises(
+        ConfigError, match=r"^OPTOUT_TRANSACTIONS=per-process, but .* use auto or per-partition$"
+    ):
+        transaction_layout(settings, OLD_KAFKA)
 
 
 def test_one_transactional_id_per_input_partition() -> None:
