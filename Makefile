@@ -94,7 +94,8 @@ bench-snapshot: $(STAMP)
 bench-propagation: $(STAMP)
 	$(BIN)/python -m bench.propagation $(BENCH_ARGS)
 
-## bench-latency: MO produced -> its change event acknowledged at 20,000 MO/s offered, for 60 s
+## bench-latency: MO produced -> its change event acknowledged at 20,000 MO/s offered, timed 60 s
+##        after a warm-up (90 s on Apache Kafka: its JIT; 10 s on Tansu)
 ##        (make bench-latency BROKER=kafka: on Apache Kafka, where the broker stamps the ack time)
 bench-latency: $(STAMP)
 	$(BIN)/python -m bench.latency --broker $(BROKER) $(BENCH_ARGS)

@@ -506,25 +506,14 @@ async def test_new_owner_fences_the_old_and_reads_the_final_offset(kafka: KafkaB
     OffsetFetch still answers the old offset)."""
     import logging
 
-    from aiokafka import TopicPartition
-
     from worker.backoff import Backoff
     from worker.logs import KAFKA
     from worker.stream.delivery import PartitionProducers
-    from worker.stream.kafka import make_consumer
 
-    topics = await create_topics(kafka.bootstrap, partitions=1)
-    settings = settings_of(kafka_env(kafka, topics, "fence"))
-    tp = TopicPartition(topics.inbound, 0)
+    topics, tp, owners = await _two_assigned_owners(kafka, PartitionProducers, "fence")
     log = logging.getLogger("test.fence")
     stop = asyncio.Event()
-    owners = []
-    for _ in range(2):
-        consumer = make_consumer(settings, settings.group_id)
-        await consumer.start()
-        consumer.assign([tp])
-        owners.append((consumer, PartitionProducers(settings, consumer, log)))
-    (old_consumer, old), (new_consumer, new) = owners
+    (_, old), (_, new) = owners
     backoff = Backoff(KAFKA, log)
     try:
         assert await old.take_over({tp}, backoff, stop)
@@ -532,21 +521,54 @@ async def test_new_owner_fences_the_old_and_reads_the_final_offset(kafka: KafkaB
         zombie = await old.deliver({tp: (0, 5)}, [(topics.changes, b"z", b"zombie")], backoff, stop)
         assert (zombie.committed, zombie.fenced) == (False, True)
         assert tp not in old.producers
-        for offset in range(20):
-            owner, other = (new, old) if offset % 2 == 0 else (old, new)
-            other_consumer = old_consumer if owner is new else new_consumer
-            done = await owner.deliver(
-                {tp: (offset, offset + 1)}, [(topics.changes, b"k", b"v%d" % offset)], backoff, stop
-            )
-            assert done.committed
-            assert await other.take_over({tp}, backoff, stop)  # at once: inside the stale window
-            assert await other_consumer.position(tp) == offset + 1, f"stale offset on take-over {offset}"
-        values = [r.value for r in await read_all(kafka.bootstrap, topics.changes)]
-        assert values == [b"v%d" % i for i in range(20)]
+        await _hand_over_twenty(kafka, topics, tp, [owners[1], owners[0]], backoff, stop)
     finally:
         for consumer, producers in owners:
             await producers.close()
             await consumer.stop()
+
+
+async def _two_assigned_owners(
+    kafka: KafkaBroker, layout: Any, suffix: str
+) -> tuple[Topics, TopicPartition, list[Any]]:
+    """A one-partition topic and two would-be owners of it in one group, each a consumer assigned
+    the partition by hand and its ``layout`` of transactional producers (not yet taken over)."""
+    import logging
+
+    from worker.stream.kafka import make_consumer
+
+    topics = await create_topics(kafka.bootstrap, partitions=1)
+    settings = settings_of(kafka_env(kafka, topics, suffix))
+    tp = TopicPartition(topics.inbound, 0)
+    owners = []
+    for _ in range(2):
+        consumer = make_consumer(settings, settings.group_id)
+        await consumer.start()
+        consumer.assign([tp])
+        owners.append((consumer, layout(settings, consumer, logging.getLogger(f"test.{suffix}"))))
+    return topics, tp, owners
+
+
+async def _hand_over_twenty(
+    kafka: KafkaBroker,
+    topics: Topics,
+    tp: TopicPartition,
+    owners: list[Any],
+    backoff: Any,
+    stop: asyncio.Event,
+) -> None:
+    """``owners`` ((consumer, producers) pairs, the first owning ``tp``) take turns: each commits one
+    record's batch, and at once the other takes the partition over and must start after it."""
+    for offset in range(20):
+        (_, owner), (other_consumer, other) = owners[offset % 2], owners[1 - offset % 2]
+        done = await owner.deliver(
+            {tp: (offset, offset + 1)}, [(topics.changes, b"k", b"v%d" % offset)], backoff, stop
+        )
+        assert done.committed
+        assert await other.take_over({tp}, backoff, stop)  # at once: inside the stale window
+        assert await other_consumer.position(tp) == offset + 1, f"stale offset on take-over {offset}"
+    values = [r.value for r in await read_all(kafka.bootstrap, topics.changes)]
+    assert values == [b"v%d" % i for i in range(20)]
 
 
 # -- one transactional producer per process (KIP-447) --------------------------------------------
@@ -625,35 +647,15 @@ async def test_per_process_a_new_owner_reads_the_final_offset(kafka: KafkaBroker
 
     from worker.backoff import Backoff
     from worker.logs import KAFKA
-    from worker.stream.kafka import make_consumer
     from worker.stream.process_delivery import ProcessProducer
 
-    topics = await create_topics(kafka.bootstrap, partitions=1)
-    settings = settings_of(kafka_env(kafka, topics, "stable"))
-    tp = TopicPartition(topics.inbound, 0)
+    topics, tp, owners = await _two_assigned_owners(kafka, ProcessProducer, "stable")
     log = logging.getLogger("test.stable")
     stop = asyncio.Event()
-    owners = []
-    for _ in range(2):
-        consumer = make_consumer(settings, settings.group_id)
-        await consumer.start()
-        consumer.assign([tp])
-        owners.append((consumer, ProcessProducer(settings, consumer, log)))
-    (old_consumer, old), (new_consumer, new) = owners
     backoff = Backoff(KAFKA, log)
     try:
-        assert await old.take_over({tp}, backoff, stop)
-        for offset in range(20):
-            owner, other = (old, new) if offset % 2 == 0 else (new, old)
-            other_consumer = new_consumer if owner is old else old_consumer
-            done = await owner.deliver(
-                {tp: (offset, offset + 1)}, [(topics.changes, b"k", b"v%d" % offset)], backoff, stop
-            )
-            assert done.committed
-            assert await other.take_over({tp}, backoff, stop)  # at once: inside the stale window
-            assert await other_consumer.position(tp) == offset + 1, f"stale offset on take-over {offset}"
-        values = [r.value for r in await read_all(kafka.bootstrap, topics.changes)]
-        assert values == [b"v%d" % i for i in range(20)]
+        assert await owners[0][1].take_over({tp}, backoff, stop)
+        await _hand_over_twenty(kafka, topics, tp, owners, backoff, stop)
     finally:
         for consumer, producers in owners:
             await producers.close()

@@ -59,22 +59,31 @@ GroupMember = Callable[[], tuple[int, str]]
 """The consumer's current (generation id, member id)."""
 
 
+def _rows(*fields: tuple[str, Any]) -> CompactArray:
+    """A flexible version's array of structs: each ends with its tagged fields."""
+    return CompactArray(*fields, ("tags", TaggedFields))
+
+
+def _per_topic(partitions: Any) -> CompactArray:
+    """The topics array every request and answer here has: a name, then its partitions."""
+    return _rows(("topic", CompactString("utf-8")), ("partitions", partitions))
+
+
+#: A partition's offset, as both the commit and the fetch's answer carry it.
+_OFFSET = (
+    ("partition", Int32),
+    ("offset", Int64),
+    ("leader_epoch", Int32),
+    ("metadata", CompactString("utf-8")),
+)
+
+
 class _TxnOffsetCommitResponse_v3(Response):  # type: ignore[misc]  # noqa: N801 (aiokafka's names)
     API_KEY = TXN_OFFSET_COMMIT
     API_VERSION = 3
     SCHEMA = Schema(
         ("throttle_time_ms", Int32),
-        (
-            "topics",
-            CompactArray(
-                ("topic", CompactString("utf-8")),
-                (
-                    "partitions",
-                    CompactArray(("partition", Int32), ("error_code", Int16), ("tags", TaggedFields)),
-                ),
-                ("tags", TaggedFields),
-            ),
-        ),
+        ("topics", _per_topic(_rows(("partition", Int32), ("error_code", Int16)))),
         ("tags", TaggedFields),
     )
 
@@ -94,20 +103,7 @@ class _TxnOffsetCommitRequest_v3(RequestStruct):  # type: ignore[misc]  # noqa: 
         ("group_instance_id", CompactString("utf-8")),
         (
             "topics",
-            CompactArray(
-                ("topic", CompactString("utf-8")),
-                (
-                    "partitions",
-                    CompactArray(
-                        ("partition", Int32),
-                        ("offset", Int64),
-                        ("leader_epoch", Int32),
-                        ("metadata", CompactString("utf-8")),
-                        ("tags", TaggedFields),
-                    ),
-                ),
-                ("tags", TaggedFields),
-            ),
+            _per_topic(_rows(*_OFFSET)),
         ),
         ("tags", TaggedFields),
     )
@@ -145,21 +141,7 @@ class _OffsetFetchResponse_v7(Response):  # type: ignore[misc]  # noqa: N801
         ("throttle_time_ms", Int32),
         (
             "topics",
-            CompactArray(
-                ("topic", CompactString("utf-8")),
-                (
-                    "partitions",
-                    CompactArray(
-                        ("partition", Int32),
-                        ("offset", Int64),
-                        ("leader_epoch", Int32),
-                        ("metadata", CompactString("utf-8")),
-                        ("error_code", Int16),
-                        ("tags", TaggedFields),
-                    ),
-                ),
-                ("tags", TaggedFields),
-            ),
+            _per_topic(_rows(*_OFFSET, ("error_code", Int16))),
         ),
         ("error_code", Int16),
         ("tags", TaggedFields),
@@ -173,14 +155,7 @@ class _OffsetFetchRequest_v7(RequestStruct):  # type: ignore[misc]  # noqa: N801
     RESPONSE_TYPE = _OffsetFetchResponse_v7
     SCHEMA = Schema(
         ("group_id", CompactString("utf-8")),
-        (
-            "topics",
-            CompactArray(
-                ("topic", CompactString("utf-8")),
-                ("partitions", CompactArray(Int32)),
-                ("tags", TaggedFields),
-            ),
-        ),
+        ("topics", _per_topic(CompactArray(Int32))),
         ("require_stable", Boolean),
         ("tags", TaggedFields),
     )
