@@ -83,6 +83,45 @@ async def create_topics(bootstrap: str, partitions: int = 4, **client: Any) -> T
     return names
 
 
+async def no_open_transactions(bootstrap: str, topics: list[str], seconds: float = 60.0) -> float:
+    """Wait until no transaction is open on ``topics`` (each partition's last stable offset, what
+    a read_committed reader reads up to, has reached its high watermark); the seconds waited.
+
+    A classifier killed with a transaction open leaves it open until its transactional id is used
+    again (a producer per partition: at the next owner's start) or the transaction coordinator
+    times it out (a producer per process: ``transaction.timeout.ms``, checked every 10 s), and
+    until then read_committed readers see nothing after its first record."""
+    began = time.monotonic()
+    readers = {
+        level: AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=level, enable_auto_commit=False)
+        for level in ("read_committed", "read_uncommitted")
+    }
+    for reader in readers.values():
+        await reader.start()
+    try:
+        reader = readers["read_committed"]
+        for topic in topics:
+            reader._client.add_topic(topic)  # track unsubscribed topics' metadata, as read_all does
+        await reader._client.force_metadata_update()
+        tps = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(reader.partitions_for_topic(topic) or ())
+        ]
+        assert len(tps) >= len(topics), f"no partitions known for {topics}"
+        while True:
+            stable = await readers["read_committed"].end_offsets(tps)
+            high = await readers["read_uncommitted"].end_offsets(tps)
+            if stable == high:
+                return time.monotonic() - began
+            if time.monotonic() - began > seconds:
+                raise AssertionError(f"transactions still open after {seconds}s: {stable} < {high}")
+            await asyncio.sleep(0.5)
+    finally:
+        for reader in readers.values():
+            await reader.stop()
+
+
 async def read_all(
     bootstrap: str,
     topic: str,

@@ -30,6 +30,7 @@ from tests.integration.kafka_fixtures import (
     committed_total,
     create_topics,
     duplicates,
+    no_open_transactions,
     read_all,
     run_apache_kafka,
 )
@@ -110,9 +111,13 @@ async def produce_inbound(bootstrap: str, topic: str, values: list[bytes]) -> No
     )
 
 
-async def assert_exactly_once(bootstrap: str, topics: Topics, want: Expected) -> dict[str, int]:
+async def assert_exactly_once(bootstrap: str, topics: Topics, want: Expected) -> dict[str, float]:
     """read_committed: every expected change and reply once, nothing else; returns what a
-    read_uncommitted reader saw in addition (aborted output of killed transactions)."""
+    read_uncommitted reader saw in addition (aborted output of killed transactions), and how long
+    the transactions a kill left open took to be aborted (read_committed readers see nothing
+    after their first record until then: at once with a producer per partition, the next owner's
+    InitProducerId; within the coordinator's timeout with one per process)."""
+    waited = await no_open_transactions(bootstrap, [topics.changes, topics.replies, topics.dead_letter])
     changes = [orjson.loads(r.value)["event_id"] for r in await read_all(bootstrap, topics.changes)]
     replies = [orjson.loads(r.value)["reply_id"] for r in await read_all(bootstrap, topics.replies)]
     letters = await read_all(bootstrap, topics.dead_letter)
@@ -122,7 +127,11 @@ async def assert_exactly_once(bootstrap: str, topics: Topics, want: Expected) ->
     assert set(replies) == want.replies
     assert len(letters) == want.dead_letters
     raw = await read_all(bootstrap, topics.changes, isolation_level="read_uncommitted")
-    return {"changes_committed": len(changes), "changes_uncommitted_reader": len(raw)}
+    return {
+        "changes_committed": len(changes),
+        "changes_uncommitted_reader": len(raw),
+        "open_transactions_waited_s": round(waited, 1),
+    }
 
 
 def kafka_env(broker: KafkaBroker, topics: Topics, suffix: str, **extra: str) -> dict[str, str]:
@@ -209,7 +218,7 @@ async def test_exactly_once_through_kill_9(kafka: KafkaBroker, tmp_path: Path, l
     assert log.count(producers) == 4
 
 
-async def _kill_9_run(kafka: KafkaBroker, tmp_path: Path, delivery: str, **extra: str) -> dict[str, int]:
+async def _kill_9_run(kafka: KafkaBroker, tmp_path: Path, delivery: str, **extra: str) -> dict[str, float]:
     bootstrap = kafka.bootstrap
     topics = await create_topics(bootstrap)
     values = inbound(30_000, "k9")

@@ -78,6 +78,7 @@ from worker.backoff import Backoff
 from worker.config import Settings
 from worker.errors import ConfigError, OutputRefusedError
 from worker.stream import txn_retry
+from worker.stream.group_txn import GROUP_FENCED
 from worker.stream.kafka import BrokerFeatures, make_producer
 from worker.stream.loop import REFUSED_FOR_GOOD, REFUSED_HINT
 from worker.stream.produce import send_batches
@@ -336,14 +337,17 @@ def _names(offsets: Offsets) -> str:
 
 
 _NEVER_RETRIEVED = "Future exception was never retrieved"
+_QUIETED = (ProducerFenced, *GROUP_FENCED)
 
 
 def quiet_fenced_futures(loop: asyncio.AbstractEventLoop) -> None:
-    """Drop asyncio's "Future exception was never retrieved" reports of ``ProducerFenced`` (once per
-    loop; every other report goes to the handler that was there).
+    """Drop asyncio's "Future exception was never retrieved" reports of ``ProducerFenced`` and of
+    the group's refusals of a transaction's offsets (:data:`worker.stream.group_txn.GROUP_FENCED`),
+    once per loop; every other report goes to the handler that was there.
 
-    A fenced producer leaves the error on internal aiokafka futures nobody awaits; :meth:`deliver`
-    has handled it (the batch dropped, the partition left to its new owner). Reported, it is a
+    A fenced producer, or a transaction whose offsets the group refused, leaves the error on
+    internal aiokafka futures nobody awaits; :meth:`TransactionalOutput.deliver` has handled it
+    (the batch dropped, the partitions left to their new owner). Reported, it is a
     traceback at an arbitrary moment (whenever the garbage collector frees the future), and on
     CPython 3.11.7 formatting that traceback there broke a later ``ast.parse`` in the same process
     ("SystemError: AST constructor recursion depth mismatch", seen at the end of a test run).
@@ -353,9 +357,7 @@ def quiet_fenced_futures(loop: asyncio.AbstractEventLoop) -> None:
         return
 
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if context.get("message") == _NEVER_RETRIEVED and isinstance(
-            context.get("exception"), ProducerFenced
-        ):
+        if context.get("message") == _NEVER_RETRIEVED and isinstance(context.get("exception"), _QUIETED):
             return
         if previous is not None:
             previous(loop, context)

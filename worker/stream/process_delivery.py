@@ -23,9 +23,11 @@ Why it is as safe as a producer per partition:
 
 The transactional id is the group's and a random suffix, new per process, so no two classifiers
 ever share one. A classifier killed with a transaction open leaves it to the transaction
-coordinator, which aborts it after :data:`TRANSACTION_TIMEOUT_MS` (Kafka Streams' choice for the
-same layout): until then read_committed readers of the partitions it wrote, and the new owner of
-its input partitions, wait. A clean stop (SIGTERM) commits first and leaves nothing open.
+coordinator, which aborts it once :data:`TRANSACTION_TIMEOUT_MS` has passed (Kafka Streams' choice
+for the same layout; the coordinator looks every 10 s, so 10-20 s): until then read_committed
+readers of the partitions it wrote see nothing after its first record, and the new owner of its
+input partitions may wait too. Nothing is lost (``test_exactly_once_through_kill_9``). A clean
+stop (SIGTERM) commits first and leaves nothing open.
 """
 
 from __future__ import annotations
